@@ -1,0 +1,47 @@
+"""Shared fixtures: tiny random Llama-architecture models with the real Llama 3 tokenizer.
+
+Each package's own fixtures live in its test modules; only cross-package ones live here.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import reference_templates  # noqa: E402
+import tiny_models  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def llama3_tokenizer():
+    """The real Llama 3 tokenizer (no chat template)."""
+    return tiny_models.llama3_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def tiny_guard_path(tmp_path_factory) -> Path:
+    """A random 2-layer Llama with the Llama 3 tokenizer and the Llama Guard 2 template.
+
+    Its config names it "meta-llama/Meta-Llama-Guard-2-8B" so version detection sees Guard 2.
+    """
+    return tiny_models.build_tiny_llama(
+        tmp_path_factory.mktemp("tiny-guard"), reference_templates.LLAMA_GUARD_2,
+        name_or_path="meta-llama/Meta-Llama-Guard-2-8B")
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_path(tmp_path_factory) -> Path:
+    """A random 2-layer Llama with the Llama 3 tokenizer and the Llama 3 Instruct template."""
+    return tiny_models.build_tiny_llama(
+        tmp_path_factory.mktemp("tiny-chat"), reference_templates.LLAMA3_INSTRUCT,
+        name_or_path="meta-llama/Meta-Llama-3-8B-Instruct", seed=1)
