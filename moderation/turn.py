@@ -1,0 +1,227 @@
+"""One moderated chat turn, as plain Python: check the prompt, stream the reply while
+checking it, check the whole reply.
+
+`run_turn` is a generator of `TurnState` snapshots; the last one is the turn's record.
+Nothing here knows Gradio, a model family, or how a guard works inside:
+
+    guard.check(conversation, policy, threshold) -> Verdict     (never raises)
+    chat.fit(messages, settings) -> Fitted(messages, dropped)    (may raise ContextTooLong)
+    chat.stream(messages, settings, stop_event) -> Iterator[str] (may raise ChatError)
+
+A sketch of one safe turn, with the states it yields (`shown` is what a person sees):
+
+    checking prompt  -> shown=""          verdicts=(prompt,)
+    streaming        -> shown="Paris"     ...
+    streaming        -> shown="Paris is"  verdicts=(prompt, partial)
+    done, answered   -> shown="Paris is the capital."  verdicts=(prompt, partial, response)
+
+Fail closed: a guard error, timeout or unreadable answer blocks the turn; in the
+*hold* policy no text is shown before a check that covers it has passed.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field, replace
+from typing import Iterator, Sequence
+
+from chat import ChatError, GenerationSettings
+from guard.policy import Policy
+from guard.verdict import AGENT, USER, Verdict, failed_verdict
+
+STREAM_FIRST, HOLD = "stream-first", "hold"
+ANSWERED, REFUSED, RETRACTED, ERROR = "answered", "refused", "retracted", "error"
+
+REFUSAL = "I can't help with that: the message was flagged by the safety guard."
+RETRACTION = "The reply was withdrawn: the safety guard flagged it."
+WITHHELD = "The reply was withheld: the safety guard flagged it before it was shown."
+GUARD_FAILED = "The turn was blocked because the safety guard could not judge it ({why})."
+
+
+@dataclass(frozen=True)
+class TurnSettings:
+    """How a turn is moderated. `check_every` counts streamed chunks (about one token
+    each); 0 checks only the finished reply."""
+
+    threshold: float = 0.5
+    check_every: int = 16
+    stream_policy: str = STREAM_FIRST
+    policy: Policy = field(default_factory=Policy)
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    system_prompt: str = ""
+    guard_timeout_s: float = 60.0
+    guard_context_turns: int = 2  # earlier answered turns shown to the guard with a prompt
+
+
+@dataclass(frozen=True)
+class Check:
+    """A verdict and the stage of the turn it judged: prompt, partial reply, or response."""
+
+    stage: str
+    verdict: Verdict
+
+
+@dataclass(frozen=True)
+class TurnState:
+    user: str
+    shown: str = ""  # reply text a person may see now
+    reply: str = ""  # all text the model produced (kept for the record, even if withheld)
+    checks: tuple[Check, ...] = ()
+    outcome: str | None = None  # None while the turn runs
+    notice: str = ""  # refusal / retraction / error text, for a person
+    dropped: int = 0  # oldest history messages left out to fit the context
+    stopped: bool = False  # the person pressed stop
+
+    @property
+    def done(self) -> bool:
+        return self.outcome is not None
+
+    @property
+    def flagged(self) -> bool:
+        return any(not c.verdict.safe for c in self.checks)
+
+
+def history_messages(records: Sequence[TurnState]) -> list[dict]:
+    """The conversation so far as chat messages: answered turns only (refused prompts and
+    withdrawn replies never reach the chat model again)."""
+    messages: list[dict] = []
+    for r in records:
+        if r.outcome == ANSWERED and r.shown:
+            messages += [{"role": "user", "content": r.user}, {"role": "assistant", "content": r.shown}]
+    return messages
+
+
+def clean_message(text: str) -> str:
+    """Printable text only: drops control characters (keeps newlines and tabs) and
+    replaces lone surrogates, so every layer downstream gets valid UTF-8.
+
+    >>> clean_message("hi\\x00 there\\ud800!")
+    'hi there\\ufffd!'
+    """
+    text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return "".join(ch for ch in text if ch in "\n\t" or ch.isprintable() or ch == " ").strip()
+
+
+class _Judge:
+    """Runs guard checks with a deadline; a guard that hangs or raises yields a failed verdict."""
+
+    def __init__(self, guard, settings: TurnSettings):
+        self.guard, self.settings = guard, settings
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="guard-check")
+
+    def submit(self, conversation: list[dict]) -> Future:
+        s = self.settings
+        return self.pool.submit(self.guard.check, conversation, s.policy, s.threshold)
+
+    def result(self, future: Future, role: str) -> Verdict:
+        try:
+            return future.result(timeout=self.settings.guard_timeout_s)
+        except FutureTimeout:
+            future.cancel()
+            return failed_verdict(f"guard timed out after {self.settings.guard_timeout_s:g} s",
+                                  role=role, guard=getattr(self.guard, "label", ""))
+        except Exception as exc:  # a guard must not raise, but one that does fails closed
+            return failed_verdict(f"{type(exc).__name__}: {exc}", role=role,
+                                  guard=getattr(self.guard, "label", ""))
+
+    def __call__(self, conversation: list[dict], role: str) -> Verdict:
+        return self.result(self.submit(conversation), role)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _block_notice(verdict: Verdict, default: str) -> str:
+    return GUARD_FAILED.format(why=verdict.error or "unreadable answer") if verdict.failed else default
+
+
+def run_turn(guard, chat, records: Sequence[TurnState], user_text: str, settings: TurnSettings,
+             stop: threading.Event | None = None) -> Iterator[TurnState]:
+    """Moderate one turn; yields snapshots, the last of which has `outcome` set."""
+    stop = stop or threading.Event()
+    history = history_messages(records)
+    state = TurnState(user=user_text)
+    system = [{"role": "system", "content": settings.system_prompt}] if settings.system_prompt.strip() else []
+    messages = system + history + [{"role": "user", "content": user_text}]
+    try:
+        fitted = chat.fit(messages, settings.generation)
+    except ChatError as exc:
+        yield replace(state, outcome=ERROR, notice=str(exc))
+        return
+    state = replace(state, dropped=fitted.dropped)
+
+    judge = _Judge(guard, settings)
+    try:
+        guard_history = history[-2 * settings.guard_context_turns:] if settings.guard_context_turns else []
+        prompt_conv = guard_history + [{"role": "user", "content": user_text}]
+        yield state
+        verdict = judge(prompt_conv, USER)
+        state = replace(state, checks=(Check("prompt", verdict),))
+        if not verdict.safe:
+            yield replace(state, outcome=REFUSED, notice=_block_notice(verdict, REFUSAL))
+            return
+        yield state
+        yield from _stream_reply(judge, chat, fitted.messages, prompt_conv, state, settings, stop)
+    finally:
+        judge.close()
+
+
+def _stream_reply(judge: _Judge, chat, messages, prompt_conv, state: TurnState,
+                  settings: TurnSettings, stop: threading.Event) -> Iterator[TurnState]:
+    hold = settings.stream_policy == HOLD
+    every = max(0, int(settings.check_every))
+    reply, since_check = "", 0
+    pending: tuple[Future, str] | None = None  # an in-flight partial check and the text it covers
+
+    def agent_conv(text: str) -> list[dict]:
+        return prompt_conv + [{"role": "assistant", "content": text}]
+
+    def flagged(verdict: Verdict) -> TurnState:
+        stop.set()
+        notice = _block_notice(verdict, WITHHELD if hold else RETRACTION)
+        return replace(state, shown="", reply=reply, outcome=RETRACTED, notice=notice,
+                       checks=state.checks + (Check("partial", verdict),))
+
+    try:
+        for delta in chat.stream(messages, settings.generation, stop):
+            reply += delta
+            since_check += 1
+            if pending and (hold or pending[0].done()):
+                # hold: wait for the check; stream first: look at it once it has finished
+                verdict = judge.result(pending[0], AGENT)
+                covered, pending = pending[1], None
+                if not verdict.safe:
+                    yield flagged(verdict)
+                    return
+                state = replace(state, checks=state.checks + (Check("partial", verdict),))
+                if hold:
+                    state = replace(state, shown=covered)
+            if every and since_check >= every and pending is None and reply.strip():
+                pending, since_check = (judge.submit(agent_conv(reply)), reply), 0
+            state = replace(state, reply=reply, shown=state.shown if hold else reply)
+            yield state
+            if stop.is_set():
+                break
+    except ChatError as exc:
+        stop.set()
+        yield replace(state, shown="", reply=reply, outcome=ERROR, notice=f"The chat model failed: {exc}")
+        return
+    if pending:
+        verdict = judge.result(pending[0], AGENT)
+        if not verdict.safe:
+            yield flagged(verdict)
+            return
+        state = replace(state, checks=state.checks + (Check("partial", verdict),))
+    state = replace(state, reply=reply, stopped=stop.is_set())
+    if not reply.strip():
+        yield replace(state, shown="", outcome=ANSWERED, notice="The model returned an empty reply.")
+        return
+    verdict = judge(agent_conv(reply), AGENT)
+    state = replace(state, checks=state.checks + (Check("response", verdict),))
+    if not verdict.safe:
+        notice = _block_notice(verdict, WITHHELD if hold else RETRACTION)
+        yield replace(state, shown="", outcome=RETRACTED, notice=notice)
+        return
+    yield replace(state, shown=reply, outcome=ANSWERED, notice="Stopped." if state.stopped else "")
