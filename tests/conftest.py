@@ -45,3 +45,12 @@ def tiny_chat_path(tmp_path_factory) -> Path:
     return tiny_models.build_tiny_llama(
         tmp_path_factory.mktemp("tiny-chat"), reference_templates.LLAMA3_INSTRUCT,
         name_or_path="meta-llama/Meta-Llama-3-8B-Instruct", seed=1)
+
+
+@pytest.fixture(scope="session")
+def offline_app():
+    """The real app on a loopback port with the bundled offline models: (url, models)."""
+    from app_server import running_app
+
+    with running_app("--chat-model", "offline", "--guard-model", "offline", "--check-every", "4") as started:
+        yield started

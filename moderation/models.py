@@ -1,0 +1,125 @@
+"""Loading the chat model and the guard in the background, with a status a page can show.
+
+The page comes up at once; `ModelSlot.status()` says what is loading, for how long, or
+what failed and how to fix it (the loaders' own messages say that: accept the license,
+set HF_TOKEN, ...).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SlotStatus:
+    what: str  # "Chat model" / "Guard"
+    spec: str
+    state: str  # "waiting" | "loading" | "ready" | "failed"
+    seconds: float = 0.0
+    label: str = ""  # what was actually loaded, from the backend
+    error: str = ""
+
+
+class ModelSlot:
+    """One model that loads in a thread; `.value` is the backend once ready."""
+
+    def __init__(self, what: str, spec: str, load: Callable[[], Any]):
+        self.what, self.spec, self._load = what, spec, load
+        self.value: Any = None
+        self._state, self._error, self._started, self._took = "waiting", "", 0.0, 0.0
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        with self._lock:
+            self._state, self._started = "loading", time.monotonic()
+        try:
+            value = self._load()
+        except Exception as exc:  # the message is shown on the page, with the fix
+            log.exception("loading %s %s failed", self.what, self.spec)
+            with self._lock:
+                self._state, self._error = "failed", f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
+                self._took = time.monotonic() - self._started
+            return
+        with self._lock:
+            self.value, self._state = value, "ready"
+            self._took = time.monotonic() - self._started
+        log.info("%s ready: %s (%.1f s)", self.what, getattr(value, "label", self.spec), self._took)
+
+    def status(self) -> SlotStatus:
+        with self._lock:
+            running = self._state == "loading"
+            seconds = time.monotonic() - self._started if running else self._took
+            label = getattr(self.value, "label", "") if self.value is not None else ""
+            return SlotStatus(self.what, self.spec, self._state, seconds, label, self._error)
+
+
+class Models:
+    """The chat and guard slots, loaded one after the other in one background thread
+    (two 8B loads at once would only fight over disk and memory)."""
+
+    def __init__(self, chat: ModelSlot, guard: ModelSlot):
+        self.chat, self.guard = chat, guard
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "Models":
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="model-loader", daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        self.guard.load()
+        self.chat.load()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self._thread:
+            self._thread.join(timeout)
+        return self.ready
+
+    @property
+    def ready(self) -> bool:
+        return self.chat.value is not None and self.guard.value is not None
+
+    @property
+    def settled(self) -> bool:
+        """Nothing is loading any more (ready or failed)."""
+        return all(s.status().state in {"ready", "failed"} for s in (self.chat, self.guard))
+
+    def statuses(self) -> tuple[SlotStatus, SlotStatus]:
+        return self.chat.status(), self.guard.status()
+
+    def not_ready_message(self) -> str:
+        """Why a turn cannot run yet, for a person."""
+        parts = []
+        for s in self.statuses():
+            if s.state == "failed":
+                parts.append(f"{s.what} `{s.spec}` failed to load: {s.error}")
+            elif s.state != "ready":
+                parts.append(f"{s.what} `{s.spec}` is still loading ({s.seconds:.0f} s so far)")
+        return "; ".join(parts)
+
+
+def model_slots(config) -> Models:
+    """Slots for the models an AppConfig names; nothing loads until `start()`."""
+
+    def load_chat():
+        from chat import load_chat
+        from weights import LoadOptions
+
+        return load_chat(config.chat_model, LoadOptions(load_in_4bit=config.load_in_4bit,
+                                                        load_in_8bit=config.load_in_8bit))
+
+    def load_guard():
+        from guard import load_guard
+
+        return load_guard(config.guard_model, version=config.guard_version,
+                          load_in_4bit=config.load_in_4bit, load_in_8bit=config.load_in_8bit)
+
+    return Models(ModelSlot("Chat model", config.chat_model, load_chat),
+                  ModelSlot("Guard", config.guard_model, load_guard))

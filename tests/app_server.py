@@ -1,0 +1,33 @@
+"""Launch the real app in-process on a free loopback port, for the API and browser tests."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from typing import Iterator
+
+from moderation.models import Models, model_slots
+from moderation.settings import parse_config
+from moderation.ui import create_app, launch_options
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_app(*flags: str, load_timeout_s: float = 600) -> Iterator[tuple[str, Models]]:
+    """Start the app with these command-line flags; yields (url, models) once models are ready."""
+    config = parse_config(["--host", "127.0.0.1", "--port", str(free_port()), *flags])
+    models = model_slots(config).start()
+    if not models.wait(load_timeout_s):
+        raise RuntimeError(f"models did not load: {models.not_ready_message()}")
+    demo = create_app(models, config)
+    demo.queue(default_concurrency_limit=config.concurrency, max_size=config.max_queue)
+    demo.launch(prevent_thread_lock=True, quiet=True, **launch_options(config))
+    try:
+        yield f"http://127.0.0.1:{config.port}/", models
+    finally:
+        demo.close()
