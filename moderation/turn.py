@@ -21,6 +21,7 @@ Fail closed: a guard error, timeout or unreadable answer blocks the turn; in the
 
 from __future__ import annotations
 
+import re
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -37,6 +38,7 @@ ANSWERED, REFUSED, RETRACTED, ERROR = "answered", "refused", "retracted", "error
 REFUSAL = "I can't help with that: the message was flagged by the safety guard."
 RETRACTION = "The reply was withdrawn: the safety guard flagged it."
 WITHHELD = "The reply was withheld: the safety guard flagged it before it was shown."
+_SURROGATE = re.compile("[\ud800-\udfff]")  # in a str, any surrogate is a lone one
 GUARD_FAILED = "The turn was blocked because the safety guard could not judge it ({why})."
 
 
@@ -100,7 +102,7 @@ def clean_message(text: str) -> str:
     >>> clean_message("hi\\x00 there\\ud800!")
     'hi there\\ufffd!'
     """
-    text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    text = _SURROGATE.sub("\ufffd", text)
     return "".join(ch for ch in text if ch in "\n\t" or ch.isprintable() or ch == " ").strip()
 
 

@@ -193,7 +193,7 @@ def test_history_and_system_prompt_reach_the_chat_model_but_not_refusals():
                              {"role": "user", "content": "hello"},
                              {"role": "assistant", "content": "Hi!"},
                              {"role": "user", "content": "next"}]
-    assert guard.seen[-3][0] == {"role": "user", "content": "hello"}  # prompt judged in context
+    assert guard.seen[-2] == chat.calls[0][1:]  # the prompt is judged in context, without system
     assert history_messages([answered, refused]) == chat.calls[0][1:3]
 
 

@@ -1,0 +1,50 @@
+"""python -m chat: stream one reply to stdout (no guard: this is the bare chat model)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m chat", description="Stream a reply from the chat model to stdout, as it is generated.",
+        epilog="MODEL: a hub id (meta-llama/Meta-Llama-3-8B-Instruct; gated: set HF_TOKEN), a local folder, "
+               "a .gguf file, 'offline' (bundled SmolLM2-135M-Instruct), or an http(s):// OpenAI-compatible "
+               "endpoint (key from OPENAI_API_KEY or HF_TOKEN).")
+    p.add_argument("message", help="the user message")
+    p.add_argument("--model", default=os.environ.get("CHAT_MODEL", "offline"), help="chat model (default: offline)")
+    p.add_argument("--system", default="", help="system prompt")
+    p.add_argument("--max-new-tokens", type=int, default=256, help="reply length limit (default: 256)")
+    p.add_argument("--temperature", type=float, default=0.6, help="0 means greedy (default: 0.6)")
+    p.add_argument("--top-p", type=float, default=0.9, help="nucleus sampling (default: 0.9)")
+    p.add_argument("--seed", type=int, default=None, help="sampling seed")
+    p.add_argument("--load-in-4bit", action="store_true", help="bitsandbytes 4-bit (needs CUDA)")
+    p.add_argument("--load-in-8bit", action="store_true", help="bitsandbytes 8-bit (needs CUDA)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log loading progress to stderr")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING, stream=sys.stderr)
+
+    from chat import ChatError, GenerationSettings, load_chat
+    from weights import LoadOptions, ModelLoadError
+
+    messages = ([{"role": "system", "content": a.system}] if a.system else []) + [{"role": "user", "content": a.message}]
+    settings = GenerationSettings(temperature=a.temperature, top_p=a.top_p, max_new_tokens=a.max_new_tokens, seed=a.seed)
+    try:
+        backend = load_chat(a.model, LoadOptions(load_in_4bit=a.load_in_4bit, load_in_8bit=a.load_in_8bit))
+        for delta in backend.stream(messages, settings):
+            sys.stdout.write(delta)
+            sys.stdout.flush()
+    except (ChatError, ModelLoadError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

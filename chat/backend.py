@@ -1,0 +1,52 @@
+"""The chat side's one small interface, its settings and its errors.
+
+A backend turns messages into a stream of text deltas:
+
+    backend.stream([{"role": "user", "content": "Hi"}], GenerationSettings(temperature=0))
+    -> "Hello", "!", " How", " can", ...
+
+`fit` says which messages will be sent (the oldest turns are dropped to make room
+for the reply); `stream` fits by itself, so calling it alone is safe.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Iterator, Protocol, Sequence
+
+Message = dict  # {"role": "system"|"user"|"assistant", "content": str}
+
+
+class ChatError(Exception):
+    """A chat failure whose message can be shown to a person as it is."""
+
+
+class ContextTooLong(ChatError):
+    """The newest message (with the system prompt and the reply's room) cannot fit."""
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    temperature: float = 0.6  # 0 means greedy
+    top_p: float = 0.9
+    max_new_tokens: int = 512
+    repetition_penalty: float = 1.0
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Fitted:
+    messages: list[Message]
+    dropped: int  # how many of the oldest history messages were left out
+
+
+class ChatBackend(Protocol):
+    label: str
+    is_offline_default: bool
+    context_window: int
+
+    def fit(self, messages: Sequence[Message], settings: GenerationSettings) -> Fitted: ...
+
+    def stream(self, messages: Sequence[Message], settings: GenerationSettings,
+               stop: threading.Event | None = None) -> Iterator[str]: ...

@@ -1,0 +1,122 @@
+"""Streaming replies from a local transformers model.
+
+Each `stream` call gets its own `TextIteratorStreamer` and its own generation thread,
+so concurrent calls never share tokens. The thread is tied to the call: a stop event,
+an error, or a consumer that stops iterating sets `halt`, which a stopping criterion
+checks after every decoding step, and the call joins the thread before it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Iterator, Sequence
+
+from chat.backend import ChatError, Fitted, GenerationSettings, Message
+from chat.context import fit_messages
+
+log = logging.getLogger(__name__)
+LLAMA3_EOT = "<|eot_id|>"
+
+
+def stop_token_ids(model, tokenizer) -> list[int]:
+    """The model's EOS ids plus `<|eot_id|>` where the vocabulary has it (Llama 3 ends
+    a turn with it; its model card passes both as eos_token_id)."""
+    ids: list[int] = []
+    for value in (model.generation_config.eos_token_id, tokenizer.eos_token_id,
+                  tokenizer.convert_tokens_to_ids(LLAMA3_EOT) if LLAMA3_EOT in tokenizer.get_vocab() else None):
+        for i in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(i, int) and i >= 0 and i not in ids:
+                ids.append(i)
+    return ids
+
+
+def _halting_criteria(*events: threading.Event | None):
+    """Ends generation after the decoding step in which any of the events is set."""
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    events = tuple(e for e in events if e is not None)
+
+    class Halt(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            import torch
+
+            halted = any(e.is_set() for e in events)
+            return torch.full((input_ids.shape[0],), halted, dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([Halt()])
+
+
+class LocalChat:
+    """A transformers causal LM behind the chat interface."""
+
+    def __init__(self, model, tokenizer, label: str, is_offline_default: bool = False,
+                 join_timeout_s: float = 10.0):
+        if not tokenizer.chat_template:
+            raise ChatError(f"{label} has no chat template: use an instruct/chat model.")
+        self.model, self.tokenizer, self.label = model, tokenizer, label
+        self.is_offline_default = is_offline_default
+        self.context_window = int(getattr(model.config, "max_position_embeddings", 8192) or 8192)
+        self.stop_ids = stop_token_ids(model, tokenizer)
+        self.join_timeout_s = join_timeout_s
+
+    def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
+        """Token ids from the model's own chat template, with the assistant header."""
+        out = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True,
+                                                 return_dict=True)
+        return list(out["input_ids"])
+
+    def fit(self, messages: Sequence[Message], settings: GenerationSettings) -> Fitted:
+        return fit_messages(messages, lambda m: len(self.prompt_ids(m)), self.context_window,
+                            settings.max_new_tokens)
+
+    def generate_kwargs(self, settings: GenerationSettings) -> dict:
+        sample = settings.temperature > 0
+        kwargs = dict(max_new_tokens=int(settings.max_new_tokens), do_sample=sample,
+                      eos_token_id=self.stop_ids, pad_token_id=self.stop_ids[0] if self.stop_ids else None,
+                      repetition_penalty=float(settings.repetition_penalty))
+        if sample:
+            kwargs.update(temperature=float(settings.temperature), top_p=float(settings.top_p))
+        else:  # greedy: no sampling knobs, so transformers does not warn about them
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        return kwargs
+
+    def stream(self, messages: Sequence[Message], settings: GenerationSettings,
+               stop: threading.Event | None = None) -> Iterator[str]:
+        import torch
+        from transformers import TextIteratorStreamer
+
+        fitted = self.fit(messages, settings)
+        ids = torch.tensor([self.prompt_ids(fitted.messages)], device=self.model.device)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        halt = threading.Event()
+        failure: list[BaseException] = []
+
+        def generate() -> None:
+            try:
+                if settings.seed is not None:
+                    torch.manual_seed(settings.seed)
+                with torch.inference_mode():
+                    self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), streamer=streamer,
+                                        stopping_criteria=_halting_criteria(halt, stop),
+                                        **self.generate_kwargs(settings))
+            except BaseException as exc:  # reported to the consumer below
+                failure.append(exc)
+                streamer.end()
+
+        thread = threading.Thread(target=generate, name="chat-generate", daemon=True)
+        thread.start()
+        try:
+            for text in streamer:
+                if stop is not None and stop.is_set():
+                    break
+                if text:
+                    yield text
+        finally:
+            halt.set()
+            thread.join(self.join_timeout_s)
+            if thread.is_alive():
+                log.warning("generation thread still running after %.0f s", self.join_timeout_s)
+        if failure:
+            exc = failure[0]
+            raise ChatError(f"{self.label} failed while generating: {type(exc).__name__}: {exc}") from exc

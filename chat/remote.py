@@ -1,0 +1,103 @@
+"""Streaming replies from an OpenAI-compatible chat-completions endpoint (TGI's
+Messages API, vLLM, Inference Endpoints, `transformers serve`).
+
+    RemoteChat("http://127.0.0.1:8080/v1", api_key="hf_...").stream(messages, settings)
+
+The endpoint does the tokenising, so the context fit here is an estimate (about four
+characters a token, plus a margin); the server still rejects what it cannot take, and
+that rejection reaches the person as a ChatError.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Iterator, Sequence
+
+from chat.backend import ChatError, Fitted, GenerationSettings, Message
+from chat.context import fit_messages
+
+CHARS_PER_TOKEN = 4
+
+
+def api_base(url: str) -> str:
+    """'http://host:8080' -> 'http://host:8080/v1' (OpenAI clients want the /v1 root)."""
+    url = url.rstrip("/")
+    return url if "/v1" in url else url + "/v1"
+
+
+def api_key(explicit: str | None = None) -> str:
+    return explicit or os.environ.get("OPENAI_API_KEY") or os.environ.get("HF_TOKEN") or "not-needed"
+
+
+def estimate_tokens(messages: Sequence[Message]) -> int:
+    return sum(len(m["content"]) // CHARS_PER_TOKEN + 8 for m in messages)
+
+
+def endpoint_error(url: str, exc: Exception) -> ChatError:
+    """A ChatError that says what went wrong with the endpoint, in words."""
+    import openai
+
+    if isinstance(exc, openai.APITimeoutError):
+        return ChatError(f"The endpoint {url} did not answer in time.")
+    if isinstance(exc, openai.APIConnectionError):
+        return ChatError(f"Could not reach the endpoint {url}: is the server running and the URL right?")
+    if isinstance(exc, openai.APIStatusError):
+        detail = getattr(exc, "message", "") or str(exc)
+        hint = " Check the API key (OPENAI_API_KEY or HF_TOKEN)." if exc.status_code in (401, 403) else ""
+        return ChatError(f"The endpoint {url} answered {exc.status_code}: {detail}{hint}")
+    return ChatError(f"The endpoint {url} failed: {type(exc).__name__}: {exc}")
+
+
+class RemoteChat:
+    """An OpenAI-compatible endpoint behind the chat interface."""
+
+    is_offline_default = False
+
+    def __init__(self, url: str, *, key: str | None = None, model: str | None = None,
+                 timeout_s: float = 60.0, context_window: int | None = None):
+        import openai
+
+        self.url = api_base(url)
+        self.client = openai.OpenAI(base_url=self.url, api_key=api_key(key), timeout=timeout_s, max_retries=0)
+        self.model = model or os.environ.get("CHAT_MODEL_NAME") or self._served_model()
+        self.context_window = context_window or int(os.environ.get("CHAT_CONTEXT_WINDOW", "8192"))
+        self.label = f"{self.model} @ {self.url}"
+
+    def _served_model(self) -> str:
+        """The first model the endpoint lists (TGI and vLLM serve one); 'tgi' if it lists none."""
+        try:
+            models = self.client.models.list().data
+        except Exception as exc:
+            raise endpoint_error(self.url, exc) from exc
+        return models[0].id if models else "tgi"
+
+    def fit(self, messages: Sequence[Message], settings: GenerationSettings) -> Fitted:
+        return fit_messages(messages, estimate_tokens, self.context_window, settings.max_new_tokens)
+
+    def stream(self, messages: Sequence[Message], settings: GenerationSettings,
+               stop: threading.Event | None = None) -> Iterator[str]:
+        fitted = self.fit(messages, settings)
+        sample = settings.temperature > 0
+        extra = {"repetition_penalty": settings.repetition_penalty} if settings.repetition_penalty != 1.0 else {}
+        try:
+            response = self.client.chat.completions.create(
+                model=self.model, messages=fitted.messages, stream=True,
+                max_tokens=int(settings.max_new_tokens), temperature=float(settings.temperature) if sample else 0.0,
+                top_p=float(settings.top_p) if sample else 1.0, seed=settings.seed, extra_body=extra or None)
+        except Exception as exc:
+            raise endpoint_error(self.url, exc) from exc
+        try:
+            for chunk in response:
+                if stop is not None and stop.is_set():
+                    break
+                for choice in chunk.choices or []:
+                    text = getattr(choice.delta, "content", None)
+                    if text:
+                        yield text
+        except ChatError:
+            raise
+        except Exception as exc:
+            raise endpoint_error(self.url, exc) from exc
+        finally:
+            response.close()  # closing the connection makes TGI/vLLM stop generating

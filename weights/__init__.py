@@ -1,0 +1,136 @@
+"""Loading causal language models, shared by the chat and guard packages.
+
+    model, tokenizer = load_causal_lm("meta-llama/Meta-Llama-Guard-2-8B", LoadOptions(load_in_4bit=True))
+
+`spec` is a hub id, a local folder, or a `.gguf` file. Failures become a `ModelLoadError`
+whose message says what to do (accept the license on the model page, set HF_TOKEN,
+use a local folder or `offline`). Nothing is imported or loaded until called.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from weights.offline import offline_chat_model  # noqa: F401  (re-export)
+
+log = logging.getLogger(__name__)
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; the message says what failed and how to fix it."""
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    dtype: str = "auto"  # auto: bfloat16 on CUDA, float32 on CPU
+    device_map: str | None = None  # None: "auto" with CUDA (accelerate), else CPU
+    load_in_4bit: bool = False
+    load_in_8bit: bool = False
+    token: str | None = None  # None: HF_TOKEN from the environment
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def resolve_dtype(name: str):
+    import torch
+
+    if name not in DTYPES:
+        raise ModelLoadError(f"Unknown dtype {name!r}: choose one of {', '.join(DTYPES)}.")
+    if name == "auto":
+        return torch.bfloat16 if _cuda() else torch.float32
+    return getattr(torch, name)
+
+
+def quantization_config(options: LoadOptions):
+    """A BitsAndBytesConfig for 4-bit (nf4, bf16 compute) or 8-bit loading, or None."""
+    if not (options.load_in_4bit or options.load_in_8bit):
+        return None
+    if options.load_in_4bit and options.load_in_8bit:
+        raise ModelLoadError("Choose one of 4-bit and 8-bit loading, not both.")
+    bits = 4 if options.load_in_4bit else 8
+    if not _cuda():
+        raise ModelLoadError(f"{bits}-bit loading uses bitsandbytes, which needs a CUDA GPU, and none "
+                             "was found. Drop --load-in-4bit/--load-in-8bit, or run on a machine with a GPU.")
+    try:
+        import bitsandbytes  # noqa: F401
+        import torch
+        from transformers import BitsAndBytesConfig
+    except ImportError as exc:
+        raise ModelLoadError(f"{bits}-bit loading needs bitsandbytes: pip install bitsandbytes ({exc})") from exc
+    if bits == 8:
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                              bnb_4bit_compute_dtype=torch.bfloat16, bnb_4bit_use_double_quant=True)
+
+
+def explain_load_error(spec: str, exc: Exception) -> str:
+    """Turn a hub or file error into what a person should do about it."""
+    text = f"{type(exc).__name__}: {exc}"
+    lowered = text.lower()
+    page = f"https://huggingface.co/{spec}"
+    if "gated" in lowered or "awaiting a review" in lowered or "restricted" in lowered or "403" in lowered:
+        return (f"{spec} is a gated model. Accept its license on {page} while logged in, then create a "
+                "token at https://huggingface.co/settings/tokens and set HF_TOKEN=<token> before starting.")
+    if "401" in lowered or "token" in lowered and ("invalid" in lowered or "missing" in lowered):
+        return (f"Hugging Face refused the request for {spec}: set HF_TOKEN to a valid token "
+                f"(https://huggingface.co/settings/tokens) after accepting the license on {page}.")
+    if "couldn't connect" in lowered or "offline" in lowered or "connection" in lowered:
+        return (f"Could not download {spec}: the Hugging Face Hub is unreachable from here and the model "
+                "is not in the local cache. Download it where you have access (huggingface-cli download "
+                f"{spec}), pass a local folder or .gguf file, or use the bundled models with 'offline'.")
+    if "not a valid model identifier" in lowered or "repository not found" in lowered or "404" in lowered:
+        return (f"{spec!r} is neither a local folder, a .gguf file, nor a model on the Hugging Face Hub. "
+                "Check the spelling; gated models also answer 'not found' without HF_TOKEN.")
+    return f"Loading {spec} failed: {text}"
+
+
+def _source(spec: str) -> tuple[str, dict]:
+    """(pretrained_model_name_or_path, extra kwargs) for a hub id, folder or .gguf file."""
+    path = Path(spec).expanduser()
+    if spec.lower().endswith(".gguf"):
+        if not path.is_file():
+            raise ModelLoadError(f"GGUF file not found: {path}")
+        return str(path.parent), {"gguf_file": path.name}
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"{path} is not a model folder: it has no config.json.")
+        return str(path), {}
+    if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+        raise ModelLoadError(f"Model folder not found: {path}")
+    return spec, {}
+
+
+def load_causal_lm(spec: str, options: LoadOptions = LoadOptions()):
+    """Load (model, tokenizer) for generation, in eval mode."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source, extra = _source(spec)
+    token = options.token or os.environ.get("HF_TOKEN") or None
+    kwargs = dict(extra, token=token, dtype=resolve_dtype(options.dtype))
+    quant = quantization_config(options)
+    if quant is not None:
+        kwargs["quantization_config"] = quant
+    device_map = options.device_map or ("auto" if _cuda() else None)
+    if device_map:
+        kwargs["device_map"] = device_map
+    started = time.monotonic()
+    log.info("loading %s (%s)", spec, ", ".join(f"{k}={v}" for k, v in kwargs.items() if k != "token"))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, token=token, **extra)
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    except ModelLoadError:
+        raise
+    except (OSError, ValueError, ImportError) as exc:
+        raise ModelLoadError(explain_load_error(spec, exc)) from exc
+    model.eval()
+    log.info("loaded %s in %.1f s", spec, time.monotonic() - started)
+    return model, tokenizer
