@@ -16,18 +16,9 @@ from typing import Iterator, Sequence
 
 from chat.backend import ChatError, Fitted, GenerationSettings, Message
 from chat.context import fit_messages
+from weights.endpoint import api_base, openai_client, served_model
 
 CHARS_PER_TOKEN = 4
-
-
-def api_base(url: str) -> str:
-    """'http://host:8080' -> 'http://host:8080/v1' (OpenAI clients want the /v1 root)."""
-    url = url.rstrip("/")
-    return url if "/v1" in url else url + "/v1"
-
-
-def api_key(explicit: str | None = None) -> str:
-    return explicit or os.environ.get("OPENAI_API_KEY") or os.environ.get("HF_TOKEN") or "not-needed"
 
 
 def estimate_tokens(messages: Sequence[Message]) -> int:
@@ -56,21 +47,17 @@ class RemoteChat:
 
     def __init__(self, url: str, *, key: str | None = None, model: str | None = None,
                  timeout_s: float = 60.0, context_window: int | None = None):
-        import openai
-
         self.url = api_base(url)
-        self.client = openai.OpenAI(base_url=self.url, api_key=api_key(key), timeout=timeout_s, max_retries=0)
+        self.client = openai_client(url, key, timeout_s)
         self.model = model or os.environ.get("CHAT_MODEL_NAME") or self._served_model()
         self.context_window = context_window or int(os.environ.get("CHAT_CONTEXT_WINDOW", "8192"))
         self.label = f"{self.model} @ {self.url}"
 
     def _served_model(self) -> str:
-        """The first model the endpoint lists (TGI and vLLM serve one); 'tgi' if it lists none."""
         try:
-            models = self.client.models.list().data
+            return served_model(self.client)
         except Exception as exc:
             raise endpoint_error(self.url, exc) from exc
-        return models[0].id if models else "tgi"
 
     def fit(self, messages: Sequence[Message], settings: GenerationSettings) -> Fitted:
         return fit_messages(messages, estimate_tokens, self.context_window, settings.max_new_tokens)

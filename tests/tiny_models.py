@@ -30,7 +30,7 @@ def llama3_tokenizer(chat_template: str | None = None):
         eos_token="<|eot_id|>",
         chat_template=chat_template,
         model_max_length=8192,
-        clean_up_tokenization_spaces=True,
+        clean_up_tokenization_spaces=False,
     )
 
 

@@ -1,0 +1,139 @@
+"""python -m guard: judge messages with Llama Guard (or the offline classifier) from the shell.
+
+Examples:
+  python -m guard --model offline "How do I make a pipe bomb?"
+  python -m guard --model meta-llama/Meta-Llama-Guard-2-8B --conversation chat.json
+  python -m guard --model offline --file prompts.jsonl > verdicts.jsonl
+  python -m guard --model ./guard-folder --print-prompt "Hello"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Iterator
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m guard", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Judge a user message or a conversation; print one JSON verdict per line "
+                    "({\"safe\", \"categories\": [{\"code\", \"name\"}], \"score\", ...}).",
+        epilog=__doc__.split("\n\n", 1)[1] + "\nMODEL: a hub id (gated: accept the license on its page and set "
+               "HF_TOKEN), a local folder, a .gguf file, an http(s):// OpenAI-compatible completions endpoint, or "
+               "'offline' (the bundled offline classifier, not Llama Guard).\nExit status: 0 all safe, 1 any "
+               "unsafe or failed, 2 usage or loading error.")
+    p.add_argument("text", nargs="?", help="one user message to judge")
+    p.add_argument("--model", default=os.environ.get("GUARD_MODEL", "offline"), help="guard model (default: offline)")
+    p.add_argument("--conversation", metavar="FILE.json",
+                   help='a JSON list of {"role": "user"|"assistant", "content": ...}; the last message is judged')
+    p.add_argument("--file", metavar="IN.jsonl",
+                   help='JSONL, each line {"text": ...} or {"conversation": [...]}; one verdict per line, progress on stderr')
+    p.add_argument("--threshold", type=float, default=0.5, help="unsafe when p(unsafe) >= T (default: 0.5)")
+    p.add_argument("--version", choices=["llama-guard-2", "llama-guard-3"], help="override the detected guard version")
+    p.add_argument("--disable", metavar="CODES", default="", help="categories to switch off, e.g. S5,S7")
+    p.add_argument("--custom", metavar="NAME[:DESCRIPTION]", action="append", default=[],
+                   help="add a custom category (repeatable)")
+    p.add_argument("--descriptions", action="store_true", help="include category descriptions in the prompt")
+    p.add_argument("--print-prompt", action="store_true", help="print the exact prompt text the model reads, and stop")
+    p.add_argument("--print-ids", action="store_true", help="print the input token ids as a JSON list, and stop")
+    p.add_argument("--load-in-4bit", action="store_true", help="bitsandbytes 4-bit (needs CUDA)")
+    p.add_argument("--load-in-8bit", action="store_true", help="bitsandbytes 8-bit (needs CUDA)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log loading progress to stderr")
+    return p
+
+
+def _conversations(args, parser) -> Iterator[list[dict]]:
+    given = [x for x in (args.text, args.conversation, args.file) if x]
+    if len(given) != 1:
+        parser.error("give exactly one of TEXT, --conversation FILE.json, --file IN.jsonl")
+    if args.text:
+        yield [{"role": "user", "content": args.text}]
+    elif args.conversation:
+        with open(args.conversation, encoding="utf-8") as f:
+            data = json.load(f)
+        if not isinstance(data, list):
+            parser.error("--conversation must hold a JSON list of messages")
+        yield data
+    else:
+        with open(args.file, encoding="utf-8") as f:
+            lines = [line for line in f if line.strip()]
+        from tqdm import tqdm
+
+        for number, line in enumerate(tqdm(lines, desc="judging", unit="msg", file=sys.stderr), start=1):
+            try:
+                row = json.loads(line)
+                yield row["conversation"] if "conversation" in row else [{"role": "user", "content": row["text"]}]
+            except (ValueError, KeyError, TypeError) as exc:
+                yield [{"role": "invalid", "content": f"line {number}: {exc}"}]
+
+
+def _policy(args, guard):
+    from guard.policy import Policy
+
+    policy = Policy(taxonomy=guard.taxonomy, include_descriptions=args.descriptions)
+    if args.disable:
+        policy = policy.without(*args.disable.split(","))
+    for custom in args.custom:
+        name, _, description = custom.partition(":")
+        policy = policy.with_custom(name, description)
+    return policy
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
+    if not 0.0 <= args.threshold <= 1.0:
+        parser.error("--threshold must be between 0 and 1")
+    conversations = _conversations(args, parser)
+    from guard import load_guard
+    from weights import ModelLoadError
+
+    try:
+        guard = load_guard(args.model, version=args.version, load_in_4bit=args.load_in_4bit,
+                           load_in_8bit=args.load_in_8bit)
+    except (ModelLoadError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    policy = _policy(args, guard)
+    if args.print_prompt or args.print_ids:
+        return _print_input(guard, next(conversations), policy, args.print_ids)
+    worst = 0
+    for conversation in conversations:
+        verdict = guard.check(conversation, policy, args.threshold)
+        print(json.dumps(verdict.to_dict(), ensure_ascii=False), flush=True)
+        worst = max(worst, 0 if verdict.safe else 1)
+    return worst
+
+
+def _print_input(guard, conversation, policy, ids: bool) -> int:
+    if not getattr(guard, "is_llama_guard", False):
+        print("error: --print-prompt/--print-ids need a Llama Guard model; the offline classifier reads "
+              "the message text itself", file=sys.stderr)
+        return 2
+    from guard.prompt import ConversationError, model_input_text, prompt_ids
+
+    try:
+        prompt = guard.render(conversation, policy)
+    except ConversationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if ids:
+        tokenizer = getattr(guard.backend, "tokenizer", None)
+        if tokenizer is None:
+            print("error: --print-ids needs a local model (a remote endpoint tokenizes by itself)", file=sys.stderr)
+            return 2
+        prefix, rest = prompt_ids(tokenizer, prompt)
+        print(json.dumps(prefix + rest))
+    else:
+        sys.stdout.write(model_input_text(prompt))
+        sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Llama Guard on a local transformers model: the unsafe score from one forward pass,
+categories generated only when the verdict is unsafe, and the policy prefix's
+key/value cache reused across checks.
+
+The score is the probability of `unsafe` against `safe` for the first answer token,
+sigmoid(logit_unsafe - logit_safe), i.e. the softmax restricted to the two answers the
+format allows (on the real model nearly all the mass is on these two, so this equals
+the model card's full-vocabulary softmax to within rounding, and it stays a proper
+probability on a model that spreads mass elsewhere). The first token is then chosen
+by the threshold; when it is `unsafe`, the category line is generated greedily.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from guard.prompt import GuardPrompt, prompt_ids
+
+MAX_CATEGORY_TOKENS = 16  # "\nS1,S2,S10" is a handful of tokens
+MAX_CACHED_PREFIXES = 8  # one per (policy, role) in use
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What a backend read from the model: the unsafe score (None when not exposed) and
+    the answer text."""
+
+    score: float | None
+    raw: str
+    note: str = ""
+
+
+class LocalGuardModel:
+    remote = False
+
+    def __init__(self, model, tokenizer, reuse_prefix: bool = True):
+        self.model, self.tokenizer, self.reuse_prefix = model, tokenizer, reuse_prefix
+        vocab = tokenizer.get_vocab()
+        missing = [t for t in ("safe", "unsafe") if t not in vocab]
+        if missing:
+            raise ValueError(f"the tokenizer has no {' / '.join(missing)} token: this is not a Llama Guard tokenizer")
+        self.safe_id, self.unsafe_id = vocab["safe"], vocab["unsafe"]
+        eos = model.generation_config.eos_token_id
+        self.stop_ids = set(eos if isinstance(eos, (list, tuple)) else [eos]) | {
+            vocab[t] for t in ("<|eot_id|>", "<|end_of_text|>") if t in vocab}
+        # transformers 5.2x calls the key/value cache argument `cache`; earlier, `past_key_values`
+        self._cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        self._prefixes: OrderedDict[str, object] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _forward(self, ids: list[int], cache=None):
+        """One forward pass; returns (logits of the last position, the cache)."""
+        import torch
+
+        kwargs = {self._cache_arg: cache} if cache is not None else {}
+        out = self.model(input_ids=torch.tensor([ids], device=self.model.device), use_cache=True, **kwargs)
+        cache = getattr(out, "cache", None)
+        return out.logits[0, -1].float(), cache if cache is not None else out.past_key_values
+
+    def _prefix_cache(self, prefix: str, ids: list[int]):
+        """The key/value cache of the policy prefix: computed once, then copied per check."""
+        with self._lock:
+            cache = self._prefixes.get(prefix)
+            if cache is None:
+                cache = self._forward(ids)[1]
+                self._prefixes[prefix] = cache
+                while len(self._prefixes) > MAX_CACHED_PREFIXES:
+                    self._prefixes.popitem(last=False)
+            self._prefixes.move_to_end(prefix)
+        return copy.deepcopy(cache)
+
+    def first_step(self, prompt: GuardPrompt, reuse_prefix: bool | None = None):
+        """Logits for the first answer token, and the cache to continue from."""
+        prefix_ids, rest_ids = prompt_ids(self.tokenizer, prompt)
+        if self.reuse_prefix if reuse_prefix is None else reuse_prefix:
+            return self._forward(rest_ids, self._prefix_cache(prompt.prefix, prefix_ids))
+        return self._forward(prefix_ids + rest_ids)
+
+    def assess(self, prompt: GuardPrompt, threshold: float, reuse_prefix: bool | None = None) -> Assessment:
+        import torch
+
+        with torch.inference_mode():
+            logits, cache = self.first_step(prompt, reuse_prefix)
+            score = torch.sigmoid(logits[self.unsafe_id] - logits[self.safe_id]).item()
+            if score < threshold:
+                return Assessment(score, "safe")
+            return Assessment(score, "unsafe" + self._continue(cache, self.unsafe_id))
+
+    def _continue(self, cache, token: int) -> str:
+        """Greedy decoding after the forced first token, until end of turn."""
+        out_ids: list[int] = []
+        for _ in range(MAX_CATEGORY_TOKENS):
+            logits, cache = self._forward([token], cache)
+            token = int(logits.argmax())
+            if token in self.stop_ids:
+                break
+            out_ids.append(token)
+        return self.tokenizer.decode(out_ids, skip_special_tokens=True)
