@@ -52,21 +52,44 @@ class LocalGuardModel:
         self._prefixes: OrderedDict[str, object] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _forward(self, ids: list[int], cache=None):
-        """One forward pass; returns (logits of the last position, the cache)."""
+    def _run(self, module, ids: list[int], cache=None, **kwargs):
         import torch
 
-        kwargs = {self._cache_arg: cache} if cache is not None else {}
-        out = self.model(input_ids=torch.tensor([ids], device=self.model.device), use_cache=True, **kwargs)
+        if cache is not None:
+            kwargs[self._cache_arg] = cache
+        return module(input_ids=torch.tensor([ids], device=self.model.device), use_cache=True, **kwargs)
+
+    @staticmethod
+    def _cache_of(out):
         cache = getattr(out, "cache", None)
-        return out.logits[0, -1].float(), cache if cache is not None else out.past_key_values
+        return cache if cache is not None else out.past_key_values
+
+    def _forward(self, ids: list[int], cache=None):
+        """Full logits of the last position, and the cache (used for category generation)."""
+        out = self._run(self.model, ids, cache, logits_to_keep=1)
+        return out.logits[0, -1].float(), self._cache_of(out)
+
+    def _answer_logits(self, ids: list[int], cache=None):
+        """Logits of `safe` and `unsafe` only, and the cache.
+
+        The score needs two rows of the output projection, not all 128,256: reading the
+        whole projection would cost more than the conversation's own tokens."""
+        head = self.model.get_output_embeddings()
+        weight = getattr(head, "weight", None)
+        if weight is None or getattr(head, "bias", None) is not None or not weight.is_floating_point():
+            logits, cache = self._forward(ids, cache)  # quantised or unusual heads: the full projection
+            return logits[[self.safe_id, self.unsafe_id]], cache
+        out = self._run(self.model.base_model, ids, cache)
+        hidden = out.last_hidden_state[0, -1]
+        rows = weight[[self.safe_id, self.unsafe_id]]
+        return (rows.to(hidden.dtype) @ hidden).float(), self._cache_of(out)
 
     def _prefix_cache(self, prefix: str, ids: list[int]):
         """The key/value cache of the policy prefix: computed once, then copied per check."""
         with self._lock:
             cache = self._prefixes.get(prefix)
             if cache is None:
-                cache = self._forward(ids)[1]
+                cache = self._cache_of(self._run(self.model.base_model, ids))
                 self._prefixes[prefix] = cache
                 while len(self._prefixes) > MAX_CACHED_PREFIXES:
                     self._prefixes.popitem(last=False)
@@ -74,18 +97,18 @@ class LocalGuardModel:
         return copy.deepcopy(cache)
 
     def first_step(self, prompt: GuardPrompt, reuse_prefix: bool | None = None):
-        """Logits for the first answer token, and the cache to continue from."""
+        """Logits of (safe, unsafe) for the first answer token, and the cache to continue from."""
         prefix_ids, rest_ids = prompt_ids(self.tokenizer, prompt)
         if self.reuse_prefix if reuse_prefix is None else reuse_prefix:
-            return self._forward(rest_ids, self._prefix_cache(prompt.prefix, prefix_ids))
-        return self._forward(prefix_ids + rest_ids)
+            return self._answer_logits(rest_ids, self._prefix_cache(prompt.prefix, prefix_ids))
+        return self._answer_logits(prefix_ids + rest_ids)
 
     def assess(self, prompt: GuardPrompt, threshold: float, reuse_prefix: bool | None = None) -> Assessment:
         import torch
 
         with torch.inference_mode():
             logits, cache = self.first_step(prompt, reuse_prefix)
-            score = torch.sigmoid(logits[self.unsafe_id] - logits[self.safe_id]).item()
+            score = torch.sigmoid(logits[1] - logits[0]).item()
             if score < threshold:
                 return Assessment(score, "safe")
             return Assessment(score, "unsafe" + self._continue(cache, self.unsafe_id))
