@@ -72,24 +72,34 @@ def quantization_config(options: LoadOptions):
                               bnb_4bit_compute_dtype=torch.bfloat16, bnb_4bit_use_double_quant=True)
 
 
-def explain_load_error(spec: str, exc: Exception) -> str:
-    """Turn a hub or file error into what a person should do about it."""
+def explain_load_error(spec: str, exc: Exception, has_token: bool = False) -> str:
+    """Turn a hub or file error into what a person should do about it.
+
+    explain_load_error("meta-llama/Meta-Llama-3-8B-Instruct", OSError("...gated repo..."))
+    -> "meta-llama/Meta-Llama-3-8B-Instruct is a gated model. Accept its license on
+        https://huggingface.co/meta-llama/Meta-Llama-3-8B-Instruct ... set HF_TOKEN=<token> ..."
+    """
     text = f"{type(exc).__name__}: {exc}"
     lowered = text.lower()
     page = f"https://huggingface.co/{spec}"
-    if "gated" in lowered or "awaiting a review" in lowered or "restricted" in lowered or "403" in lowered:
-        return (f"{spec} is a gated model. Accept its license on {page} while logged in, then create a "
-                "token at https://huggingface.co/settings/tokens and set HF_TOKEN=<token> before starting.")
-    if "401" in lowered or "token" in lowered and ("invalid" in lowered or "missing" in lowered):
-        return (f"Hugging Face refused the request for {spec}: set HF_TOKEN to a valid token "
-                f"(https://huggingface.co/settings/tokens) after accepting the license on {page}.")
+    get_token = "create a token at https://huggingface.co/settings/tokens and set HF_TOKEN=<token>"
+    if "gated" in lowered or "awaiting a review" in lowered or "restricted" in lowered:
+        then = ("HF_TOKEN is set: check that it belongs to the account that accepted the license and "
+                "that access was granted (the model page says so)." if has_token
+                else f"HF_TOKEN is not set: {get_token} before starting.")
+        return f"{spec} is a gated model. Accept its license on {page} while logged in. {then}"
+    if "401" in lowered or "invalid" in lowered and "token" in lowered:
+        return (f"Hugging Face refused the request for {spec}: the token was rejected. "
+                f"{get_token[0].upper() + get_token[1:]} after accepting the license on {page}.")
     if "couldn't connect" in lowered or "offline" in lowered or "connection" in lowered:
         return (f"Could not download {spec}: the Hugging Face Hub is unreachable from here and the model "
-                "is not in the local cache. Download it where you have access (huggingface-cli download "
+                "is not in the local cache. Download it where you have access (hf download "
                 f"{spec}), pass a local folder or .gguf file, or use the bundled models with 'offline'.")
     if "not a valid model identifier" in lowered or "repository not found" in lowered or "404" in lowered:
+        hint = ("" if has_token else
+                f" Gated and private models also answer 'not found' without a token: {get_token}.")
         return (f"{spec!r} is neither a local folder, a .gguf file, nor a model on the Hugging Face Hub. "
-                "Check the spelling; gated models also answer 'not found' without HF_TOKEN.")
+                f"Check the spelling.{hint}")
     return f"Loading {spec} failed: {text}"
 
 
@@ -129,8 +139,8 @@ def load_causal_lm(spec: str, options: LoadOptions = LoadOptions()):
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except ModelLoadError:
         raise
-    except (OSError, ValueError, ImportError) as exc:
-        raise ModelLoadError(explain_load_error(spec, exc)) from exc
+    except Exception as exc:  # hub, file and format errors alike: say what to do, not a traceback
+        raise ModelLoadError(explain_load_error(spec, exc, has_token=bool(token))) from exc
     model.eval()
     log.info("loaded %s in %.1f s", spec, time.monotonic() - started)
     return model, tokenizer
