@@ -218,7 +218,8 @@ def _stream_reply(judge: _Judge, chat, messages, prompt_conv, state: TurnState,
         state = replace(state, checks=state.checks + (Check("partial", verdict),))
     state = replace(state, reply=reply, stopped=stop.is_set())
     if not reply.strip():
-        yield replace(state, shown="", outcome=ANSWERED, notice="The model returned an empty reply.")
+        notice = "Stopped before the reply began." if state.stopped else "The model returned an empty reply."
+        yield replace(state, shown="", outcome=ANSWERED, notice=notice)
         return
     verdict = judge(agent_conv(reply), AGENT)
     state = replace(state, checks=state.checks + (Check("response", verdict),))

@@ -83,13 +83,15 @@ def test_unsafe_message_is_refused_and_marked(page):
 
 
 def test_stop_ends_a_reply_midway(page):
+    before = len(bot_texts(page))
     send(page, "Write a very long story about a dragon who learns to cook, with many chapters.")
-    page.wait_for_function(
-        "() => { const b = document.querySelectorAll(\"#chat [data-testid='bot']\");"
-        " return b.length >= 3 && b[b.length - 1].innerText.trim().length > 20; }")
+    page.wait_for_function(  # the new turn's reply is streaming (not the pending check note)
+        "n => { const b = document.querySelectorAll(\"#chat [data-testid='bot']\");"
+        " return b.length > n && b[b.length - 1].innerText.trim().split(/\\s+/).length > 8; }", arg=before)
     page.click("#stop")
     wait_for_turns(page, 3)
-    assert "(stopped)" in bot_texts(page)[-1]
+    final = bot_texts(page)[-1]
+    assert "(stopped)" in final and "empty reply" not in final and len(final.split()) > 8
     ARTIFACTS.mkdir(exist_ok=True)
     page.locator("#chat").screenshot(path=str(ARTIFACTS / "chat.png"))
     page.screenshot(path=str(ARTIFACTS / "page.png"), full_page=True)
