@@ -73,3 +73,27 @@ def test_flags_and_defaults_without_cuda():
     with pytest.raises(SystemExit):
         parse_config(["--auth", "nopassword"])
     assert parse_config(["--auth", "ann:secret"]).auth == ("ann", "secret")
+
+
+def test_a_message_longer_than_the_context_gets_a_clear_error(client):
+    final = client.predict("word " * 9000, api_name="/chat")
+    assert final["outcome"] == "error" and "too long" in final["notice"] and final["verdicts"] == []
+
+
+def test_a_burst_of_requests_does_not_wedge_the_queue(client, offline_app):
+    """Hundreds of quick requests: each is answered or turned away (queue full), none hangs,
+    and the app answers normally afterwards. Bounded: 300 requests to 127.0.0.1."""
+    import concurrent.futures
+
+    jobs = [client.submit(f"burst message {i}", api_name="/moderate") for i in range(300)]
+    answered = rejected = 0
+    for job in jobs:
+        try:
+            result = job.result(timeout=120)
+            answered += isinstance(result, dict) and "safe" in result
+        except concurrent.futures.TimeoutError:
+            raise AssertionError("a request hung")
+        except Exception:
+            rejected += 1
+    assert answered + rejected == 300 and answered > 0
+    assert client.predict("How do I bake bread?", api_name="/moderate")["safe"] is True
