@@ -16,12 +16,10 @@ off a medical question scores what its other categories add up to. Unsafe when
 score >= threshold, as for Llama Guard.
 
 Agent role (an even number of messages): the reply is judged in the context of the
-prompt. Its score is the larger of
-  - the reply's own score, and
-  - the prompt's score times p(the reply complies), from a second small head that tells
-    refusals ("I can't help with that") from compliance,
-so a compliant answer to a harmful request is unsafe even when its text looks bland, and a
-refusal of one is safe. The head (guard/data/offline_head.npz) is rebuilt by
+prompt. Its score is p(the reply complies) x max(reply's own score, prompt's score), where
+p(complies) comes from a second small head that tells refusals ("I can't help with that")
+from compliance. So a compliant answer to a harmful request is unsafe even when its text
+looks bland, and a refusal is safe even when it names the hazard it declines. The head (guard/data/offline_head.npz) is rebuilt by
 `python -m guard.train`; see guard/data/SOURCES.md for its data.
 """
 
@@ -166,6 +164,23 @@ def judge(p: np.ndarray, enabled: set[str]) -> Judgement:
     return Judgement(score, shown if ranked and ranked[0][0] > 0 else ())
 
 
+def in_context(reply: Judgement, prompt: Judgement, complies: float) -> Judgement:
+    """A reply judged with its prompt: a reply that complies carries the prompt's hazard as
+    well as its own; a refusal carries neither (it may name the hazard it declines).
+
+    >>> S2, S8 = LLAMA_GUARD_2[1], LLAMA_GUARD_2[7]
+    >>> j = in_context(Judgement(0.6, (S2,)), Judgement(0.99, (S8,)), complies=0.9)
+    >>> round(j.score, 3), [c.code for c in j.categories]
+    (0.891, ['S8', 'S2'])
+    >>> round(in_context(Judgement(0.9, (S8,)), Judgement(0.99, (S8,)), complies=0.05).score, 3)
+    0.05
+    """
+    score = complies * max(reply.score, prompt.score)
+    first, second = (prompt, reply) if prompt.score >= reply.score else (reply, prompt)
+    categories = first.categories + tuple(c for c in second.categories if c not in first.categories)
+    return Judgement(score, categories)
+
+
 def judged_texts(conversation: Conversation) -> tuple[str, str | None]:
     """(message judged, the prompt it answers or None): the last message, and for an Agent
     check the user message before it. Raises ValueError on a malformed conversation."""
@@ -214,10 +229,7 @@ class OfflineGuard:
         probs = self.head.probabilities(embeddings)
         result = judge(probs[0], enabled)
         if prompt is not None:
-            asked = judge(probs[1], enabled)
-            in_context = asked.score * float(self.head.compliance(embeddings[:1])[0])
-            if in_context > result.score:
-                result = Judgement(in_context, asked.categories)
+            result = in_context(result, judge(probs[1], enabled), float(self.head.compliance(embeddings[:1])[0]))
         safe = result.score < threshold
         categories = () if safe else result.categories
         raw = "safe" if safe else "unsafe" + ("\n" + ",".join(c.code for c in categories) if categories else "")
