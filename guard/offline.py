@@ -207,8 +207,11 @@ class OfflineGuard:
 
     @classmethod
     def load(cls, head_path: Path = HEAD_PATH) -> "OfflineGuard":
-        """Load from site-packages and the committed head; never touches the hub."""
-        return cls(SentenceEncoder.load(), Head.load(head_path))
+        """Load from site-packages and the committed head; never touches the hub. One
+        warm-up pass, so the first real check is as fast as the rest."""
+        guard = cls(SentenceEncoder.load(), Head.load(head_path))
+        guard.encoder.encode(["warm-up"])
+        return guard
 
     def check(self, conversation: Conversation, policy: Policy | None = None,
               threshold: float = DEFAULT_THRESHOLD) -> Verdict:
