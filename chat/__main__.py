@@ -14,24 +14,31 @@ def main(argv: list[str] | None = None) -> int:
         epilog="MODEL: a hub id (meta-llama/Meta-Llama-3-8B-Instruct; gated: set HF_TOKEN), a local folder, "
                "a .gguf file, 'offline' (bundled SmolLM2-135M-Instruct), or an http(s):// OpenAI-compatible "
                "endpoint (key from OPENAI_API_KEY or HF_TOKEN).")
-    p.add_argument("message", help="the user message")
-    p.add_argument("--model", default=os.environ.get("CHAT_MODEL", "offline"), help="chat model (default: offline)")
-    p.add_argument("--system", default="", help="system prompt")
-    p.add_argument("--max-new-tokens", type=int, default=256, help="reply length limit (default: 256)")
-    p.add_argument("--temperature", type=float, default=0.6, help="0 means greedy (default: 0.6)")
-    p.add_argument("--top-p", type=float, default=0.9, help="nucleus sampling (default: 0.9)")
-    p.add_argument("--seed", type=int, default=None, help="sampling seed")
+    p.add_argument("message", metavar="MESSAGE", help="the user message")
+    p.add_argument("--model", metavar="MODEL", default=os.environ.get("CHAT_MODEL", "offline"),
+                   help="chat model, see below (default: $CHAT_MODEL or offline)")
+    p.add_argument("--system", metavar="TEXT", default="", help="system prompt")
+    p.add_argument("--max-new-tokens", metavar="N", type=int, default=256, help="reply length limit (default: 256)")
+    p.add_argument("--temperature", metavar="T", type=float, default=0.6, help="0 means greedy (default: 0.6)")
+    p.add_argument("--top-p", metavar="P", type=float, default=0.9, help="nucleus sampling (default: 0.9)")
+    p.add_argument("--repetition-penalty", metavar="R", type=float, default=1.0, help="1.0 means none (default: 1.0)")
+    p.add_argument("--seed", metavar="SEED", type=int, default=None, help="sampling seed (repeatable replies)")
     p.add_argument("--load-in-4bit", action="store_true", help="bitsandbytes 4-bit (needs CUDA)")
     p.add_argument("--load-in-8bit", action="store_true", help="bitsandbytes 8-bit (needs CUDA)")
     p.add_argument("-v", "--verbose", action="store_true", help="log loading progress to stderr")
     a = p.parse_args(argv)
+    if not a.message.strip():
+        p.error("the message is empty")
+    if a.max_new_tokens < 1 or a.temperature < 0 or not 0 < a.top_p <= 1:
+        p.error("--max-new-tokens must be at least 1, --temperature at least 0, --top-p in (0, 1]")
     logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING, stream=sys.stderr)
 
     from chat import ChatError, GenerationSettings, load_chat
     from weights import LoadOptions, ModelLoadError
 
     messages = ([{"role": "system", "content": a.system}] if a.system else []) + [{"role": "user", "content": a.message}]
-    settings = GenerationSettings(temperature=a.temperature, top_p=a.top_p, max_new_tokens=a.max_new_tokens, seed=a.seed)
+    settings = GenerationSettings(temperature=a.temperature, top_p=a.top_p, max_new_tokens=a.max_new_tokens,
+                                  repetition_penalty=a.repetition_penalty, seed=a.seed)
     try:
         backend = load_chat(a.model, LoadOptions(load_in_4bit=a.load_in_4bit, load_in_8bit=a.load_in_8bit))
         for delta in backend.stream(messages, settings):

@@ -5,19 +5,26 @@ from __future__ import annotations
 from chat.backend import ChatError
 
 
-def load_chat(spec: str = "offline", options=None, *, api_key: str | None = None, timeout_s: float = 60.0):
+def load_chat(spec: str = "offline", options=None, *, base_url: str | None = None, api_key: str | None = None,
+              timeout_s: float = 60.0):
     """Load the chat backend `spec` names.
 
     'offline'          the bundled SmolLM2-135M-Instruct (converted once from its GGUF)
-    'http(s)://...'    an OpenAI-compatible endpoint (key: api_key, OPENAI_API_KEY or HF_TOKEN)
-    anything else      a hub id, a local folder or a .gguf file, loaded with transformers
+    'http(s)://...'    an OpenAI-compatible endpoint serving one model (key: api_key,
+                       else OPENAI_API_KEY, else HF_TOKEN)
+    anything else      a hub id, a local folder or a .gguf file, loaded with transformers;
+                       with base_url, the model of that name behind the endpoint instead
+
+    load_chat("meta-llama/Meta-Llama-3-8B-Instruct", base_url="http://tgi:8080")  # remote
     """
     spec = (spec or "").strip()
-    if not spec:
+    if not spec and not base_url:
         raise ChatError("No chat model given.")
-    if spec.startswith(("http://", "https://")):
+    if base_url or spec.startswith(("http://", "https://")):
         from chat.remote import RemoteChat
 
+        if base_url:
+            return RemoteChat(base_url, key=api_key, model=None if spec in ("", "offline") else spec, timeout_s=timeout_s)
         return RemoteChat(spec, key=api_key, timeout_s=timeout_s)
     from chat.local import LocalChat
     from weights import LoadOptions, load_causal_lm, offline_chat_model

@@ -14,6 +14,7 @@ from typing import Iterator, Sequence
 
 from chat.backend import ChatError, Fitted, GenerationSettings, Message
 from chat.context import fit_messages
+from chat.sampling import own_sampler
 
 log = logging.getLogger(__name__)
 LLAMA3_EOT = "<|eot_id|>"
@@ -71,14 +72,17 @@ class LocalChat:
                             settings.max_new_tokens)
 
     def generate_kwargs(self, settings: GenerationSettings) -> dict:
-        sample = settings.temperature > 0
-        kwargs = dict(max_new_tokens=int(settings.max_new_tokens), do_sample=sample,
+        """Keyword arguments for `model.generate`, fresh for each call. Decoding is greedy;
+        with temperature > 0 the call's own sampler (chat.sampling) picks every token."""
+        from transformers import LogitsProcessorList
+
+        kwargs = dict(max_new_tokens=int(settings.max_new_tokens), do_sample=False,
                       eos_token_id=self.stop_ids, pad_token_id=self.stop_ids[0] if self.stop_ids else None,
-                      repetition_penalty=float(settings.repetition_penalty))
-        if sample:
-            kwargs.update(temperature=float(settings.temperature), top_p=float(settings.top_p))
-        else:  # greedy: no sampling knobs, so transformers does not warn about them
-            kwargs.update(temperature=None, top_p=None, top_k=None)
+                      repetition_penalty=float(settings.repetition_penalty),
+                      temperature=None, top_p=None, top_k=None)  # no warpers of generate's own
+        if settings.temperature > 0:
+            kwargs["logits_processor"] = LogitsProcessorList(
+                [own_sampler(float(settings.temperature), float(settings.top_p), settings.seed)])
         return kwargs
 
     def stream(self, messages: Sequence[Message], settings: GenerationSettings,
@@ -94,8 +98,6 @@ class LocalChat:
 
         def generate() -> None:
             try:
-                if settings.seed is not None:
-                    torch.manual_seed(settings.seed)
                 with torch.inference_mode():
                     self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), streamer=streamer,
                                         stopping_criteria=_halting_criteria(halt, stop),

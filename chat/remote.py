@@ -40,6 +40,23 @@ def endpoint_error(url: str, exc: Exception) -> ChatError:
     return ChatError(f"The endpoint {url} failed: {type(exc).__name__}: {exc}")
 
 
+def request_options(settings: GenerationSettings) -> dict:
+    """Chat-completions parameters for `settings`. Greedy is temperature 0 with no top_p
+    (TGI refuses top_p=1.0); repetition_penalty is a TGI/vLLM extension, sent only when set.
+
+    request_options(GenerationSettings(temperature=0, max_new_tokens=64))
+    -> {"max_tokens": 64, "temperature": 0.0}
+    """
+    options: dict = {"max_tokens": int(settings.max_new_tokens), "temperature": 0.0}
+    if settings.temperature > 0:
+        options.update(temperature=float(settings.temperature), top_p=float(settings.top_p))
+    if settings.seed is not None:
+        options["seed"] = int(settings.seed)
+    if settings.repetition_penalty != 1.0:
+        options["extra_body"] = {"repetition_penalty": float(settings.repetition_penalty)}
+    return options
+
+
 class RemoteChat:
     """An OpenAI-compatible endpoint behind the chat interface."""
 
@@ -65,13 +82,9 @@ class RemoteChat:
     def stream(self, messages: Sequence[Message], settings: GenerationSettings,
                stop: threading.Event | None = None) -> Iterator[str]:
         fitted = self.fit(messages, settings)
-        sample = settings.temperature > 0
-        extra = {"repetition_penalty": settings.repetition_penalty} if settings.repetition_penalty != 1.0 else {}
         try:
             response = self.client.chat.completions.create(
-                model=self.model, messages=fitted.messages, stream=True,
-                max_tokens=int(settings.max_new_tokens), temperature=float(settings.temperature) if sample else 0.0,
-                top_p=float(settings.top_p) if sample else 1.0, seed=settings.seed, extra_body=extra or None)
+                model=self.model, messages=fitted.messages, stream=True, **request_options(settings))
         except Exception as exc:
             raise endpoint_error(self.url, exc) from exc
         try:
@@ -82,8 +95,6 @@ class RemoteChat:
                     text = getattr(choice.delta, "content", None)
                     if text:
                         yield text
-        except ChatError:
-            raise
         except Exception as exc:
             raise endpoint_error(self.url, exc) from exc
         finally:

