@@ -88,6 +88,17 @@ LLAMA_GUARD_3: tuple[Category, ...] = _table([
      "denial of service attacks, container escapes or privilege escalation exploits."),
 ])
 
+# Guard 3's own chat template (and Meta's reference prompt builder) lists three categories
+# under shorter names than its model card; the prompt must use the template's words.
+TEMPLATE_NAMES: dict[Category, str] = {
+    LLAMA_GUARD_3[2]: "Sex Crimes",
+    LLAMA_GUARD_3[3]: "Child Exploitation",
+    LLAMA_GUARD_3[10]: "Self-Harm",
+}
+
+# Llama-Guard-3-1B was trained on S1-S13 (no Code Interpreter Abuse).
+LLAMA_GUARD_3_1B: tuple[Category, ...] = LLAMA_GUARD_3[:13]
+
 TAXONOMIES: dict[str, tuple[Category, ...]] = {
     "llama-guard-2": LLAMA_GUARD_2,
     "llama-guard-3": LLAMA_GUARD_3,
