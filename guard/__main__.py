@@ -14,7 +14,8 @@ import json
 import logging
 import os
 import sys
-from typing import Iterator
+
+from guard.verdict import failed_verdict
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,35 +41,62 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--descriptions", action="store_true", help="include category descriptions in the prompt")
     p.add_argument("--print-prompt", action="store_true", help="print the exact prompt text the model reads, and stop")
     p.add_argument("--print-ids", action="store_true", help="print the input token ids as a JSON list, and stop")
+    p.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"],
+                   help="weights dtype (auto: bfloat16 on CUDA, float32 on CPU)")
+    p.add_argument("--timeout", type=float, default=60.0, metavar="S",
+                   help="seconds a check may take before it fails closed (default: 60)")
     p.add_argument("--load-in-4bit", action="store_true", help="bitsandbytes 4-bit (needs CUDA)")
     p.add_argument("--load-in-8bit", action="store_true", help="bitsandbytes 8-bit (needs CUDA)")
     p.add_argument("-v", "--verbose", action="store_true", help="log loading progress to stderr")
     return p
 
 
-def _conversations(args, parser) -> Iterator[list[dict]]:
-    given = [x for x in (args.text, args.conversation, args.file) if x]
+class InputError(ValueError):
+    """The input files or text cannot be read: exit 2 with this message."""
+
+
+def _read_json(path: str, what: str):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise InputError(f"{what} {path} is not valid JSON: {exc}") from exc
+
+
+def _row(line: str) -> list | str:
+    """A conversation from one JSONL line, or why there is none."""
+    try:
+        row = json.loads(line)
+    except ValueError as exc:
+        return f"not valid JSON ({exc})"
+    if isinstance(row, dict) and isinstance(row.get("conversation"), list):
+        return row["conversation"]
+    if isinstance(row, dict) and isinstance(row.get("text"), str):
+        return [{"role": "user", "content": row["text"]}]
+    return 'expected {"text": "..."} or {"conversation": [...]}'
+
+
+def _inputs(args, parser) -> list:
+    """Everything to judge, read before the model loads: conversations, or for a bad JSONL
+    line the reason (a string), which becomes a failed verdict in its place."""
+    given = [x for x in (args.text, args.conversation, args.file) if x is not None]
     if len(given) != 1:
         parser.error("give exactly one of TEXT, --conversation FILE.json, --file IN.jsonl")
-    if args.text:
-        yield [{"role": "user", "content": args.text}]
-    elif args.conversation:
-        with open(args.conversation, encoding="utf-8") as f:
-            data = json.load(f)
+    if args.text is not None:
+        return [[{"role": "user", "content": args.text}]]
+    if args.conversation is not None:
+        data = _read_json(args.conversation, "conversation file")
         if not isinstance(data, list):
-            parser.error("--conversation must hold a JSON list of messages")
-        yield data
-    else:
+            raise InputError(f"{args.conversation} must hold a JSON list of {{\"role\", \"content\"}} messages")
+        return [data]
+    try:
         with open(args.file, encoding="utf-8") as f:
-            lines = [line for line in f if line.strip()]
-        from tqdm import tqdm
-
-        for number, line in enumerate(tqdm(lines, desc="judging", unit="msg", file=sys.stderr), start=1):
-            try:
-                row = json.loads(line)
-                yield row["conversation"] if "conversation" in row else [{"role": "user", "content": row["text"]}]
-            except (ValueError, KeyError, TypeError) as exc:
-                yield [{"role": "invalid", "content": f"line {number}: {exc}"}]
+            lines = [(n, line) for n, line in enumerate(f, start=1) if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {args.file}: {exc}") from exc
+    return [row if isinstance(row, list) else f"line {n}: {row}" for n, line in lines for row in [_row(line)]]
 
 
 def _policy(args, guard):
@@ -89,25 +117,43 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
     if not 0.0 <= args.threshold <= 1.0:
         parser.error("--threshold must be between 0 and 1")
-    conversations = _conversations(args, parser)
+    if (args.print_prompt or args.print_ids) and args.file is not None:
+        parser.error("--print-prompt and --print-ids take TEXT or --conversation, not --file")
+    try:
+        inputs = _inputs(args, parser)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     from guard import load_guard
     from weights import ModelLoadError
 
+    printing = args.print_prompt or args.print_ids
     try:
         guard = load_guard(args.model, version=args.version, load_in_4bit=args.load_in_4bit,
-                           load_in_8bit=args.load_in_8bit)
+                           load_in_8bit=args.load_in_8bit, dtype=args.dtype, timeout_s=args.timeout,
+                           prompt_only=printing)
     except (ModelLoadError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     policy = _policy(args, guard)
-    if args.print_prompt or args.print_ids:
-        return _print_input(guard, next(conversations), policy, args.print_ids)
+    if printing:
+        return _print_input(guard, inputs[0], policy, args.print_ids)
     worst = 0
-    for conversation in conversations:
-        verdict = guard.check(conversation, policy, args.threshold)
+    progress = _progress(inputs) if args.file is not None else inputs
+    for item in progress:
+        if isinstance(item, str):
+            verdict = failed_verdict(item, guard=guard.label)
+        else:
+            verdict = guard.check(item, policy, args.threshold)
         print(json.dumps(verdict.to_dict(), ensure_ascii=False), flush=True)
         worst = max(worst, 0 if verdict.safe else 1)
     return worst
+
+
+def _progress(items: list):
+    from tqdm import tqdm
+
+    return tqdm(items, desc="judging", unit="msg", file=sys.stderr)
 
 
 def _print_input(guard, conversation, policy, ids: bool) -> int:

@@ -1,17 +1,47 @@
-"""`load_guard(spec)`: a guard from a hub id, folder, .gguf file, endpoint URL, or 'offline'."""
+"""`load_guard(spec)`: a guard from a hub id, folder, .gguf file, endpoint URL, or 'offline'.
+
+    load_guard("meta-llama/Meta-Llama-Guard-2-8B")        Llama Guard 2, local (transformers)
+    load_guard("./Llama-Guard-3-8B-Q8_0.gguf")             Llama Guard 3 from a GGUF file
+    load_guard("http://127.0.0.1:8080", api_key=...)       an OpenAI-compatible endpoint
+    load_guard("offline")                                  the bundled offline classifier
+
+The Llama Guard version (which prompt format and taxonomy) follows the model: its chat
+template when it has one, else its name (hub id, folder, config, served model name);
+`version=` overrides both. Llama-Guard-3-1B gets the S1-S13 taxonomy it was trained on.
+"""
 
 from __future__ import annotations
 
-from guard.prompt import GUARD2, GUARD3
+import os
+import re
+from pathlib import Path
+
+from guard.prompt import GUARD2, GUARD3, VERSIONS
+from guard.taxonomy import LLAMA_GUARD_3_1B, TAXONOMIES, Category
 
 
-def detect_version(*names: str) -> str:
-    """'llama-guard-3' when a name says Guard 3 ("Llama-Guard-3-8B"), else 'llama-guard-2'."""
+def detect_version(*names: str, chat_template: str | None = None) -> str:
+    """The Llama Guard version from the model's chat template, else from its names.
+
+    >>> detect_version("meta-llama/Llama-Guard-3-8B"), detect_version("./my-guard")
+    ('llama-guard-3', 'llama-guard-2')
+    """
+    template = chat_template if isinstance(chat_template, str) else ""
+    if "UNSAFE CONTENT CATEGORIES" in template:
+        return GUARD3 if "<|start_header_id|>" in template else GUARD2
     joined = " ".join(n for n in names if n).lower().replace("_", "-")
     return GUARD3 if "guard-3" in joined or "guard3" in joined else GUARD2
 
 
+def taxonomy_for(version: str, *names: str) -> tuple[Category, ...]:
+    joined = " ".join(n for n in names if n).lower()
+    if version == GUARD3 and re.search(r"(?<![0-9.])1b\b", joined):
+        return LLAMA_GUARD_3_1B
+    return TAXONOMIES[version]
+
+
 def describe(version: str, spec: str) -> str:
+    """The label the UI shows: "Llama Guard 2 · meta-llama/Meta-Llama-Guard-2-8B"."""
     name = "Llama Guard 3" if version == GUARD3 else "Llama Guard 2"
     label = f"{name} · {spec}"
     if "guard" not in spec.lower():
@@ -19,30 +49,75 @@ def describe(version: str, spec: str) -> str:
     return label
 
 
+def load_tokenizer(spec: str):
+    """Only the tokenizer of a local or hub model (for printing prompts and token ids)."""
+    from transformers import AutoTokenizer
+
+    from weights import ModelLoadError, explain_load_error
+
+    path = Path(spec).expanduser()
+    token = os.environ.get("HF_TOKEN") or None
+    try:
+        if spec.lower().endswith(".gguf"):
+            return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        return AutoTokenizer.from_pretrained(str(path) if path.exists() else spec, token=token)
+    except Exception as exc:  # noqa: BLE001 - a message that says what to do, not a traceback
+        raise ModelLoadError(explain_load_error(spec, exc, has_token=bool(token))) from exc
+
+
+def _remote(spec: str, version: str | None, api_key: str | None, timeout_s: float):
+    import openai
+
+    from guard.llama_guard import LlamaGuard
+    from guard.remote import RemoteGuardModel
+    from weights import ModelLoadError
+
+    try:
+        backend = RemoteGuardModel(spec, key=api_key, timeout_s=timeout_s)
+    except openai.AuthenticationError as exc:
+        raise ModelLoadError(f"The guard endpoint {spec} refused the key ({exc}): set OPENAI_API_KEY "
+                             "(or HF_TOKEN for Inference Endpoints) to a key it accepts.") from exc
+    except openai.OpenAIError as exc:
+        raise ModelLoadError(f"Could not ask the guard endpoint {spec} which model it serves ({exc}). Check the "
+                             "URL and that the server is running, or set GUARD_MODEL_NAME to the served model "
+                             "name.") from exc
+    version = version or detect_version(backend.model)
+    return LlamaGuard(backend, version, describe(version, f"{backend.model} @ {backend.url}"), timeout_s,
+                      taxonomy_for(version, backend.model))
+
+
 def load_guard(spec: str = "offline", *, version: str | None = None, load_in_4bit: bool = False,
                load_in_8bit: bool = False, dtype: str = "auto", device_map: str | None = None,
-               api_key: str | None = None, timeout_s: float = 60.0, reuse_prefix: bool = True):
-    """Load the guard `spec` names (see the module docstring); raises weights.ModelLoadError
-    or ValueError with a message that says what to do."""
+               api_key: str | None = None, timeout_s: float = 60.0, reuse_prefix: bool = True,
+               prompt_only: bool = False):
+    """Load the guard `spec` names (see the module docstring). Raises weights.ModelLoadError
+    or ValueError with a message that says what to do.
+
+    prompt_only: load the tokenizer but not the weights (the guard can render and tokenize
+    prompts; its checks fail closed)."""
     spec = (spec or "").strip()
-    if version not in (None, GUARD2, GUARD3):
-        raise ValueError(f"unknown guard version {version!r}: use {GUARD2} or {GUARD3}")
+    if version not in (None, *VERSIONS):
+        raise ValueError(f"unknown guard version {version!r}: use {' or '.join(VERSIONS)}")
+    if not spec:
+        raise ValueError("no guard model given: a hub id, a folder, a .gguf file, an http(s):// URL or 'offline'")
     if spec == "offline":
         from guard.offline import OfflineGuard
 
         return OfflineGuard.load()
-    from guard.llama_guard import LlamaGuard
-
     if spec.startswith(("http://", "https://")):
-        from guard.remote import RemoteGuardModel
+        return _remote(spec, version, api_key, timeout_s)
+    from guard.llama_guard import LlamaGuard
+    from guard.local import LocalGuardModel, TokenizerOnly
 
-        backend = RemoteGuardModel(spec, key=api_key, timeout_s=timeout_s)
-        version = version or detect_version(backend.model)
-        return LlamaGuard(backend, version, describe(version, f"{backend.model} @ {backend.url}"), timeout_s)
-    from guard.local import LocalGuardModel
-    from weights import LoadOptions, load_causal_lm
+    if prompt_only:
+        tokenizer, name = load_tokenizer(spec), ""
+        backend = TokenizerOnly(tokenizer)
+    else:
+        from weights import LoadOptions, load_causal_lm
 
-    model, tokenizer = load_causal_lm(spec, LoadOptions(dtype=dtype, device_map=device_map,
-                                                        load_in_4bit=load_in_4bit, load_in_8bit=load_in_8bit))
-    version = version or detect_version(spec, getattr(model.config, "_name_or_path", ""))
-    return LlamaGuard(LocalGuardModel(model, tokenizer, reuse_prefix), version, describe(version, spec), timeout_s)
+        model, tokenizer = load_causal_lm(spec, LoadOptions(dtype=dtype, device_map=device_map,
+                                                            load_in_4bit=load_in_4bit, load_in_8bit=load_in_8bit))
+        name = getattr(model.config, "_name_or_path", "") or ""
+        backend = LocalGuardModel(model, tokenizer, reuse_prefix)
+    version = version or detect_version(spec, name, chat_template=getattr(tokenizer, "chat_template", None))
+    return LlamaGuard(backend, version, describe(version, spec), timeout_s, taxonomy_for(version, spec, name))

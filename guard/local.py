@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -22,19 +23,39 @@ from guard.prompt import GuardPrompt, prompt_ids
 
 MAX_CATEGORY_TOKENS = 16  # "\nS1,S2,S10" is a handful of tokens
 MAX_CACHED_PREFIXES = 8  # one per (policy, role) in use
+NOT_FINITE = "the model's unsafe score is not a number (overflow in float16? try --dtype bfloat16 or float32)"
 
 
 @dataclass(frozen=True)
 class Assessment:
-    """What a backend read from the model: the unsafe score (None when not exposed) and
-    the answer text."""
+    """What a backend read from the model: the unsafe score (None when not exposed), the
+    answer text, and a note for the verdict (e.g. why there is no score)."""
 
     score: float | None
     raw: str
     note: str = ""
 
 
+def fork_cache(cache):
+    """A cache that continues from `cache` without changing it, for one check.
+
+    A DynamicLayer grows by `torch.cat` and rebinds its tensors, never writing into them,
+    so new layer objects that share the prefix tensors are enough: O(layers), no copy of
+    the prefix's keys and values. Any other kind of cache is deep-copied."""
+    from transformers.cache_utils import DynamicLayer
+
+    layers = getattr(cache, "layers", None)
+    if not layers or any(type(layer) is not DynamicLayer for layer in layers):
+        return copy.deepcopy(cache)
+    fork = copy.copy(cache)
+    fork.layers = [copy.copy(layer) for layer in layers]
+    return fork
+
+
 class LocalGuardModel:
+    """A loaded Llama Guard (model + tokenizer). `assess` is thread-safe: the shared prefix
+    caches are only ever read (each check continues from its own deep copy)."""
+
     remote = False
 
     def __init__(self, model, tokenizer, reuse_prefix: bool = True):
@@ -81,8 +102,8 @@ class LocalGuardModel:
             return logits[[self.safe_id, self.unsafe_id]], cache
         out = self._run(self.model.base_model, ids, cache)
         hidden = out.last_hidden_state[0, -1]
-        rows = weight[[self.safe_id, self.unsafe_id]]
-        return (rows.to(hidden.dtype) @ hidden).float(), self._cache_of(out)
+        rows = weight[[self.safe_id, self.unsafe_id]].to(device=hidden.device, dtype=hidden.dtype)
+        return (rows @ hidden).float(), self._cache_of(out)
 
     def _prefix_cache(self, prefix: str, ids: list[int]):
         """The key/value cache of the policy prefix: computed once, then copied per check."""
@@ -94,7 +115,7 @@ class LocalGuardModel:
                 while len(self._prefixes) > MAX_CACHED_PREFIXES:
                     self._prefixes.popitem(last=False)
             self._prefixes.move_to_end(prefix)
-        return copy.deepcopy(cache)
+        return fork_cache(cache)
 
     def first_step(self, prompt: GuardPrompt, reuse_prefix: bool | None = None):
         """Logits of (safe, unsafe) for the first answer token, and the cache to continue from."""
@@ -109,6 +130,8 @@ class LocalGuardModel:
         with torch.inference_mode():
             logits, cache = self.first_step(prompt, reuse_prefix)
             score = torch.sigmoid(logits[1] - logits[0]).item()
+            if not math.isfinite(score):
+                raise FloatingPointError(f"{NOT_FINITE} (logits {logits.tolist()})")
             if score < threshold:
                 return Assessment(score, "safe")
             return Assessment(score, "unsafe" + self._continue(cache, self.unsafe_id))
@@ -123,3 +146,16 @@ class LocalGuardModel:
                 break
             out_ids.append(token)
         return self.tokenizer.decode(out_ids, skip_special_tokens=True)
+
+
+class TokenizerOnly:
+    """The tokenizer of a guard without its weights: enough to render and tokenize a prompt
+    (`python -m guard --print-prompt/--print-ids`), not to judge one."""
+
+    remote = False
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def assess(self, prompt: GuardPrompt, threshold: float) -> Assessment:
+        raise RuntimeError("this guard was loaded without its weights (prompt only)")

@@ -1,32 +1,41 @@
 """Llama Guard behind an OpenAI-compatible completions endpoint (TGI, vLLM, Inference
-Endpoints). We send our own rendered prompt, so the operator's policy applies; the
-score comes from the first token's log-probabilities when the server returns them,
-otherwise the verdict rests on the answer text alone, and says so."""
+Endpoints, transformers serve). We send our own rendered prompt, so the operator's
+policy applies; the server tokenizes it, so special-token strings typed in messages are
+broken up in the text (see guard.prompt).
+
+The score comes from the first token's log-probabilities when the server returns them
+(`logprobs=5`: vLLM, TGI), as P(unsafe) / (P(unsafe) + P(safe)), the same two-way form as
+the local backend. A server that ignores the parameter (transformers serve) or rejects
+it gets a verdict from the answer text alone, and the verdict's note says so."""
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 
 from guard.local import Assessment
-from guard.prompt import GUARD3, GuardPrompt, model_input_text
-from weights.endpoint import api_base, openai_client, served_model
+from guard.parse import parse_verdict
+from guard.prompt import GuardPrompt, endpoint_text
 
+log = logging.getLogger(__name__)
+TOP_LOGPROBS = 5
 MAX_TOKENS = 12  # "unsafe\nS1,S10" and an end-of-turn
 NO_LOGPROBS = "the endpoint returned no log-probabilities: the verdict rests on the answer text alone"
 
 
 def two_way_score(top: dict[str, float]) -> float | None:
-    """P(unsafe) / (P(unsafe) + P(safe)) from first-token log-probs, or None if absent.
+    """P(unsafe) / (P(unsafe) + P(safe)) from first-token log-probs, or None if neither is there.
+    A word missing from the top entries counts as probability 0.
 
     >>> round(two_way_score({"unsafe": -0.1, "safe": -2.4}), 3)
     0.909
     """
     found: dict[str, float] = {}
-    for token, logprob in top.items():
-        word = token.strip().lower()
-        if word in ("safe", "unsafe"):
-            found[word] = max(found.get(word, -math.inf), logprob)
+    for token, logprob in (top or {}).items():
+        word = str(token).strip().lower()
+        if word in ("safe", "unsafe") and isinstance(logprob, (int, float)):
+            found[word] = max(found.get(word, -math.inf), float(logprob))
     if not found:
         return None
     unsafe, safe = found.get("unsafe", -math.inf), found.get("safe", -math.inf)
@@ -35,21 +44,46 @@ def two_way_score(top: dict[str, float]) -> float | None:
     return 1.0 / (1.0 + math.exp(safe - unsafe)) if safe != -math.inf else 1.0
 
 
+def _first_token_logprobs(choice) -> dict[str, float] | None:
+    logprobs = getattr(choice, "logprobs", None)
+    top = getattr(logprobs, "top_logprobs", None) if logprobs else None
+    return top[0] if top else None
+
+
 class RemoteGuardModel:
     remote = True
 
     def __init__(self, url: str, *, key: str | None = None, model: str | None = None, timeout_s: float = 60.0):
+        from weights.endpoint import api_base, openai_client, served_model
+
         self.url = api_base(url)
         self.client = openai_client(url, key, timeout_s)
         self.model = model or os.environ.get("GUARD_MODEL_NAME") or served_model(self.client)
+        self.ask_logprobs = True  # cleared when the server rejects the parameter
+
+    def _complete(self, text: str):
+        kwargs = dict(model=self.model, prompt=text, max_tokens=MAX_TOKENS, temperature=0.0)
+        if self.ask_logprobs:
+            import openai
+
+            try:
+                return self.client.completions.create(logprobs=TOP_LOGPROBS, **kwargs).choices[0]
+            except openai.BadRequestError as exc:
+                if "logprob" not in str(exc).lower():
+                    raise
+                log.warning("%s rejects logprobs (%s): verdicts will rest on the answer text", self.url, exc)
+                self.ask_logprobs = False
+        return self.client.completions.create(**kwargs).choices[0]
 
     def assess(self, prompt: GuardPrompt, threshold: float) -> Assessment:
-        # Guard 2: servers add the BOS themselves; Guard 3's text carries its own header tokens
-        text = model_input_text(prompt) if prompt.version == GUARD3 else prompt.text
-        response = self.client.completions.create(model=self.model, prompt=text, max_tokens=MAX_TOKENS,
-                                                  temperature=0.0, logprobs=5)
-        choice = response.choices[0]
-        top = getattr(choice.logprobs, "top_logprobs", None) if choice.logprobs else None
-        score = two_way_score(top[0]) if top else None
-        return Assessment(score, choice.text or "", "" if score is not None else NO_LOGPROBS)
-
+        text = endpoint_text(prompt)
+        choice = self._complete(text)
+        raw = choice.text or ""
+        score = two_way_score(_first_token_logprobs(choice) or {})
+        if score is None:
+            return Assessment(None, raw, NO_LOGPROBS)
+        if score >= threshold and parse_verdict(raw).safe:
+            # the score says unsafe but the greedy answer said safe: ask for the categories
+            raw = "unsafe" + (self.client.completions.create(
+                model=self.model, prompt=text + "unsafe", max_tokens=MAX_TOKENS, temperature=0.0).choices[0].text or "")
+        return Assessment(score, raw)
