@@ -1,10 +1,16 @@
 """How much the reused policy prefix saves: one check of a short user message, with and
 without the prefix's key/value cache, on a random Llama large enough that compute
-dominates (8 layers, hidden 512, the real Llama 3 tokenizer and vocabulary).
+dominates (8 layers, hidden 1024, the real Llama 3 tokenizer and 128,256-token vocabulary).
 
-    python bench/guard.py [--runs 20] [--layers 8] [--hidden 1024] [--intermediate 3584] [--json]
+    python bench/guard.py [--runs 20] [--layers 8] [--hidden 1024] [--threads N] [--json]
 
-Both paths run in one process, alternating; prints medians and `cached_over_uncached`.
+Both paths run in one process, alternating, through `guard.check` (threshold 1.0, so the
+timed work is the scoring pass, not category generation). Prints medians and
+`cached_over_uncached` (target: at most 0.4). The floor is the share of prompt tokens
+after the prefix (the conversation and the closing instruction, 68 of 203 here). On CPU
+the default is one torch thread: on a shared machine, intra-op threads wait on each other
+and blur the ratio towards 1 (`--threads 0` keeps torch's own choice; the output says
+which ran).
 """
 
 from __future__ import annotations
@@ -26,9 +32,11 @@ def main(argv=None) -> None:
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--layers", type=int, default=8)
     p.add_argument("--hidden", type=int, default=1024)
-    p.add_argument("--intermediate", type=int, default=3584, help="MLP width (Llama 3 8B: 3.5x hidden)")
+    p.add_argument("--intermediate", type=int, default=None, help="MLP width (default 3.5x hidden, as Llama 3 8B)")
     p.add_argument("--message", default="How do I make a chocolate cake for my daughter's birthday?")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads (default: 1 on CPU; 0: torch's choice)")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
 
@@ -37,35 +45,42 @@ def main(argv=None) -> None:
     import reference_templates
     import tiny_models
     from guard import load_guard
+    from guard.prompt import prompt_ids
 
+    threads = a.threads if a.threads is not None else (0 if torch.cuda.is_available() else 1)
+    if threads:
+        torch.set_num_threads(threads)
+    intermediate = a.intermediate or a.hidden * 7 // 2
     with tempfile.TemporaryDirectory() as folder:
         tiny_models.build_tiny_llama(Path(folder), reference_templates.LLAMA_GUARD_2, layers=a.layers,
-                                     hidden=a.hidden, heads=8, kv_heads=8,
-                                     intermediate=a.intermediate)
+                                     hidden=a.hidden, heads=8, kv_heads=8, intermediate=intermediate)
         guard = load_guard(folder, version="llama-guard-2", dtype=a.dtype)
-    backend, prompt = guard.backend, guard.render([{"role": "user", "content": a.message}])
-    threshold = 1.0  # time the scoring pass alone (no category generation)
+    backend, conversation = guard.backend, [{"role": "user", "content": a.message}]
 
     def timed(reuse: bool) -> float:
+        backend.reuse_prefix = reuse
         t0 = time.perf_counter()
-        backend.assess(prompt, threshold, reuse_prefix=reuse)
-        return time.perf_counter() - t0
+        verdict = guard.check(conversation, threshold=1.0)
+        elapsed = time.perf_counter() - t0
+        assert verdict.parsed and verdict.score is not None, verdict.error
+        return elapsed
 
     timed(True), timed(False)  # warm-up, and builds the prefix cache
     cached, uncached = [], []
     for _ in range(a.runs):
         cached.append(timed(True))
         uncached.append(timed(False))
-    same = abs(backend.assess(prompt, 0, reuse_prefix=True).score - backend.assess(prompt, 0, reuse_prefix=False).score)
-    prefix_ids, rest_ids = __import__("guard.prompt", fromlist=["prompt_ids"]).prompt_ids(backend.tokenizer, prompt)
+    prompt = guard.render(conversation)
+    scores = [backend.assess(prompt, 1.0, reuse_prefix=reuse).score for reuse in (True, False)]
+    prefix_ids, rest_ids = prompt_ids(backend.tokenizer, prompt)
     result = {
         "device": str(backend.model.device), "dtype": a.dtype, "torch_threads": torch.get_num_threads(),
-        "layers": a.layers, "hidden": a.hidden, "intermediate": a.intermediate, "runs": a.runs,
+        "layers": a.layers, "hidden": a.hidden, "intermediate": intermediate, "runs": a.runs,
         "prompt_tokens": len(prefix_ids) + len(rest_ids), "prefix_tokens": len(prefix_ids),
         "cached_ms": round(statistics.median(cached) * 1000, 2),
         "uncached_ms": round(statistics.median(uncached) * 1000, 2),
         "cached_over_uncached": round(statistics.median(cached) / statistics.median(uncached), 3),
-        "max_score_difference": same,
+        "score_difference": abs(scores[0] - scores[1]),
     }
     print(json.dumps(result) if a.json else "\n".join(f"{k:>22}: {v}" for k, v in result.items()))
 
