@@ -5,8 +5,9 @@
 
 Steps, all with a fixed seed: read the examples (guard.training.sources), split them
 (by a seeded hash of each text) into train 65% / validation 15% / held-out 20%, embed them
-with all-MiniLM-L6-v2, fit a class-weighted softmax regression on train, fit its
-temperature on validation (Platt-style calibration), fit the "reply complies" logistic head
+with all-MiniLM-L6-v2, fit class-weighted softmax regressions on train (a small grid of
+class weighting and L2, chosen on validation), fit the temperature on validation
+(Platt-style calibration), fit the "reply complies" logistic head
 on train replies and refusals, then evaluate once on held-out, which neither training nor
 calibration sees. Writes guard/data/offline_head.npz and guard/data/examples.tsv (every
 example with its source, license and split).
@@ -49,25 +50,27 @@ def split(examples: list[Example], seed: int) -> list[str]:
     return names
 
 
-def example_weights(y: np.ndarray) -> np.ndarray:
-    """Weights that give class 0 ("safe") half the total and the others the other half,
-    shared among them in proportion to sqrt(count): rare categories count for more per
-    example without one hand-written sentence outweighing a hundred benign ones."""
+def example_weights(y: np.ndarray, unsafe_share: float = 0.5) -> np.ndarray:
+    """Weights that give the unsafe classes `unsafe_share` of the total and class 0 ("safe")
+    the rest; the unsafe share is split in proportion to 1/sqrt(category count) per example:
+    rare categories count for more per example without one hand-written sentence
+    outweighing a hundred benign ones."""
     counts = np.bincount(y).astype(np.float64)
-    weights = np.where(y == 0, 0.5 / max(counts[0], 1), 0.0)
+    weights = np.where(y == 0, (1 - unsafe_share) / max(counts[0], 1), 0.0)
     unsafe = y != 0
     if unsafe.any():
         share = 1 / np.sqrt(counts[y[unsafe]])
-        weights[unsafe] = 0.5 * share / share.sum()
+        weights[unsafe] = unsafe_share * share / share.sum()
     return weights * len(y)
 
 
-def fit_softmax(x: np.ndarray, y: np.ndarray, classes: int, l2: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def fit_softmax(x: np.ndarray, y: np.ndarray, classes: int, l2: float, seed: int,
+                unsafe_share: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """Weighted (see example_weights) multinomial logistic regression, L-BFGS in float64."""
     import torch
 
     torch.manual_seed(seed)
-    weight = torch.tensor(example_weights(y))
+    weight = torch.tensor(example_weights(y, unsafe_share))
     xs, ys = torch.tensor(x, dtype=torch.float64), torch.tensor(y)
     w = torch.zeros(classes, x.shape[1], dtype=torch.float64, requires_grad=True)
     b = torch.zeros(classes, dtype=torch.float64, requires_grad=True)
@@ -82,6 +85,31 @@ def fit_softmax(x: np.ndarray, y: np.ndarray, classes: int, l2: float, seed: int
 
     opt.step(loss)
     return w.detach().numpy(), b.detach().numpy()
+
+
+GRID = [(share, l2) for share in (0.5, 0.6, 0.7) for l2 in (3e-5, 1e-4, 3e-4)]
+MAX_VALIDATION_FPR = 0.02  # stricter than the 0.05 target, to leave a margin for held-out
+
+
+def select_softmax(x, y, train, val, is_prompt, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fit the softmax for each (unsafe share, L2) in GRID on train; keep the one with the
+    best validation recall of unsafe prompts among those whose validation FPR on benign
+    prompts is at most MAX_VALIDATION_FPR (the lowest FPR if none is)."""
+    prompts = np.array(is_prompt)[val]
+    unsafe, benign = prompts & (y[val] != 0), prompts & (y[val] == 0)
+    best = None
+    for share, l2 in GRID:
+        w, b = fit_softmax(x[train], y[train], len(CLASSES), l2, seed, share)
+        head = Head(w, b, 1.0, np.zeros(x.shape[1]), 0.0)
+        head = Head(w, b, fit_temperature(head, x[val], y[val]), head.comply_w, head.comply_b)
+        flagged = 1 - head.probabilities(x[val])[:, 0] >= 0.5
+        recall, fpr = flagged[unsafe].mean(), flagged[benign].mean()
+        print(f"  unsafe share {share}, L2 {l2:g}: validation recall {recall:.3f}, FPR {fpr:.3f}")
+        rank = (fpr <= MAX_VALIDATION_FPR, recall if fpr <= MAX_VALIDATION_FPR else -fpr)
+        if best is None or rank > best[0]:
+            best = (rank, share, l2, w, b)
+    print(f"chosen on validation: unsafe share {best[1]}, L2 {best[2]:g}")
+    return best[3], best[4]
 
 
 def fit_temperature(head: Head, x: np.ndarray, y: np.ndarray) -> float:
@@ -136,7 +164,6 @@ def write_manifest(examples: list[Example], names: list[str], path: Path = MANIF
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m guard.train", description=__doc__.split("\n\n")[0])
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--l2", type=float, default=1e-4, help="L2 penalty on the softmax weights")
     p.add_argument("--threshold", type=float, default=0.5)
     p.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "guard-offline-train",
                    help="where the pinned wheels are downloaded")
@@ -156,9 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     y = np.array([CLASSES.index(e.label) for e in examples])
     train, val, held = (np.array(parts[n]) for n, _ in SPLITS)
 
-    weights, bias = fit_softmax(x[train], y[train], len(CLASSES), a.l2, a.seed)
+    weights, bias = select_softmax(x, y, train, val, [e.kind == "prompt" for e in examples], a.seed)
     replies = np.array([i for i in train if examples[i].kind in ("reply", "refusal")])
-    cw, cb = fit_softmax(x[replies], np.array([examples[i].kind == "reply" for i in replies], dtype=int), 2, a.l2, a.seed)
+    cw, cb = fit_softmax(x[replies], np.array([examples[i].kind == "reply" for i in replies], dtype=int), 2, 1e-4, a.seed)
     head = Head(weights, bias, 1.0, cw[1] - cw[0], float(cb[1] - cb[0]))
     temperature = fit_temperature(head, x[val], y[val])
     head = Head(weights, bias, temperature, head.comply_w, head.comply_b)
