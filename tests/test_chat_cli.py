@@ -44,3 +44,9 @@ def test_bad_input_is_a_clear_error(args, message):
     result = run_chat(*args)
     assert result.returncode != 0 and message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_importing_chat_and_weights_loads_no_torch():
+    code = "import sys, chat, chat.remote, weights; print(sorted({'torch', 'transformers'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr[-2000:]
