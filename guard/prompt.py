@@ -39,6 +39,8 @@ the text themselves, special-token strings are also broken up (`<|eot_id|>` ->
 from __future__ import annotations
 
 import re
+import threading
+import weakref
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -156,23 +158,62 @@ def render_prompt(conversation: Sequence[Mapping[str, str]], policy: Policy | No
     return GuardPrompt(prefix, prefix + turns + closing + " [/INST]", role, version)
 
 
-def _encode(tokenizer, text: str, specials: bool) -> list[int]:
-    return list(tokenizer(text, add_special_tokens=False, split_special_tokens=not specials).input_ids)
+class InjectionError(RuntimeError):
+    """Text tokenized into a special token: the tokenizer does not keep text as text."""
+
+
+# A fast tokenizer keeps `split_special_tokens` as state on its Rust object and flips it
+# per call; two threads tokenizing at once with different settings could parse one
+# thread's message text with special tokens on. So: one lock, and text is only ever
+# tokenized with the setting on; the format's own special tokens are looked up by name.
+_TOKENIZE = threading.Lock()
+_FORMAT_SPECIAL = re.compile(r"(<\|[a-z_]+\|>)")
+_SPECIAL_IDS: "weakref.WeakKeyDictionary[object, frozenset[int]]" = weakref.WeakKeyDictionary()
+
+
+def _special_ids(tokenizer) -> frozenset[int]:
+    if tokenizer not in _SPECIAL_IDS:
+        added = tokenizer.added_tokens_decoder.items()
+        _SPECIAL_IDS[tokenizer] = frozenset(i for i, token in added if getattr(token, "special", True)) | \
+            frozenset(tokenizer.all_special_ids)
+    return _SPECIAL_IDS[tokenizer]
+
+
+def _encode_text(tokenizer, text: str) -> list[int]:
+    """Ids of message-bearing text, where special-token strings must stay text."""
+    ids = list(tokenizer(text, add_special_tokens=False, split_special_tokens=True).input_ids)
+    if not _special_ids(tokenizer).isdisjoint(ids):
+        raise InjectionError("the tokenizer turned text into a special token (it ignores split_special_tokens): "
+                             "refusing to judge a prompt whose structure a message could forge")
+    return ids
+
+
+def _encode_format(tokenizer, text: str) -> list[int]:
+    """Ids of the format's own header/tail text: its special tokens by name, the rest as text."""
+    ids: list[int] = []
+    for piece in _FORMAT_SPECIAL.split(text):
+        if _FORMAT_SPECIAL.fullmatch(piece):
+            ids.append(tokenizer.convert_tokens_to_ids(piece))
+        elif piece:
+            ids += _encode_text(tokenizer, piece)
+    return ids
 
 
 def prompt_ids(tokenizer, prompt: GuardPrompt) -> tuple[list[int], list[int]]:
-    """(prefix ids, rest ids): special ids only where the format puts them.
+    """(prefix ids, rest ids): special ids only where the format puts them (raises
+    InjectionError if the tokenizer would put one anywhere else).
 
     Guard 2: [128000] + the text; Guard 3: its header tokens, the text, its tail tokens.
     The prefix ends with "\\n\\n" and the rest starts with "User:", a clean BPE split, so
     prefix + rest equals tokenizing the whole text at once (tests check it)."""
-    if prompt.version == GUARD3:
-        task = prompt.prefix[len(GUARD3_HEAD):]
-        body = prompt.text[len(GUARD3_HEAD):-len(GUARD3_TAIL)]
-        return (_encode(tokenizer, GUARD3_HEAD, specials=True) + _encode(tokenizer, task, False),
-                _encode(tokenizer, body[len(task):], False) + _encode(tokenizer, GUARD3_TAIL, specials=True))
-    bos = tokenizer.convert_tokens_to_ids(BOS)
-    return [bos] + _encode(tokenizer, prompt.prefix, False), _encode(tokenizer, prompt.rest, False)
+    with _TOKENIZE:
+        if prompt.version == GUARD3:
+            task = prompt.prefix[len(GUARD3_HEAD):]
+            body = prompt.text[len(GUARD3_HEAD):-len(GUARD3_TAIL)]
+            return (_encode_format(tokenizer, GUARD3_HEAD) + _encode_text(tokenizer, task),
+                    _encode_text(tokenizer, body[len(task):]) + _encode_format(tokenizer, GUARD3_TAIL))
+        return ([tokenizer.convert_tokens_to_ids(BOS)] + _encode_text(tokenizer, prompt.prefix),
+                _encode_text(tokenizer, prompt.rest))
 
 
 def model_input_text(prompt: GuardPrompt) -> str:
