@@ -25,13 +25,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", metavar="SEED", type=int, default=None, help="sampling seed (repeatable replies)")
     p.add_argument("--load-in-4bit", action="store_true", help="bitsandbytes 4-bit (needs CUDA)")
     p.add_argument("--load-in-8bit", action="store_true", help="bitsandbytes 8-bit (needs CUDA)")
-    p.add_argument("-v", "--verbose", action="store_true", help="log loading progress to stderr")
+    p.add_argument("-q", "--quiet", action="store_true", help="no loading messages on stderr")
     a = p.parse_args(argv)
     if not a.message.strip():
         p.error("the message is empty")
     if a.max_new_tokens < 1 or a.temperature < 0 or not 0 < a.top_p <= 1:
         p.error("--max-new-tokens must be at least 1, --temperature at least 0, --top-p in (0, 1]")
-    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING, stream=sys.stderr)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
+    for name in ("weights", "chat"):  # what loads and how long it took; the reply alone goes to stdout
+        logging.getLogger(name).setLevel(logging.WARNING if a.quiet else logging.INFO)
 
     from chat import ChatError, GenerationSettings, load_chat
     from weights import LoadOptions, ModelLoadError

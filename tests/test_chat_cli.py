@@ -32,6 +32,7 @@ def test_streams_a_reply_from_the_offline_model():
                       "--system", "You answer in one sentence.", "What is the capital of France?")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Paris" in result.stdout
+    assert "loaded " in result.stderr and "loaded" not in result.stdout  # how long loading took, apart
 
 
 @pytest.mark.parametrize("args, message", [
