@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from guard.policy import Policy
-from guard.taxonomy import TEMPLATE_NAMES, Category
+from guard.taxonomy import TEMPLATE_NAMES
 
 GUARD2, GUARD3 = "llama-guard-2", "llama-guard-3"
 VERSIONS = (GUARD2, GUARD3)

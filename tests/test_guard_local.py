@@ -89,7 +89,7 @@ def test_the_shared_prefix_cache_is_never_changed(tiny_guard):
     for conversation in (CAKE, CONVERSATIONS[2]):
         backend.assess(tiny_guard.render(conversation), 0.0)  # generates categories too
     assert shared.get_seq_length() == length
-    for layer, (keys, values) in zip(shared.layers, before):
+    for layer, (keys, values) in zip(shared.layers, before, strict=True):
         assert torch.equal(layer.keys, keys) and torch.equal(layer.values, values)
     fork = fork_cache(shared)
     assert fork is not shared and fork.layers[0] is not shared.layers[0] and fork.layers[0].keys is shared.layers[0].keys
@@ -100,7 +100,7 @@ def test_concurrent_checks_equal_sequential_ones(tiny_guard):
     alone = [tiny_guard.check(c, threshold=t) for c, t in jobs]
     with ThreadPoolExecutor(max_workers=6) as pool:
         together = list(pool.map(lambda job: tiny_guard.check(job[0], threshold=job[1]), jobs))
-    for a, b in zip(alone, together):
+    for a, b in zip(alone, together, strict=True):
         assert (a.safe, a.raw, a.role, a.parsed) == (b.safe, b.raw, b.role, b.parsed)
         assert abs(a.score - b.score) < 1e-4
 
@@ -120,3 +120,14 @@ def test_prompt_only_guard_renders_and_fails_closed(tiny_guard_path):
     assert guard.version == "llama-guard-2" and "[INST] Task" in guard.render(CAKE).text
     verdict = guard.check(CAKE)
     assert (verdict.safe, verdict.parsed) == (False, False) and "without its weights" in verdict.error
+
+
+def test_quantized_loading_needs_cuda_and_says_so(tiny_guard_path):
+    from weights import ModelLoadError
+
+    if torch.cuda.is_available():  # where there is a GPU, 4-bit loading must really work
+        assert 0.0 <= load_guard(str(tiny_guard_path), load_in_4bit=True).check(CAKE).score <= 1.0
+    else:
+        for bits in ("load_in_4bit", "load_in_8bit"):
+            with pytest.raises(ModelLoadError, match="needs a CUDA GPU"):
+                load_guard(str(tiny_guard_path), **{bits: True})
