@@ -2,12 +2,17 @@
 categories generated only when the verdict is unsafe, and the policy prefix's
 key/value cache reused across checks.
 
-The score is the probability of `unsafe` against `safe` for the first answer token,
-sigmoid(logit_unsafe - logit_safe), i.e. the softmax restricted to the two answers the
-format allows (on the real model nearly all the mass is on these two, so this equals
-the model card's full-vocabulary softmax to within rounding, and it stays a proper
-probability on a model that spreads mass elsewhere). The first token is then chosen
-by the threshold; when it is `unsafe`, the category line is generated greedily.
+The score is the probability of `unsafe` against `safe` for the first answer token:
+sigmoid(logit_unsafe - logit_safe), the softmax restricted to the two answers the format
+allows, rather than the model card's softmax over the whole vocabulary. Why: (1) it needs
+two rows of the output projection instead of all 128,256, which would cost more than a
+short conversation's own tokens; (2) an endpoint's top log-probabilities give the same
+quantity (guard.remote), so local and remote scores mean the same thing; (3) it is a
+proper probability even where mass leaks to other tokens (a quantised or random model).
+Where nearly all the mass is on the two words, as the format trains it to be, the two
+forms agree closely. The token ids are looked up in the tokenizer at load time
+(Llama 3: safe 19193, unsafe 39257). The first token is then chosen by the threshold;
+only when it is `unsafe` is the category line generated (greedy).
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ def fork_cache(cache):
 
 class LocalGuardModel:
     """A loaded Llama Guard (model + tokenizer). `assess` is thread-safe: the shared prefix
-    caches are only ever read (each check continues from its own deep copy)."""
+    caches are only ever read (each check continues from its own fork of them)."""
 
     remote = False
 
