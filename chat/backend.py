@@ -12,8 +12,9 @@ for the reply); `stream` fits by itself, so calling it alone is safe.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Protocol, Sequence
+from typing import Protocol
 
 Message = dict  # {"role": "system"|"user"|"assistant", "content": str}
 

@@ -9,7 +9,7 @@ user message together with its reply so roles keep alternating:
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from chat.backend import ContextTooLong, Fitted, Message
 

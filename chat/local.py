@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from chat.backend import ChatError, Fitted, GenerationSettings, Message
 from chat.context import fit_messages
@@ -102,7 +102,7 @@ class LocalChat:
                     self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), streamer=streamer,
                                         stopping_criteria=_halting_criteria(halt, stop),
                                         **self.generate_kwargs(settings))
-            except BaseException as exc:  # reported to the consumer below
+            except BaseException as exc:  # noqa: BLE001  reported to the consumer below
                 failure.append(exc)
                 streamer.end()
 

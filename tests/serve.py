@@ -9,10 +9,11 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 
 def free_port() -> int:
@@ -32,7 +33,7 @@ def serve_model(model: str | Path, startup_timeout_s: float = 180) -> Iterator[s
     """Serve `model` (a local folder) and yield its base URL, e.g. http://127.0.0.1:PORT/v1."""
     port = free_port()
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
-    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"transformers-serve-{port}.log", "w+")
+    log = tempfile.TemporaryFile("w+")  # the server's output, shown if it fails to start
     proc = subprocess.Popen(_cli() + ["serve", "--host", "127.0.0.1", "--port", str(port), "--device", "cpu",
                                       str(model)], stdout=log, stderr=subprocess.STDOUT, env=env,
                             start_new_session=True)

@@ -42,8 +42,9 @@ def test_real_tokenizer_context_fit_on_a_small_window(tiny_chat_path):
     small = LocalChat(model, tokenizer, "tiny")
     assert small.context_window == 8192  # Llama 3
     small.context_window = 120
-    turn = lambda i: [{"role": "user", "content": f"question {i} " * 5},  # noqa: E731
-                      {"role": "assistant", "content": f"answer {i} " * 5}]
+    def turn(i: int) -> list[dict]:
+        return [{"role": "user", "content": f"question {i} " * 5}, {"role": "assistant", "content": f"answer {i} " * 5}]
+
     msgs = [{"role": "system", "content": "Be kind."}] + turn(1) + turn(2) + turn(3) + [{"role": "user", "content": "last"}]
     fitted = small.fit(msgs, GenerationSettings(max_new_tokens=40))
     assert fitted.dropped >= 2 and fitted.dropped % 2 == 0 and fitted.messages[0]["content"] == "Be kind."

@@ -8,8 +8,8 @@ import time
 
 import jinja2
 import pytest
-
 import reference_templates
+
 from chat import ChatError, GenerationSettings, load_chat
 from chat.local import stop_token_ids
 

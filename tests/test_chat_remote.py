@@ -6,10 +6,10 @@ from __future__ import annotations
 import threading
 
 import pytest
+from serve import free_port, serve_model
 
 from chat import ChatError, GenerationSettings, load_chat
 from chat.remote import request_options
-from serve import free_port, serve_model
 
 GREEDY = GenerationSettings(temperature=0.0, max_new_tokens=40)
 CAPITAL = [{"role": "user", "content": "What is the capital of France?"}]

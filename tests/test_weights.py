@@ -18,9 +18,9 @@ import threading
 from pathlib import Path
 
 import pytest
+from serve import free_port
 
 import weights
-from serve import free_port
 from weights import LoadOptions, ModelLoadError, load_causal_lm
 from weights.offline import bundled_gguf, offline_chat_model
 
@@ -30,11 +30,11 @@ GATED = "meta-llama/Meta-Llama-3-8B-Instruct"
 
 def load_in_fresh_python(spec: str, **env: str) -> subprocess.CompletedProcess:
     """load_causal_lm(spec) in a new interpreter with `env`; prints the ModelLoadError."""
-    code = ("import weights\ntry:\n    weights.load_causal_lm(%r)\nexcept weights.ModelLoadError as e:\n"
-            "    print(e)\n    raise SystemExit(3)\n" % spec)
+    code = (f"import weights\ntry:\n    weights.load_causal_lm({spec!r})\nexcept weights.ModelLoadError as e:\n"
+            "    print(e)\n    raise SystemExit(3)\n")
     clean = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(clean, **env),
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, check=False, timeout=120)
 
 
 class StubHub(http.server.BaseHTTPRequestHandler):
