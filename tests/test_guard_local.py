@@ -131,3 +131,17 @@ def test_quantized_loading_needs_cuda_and_says_so(tiny_guard_path):
         for bits in ("load_in_4bit", "load_in_8bit"):
             with pytest.raises(ModelLoadError, match="needs a CUDA GPU"):
                 load_guard(str(tiny_guard_path), **{bits: True})
+
+
+def test_the_version_follows_the_models_chat_template(tmp_path_factory):
+    import reference_templates
+    import tiny_models
+
+    folder = tiny_models.build_tiny_llama(tmp_path_factory.mktemp("some-model"), reference_templates.LLAMA_GUARD_3)
+    guard = load_guard(str(folder))
+    assert guard.version == GUARD3 and guard.label.startswith("Llama Guard 3 · ") and len(guard.taxonomy) == 14
+    assert "not a known Llama Guard checkpoint" in guard.label  # the folder's name says nothing
+    verdict = guard.check(CAKE, threshold=0.0)
+    assert 0.0 <= verdict.score <= 1.0 and not verdict.safe and verdict.raw.startswith("unsafe")
+    assert guard.render(CAKE).text.startswith("<|begin_of_text|><|start_header_id|>user<|end_header_id|>")
+    assert load_guard(str(folder), version="llama-guard-2", prompt_only=True).version == "llama-guard-2"
