@@ -25,7 +25,10 @@ def _parser() -> argparse.ArgumentParser:
                     "({\"safe\", \"categories\": [{\"code\", \"name\"}], \"score\", ...}).",
         epilog=__doc__.split("\n\n", 1)[1] + "\nMODEL: a hub id (gated: accept the license on its page and set "
                "HF_TOKEN), a local folder, a .gguf file, an http(s):// OpenAI-compatible completions endpoint, or "
-               "'offline' (the bundled offline classifier, not Llama Guard).\nExit status: 0 all safe, 1 any "
+               "'offline' (the bundled offline classifier, not Llama Guard). The Llama Guard version follows the model's "
+               "chat template, else its name (--version overrides). Endpoints read the key from OPENAI_API_KEY (or "
+               "HF_TOKEN) and the served model from GUARD_MODEL_NAME when the server does not list it. "
+               "--print-prompt and --print-ids load only the tokenizer.\nExit status: 0 all safe, 1 any "
                "unsafe or failed, 2 usage or loading error.")
     p.add_argument("text", nargs="?", help="one user message to judge")
     p.add_argument("--model", default=os.environ.get("GUARD_MODEL", "offline"), help="guard model (default: offline)")
