@@ -1,7 +1,7 @@
 """What our streaming path costs: LocalChat.stream against a bare `model.generate` on the
 same model, prompt and greedy settings, in one process, runs alternating.
 
-    python bench/chat.py [--model offline] [--max-new-tokens 128] [--runs 5] [--threads N] [--json]
+    python bench/chat.py [--model offline] [--max-new-tokens 128] [--runs 7] [--threads N] [--json]
 
 Both paths call generate from a worker thread, as the stream does: on a busy CPU, torch
 in the main thread can run several times slower than in a worker thread (its OpenMP team
@@ -40,7 +40,7 @@ def main(argv=None) -> None:
     p.add_argument("--model", default="offline", help="any chat model spec (default: offline)")
     p.add_argument("--prompt", default="Write a short paragraph about the history of the bicycle.")
     p.add_argument("--max-new-tokens", type=int, default=128)
-    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--runs", type=int, default=7)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     a = p.parse_args(argv)
