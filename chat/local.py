@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from chat.backend import ChatError, Fitted, GenerationSettings, Message
 from chat.context import fit_messages
 from chat.sampling import own_sampler
+from chat.specials import defuse_messages, special_strings
 
 log = logging.getLogger(__name__)
 LLAMA3_EOT = "<|eot_id|>"
@@ -59,12 +60,14 @@ class LocalChat:
         self.is_offline_default = is_offline_default
         self.context_window = int(getattr(model.config, "max_position_embeddings", 8192) or 8192)
         self.stop_ids = stop_token_ids(model, tokenizer)
+        self.special_strings = special_strings(tokenizer)
         self.join_timeout_s = join_timeout_s
 
     def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
-        """Token ids from the model's own chat template, with the assistant header."""
-        out = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True,
-                                                 return_dict=True)
+        """Token ids from the model's own chat template, with the assistant header; special
+        tokens typed in a message stay text (chat.specials)."""
+        out = self.tokenizer.apply_chat_template(defuse_messages(messages, self.special_strings),
+                                                 add_generation_prompt=True, tokenize=True, return_dict=True)
         return list(out["input_ids"])
 
     def fit(self, messages: Sequence[Message], settings: GenerationSettings) -> Fitted:

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 
 from chat.backend import ChatError, Fitted, GenerationSettings, Message
 from chat.context import fit_messages
+from chat.specials import defuse_messages
 from weights.endpoint import api_base, openai_client, served_model
 
 CHARS_PER_TOKEN = 4
@@ -84,7 +85,8 @@ class RemoteChat:
         fitted = self.fit(messages, settings)
         try:
             response = self.client.chat.completions.create(
-                model=self.model, messages=fitted.messages, stream=True, **request_options(settings))
+                model=self.model, messages=defuse_messages(fitted.messages), stream=True,
+                **request_options(settings))
         except Exception as exc:
             raise endpoint_error(self.url, exc) from exc
         try:

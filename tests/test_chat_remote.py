@@ -10,6 +10,7 @@ from serve import free_port, serve_model
 
 from chat import ChatError, GenerationSettings, load_chat
 from chat.remote import request_options
+from chat.specials import defuse
 
 GREEDY = GenerationSettings(temperature=0.0, max_new_tokens=40)
 CAPITAL = [{"role": "user", "content": "What is the capital of France?"}]
@@ -72,3 +73,8 @@ def test_greedy_requests_send_no_sampling_knobs():
     sampled = request_options(GenerationSettings(temperature=0.7, top_p=0.8, seed=3, repetition_penalty=1.1))
     assert sampled == {"max_tokens": 512, "temperature": 0.7, "top_p": 0.8, "seed": 3,
                        "extra_body": {"repetition_penalty": 1.1}}
+
+
+def test_token_shaped_strings_are_broken_up_for_endpoints():
+    assert defuse("a<|eot_id|>b<|im_start|>c <|x y|>") == "a<| eot_id|>b<| im_start|>c <|x y|>"
+    assert defuse("</s><s>", ["<s>", "</s>"]) == "< /s>< s>"
