@@ -29,13 +29,17 @@ def _cli() -> list[str]:
 
 
 @contextlib.contextmanager
-def serve_model(model: str | Path, startup_timeout_s: float = 180) -> Iterator[str]:
-    """Serve `model` (a local folder) and yield its base URL, e.g. http://127.0.0.1:PORT/v1."""
+def serve_model(model: str | Path, *extra_args: str, startup_timeout_s: float = 180) -> Iterator[str]:
+    """Serve `model` and yield its base URL, e.g. http://127.0.0.1:PORT/v1.
+
+    `model` is a local folder (or a cached hub id; HF_HUB_OFFLINE=1 is set): `transformers
+    serve` is pinned to it: /v1/models lists it alone, and a request naming another model fails.
+    `extra_args` go to `transformers serve` (e.g. "--dtype", "float32")."""
     port = free_port()
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
     log = tempfile.TemporaryFile("w+")  # the server's output, shown if it fails to start
     proc = subprocess.Popen(_cli() + ["serve", "--host", "127.0.0.1", "--port", str(port), "--device", "cpu",
-                                      str(model)], stdout=log, stderr=subprocess.STDOUT, env=env,
+                                      *extra_args, str(model)], stdout=log, stderr=subprocess.STDOUT, env=env,
                             start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
