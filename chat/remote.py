@@ -26,6 +26,18 @@ def estimate_tokens(messages: Sequence[Message]) -> int:
     return sum(len(m["content"]) // CHARS_PER_TOKEN + 8 for m in messages)
 
 
+def _error_detail(body) -> str:
+    """The server's own words from an error body: FastAPI's {"detail"}, TGI's {"error": str},
+    OpenAI and vLLM's {"error": {"message"}} (the client may have unwrapped "error")."""
+    if isinstance(body, str):
+        return body.strip()
+    if isinstance(body, dict):
+        for key in ("message", "detail", "error"):
+            if body.get(key):
+                return _error_detail(body[key])
+    return ""
+
+
 def endpoint_error(url: str, exc: Exception) -> ChatError:
     """A ChatError that says what went wrong with the endpoint, in words."""
     import openai
@@ -35,7 +47,7 @@ def endpoint_error(url: str, exc: Exception) -> ChatError:
     if isinstance(exc, openai.APIConnectionError):
         return ChatError(f"Could not reach the endpoint {url}: is the server running and the URL right?")
     if isinstance(exc, openai.APIStatusError):
-        detail = getattr(exc, "message", "") or str(exc)
+        detail = _error_detail(exc.body) or exc.message
         hint = " Check the API key (OPENAI_API_KEY or HF_TOKEN)." if exc.status_code in (401, 403) else ""
         return ChatError(f"The endpoint {url} answered {exc.status_code}: {detail}{hint}")
     return ChatError(f"The endpoint {url} failed: {type(exc).__name__}: {exc}")
