@@ -114,11 +114,15 @@ def test_stop_mid_stream_ends_the_thread_within_a_second(tiny_chat):
     assert len(pieces) <= 6
 
 
-def test_a_consumer_that_walks_away_ends_the_thread(tiny_chat):
+@pytest.mark.parametrize("walk_away", ["close", "drop"])
+def test_a_consumer_that_walks_away_ends_the_thread(tiny_chat, walk_away):
     stream = tiny_chat.stream([{"role": "user", "content": "Talk."}], GenerationSettings(temperature=0.0, max_new_tokens=4000))
     next(stream)
     assert generation_threads()
-    stream.close()
+    if walk_away == "close":
+        stream.close()
+    else:
+        del stream  # the last reference goes: Python closes the generator
     assert wait_until_no_generation(1.0)
 
 
