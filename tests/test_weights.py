@@ -133,6 +133,14 @@ def test_gated_model_without_token_says_accept_the_license_and_set_hf_token():
     assert "set HF_TOKEN" in missing.stdout
 
 
+def test_unwritable_cache_is_a_clear_error(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("MODEL_CACHE_DIR", str(blocker / "cache"))
+    with pytest.raises(ModelLoadError, match="Cannot write the converted offline model .* set MODEL_CACHE_DIR"):
+        offline_chat_model()
+
+
 @pytest.fixture(scope="module")
 def fresh_cache(tmp_path_factory) -> Path:
     """A cache folder that two processes fill with the converted SmolLM2 at the same time."""
