@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import threading
 import time
+from types import SimpleNamespace
 
 import jinja2
 import pytest
 import reference_templates
+import tiny_models
 
 from chat import ChatError, GenerationSettings, load_chat
 from chat.local import stop_token_ids
@@ -70,6 +72,17 @@ def test_stop_tokens_end_the_reply(smol):
 
 def test_llama3_stop_ids_are_end_of_text_and_eot(tiny_chat):
     assert set(stop_token_ids(tiny_chat.model, tiny_chat.tokenizer)) == {128001, 128009}
+
+
+def test_eot_stops_even_where_the_config_names_only_end_of_text():
+    """The first Meta-Llama-3-8B-Instruct release: EOS <|end_of_text|> everywhere, yet
+    the model ends its turns with <|eot_id|>."""
+    from transformers import GenerationConfig
+
+    tokenizer = tiny_models.llama3_tokenizer()
+    tokenizer.eos_token = "<|end_of_text|>"
+    first_release = SimpleNamespace(generation_config=GenerationConfig(eos_token_id=128001))
+    assert stop_token_ids(first_release, tokenizer) == [128001, 128009]
 
 
 def test_prompt_equals_the_official_llama3_template(tiny_chat, llama3_tokenizer):
