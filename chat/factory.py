@@ -16,6 +16,9 @@ def load_chat(spec: str = "offline", options=None, *, base_url: str | None = Non
                        with base_url, the model of that name behind the endpoint instead
 
     load_chat("meta-llama/Meta-Llama-3-8B-Instruct", base_url="http://tgi:8080")  # remote
+
+    Raises weights.ModelLoadError when a local model cannot load, ChatError when an
+    endpoint cannot be reached; both messages say what to do.
     """
     spec = (spec or "").strip()
     if not spec and not base_url:
