@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 from typing import Iterator
 
 from moderation.models import Models, model_slots
 from moderation.settings import parse_config
 from moderation.ui import create_app, launch_options
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from serve import free_port
 
 
 @contextlib.contextmanager
