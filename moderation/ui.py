@@ -191,6 +191,7 @@ def create_app(models: Models, config: AppConfig) -> gr.Blocks:
                     show_progress="hidden")
         retry.click(redo, [turns] + settings, outputs, api_visibility="private", show_progress="hidden")
         clear.click(reset, None, outputs, queue=False, api_visibility="private")
+        chatbot.clear(reset, None, outputs, queue=False, api_visibility="private")  # its own trash icon
         stop.click(lambda request=None: stops.stop(_session(request)), None, None, queue=False,
                    api_visibility="private")
 

@@ -125,3 +125,12 @@ def test_empty_message_sends_nothing(page):
     send(page, "   \n  ")
     time.sleep(1.5)
     assert page.locator("#chat [data-testid='user']").count() == before
+
+
+def test_clear_empties_the_chat_and_the_verdicts(page):
+    page.click("#clear")
+    page.wait_for_function("() => document.querySelectorAll('#verdicts .vp-turn').length === 0")
+    assert page.locator("#chat [data-testid='user']").count() == 0
+    send(page, "Say hi.")
+    wait_for_turns(page, 1)  # a new conversation: turn 1 again, no old history
+    assert page.locator("#verdicts .vp-turn").count() == 1
