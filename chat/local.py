@@ -71,8 +71,19 @@ class LocalChat:
         return list(out["input_ids"])
 
     def fit(self, messages: Sequence[Message], settings: GenerationSettings) -> Fitted:
-        return fit_messages(messages, lambda m: len(self.prompt_ids(m)), self.context_window,
-                            settings.max_new_tokens)
+        return self._fit(messages, settings)[0]
+
+    def _fit(self, messages: Sequence[Message], settings: GenerationSettings) -> tuple[Fitted, list[int]]:
+        """The fitted messages and their prompt ids: the last candidate counted is the one
+        returned, so its ids need no second tokenization."""
+        counted: list[list[int]] = []
+
+        def count(candidate: list[Message]) -> int:
+            counted.append(self.prompt_ids(candidate))
+            return len(counted[-1])
+
+        fitted = fit_messages(messages, count, self.context_window, settings.max_new_tokens)
+        return fitted, counted[-1]
 
     def generate_kwargs(self, settings: GenerationSettings) -> dict:
         """Keyword arguments for `model.generate`, fresh for each call. Decoding is greedy;
@@ -93,8 +104,7 @@ class LocalChat:
         import torch
         from transformers import TextIteratorStreamer
 
-        fitted = self.fit(messages, settings)
-        ids = torch.tensor([self.prompt_ids(fitted.messages)], device=self.model.device)
+        ids = torch.tensor([self._fit(messages, settings)[1]], device=self.model.device)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         halt = threading.Event()
         failure: list[BaseException] = []

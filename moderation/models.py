@@ -43,7 +43,7 @@ class ModelSlot:
         except Exception as exc:  # the message is shown on the page, with the fix
             log.exception("loading %s %s failed", self.what, self.spec)
             with self._lock:
-                self._state, self._error = "failed", f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
+                self._state, self._error = "failed", str(exc) or type(exc).__name__
                 self._took = time.monotonic() - self._started
             return
         with self._lock:

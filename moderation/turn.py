@@ -103,7 +103,7 @@ def clean_message(text: str) -> str:
     'hi there\\ufffd!'
     """
     text = _SURROGATE.sub("\ufffd", text)
-    return "".join(ch for ch in text if ch in "\n\t" or ch.isprintable() or ch == " ").strip()
+    return "".join(ch for ch in text if ch in "\n\t" or ch.isprintable()).strip()
 
 
 class _Judge:

@@ -46,6 +46,12 @@ class StopSignals:
             event = self._events[session] = threading.Event()
             return event
 
+    def release(self, session: str, event: threading.Event) -> None:
+        """Forget a finished turn's event (unless a newer turn of the session replaced it)."""
+        with self._lock:
+            if self._events.get(session) is event:
+                del self._events[session]
+
     def stop(self, session: str) -> None:
         with self._lock:
             event = self._events.get(session)
@@ -166,10 +172,17 @@ def create_app(models: Models, config: AppConfig) -> gr.Blocks:
                 return
             guard, chat = models.guard.value, models.chat.value
             ts = turn_settings(guard, *values)
-            state = TurnState(user=text)
-            for state in run_turn(guard, chat, history, text, ts, stops.new(session)):
-                shown = list(history) + [state]
-                yield {chatbot: chat_messages(shown), panel: panel_html(shown, guard.label), box: ""}
+            state, drawn = TurnState(user=text), None
+            stop = stops.new(session)
+            try:
+                for state in run_turn(guard, chat, history, text, ts, stop):
+                    shown = list(history) + [state]
+                    update = {chatbot: chat_messages(shown), box: ""}
+                    if (len(state.checks), state.outcome) != drawn:  # the panel changes only with a verdict
+                        drawn, update[panel] = (len(state.checks), state.outcome), panel_html(shown, guard.label)
+                    yield update
+            finally:
+                stops.release(session, stop)
             yield {turns: list(history) + [state]}
 
         @gpu
