@@ -29,6 +29,10 @@ class Verdict:
     note: str = ""  # e.g. "no logprobs from the endpoint: verdict from text alone"
     guard: str = ""  # label of the guard that judged
 
+    def __post_init__(self):
+        if self.safe and not self.parsed:
+            raise ValueError("a verdict that was not read from the guard cannot be safe (safe=True, parsed=False)")
+
     @property
     def failed(self) -> bool:
         """True when no real judgement was made (error or unreadable answer)."""
