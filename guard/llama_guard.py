@@ -9,6 +9,7 @@ unparsed verdict that carries the error or the raw text: the guard fails closed.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import replace
@@ -72,6 +73,18 @@ class LlamaGuard:
         except Exception as exc:  # noqa: BLE001 - fail closed on anything, with the reason
             return self._failed(f"{type(exc).__name__}: {exc}", role, threshold, started)
         return decide(assessment, policy, threshold, role, time.perf_counter() - started, self.label)
+
+    def session(self) -> "LlamaGuard":
+        """A guard with the same `check` for one turn's checks. A backend that can reuse
+        the previous check's key/value cache (local: guard.incremental) gets a fresh
+        session of it; the others are returned as they are (a remote server caches
+        identical prefixes itself, and the prompts of one turn share theirs)."""
+        make = getattr(self.backend, "session", None)
+        if make is None:
+            return self
+        turn = copy.copy(self)
+        turn.backend = make()
+        return turn
 
     def _failed(self, error: str, role: str, threshold: float, started: float) -> Verdict:
         verdict = failed_verdict(error, role=role, latency_s=time.perf_counter() - started, guard=self.label)
