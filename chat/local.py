@@ -1,6 +1,6 @@
 """Streaming replies from a local transformers model.
 
-Each `stream` call gets its own `TextIteratorStreamer` and its own generation thread,
+Each `stream` call gets its own token pipe (chat.streamer) and its own generation thread,
 so concurrent calls never share tokens. The thread is tied to the call: a stop event,
 an error, or a consumer that stops iterating sets `halt`, which a stopping criterion
 checks after every decoding step, and the call joins the thread before it returns.
@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from chat.backend import ChatError, Fitted, GenerationSettings, Message
 from chat.context import fit_messages
 from chat.sampling import own_sampler
+from chat.streamer import IncrementalText, TokenPipe
 from chat.specials import defuse_messages, special_strings
 
 log = logging.getLogger(__name__)
@@ -34,17 +35,25 @@ def stop_token_ids(model, tokenizer) -> list[int]:
 
 
 def _halting_criteria(*events: threading.Event | None):
-    """Ends generation after the decoding step in which any of the events is set."""
+    """Ends generation after the decoding step in which any of the events is set.
+
+    Per step it only reads the events and returns one of two tensors made at the first
+    step (no allocation or copy to the device per token)."""
     from transformers import StoppingCriteria, StoppingCriteriaList
 
     events = tuple(e for e in events if e is not None)
 
     class Halt(StoppingCriteria):
+        answers: dict = {}
+
         def __call__(self, input_ids, scores, **kwargs):
             import torch
 
             halted = any(e.is_set() for e in events)
-            return torch.full((input_ids.shape[0],), halted, dtype=torch.bool, device=input_ids.device)
+            key = (halted, input_ids.shape[0], input_ids.device)
+            if key not in self.answers:
+                self.answers[key] = torch.full((input_ids.shape[0],), halted, dtype=torch.bool, device=input_ids.device)
+            return self.answers[key]
 
     return StoppingCriteriaList([Halt()])
 
@@ -102,31 +111,33 @@ class LocalChat:
     def stream(self, messages: Sequence[Message], settings: GenerationSettings,
                stop: threading.Event | None = None) -> Iterator[str]:
         import torch
-        from transformers import TextIteratorStreamer
 
         ids = torch.tensor([self._fit(messages, settings)[1]], device=self.model.device)
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        pipe, text = TokenPipe(), IncrementalText(self.tokenizer)
         halt = threading.Event()
         failure: list[BaseException] = []
 
         def generate() -> None:
             try:
                 with torch.inference_mode():
-                    self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), streamer=streamer,
+                    self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), streamer=pipe,
                                         stopping_criteria=_halting_criteria(halt, stop),
                                         **self.generate_kwargs(settings))
             except BaseException as exc:  # noqa: BLE001  reported to the consumer below
                 failure.append(exc)
-                streamer.end()
+                pipe.end()
 
         thread = threading.Thread(target=generate, name="chat-generate", daemon=True)
         thread.start()
         try:
-            for text in streamer:
+            for new_ids in pipe:
                 if stop is not None and stop.is_set():
                     break
-                if text:
-                    yield text
+                if delta := text.add(new_ids):
+                    yield delta
+            else:
+                if not failure and (rest := text.flush()):
+                    yield rest
         finally:
             halt.set()
             thread.join(self.join_timeout_s)
