@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 import threading
+import unicodedata
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
@@ -97,14 +98,19 @@ def history_messages(records: Sequence[TurnState]) -> list[dict]:
 
 
 def clean_message(text: str) -> str:
-    """Printable text only: drops control characters (keeps newlines and tabs) and
-    replaces lone surrogates, so every layer downstream gets valid UTF-8.
+    """The text as sent, minus what no layer can use: control characters (Unicode Cc, but
+    newlines and tabs stay; CR LF becomes LF) go, lone surrogates become U+FFFD, and the
+    ends are stripped. Everything else stays as typed: joiners (family emoji, Persian and
+    Indic words), direction marks and no-break spaces are text. What the guard reads is
+    normalised separately (guard.normalize).
 
     >>> clean_message("hi\\x00 there\\ud800!")
     'hi there\\ufffd!'
+    >>> clean_message("👨\\u200d👩\\u200d👧") == "👨\\u200d👩\\u200d👧"
+    True
     """
-    text = _SURROGATE.sub("\ufffd", text)
-    return "".join(ch for ch in text if ch in "\n\t" or ch.isprintable()).strip()
+    text = _SURROGATE.sub("\ufffd", text.replace("\r\n", "\n"))
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc").strip()
 
 
 # One pool for every turn's guard checks, and the only deadline on them (the guards run
@@ -160,7 +166,7 @@ def judged_prompt(system_prompt: str, user_text: str) -> str:
     is only what the guard reads, and its verdict is the prompt verdict in the panel.
 
     >>> judged_prompt("Answer in French.", "Hi!")
-    'Answer in French.\n\nHi!'
+    'Answer in French.\\n\\nHi!'
     >>> judged_prompt("", "Hi!")
     'Hi!'
     """
