@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from moderation.operator import (LOCKED, OPEN, OperatorPolicy, PolicyFileError, codes, custom_category,
+                                 read_policy_file)
 
 LLAMA3_INSTRUCT = "meta-llama/Meta-Llama-3-8B-Instruct"
 LLAMA_GUARD_2 = "meta-llama/Meta-Llama-Guard-2-8B"
@@ -29,10 +32,7 @@ class AppConfig:
     auth: tuple[str, str] | None = None
     concurrency: int = 2
     max_queue: int = 64
-    threshold: float = 0.5
-    check_every: int = 16
-    stream_policy: str = "stream-first"
-    system_prompt: str = ""
+    policy: OperatorPolicy = field(default_factory=OperatorPolicy)
 
 
 def has_cuda() -> bool:
@@ -47,18 +47,37 @@ def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _auth(value: str | None) -> tuple[str, str] | None:
-    if not value:
-        return None
+def _auth(value: str) -> tuple[str, str]:
     user, sep, password = value.partition(":")
     if not sep or not user or not password:
-        raise argparse.ArgumentTypeError("--auth takes user:password")
+        raise argparse.ArgumentTypeError("takes user:password")
     return user, password
+
+
+def _bounded(kind, low, high=None):
+    """An argparse type: a number of `kind` in [low, high], with a message that says so."""
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{text!r} is out of range ({low} to {high if high is not None else '...'})")
+        return value
+    return convert
+
+
+class _Parser(argparse.ArgumentParser):
+    """Errors as one line (plus where to look), exit status 2: a bad flag or variable is a
+    usage error, never a traceback."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (each flag's variable is in --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     env = os.environ.get
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python app.py",
         description="Moderated Llama 3 chat: Llama Guard judges every prompt and every reply, "
                     "also while the reply streams.",
@@ -79,43 +98,88 @@ def build_parser() -> argparse.ArgumentParser:
                    help="load local models in 8 bits with bitsandbytes; needs CUDA [LOAD_IN_8BIT]")
     p.add_argument("--host", default=env("HOST"),
                    help="address to listen on [HOST]; default 127.0.0.1 (0.0.0.0 on a Space)")
-    p.add_argument("--port", type=int, default=int(env("PORT")) if env("PORT") else None,
+    p.add_argument("--port", type=_bounded(int, 1, 65535), default=env("PORT"),
                    help="port [PORT]; default 7860, or the next free one")
     p.add_argument("--share", action="store_true", default=_env_flag("SHARE"),
                    help="also open a public gradio.live link [SHARE]")
-    p.add_argument("--auth", type=_auth, default=_auth(env("AUTH")), metavar="USER:PASSWORD",
+    p.add_argument("--auth", type=_auth, default=env("AUTH"), metavar="USER:PASSWORD",
                    help="require this login [AUTH]")
-    p.add_argument("--concurrency", type=int, default=int(env("CONCURRENCY", "2")),
+    p.add_argument("--concurrency", type=_bounded(int, 1), default=env("CONCURRENCY", "2"),
                    help="turns processed at once [CONCURRENCY]")
-    p.add_argument("--max-queue", type=int, default=int(env("MAX_QUEUE", "64")),
+    p.add_argument("--max-queue", type=_bounded(int, 1), default=env("MAX_QUEUE", "64"),
                    help="waiting requests before new ones are turned away [MAX_QUEUE]")
-    p.add_argument("--threshold", type=float, default=float(env("THRESHOLD", "0.5")),
-                   help="initial unsafe-probability threshold [THRESHOLD]")
-    p.add_argument("--check-every", type=int, default=int(env("CHECK_EVERY", "16")),
-                   help="judge the partial reply every N streamed tokens; 0: only at the end [CHECK_EVERY]")
-    p.add_argument("--stream-policy", choices=["stream-first", "hold"], default=env("STREAM_POLICY", "stream-first"),
-                   help="stream-first shows text at once and retracts it if flagged; hold shows "
-                        "each chunk only after a check covers it [STREAM_POLICY]")
-    p.add_argument("--system-prompt", default=env("SYSTEM_PROMPT", ""), help="initial system prompt [SYSTEM_PROMPT]")
+    policy = p.add_argument_group(
+        "moderation policy", "Set by the operator; a visitor may only tighten it (see --visitor-settings). "
+        "Precedence: flag, then variable, then the policy file, then the default.")
+    policy.add_argument("--policy", default=env("POLICY_FILE"), metavar="FILE",
+                        help="TOML or JSON policy file (keys: threshold, check_every, stream_policy, "
+                             "system_prompt, disabled, custom, max_new_tokens, visitor_settings) [POLICY_FILE]")
+    policy.add_argument("--threshold", type=_bounded(float, 0.0, 1.0), default=env("THRESHOLD"),
+                        help="unsafe when the unsafe probability is at least this; default 0.5 [THRESHOLD]")
+    policy.add_argument("--check-every", type=_bounded(int, 0, 4096), default=env("CHECK_EVERY"),
+                        help="judge the partial reply every N streamed tokens; 0: only at the end; "
+                             "default 16 [CHECK_EVERY]")
+    policy.add_argument("--stream-policy", type=_one_of("stream-first", "hold"), default=env("STREAM_POLICY"),
+                        help="stream-first shows text at once and retracts it if flagged; hold shows each chunk "
+                             "only after a check covers it; default stream-first [STREAM_POLICY]")
+    policy.add_argument("--system-prompt", default=env("SYSTEM_PROMPT"),
+                        help="the chat model's system prompt (judged with every message) [SYSTEM_PROMPT]")
+    policy.add_argument("--disable", type=codes, default=env("DISABLE_CATEGORIES"), metavar="CODES",
+                        help="categories the guard does not check, e.g. S5,S7 [DISABLE_CATEGORIES]")
+    policy.add_argument("--custom-category", action="append", metavar="'NAME: DESCRIPTION'",
+                        help="one more category for Llama Guard (repeatable) [CUSTOM_CATEGORY, one]")
+    policy.add_argument("--max-new-tokens", type=_bounded(int, 1, 4096), default=env("MAX_NEW_TOKENS"),
+                        help="the reply length a visitor may ask for at most; default 512 [MAX_NEW_TOKENS]")
+    policy.add_argument("--visitor-settings", type=_one_of(LOCKED, OPEN), default=env("VISITOR_SETTINGS"),
+                        help="locked: visitors may only tighten the policy; open: a demo mode in which "
+                             "visitors may also loosen it (the page says so); default locked [VISITOR_SETTINGS]")
     return p
 
 
+def _one_of(*allowed: str):
+    def convert(text: str) -> str:
+        if text not in allowed:
+            raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(allowed)}")
+        return text
+    return convert
+
+
+def operator_policy(a: argparse.Namespace) -> OperatorPolicy:
+    """The policy from the parsed flags (flags and variables), then the file, then defaults.
+    Raises ValueError (PolicyFileError) with a readable message."""
+    file = read_policy_file(a.policy) if a.policy else {}
+    defaults = OperatorPolicy()
+
+    def pick(name: str, given):
+        return given if given is not None else file.get(name, getattr(defaults, name))
+
+    custom_specs = a.custom_category or ([os.environ["CUSTOM_CATEGORY"]] if os.environ.get("CUSTOM_CATEGORY")
+                                         else file.get("custom", []))
+    disabled = a.disable if a.disable is not None else codes(file.get("disabled", []))
+    return OperatorPolicy(
+        threshold=float(pick("threshold", a.threshold)), check_every=pick("check_every", a.check_every),
+        stream_policy=pick("stream_policy", a.stream_policy), system_prompt=str(pick("system_prompt", a.system_prompt)),
+        disabled=disabled, custom=tuple(custom_category(spec, i) for i, spec in enumerate(custom_specs, start=1)),
+        max_new_tokens=pick("max_new_tokens", a.max_new_tokens),
+        visitors=a.visitor_settings or file.get("visitor_settings", defaults.visitors))
+
+
 def parse_config(argv: list[str] | None = None) -> AppConfig:
+    """The app's settings from flags and variables; a bad value exits with a usage error (2)."""
     parser = build_parser()
     a = parser.parse_args(argv)
     if a.load_in_4bit and a.load_in_8bit:
         parser.error("choose one of --load-in-4bit and --load-in-8bit")
-    if not 0.0 <= a.threshold <= 1.0:
-        parser.error("--threshold must be between 0 and 1")
-    if a.concurrency < 1 or a.max_queue < 1 or a.check_every < 0:
-        parser.error("--concurrency and --max-queue must be at least 1, --check-every at least 0")
-    if a.port is not None and not 0 < a.port < 65536:
-        parser.error("--port must be between 1 and 65535")
+    if a.guard_version not in (None, "llama-guard-2", "llama-guard-3"):  # a variable skips `choices`
+        parser.error(f"GUARD_VERSION must be llama-guard-2 or llama-guard-3, not {a.guard_version!r}")
+    try:
+        policy = operator_policy(a)
+    except (ValueError, PolicyFileError) as exc:
+        parser.error(str(exc))
     cuda = None if (a.chat_model and a.guard_model) else has_cuda()
     return AppConfig(
         chat_model=a.chat_model or (LLAMA3_INSTRUCT if cuda else OFFLINE),
         guard_model=a.guard_model or (LLAMA_GUARD_2 if cuda else OFFLINE),
         guard_version=a.guard_version, load_in_4bit=a.load_in_4bit, load_in_8bit=a.load_in_8bit,
         host=a.host, port=a.port, share=a.share, auth=a.auth, concurrency=a.concurrency,
-        max_queue=a.max_queue, threshold=a.threshold, check_every=a.check_every,
-        stream_policy=a.stream_policy, system_prompt=a.system_prompt)
+        max_queue=a.max_queue, policy=policy)

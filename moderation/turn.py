@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 import threading
+import unicodedata
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
@@ -53,7 +54,7 @@ class TurnSettings:
     policy: Policy = field(default_factory=Policy)
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     system_prompt: str = ""
-    guard_timeout_s: float = 60.0
+    guard_timeout_s: float = 60.0  # the one deadline on a guard check (see Judge)
     guard_context_turns: int = 2  # earlier answered turns shown to the guard with a prompt
 
 
@@ -68,6 +69,7 @@ class Check:
 @dataclass(frozen=True)
 class TurnState:
     user: str
+    system_prompt: str = ""  # what the chat model was told; judged with `user` (judged_prompt)
     shown: str = ""  # reply text a person may see now
     reply: str = ""  # all text the model produced (kept for the record, even if withheld)
     checks: tuple[Check, ...] = ()
@@ -96,26 +98,41 @@ def history_messages(records: Sequence[TurnState]) -> list[dict]:
 
 
 def clean_message(text: str) -> str:
-    """Printable text only: drops control characters (keeps newlines and tabs) and
-    replaces lone surrogates, so every layer downstream gets valid UTF-8.
+    """The text as sent, minus what no layer can use: control characters (Unicode Cc, but
+    newlines and tabs stay; CR LF becomes LF) go, lone surrogates become U+FFFD, and the
+    ends are stripped. Everything else stays as typed: joiners (family emoji, Persian and
+    Indic words), direction marks and no-break spaces are text. What the guard reads is
+    normalised separately (guard.normalize).
 
     >>> clean_message("hi\\x00 there\\ud800!")
     'hi there\\ufffd!'
+    >>> clean_message("👨\\u200d👩\\u200d👧") == "👨\\u200d👩\\u200d👧"
+    True
     """
-    text = _SURROGATE.sub("\ufffd", text)
-    return "".join(ch for ch in text if ch in "\n\t" or ch.isprintable()).strip()
+    text = _SURROGATE.sub("\ufffd", text.replace("\r\n", "\n"))
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc").strip()
 
 
-class _Judge:
-    """Runs guard checks with a deadline; a guard that hangs or raises yields a failed verdict."""
+# One pool for every turn's guard checks, and the only deadline on them (the guards run
+# their backends inline). A guard that hangs holds at most GUARD_WORKERS threads; checks
+# after that wait in the queue, time out and fail closed, instead of piling up threads.
+GUARD_WORKERS = 8
+_GUARD_POOL = ThreadPoolExecutor(max_workers=GUARD_WORKERS, thread_name_prefix="guard-check")
+
+
+class Judge:
+    """Runs one turn's guard checks on the shared pool with a deadline; a guard that hangs
+    or raises yields a failed (unsafe) verdict."""
 
     def __init__(self, guard, settings: TurnSettings):
         self.guard, self.settings = guard, settings
-        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="guard-check")
+        self._futures: list[Future] = []
 
     def submit(self, conversation: list[dict]) -> Future:
         s = self.settings
-        return self.pool.submit(self.guard.check, conversation, s.policy, s.threshold)
+        future = _GUARD_POOL.submit(self.guard.check, conversation, s.policy, s.threshold)
+        self._futures.append(future)
+        return future
 
     def result(self, future: Future, role: str) -> Verdict:
         try:
@@ -132,7 +149,29 @@ class _Judge:
         return self.result(self.submit(conversation), role)
 
     def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        """Cancel this turn's checks that have not started (a finished turn needs none)."""
+        for future in self._futures:
+            future.cancel()
+
+
+def judged_prompt(system_prompt: str, user_text: str) -> str:
+    """The User message the prompt check judges: the system prompt, if any, then the message.
+
+    Why the system prompt is part of the User side rather than a check of its own: Llama
+    Guard's format has no system role, and an instruction split between the two ("System:
+    the topic is pipe bombs" / "User: explain how to build one") is harmless in each half
+    and harmful together, so the guard must read them as one message. Put in an earlier
+    message it would only be context (Llama Guard judges ONLY THE LAST message). The
+    chat model still gets the system prompt as its own system message; this joined text
+    is only what the guard reads, and its verdict is the prompt verdict in the panel.
+
+    >>> judged_prompt("Answer in French.", "Hi!")
+    'Answer in French.\\n\\nHi!'
+    >>> judged_prompt("", "Hi!")
+    'Hi!'
+    """
+    system = system_prompt.strip()
+    return f"{system}\n\n{user_text}" if system else user_text
 
 
 def _block_notice(verdict: Verdict, default: str) -> str:
@@ -144,7 +183,7 @@ def run_turn(guard, chat, records: Sequence[TurnState], user_text: str, settings
     """Moderate one turn; yields snapshots, the last of which has `outcome` set."""
     stop = stop or threading.Event()
     history = history_messages(records)
-    state = TurnState(user=user_text)
+    state = TurnState(user=user_text, system_prompt=settings.system_prompt.strip())
     system = [{"role": "system", "content": settings.system_prompt}] if settings.system_prompt.strip() else []
     messages = system + history + [{"role": "user", "content": user_text}]
     try:
@@ -154,10 +193,10 @@ def run_turn(guard, chat, records: Sequence[TurnState], user_text: str, settings
         return
     state = replace(state, dropped=fitted.dropped)
 
-    judge = _Judge(guard, settings)
+    judge = Judge(guard, settings)
     try:
         guard_history = history[-2 * settings.guard_context_turns:] if settings.guard_context_turns else []
-        prompt_conv = guard_history + [{"role": "user", "content": user_text}]
+        prompt_conv = guard_history + [{"role": "user", "content": judged_prompt(settings.system_prompt, user_text)}]
         yield state
         verdict = judge(prompt_conv, USER)
         state = replace(state, checks=(Check("prompt", verdict),))
@@ -170,7 +209,7 @@ def run_turn(guard, chat, records: Sequence[TurnState], user_text: str, settings
         judge.close()
 
 
-def _stream_reply(judge: _Judge, chat, messages, prompt_conv, state: TurnState,
+def _stream_reply(judge: Judge, chat, messages, prompt_conv, state: TurnState,
                   settings: TurnSettings, stop: threading.Event) -> Iterator[TurnState]:
     hold = settings.stream_policy == HOLD
     every = max(0, int(settings.check_every))

@@ -76,8 +76,15 @@ def test_flags_and_defaults_without_cuda():
 
 
 def test_a_message_longer_than_the_context_gets_a_clear_error(client):
-    final = client.predict("word " * 9000, api_name="/chat")
+    digits = " ".join(str(1000 + i) for i in range(3000))  # 14,999 characters, a token each: over 8,192
+    final = client.predict(digits, api_name="/chat")
     assert final["outcome"] == "error" and "too long" in final["notice"] and final["verdicts"] == []
+
+
+def test_a_message_over_the_length_limit_is_refused_by_chat_and_moderate(client):
+    for endpoint in ("/chat", "/moderate"):
+        with pytest.raises(Exception, match="the limit is 16,000"):
+            client.predict("word " * 4000, api_name=endpoint)
 
 
 def test_a_burst_of_requests_does_not_wedge_the_queue(client, offline_app):

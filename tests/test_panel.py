@@ -7,7 +7,7 @@ from guard.verdict import Verdict, failed_verdict
 from moderation.models import Models, ModelSlot
 from moderation.panel import as_markdown_text, chat_messages, panel_html
 from moderation.turn import ANSWERED, REFUSED, Check, TurnState
-from moderation.ui import header_markdown, status_markdown, turn_settings
+from moderation.ui import header_markdown, status_markdown
 
 
 class Label:
@@ -66,11 +66,3 @@ def test_load_failure_is_shown_with_what_to_do():
     assert "failed to load" in status and "HF_TOKEN" in status
     assert "(failed to load)" in header_markdown(models) and "Llama Guard 2 · meta-llama" in header_markdown(models)
     assert "failed to load" in models.not_ready_message()
-
-
-def test_settings_become_a_policy():
-    ts = turn_settings(Label(), "Be brief.", 0.0, 0.9, 64, 0.7, ["S1 Violent Crimes", "S8 Indiscriminate Weapons"],
-                       "Spoilers", "Reveals endings.", 8, "hold")
-    assert [c.code for c in ts.policy.enabled()] == ["S1", "S8", "C1"]
-    assert ts.threshold == 0.7 and ts.check_every == 8 and ts.stream_policy == "hold"
-    assert ts.generation.temperature == 0.0 and ts.generation.max_new_tokens == 64 and ts.system_prompt == "Be brief."

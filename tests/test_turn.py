@@ -193,7 +193,8 @@ def test_history_and_system_prompt_reach_the_chat_model_but_not_refusals():
                              {"role": "user", "content": "hello"},
                              {"role": "assistant", "content": "Hi!"},
                              {"role": "user", "content": "next"}]
-    assert guard.seen[-2] == chat.calls[0][1:]  # the prompt is judged in context, without system
+    # the prompt is judged in context, the system prompt read with the message it governs
+    assert guard.seen[-2] == chat.calls[0][1:3] + [{"role": "user", "content": "Be brief.\n\nnext"}]
     assert history_messages([answered, refused]) == chat.calls[0][1:3]
 
 

@@ -1,0 +1,180 @@
+"""What the page's buttons and the API endpoints do, as plain Python (no Gradio).
+
+`ChatPage` holds the models, the operator's policy and the running turns; each action
+takes the visitor's input and yields `PageUpdate`s, which `moderation.ui` only maps onto
+widgets. Tests call these methods directly, with two session keys for two visitors:
+
+    page = ChatPage(models, OperatorPolicy(threshold=0.5))
+    for update in page.send("Hi!", turns=[], choices=VisitorChoices(), session="a"):
+        ...   # update.chat, update.panel, update.turns (set once, at the end), update.warning
+    page.stop("a")           # stops only session "a"'s turn
+
+Every visitor setting is checked here, on the server (`moderation.operator.turn_settings`),
+whatever the browser allowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+from guard.verdict import AGENT, USER
+from moderation.models import Models
+from moderation.operator import OperatorPolicy, SettingsRefused, VisitorChoices, turn_settings
+from moderation.panel import chat_messages, panel_html
+from moderation.sessions import Sessions
+from moderation.turn import Judge, TurnState, clean_message, run_turn
+
+MAX_MESSAGE_CHARS = 16_000
+MAX_CONVERSATION_MESSAGES = 64
+BUSY = ("A reply is still being written in this window: wait for it or press Stop. "
+        "Your new message is kept in the box.")
+
+
+class RequestError(ValueError):
+    """An API request that cannot be served; the message says why, for the caller."""
+
+
+@dataclass(frozen=True)
+class PageUpdate:
+    """What changes on the page; None leaves a widget as it is."""
+
+    chat: list[dict] | None = None
+    panel: str | None = None
+    turns: list[TurnState] | None = None  # the session's stored turns (model context)
+    box: str | None = None
+    warning: str = ""  # shown to the visitor as a toast
+
+
+def message_problem(text: str) -> str:
+    """Why a message cannot be sent ('' if it can)."""
+    if not text:
+        return "Empty message: nothing to send."
+    if len(text) > MAX_MESSAGE_CHARS:
+        return f"That message is {len(text):,} characters; the limit is {MAX_MESSAGE_CHARS:,}."
+    return ""
+
+
+class ChatPage:
+    """The page's actions and the API's, over one pair of models and one operator policy."""
+
+    def __init__(self, models: Models, operator: OperatorPolicy, sessions: Sessions | None = None):
+        self.models, self.operator = models, operator
+        self.sessions = sessions or Sessions()
+
+    @property
+    def taxonomy(self):
+        return self.models.guard.value.taxonomy
+
+    def _settings(self, choices: VisitorChoices):
+        return turn_settings(self.operator, choices, self.taxonomy)
+
+    # ---- the page ---------------------------------------------------------------
+
+    def send(self, text: str, turns: Sequence[TurnState], choices: VisitorChoices,
+             session: str | None) -> Iterator[PageUpdate]:
+        """A new message: cleared from the box once the turn starts, then the turn streams."""
+        yield from self._play(clean_message(text or ""), list(turns or []), choices, session, clear_box=True)
+
+    def retry(self, turns: Sequence[TurnState], choices: VisitorChoices, session: str | None) -> Iterator[PageUpdate]:
+        """The last turn again (its message, the turns before it as context)."""
+        turns = list(turns or [])
+        if turns:
+            yield from self._play(turns[-1].user, turns[:-1], choices, session, clear_box=False)
+
+    def stop(self, session: str | None) -> None:
+        self.sessions.stop(session)
+
+    def clear(self, session: str | None) -> PageUpdate:
+        """Start over: the running turn (if any) is stopped and nothing of it comes back."""
+        self.sessions.cancel(session)
+        return PageUpdate(chat=[], panel=panel_html([]), turns=[])
+
+    def _play(self, text: str, history: list[TurnState], choices: VisitorChoices, session: str | None,
+              clear_box: bool) -> Iterator[PageUpdate]:
+        problem = message_problem(text) or (self.models.not_ready_message() if not self.models.ready else "")
+        if not problem:
+            try:
+                settings = self._settings(choices)
+            except SettingsRefused as exc:
+                problem = str(exc)
+        if problem:
+            yield PageUpdate(warning=problem if text else "")
+            return
+        turn = self.sessions.begin(session)
+        if turn is None:
+            yield PageUpdate(warning=BUSY)
+            return
+        guard, chat = self.models.guard.value, self.models.chat.value
+        state, drawn = TurnState(user=text), None
+        try:
+            for state in run_turn(guard, chat, history, text, settings, turn.stop):
+                if turn.cancelled:
+                    return
+                shown = history + [state]
+                panel = None
+                if (len(state.checks), state.outcome) != drawn:  # the panel changes only with a verdict
+                    drawn, panel = (len(state.checks), state.outcome), panel_html(shown, guard.label)
+                yield PageUpdate(chat=chat_messages(shown), panel=panel, box="" if clear_box else None)
+                clear_box = False
+            if not turn.cancelled:
+                yield PageUpdate(turns=history + [state])
+        finally:
+            self.sessions.end(turn)
+
+    # ---- the API ----------------------------------------------------------------
+
+    def _require_ready(self) -> None:
+        if not self.models.ready:
+            raise RequestError(self.models.not_ready_message())
+
+    def moderate(self, text: str, conversation: list[dict] | None = None) -> dict:
+        """Judge `text` with the operator's policy and threshold; with `conversation` (the
+        earlier messages), judged in that context: after a user message it is the reply."""
+        self._require_ready()
+        messages = checked_conversation(conversation or [])
+        text = clean_message(text or "")
+        problem = message_problem(text)
+        if problem:
+            raise RequestError(problem.replace("send", "judge"))
+        messages.append({"role": "user" if len(messages) % 2 == 0 else "assistant", "content": text})
+        settings = self._settings(VisitorChoices())
+        verdict = Judge(self.models.guard.value, settings)(messages, USER if len(messages) % 2 else AGENT)
+        return verdict.to_dict()
+
+    def chat_turn(self, message: str, system_prompt: str = "") -> Iterator[dict]:
+        """One moderated turn for an API caller: {"reply", "outcome", "notice", "verdicts"} as it runs."""
+        self._require_ready()
+        text = clean_message(message or "")
+        problem = message_problem(text)
+        if problem:
+            raise RequestError(problem)
+        try:
+            settings = self._settings(VisitorChoices(system_prompt=system_prompt or None))
+        except SettingsRefused as exc:
+            raise RequestError(str(exc)) from None
+        turn = self.sessions.begin(None)
+        try:
+            for state in run_turn(self.models.guard.value, self.models.chat.value, [], text, settings, turn.stop):
+                yield {"reply": state.shown, "outcome": state.outcome, "notice": state.notice,
+                       "verdicts": [dict(c.verdict.to_dict(), stage=c.stage) for c in state.checks]}
+        finally:
+            self.sessions.end(turn)
+
+
+def checked_conversation(conversation) -> list[dict]:
+    """Earlier messages for /moderate: user/assistant, alternating from user, text only."""
+    if not isinstance(conversation, list) or len(conversation) > MAX_CONVERSATION_MESSAGES:
+        raise RequestError(f"conversation must be a list of at most {MAX_CONVERSATION_MESSAGES} messages")
+    messages = []
+    for i, message in enumerate(conversation):
+        expected = "user" if i % 2 == 0 else "assistant"
+        if not isinstance(message, dict) or message.get("role") != expected \
+                or not isinstance(message.get("content"), str):
+            raise RequestError(f"conversation message {i + 1} must be {{'role': '{expected}', 'content': text}} "
+                               "(user and assistant alternate, starting with user)")
+        content = clean_message(message["content"])
+        if len(content) > MAX_MESSAGE_CHARS:
+            raise RequestError(f"conversation message {i + 1} is over {MAX_MESSAGE_CHARS:,} characters")
+        messages.append({"role": expected, "content": content})
+    return messages

@@ -1,0 +1,234 @@
+"""The operator's moderation policy, and what a visitor may change of it: only tighten.
+
+The operator sets the policy with flags, environment variables or a policy file
+(`--policy FILE`, TOML or JSON); the page shows it read-only. A visitor's choices arrive
+with every turn as one `VisitorChoices` value, and `turn_settings` turns the two into the
+turn's `TurnSettings`, refusing any choice that would loosen the policy:
+
+    operator threshold 0.5, visitor 0.3    -> 0.3 (stricter: allowed)
+    operator threshold 0.5, visitor 0.9    -> SettingsRefused("... threshold 0.9 ...")
+    operator checks every 16 tokens, visitor every 4   -> 4
+    operator hold, visitor stream-first                 -> SettingsRefused
+    operator disables S5, visitor enables it            -> S5 checked too
+    visitor disables S1                                 -> SettingsRefused
+
+The check runs on the server for every request (page events and API calls alike), so a
+hand-made request gets the same answer as the page. `visitors="open"` is the explicit
+demo mode in which visitors may also loosen (the page says so in its header). Custom
+categories and the system prompt come only from the operator in the locked mode.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from chat import GenerationSettings
+from guard.policy import Policy
+from guard.taxonomy import Category
+from moderation.turn import HOLD, STREAM_FIRST, TurnSettings
+
+LOCKED, OPEN = "locked", "open"
+STREAM_POLICIES = (STREAM_FIRST, HOLD)
+MAX_NEW_TOKENS_LIMIT = 4096
+MAX_SYSTEM_CHARS = 4000
+_POLICY_KEYS = {"threshold", "check_every", "stream_policy", "system_prompt", "disabled", "custom",
+                "max_new_tokens", "visitor_settings"}
+
+
+class SettingsRefused(ValueError):
+    """A visitor's settings were refused; the message says which and why, for a person."""
+
+
+class PolicyFileError(ValueError):
+    """The policy file cannot be used; the message says what is wrong in it."""
+
+
+@dataclass(frozen=True)
+class OperatorPolicy:
+    """What the operator decides. `disabled` holds category codes of the guard's taxonomy;
+    `custom` categories are coded C1, C2, ... (Llama Guard reads them after the taxonomy's)."""
+
+    threshold: float = 0.5
+    check_every: int = 16
+    stream_policy: str = STREAM_FIRST
+    system_prompt: str = ""
+    disabled: frozenset[str] = frozenset()
+    custom: tuple[Category, ...] = ()
+    max_new_tokens: int = 512  # the page's default and, for visitors, the cap
+    visitors: str = LOCKED
+
+    def __post_init__(self):
+        problems = policy_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @property
+    def is_open(self) -> bool:
+        return self.visitors == OPEN
+
+    def guard_policy(self, taxonomy: tuple[Category, ...], enabled: frozenset[str] | None = None) -> Policy:
+        """The guard's Policy: the taxonomy minus what is off, plus the custom categories.
+        `enabled`, when given, is the full set of taxonomy codes to check."""
+        codes = {c.code for c in taxonomy}
+        on = codes - self.disabled if enabled is None else codes & enabled
+        return Policy(taxonomy=taxonomy, disabled=frozenset(codes - on), custom=self.custom)
+
+    def summary(self, taxonomy: tuple[Category, ...]) -> dict:
+        """The policy as plain data (the page shows it; the log stores it)."""
+        return {"threshold": self.threshold, "check_every": self.check_every,
+                "stream_policy": self.stream_policy, "system_prompt": self.system_prompt,
+                "enabled": [c.code for c in taxonomy if c.code not in self.disabled],
+                "disabled": sorted(self.disabled & {c.code for c in taxonomy}),
+                "custom": [{"code": c.code, "name": c.name, "description": c.description} for c in self.custom],
+                "max_new_tokens": self.max_new_tokens, "visitor_settings": self.visitors}
+
+
+def policy_problems(p: OperatorPolicy) -> list[str]:
+    problems = []
+    if not (isinstance(p.threshold, (int, float)) and 0.0 <= p.threshold <= 1.0):
+        problems.append(f"threshold must be a number from 0 to 1, not {p.threshold!r}")
+    if not (isinstance(p.check_every, int) and 0 <= p.check_every <= 4096):
+        problems.append(f"check_every must be a whole number from 0 to 4096, not {p.check_every!r}")
+    if p.stream_policy not in STREAM_POLICIES:
+        problems.append(f"stream_policy must be {' or '.join(STREAM_POLICIES)}, not {p.stream_policy!r}")
+    if p.visitors not in (LOCKED, OPEN):
+        problems.append(f"visitor_settings must be {LOCKED} or {OPEN}, not {p.visitors!r}")
+    if not (isinstance(p.max_new_tokens, int) and 1 <= p.max_new_tokens <= MAX_NEW_TOKENS_LIMIT):
+        problems.append(f"max_new_tokens must be from 1 to {MAX_NEW_TOKENS_LIMIT}, not {p.max_new_tokens!r}")
+    bad = sorted(c for c in p.disabled if not (c[:1] == "S" and c[1:].isdigit()))
+    if bad:
+        problems.append(f"unknown category codes {', '.join(bad)} (use S1, S2, ...)")
+    return problems
+
+
+def custom_category(spec: str, index: int) -> Category:
+    """'Name: description' -> Category('C<index>', name, description).
+
+    >>> custom_category("Medical misinformation: AI models should not give dosing advice.", 1)
+    Category(code='C1', name='Medical misinformation', description='AI models should not give dosing advice.')
+    """
+    name, _, description = str(spec).partition(":")
+    name, description = " ".join(name.split()), " ".join(description.split())
+    if not name or len(name) > 80 or len(description) > 500:
+        raise ValueError(f"a custom category is 'Name: description', a name of 1-80 characters "
+                         f"and at most 500 of description, not {spec!r}")
+    return Category(f"C{index}", name, description)
+
+
+def codes(value) -> frozenset[str]:
+    """'s5, S7' or ['S5', 's7'] -> {'S5', 'S7'}."""
+    items = value.split(",") if isinstance(value, str) else list(value or [])
+    return frozenset(str(c).strip().upper() for c in items if str(c).strip())
+
+
+def read_policy_file(path: str | Path) -> dict:
+    """The settings in a TOML or JSON policy file (see README, "Threat model"), checked."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise PolicyFileError(f"cannot read the policy file {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise PolicyFileError(f"the policy file {path} must hold a table of settings")
+    unknown = sorted(set(data) - _POLICY_KEYS)
+    if unknown:
+        raise PolicyFileError(f"unknown settings in {path}: {', '.join(unknown)} "
+                              f"(known: {', '.join(sorted(_POLICY_KEYS))})")
+    custom = data.get("custom", [])
+    if not isinstance(custom, list) or not all(isinstance(c, (dict, str)) for c in custom):
+        raise PolicyFileError("custom must be a list of {name, description} tables")
+    data["custom"] = [c if isinstance(c, str) else f"{c.get('name', '')}: {c.get('description', '')}"
+                      for c in custom]
+    return data
+
+
+@dataclass(frozen=True)
+class VisitorChoices:
+    """What a visitor chose for one turn. None means "the operator's setting"."""
+
+    temperature: float = 0.6
+    top_p: float = 0.9
+    max_new_tokens: int | None = None
+    threshold: float | None = None
+    check_every: int | None = None
+    stream_policy: str | None = None
+    enabled: frozenset[str] | None = None  # taxonomy codes to check; None: the operator's
+    system_prompt: str | None = None
+    extra: dict = field(default_factory=dict)  # anything else sent: always refused
+
+
+def _number(name: str, value, low: float, high: float, whole: bool = False):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SettingsRefused(f"{name} must be a number, not {value!r}") from None
+    if not math.isfinite(number) or not low <= number <= high or (whole and number != int(number)):
+        kind = "a whole number" if whole else "a number"
+        raise SettingsRefused(f"{name} must be {kind} from {low:g} to {high:g}, not {value!r}")
+    return int(number) if whole else number
+
+
+def _stricter_interval(visitor: int, operator: int) -> bool:
+    """Checking every `visitor` tokens is at least as strict as every `operator` (0 = only at the end)."""
+    return operator == 0 or 0 < visitor <= operator
+
+
+def turn_settings(operator: OperatorPolicy, choices: VisitorChoices,
+                  taxonomy: tuple[Category, ...]) -> TurnSettings:
+    """The settings of one turn: the operator's policy, tightened (or, when visitors are
+    open, changed) by the visitor's choices. Raises SettingsRefused with the reason."""
+    if choices.extra:
+        raise SettingsRefused(f"unknown settings: {', '.join(sorted(map(str, choices.extra)))}")
+    generation = GenerationSettings(
+        temperature=_number("temperature", choices.temperature, 0.0, 2.0),
+        top_p=_number("top_p", choices.top_p, 0.01, 1.0),
+        max_new_tokens=_number("max new tokens", operator.max_new_tokens if choices.max_new_tokens is None
+                               else choices.max_new_tokens, 1, operator.max_new_tokens, whole=True))
+    threshold = operator.threshold if choices.threshold is None else _number("threshold", choices.threshold, 0, 1)
+    every = operator.check_every if choices.check_every is None else \
+        _number("check interval", choices.check_every, 0, 4096, whole=True)
+    stream = choices.stream_policy or operator.stream_policy
+    if stream not in STREAM_POLICIES:
+        raise SettingsRefused(f"the streaming policy must be {' or '.join(STREAM_POLICIES)}, not {stream!r}")
+    system = operator.system_prompt if choices.system_prompt is None else str(choices.system_prompt)
+    if len(system) > MAX_SYSTEM_CHARS:
+        raise SettingsRefused(f"the system prompt is {len(system):,} characters; the limit is {MAX_SYSTEM_CHARS:,}")
+    known = {c.code for c in taxonomy}
+    enabled = known - operator.disabled if choices.enabled is None else frozenset(choices.enabled)
+    if enabled - known:
+        raise SettingsRefused(f"unknown categories: {', '.join(sorted(enabled - known))}")
+    if not operator.is_open:
+        _refuse_loosening(operator, threshold, every, stream, system, enabled, known)
+    return TurnSettings(threshold=threshold, check_every=every, stream_policy=stream,
+                        policy=operator.guard_policy(taxonomy, enabled), generation=generation,
+                        system_prompt=system)
+
+
+def _refuse_loosening(operator: OperatorPolicy, threshold: float, every: int, stream: str, system: str,
+                      enabled: frozenset[str], known: set[str]) -> None:
+    why = []
+    if threshold > operator.threshold:
+        why.append(f"a threshold of {threshold:g} is above the operator's {operator.threshold:g}")
+    if not _stricter_interval(every, operator.check_every):
+        why.append(f"checking every {every or 'reply only at the end'} tokens is less often than the "
+                   f"operator's {operator.check_every}")
+    if operator.stream_policy == HOLD and stream != HOLD:
+        why.append("the operator holds text until it is checked (stream policy 'hold')")
+    if system != operator.system_prompt:
+        why.append("the system prompt is set by the operator")
+    missing = (known - operator.disabled) - enabled
+    if missing:
+        why.append(f"categories {', '.join(sorted(missing, key=lambda c: int(c[1:])))} are required by the operator")
+    if why:
+        raise SettingsRefused("Settings refused: " + "; ".join(why) + ". Visitors may only tighten the "
+                              "operator's policy.")
+
+
+def with_overrides(policy: OperatorPolicy, **changes) -> OperatorPolicy:
+    """A copy with some fields changed (checked again)."""
+    return replace(policy, **changes)
