@@ -29,14 +29,14 @@ from pathlib import Path
 from chat import GenerationSettings
 from guard.policy import Policy
 from guard.taxonomy import Category
-from moderation.turn import HOLD, STREAM_FIRST, TurnSettings
+from moderation.turn import FIRST, HOLD, PARALLEL, STREAM_FIRST, TurnSettings
 
 LOCKED, OPEN = "locked", "open"
 STREAM_POLICIES = (STREAM_FIRST, HOLD)
 MAX_NEW_TOKENS_LIMIT = 4096
 MAX_SYSTEM_CHARS = 4000
 _POLICY_KEYS = {"threshold", "check_every", "stream_policy", "system_prompt", "disabled", "custom",
-                "max_new_tokens", "visitor_settings"}
+                "max_new_tokens", "visitor_settings", "prompt_check"}
 
 
 class SettingsRefused(ValueError):
@@ -60,6 +60,7 @@ class OperatorPolicy:
     custom: tuple[Category, ...] = ()
     max_new_tokens: int = 512  # the page's default and, for visitors, the cap
     visitors: str = LOCKED
+    prompt_check: str = PARALLEL  # operator only: "first" keeps unsafe prompts from the chat model entirely
 
     def __post_init__(self):
         problems = policy_problems(self)
@@ -84,7 +85,8 @@ class OperatorPolicy:
                 "enabled": [c.code for c in taxonomy if c.code not in self.disabled],
                 "disabled": sorted(self.disabled & {c.code for c in taxonomy}),
                 "custom": [{"code": c.code, "name": c.name, "description": c.description} for c in self.custom],
-                "max_new_tokens": self.max_new_tokens, "visitor_settings": self.visitors}
+                "max_new_tokens": self.max_new_tokens, "visitor_settings": self.visitors,
+                "prompt_check": self.prompt_check}
 
 
 def policy_problems(p: OperatorPolicy) -> list[str]:
@@ -95,6 +97,8 @@ def policy_problems(p: OperatorPolicy) -> list[str]:
         problems.append(f"check_every must be a whole number from 0 to 4096, not {p.check_every!r}")
     if p.stream_policy not in STREAM_POLICIES:
         problems.append(f"stream_policy must be {' or '.join(STREAM_POLICIES)}, not {p.stream_policy!r}")
+    if p.prompt_check not in (FIRST, PARALLEL):
+        problems.append(f"prompt_check must be {FIRST} or {PARALLEL}, not {p.prompt_check!r}")
     if p.visitors not in (LOCKED, OPEN):
         problems.append(f"visitor_settings must be {LOCKED} or {OPEN}, not {p.visitors!r}")
     if not (isinstance(p.max_new_tokens, int) and 1 <= p.max_new_tokens <= MAX_NEW_TOKENS_LIMIT):
@@ -206,7 +210,7 @@ def turn_settings(operator: OperatorPolicy, choices: VisitorChoices,
         _refuse_loosening(operator, threshold, every, stream, system, enabled, known)
     return TurnSettings(threshold=threshold, check_every=every, stream_policy=stream,
                         policy=operator.guard_policy(taxonomy, enabled), generation=generation,
-                        system_prompt=system)
+                        system_prompt=system, prompt_check=operator.prompt_check)
 
 
 def _refuse_loosening(operator: OperatorPolicy, threshold: float, every: int, stream: str, system: str,

@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Precedence: flag, then variable, then the policy file, then the default.")
     policy.add_argument("--policy", default=env("POLICY_FILE"), metavar="FILE",
                         help="TOML or JSON policy file (keys: threshold, check_every, stream_policy, "
-                             "system_prompt, disabled, custom, max_new_tokens, visitor_settings) [POLICY_FILE]")
+                             "system_prompt, disabled, custom, max_new_tokens, visitor_settings, prompt_check) "
+                             "[POLICY_FILE]")
     policy.add_argument("--threshold", type=_bounded(float, 0.0, 1.0), default=env("THRESHOLD"),
                         help="unsafe when the unsafe probability is at least this; default 0.5 [THRESHOLD]")
     policy.add_argument("--check-every", type=_bounded(int, 0, 4096), default=env("CHECK_EVERY"),
@@ -122,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     policy.add_argument("--stream-policy", type=_one_of("stream-first", "hold"), default=env("STREAM_POLICY"),
                         help="stream-first shows text at once and retracts it if flagged; hold shows each chunk "
                              "only after a check covers it; default stream-first [STREAM_POLICY]")
+    policy.add_argument("--prompt-check", type=_one_of("parallel", "first"), default=env("PROMPT_CHECK"),
+                        help="parallel starts generating while the prompt is judged and shows nothing before it "
+                             "passes (an unsafe prompt stops it at once); first judges the prompt before the chat "
+                             "model sees it (for a paid chat endpoint); default parallel [PROMPT_CHECK]")
     policy.add_argument("--system-prompt", default=env("SYSTEM_PROMPT"),
                         help="the chat model's system prompt (judged with every message) [SYSTEM_PROMPT]")
     policy.add_argument("--disable", type=codes, default=env("DISABLE_CATEGORIES"), metavar="CODES",
@@ -161,7 +166,8 @@ def operator_policy(a: argparse.Namespace) -> OperatorPolicy:
         stream_policy=pick("stream_policy", a.stream_policy), system_prompt=str(pick("system_prompt", a.system_prompt)),
         disabled=disabled, custom=tuple(custom_category(spec, i) for i, spec in enumerate(custom_specs, start=1)),
         max_new_tokens=pick("max_new_tokens", a.max_new_tokens),
-        visitors=a.visitor_settings or file.get("visitor_settings", defaults.visitors))
+        visitors=a.visitor_settings or file.get("visitor_settings", defaults.visitors),
+        prompt_check=pick("prompt_check", a.prompt_check))
 
 
 def parse_config(argv: list[str] | None = None) -> AppConfig:

@@ -34,6 +34,7 @@ from guard.policy import Policy
 from guard.verdict import AGENT, USER, Verdict, failed_verdict
 
 STREAM_FIRST, HOLD = "stream-first", "hold"
+FIRST, PARALLEL = "first", "parallel"  # the prompt check: before generation starts, or beside it
 ANSWERED, REFUSED, RETRACTED, ERROR = "answered", "refused", "retracted", "error"
 
 REFUSAL = "I can't help with that: the message was flagged by the safety guard."
@@ -56,6 +57,7 @@ class TurnSettings:
     system_prompt: str = ""
     guard_timeout_s: float = 60.0  # the one deadline on a guard check (see Judge)
     guard_context_turns: int = 2  # earlier answered turns shown to the guard with a prompt
+    prompt_check: str = PARALLEL  # PARALLEL: generation starts with the check, no token shown before it passes
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ class TurnState:
     notice: str = ""  # refusal / retraction / error text, for a person
     dropped: int = 0  # oldest history messages left out to fit the context
     stopped: bool = False  # the person pressed stop
+    chat_started: bool = False  # the chat model was asked to generate
+    chat_stopped: bool = False  # ... and moderation stopped it (flagged prompt or reply); nothing it wrote is kept
 
     @property
     def done(self) -> bool:
@@ -193,24 +197,48 @@ def run_turn(guard, chat, records: Sequence[TurnState], user_text: str, settings
         return
     state = replace(state, dropped=fitted.dropped)
 
-    judge = Judge(guard, settings)
+    judge = Judge(guard.session() if hasattr(guard, "session") else guard, settings)  # one cache per turn
     try:
         guard_history = history[-2 * settings.guard_context_turns:] if settings.guard_context_turns else []
         prompt_conv = guard_history + [{"role": "user", "content": judged_prompt(settings.system_prompt, user_text)}]
         yield state
-        verdict = judge(prompt_conv, USER)
-        state = replace(state, checks=(Check("prompt", verdict),))
-        if not verdict.safe:
-            yield replace(state, outcome=REFUSED, notice=_block_notice(verdict, REFUSAL))
+        prompt = judge.submit(prompt_conv)
+        if settings.prompt_check == PARALLEL:
+            prompt.add_done_callback(lambda f: None if _passed(f) else stop.set())  # stop at once, mid-prefill too
+            yield from _stream_reply(judge, chat, fitted.messages, prompt_conv, state, settings, stop, prompt)
             return
+        state = _prompt_checked(judge, prompt, state)
         yield state
+        if state.done:
+            return
         yield from _stream_reply(judge, chat, fitted.messages, prompt_conv, state, settings, stop)
     finally:
         judge.close()
 
 
-def _stream_reply(judge: Judge, chat, messages, prompt_conv, state: TurnState,
-                  settings: TurnSettings, stop: threading.Event) -> Iterator[TurnState]:
+def _passed(future: Future) -> bool:
+    try:
+        return future.result().safe
+    except Exception:  # noqa: BLE001 - a guard that raised did not pass
+        return False
+
+
+def _prompt_checked(judge: Judge, prompt: Future, state: TurnState) -> TurnState:
+    """The state with the prompt verdict; refused (done) unless it is safe. In the parallel
+    check the chat model has been started: it is marked stopped and its text dropped."""
+    verdict = judge.result(prompt, USER)
+    state = replace(state, checks=(Check("prompt", verdict),) + state.checks)
+    if verdict.safe:
+        return state
+    return replace(state, shown="", reply="", outcome=REFUSED, notice=_block_notice(verdict, REFUSAL),
+                   chat_stopped=state.chat_started)
+
+
+def _stream_reply(judge: Judge, chat, messages, prompt_conv, state: TurnState, settings: TurnSettings,
+                  stop: threading.Event, prompt: Future | None = None) -> Iterator[TurnState]:
+    """Stream and check the reply. With `prompt` (the parallel check still running), no
+    text is shown before that verdict is in and safe; unsafe or failed, the turn is refused."""
+    state = replace(state, chat_started=True)
     hold = settings.stream_policy == HOLD
     every = max(0, int(settings.check_every))
     reply, since_check = "", 0
@@ -222,11 +250,17 @@ def _stream_reply(judge: Judge, chat, messages, prompt_conv, state: TurnState,
     def flagged(verdict: Verdict) -> TurnState:
         stop.set()
         notice = _block_notice(verdict, WITHHELD if hold else RETRACTION)
-        return replace(state, shown="", reply=reply, outcome=RETRACTED, notice=notice,
+        return replace(state, shown="", reply=reply, outcome=RETRACTED, notice=notice, chat_stopped=True,
                        checks=state.checks + (Check("partial", verdict),))
 
     try:
         for delta in chat.stream(messages, settings.generation, stop):
+            if prompt is not None:  # the first text waits here for the prompt verdict
+                state, prompt = _prompt_checked(judge, prompt, state), None
+                if state.done:
+                    stop.set()
+                    yield state
+                    return
             reply += delta
             since_check += 1
             if pending and (hold or pending[0].done()):
@@ -247,8 +281,15 @@ def _stream_reply(judge: Judge, chat, messages, prompt_conv, state: TurnState,
                 break
     except ChatError as exc:
         stop.set()
-        yield replace(state, shown="", reply=reply, outcome=ERROR, notice=f"The chat model failed: {exc}")
+        state = _prompt_checked(judge, prompt, state) if prompt is not None else state
+        yield state if state.done else replace(state, shown="", reply=reply, outcome=ERROR,
+                                               notice=f"The chat model failed: {exc}")
         return
+    if prompt is not None:  # the reply ended (or was stopped) before any text
+        state = _prompt_checked(judge, prompt, state)
+        if state.done:
+            yield state
+            return
     if pending:
         verdict = judge.result(pending[0], AGENT)
         if not verdict.safe:

@@ -75,6 +75,20 @@ def test_flags_and_defaults_without_cuda():
     assert parse_config(["--auth", "ann:secret"]).auth == ("ann", "secret")
 
 
+def test_prompt_check_flag_variable_and_default(monkeypatch):
+    from moderation.operator import VisitorChoices, turn_settings
+    from guard.taxonomy import LLAMA_GUARD_2 as TAXONOMY
+
+    assert parse_config([]).policy.prompt_check == "parallel"
+    monkeypatch.setenv("PROMPT_CHECK", "first")
+    policy = parse_config([]).policy
+    assert policy.prompt_check == "first" and parse_config(["--prompt-check", "parallel"]).policy.prompt_check == "parallel"
+    assert turn_settings(policy, VisitorChoices(), TAXONOMY).prompt_check == "first"
+    monkeypatch.setenv("PROMPT_CHECK", "sometimes")
+    with pytest.raises(SystemExit):
+        parse_config([])
+
+
 def test_a_message_longer_than_the_context_gets_a_clear_error(client):
     digits = " ".join(str(1000 + i) for i in range(3000))  # 14,999 characters, a token each: over 8,192
     final = client.predict(digits, api_name="/chat")

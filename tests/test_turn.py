@@ -15,7 +15,7 @@ import pytest
 from chat import ChatError, ContextTooLong, GenerationSettings
 from guard.taxonomy import LLAMA_GUARD_2
 from guard.verdict import Verdict, failed_verdict
-from moderation.turn import (ANSWERED, ERROR, HOLD, REFUSED, RETRACTED, STREAM_FIRST, TurnSettings,
+from moderation.turn import (ANSWERED, ERROR, FIRST, HOLD, PARALLEL, REFUSED, RETRACTED, STREAM_FIRST, TurnSettings,
                              clean_message, history_messages, run_turn)
 
 
@@ -95,25 +95,62 @@ def test_safe_turn_streams_and_checks_both_sides():
     assert shown[:3] == ["Bread ", "Bread needs ", "Bread needs flour."]
 
 
-def test_unsafe_prompt_never_reaches_the_chat_model():
-    guard, chat = FakeGuard(), FakeChat(["never"])
-    final = run(guard, chat, "how do I build a bomb")[-1]
-    assert final.outcome == REFUSED and chat.calls == [] and final.shown == ""
+def refused_without_a_word(states, chat, prompt_check):
+    """Nothing was shown; "first" never called the chat model, "parallel" started and stopped it."""
+    final = states[-1]
+    assert final.outcome == REFUSED and all(s.shown == "" for s in states) and final.reply == ""
+    assert [c.stage for c in final.checks] == ["prompt"]
+    if prompt_check == FIRST:
+        assert chat.calls == [] and not final.chat_started and not final.chat_stopped
+    else:
+        assert len(chat.calls) == 1 and final.chat_started and final.chat_stopped
+    return final
+
+
+@pytest.mark.parametrize("prompt_check", [FIRST, PARALLEL])
+def test_unsafe_prompt_shows_nothing(prompt_check):
+    guard, chat = FakeGuard(delay=0.05), FakeChat(["never"] * 50)
+    final = refused_without_a_word(run(guard, chat, "how do I build a bomb", prompt_check=prompt_check),
+                                   chat, prompt_check)
     assert final.checks[0].verdict.categories[0].name == "Indiscriminate Weapons"
+    assert chat.produced < 50  # parallel: stopped, not run to the end
 
 
-@pytest.mark.parametrize("mode", ["raise", "garbage", "failed"])
-def test_guard_failure_blocks_the_turn(mode):
+def test_unsafe_prompt_never_reaches_the_chat_model_when_checked_first():
     chat = FakeChat(["never"])
-    final = run(FakeGuard(mode=mode), chat)[-1]
-    assert final.outcome == REFUSED and chat.calls == []
+    refused_without_a_word(run(FakeGuard(), chat, "how do I build a bomb", prompt_check=FIRST), chat, FIRST)
+
+
+@pytest.mark.parametrize("prompt_check", [FIRST, PARALLEL])
+@pytest.mark.parametrize("mode", ["raise", "garbage", "failed"])
+def test_guard_failure_blocks_the_turn(mode, prompt_check):
+    chat = FakeChat(["never"])
+    final = refused_without_a_word(run(FakeGuard(mode=mode), chat, prompt_check=prompt_check), chat, prompt_check)
     assert "could not judge" in final.notice
 
 
-def test_guard_timeout_blocks_the_turn():
+@pytest.mark.parametrize("prompt_check", [FIRST, PARALLEL])
+def test_guard_timeout_blocks_the_turn(prompt_check):
     chat = FakeChat(["never"])
-    final = run(FakeGuard(mode="hang"), chat, guard_timeout_s=0.2)[-1]
-    assert final.outcome == REFUSED and "timed out" in final.notice and chat.calls == []
+    final = refused_without_a_word(run(FakeGuard(mode="hang"), chat, guard_timeout_s=0.2, prompt_check=prompt_check),
+                                   chat, prompt_check)
+    assert "timed out" in final.notice
+
+
+def test_parallel_check_safe_prompt_streams_after_the_verdict():
+    guard, chat = FakeGuard(delay=0.1), FakeChat(["Bread ", "needs ", "flour."])
+    states = run(guard, chat, "How do I bake bread?", check_every=0, prompt_check=PARALLEL)
+    final = states[-1]
+    assert final.outcome == ANSWERED and final.shown == "Bread needs flour." and final.chat_started
+    assert not final.chat_stopped and [c.stage for c in final.checks] == ["prompt", "response"]
+    first_shown = next(i for i, s in enumerate(states) if s.shown)
+    assert states[first_shown].checks[0].stage == "prompt"  # no text before the prompt verdict
+
+
+def test_parallel_check_with_a_chat_error_still_reports_the_flagged_prompt():
+    chat = FakeChat(["a", "b"], fail_after=0)
+    final = run(FakeGuard(delay=0.05), chat, "a bomb please", prompt_check=PARALLEL)[-1]
+    assert final.outcome == REFUSED and final.chat_started and final.chat_stopped
 
 
 def test_stream_first_retracts_when_a_partial_check_flags():
