@@ -1,12 +1,19 @@
 """What moderation costs: a moderated turn against streaming the same reply unguarded.
 
-    python bench/turn.py [--chat-model offline] [--guard-model offline] [--runs 5] [--json]
+    python bench/turn.py [--chat-model offline] [--guard-model offline] [--threshold 0.5]
+                         [--prompt-check both] [--check-every 16] [--runs 5] [--threads N] [--json]
 
-Both sides use the same chat model, prompt and greedy settings, in one process,
-alternating runs. The moderated side is the real `run_turn`: prompt check, streamed
-reply with a check every `--check-every` chunks, and the final response check.
-Prints the median wall times, their ratio `moderated_over_bare`, and the time to
-the first visible token of each.
+Any chat/guard pair (specs as for app.py); `--guard-model random:smollm2-135m` builds a
+random-weight Llama Guard 2 of SmolLM2-135M's shape (30 layers, hidden 576, MLP 1536, 9
+heads, 3 KV heads; the real Llama 3 tokenizer and the Guard 2 template), a guard that
+costs about what the offline chat model does. A random guard needs `--threshold 1.0` to
+let every check pass. Runs alternate in one process (bare, then each prompt-check mode,
+the order rotating); the figures are medians:
+
+- `moderated_over_bare[mode]`: wall time of the real `run_turn` (prompt check, the reply
+  checked every `--check-every` tokens, the response check) over the bare stream's;
+- `first_token_over_bare[mode]`: time to the first text a person sees, over the bare
+  stream's time to its first text.
 """
 
 from __future__ import annotations
@@ -16,14 +23,31 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# name -> (layers, hidden, intermediate, heads, kv_heads)
+RANDOM_GUARDS = {"smollm2-135m": (30, 576, 1536, 9, 3), "llama3-8b": (32, 4096, 14336, 32, 8)}
+
+
+def build_random_guard(folder: Path, shape: str) -> Path:
+    """A random Llama Guard 2 folder of a named shape (real tokenizer and template)."""
+    import reference_templates
+    import tiny_models
+
+    layers, hidden, intermediate, heads, kv_heads = RANDOM_GUARDS[shape]
+    return tiny_models.build_tiny_llama(folder, reference_templates.LLAMA_GUARD_2, layers=layers, hidden=hidden,
+                                        intermediate=intermediate, heads=heads, kv_heads=kv_heads,
+                                        name_or_path=f"random-llama-guard-2-{shape}")
 
 
 def bare_run(chat, messages, settings) -> tuple[float, float, str]:
+    """(total s, first text s, reply) of the unguarded stream."""
     t0, first, text = time.perf_counter(), None, ""
     for delta in chat.stream(messages, settings):
         if first is None and delta:
@@ -33,6 +57,7 @@ def bare_run(chat, messages, settings) -> tuple[float, float, str]:
 
 
 def moderated_run(guard, chat, prompt, turn_settings) -> tuple[float, float, str, int]:
+    """(total s, first shown text s, reply, checks) of one moderated turn."""
     from moderation.turn import run_turn
 
     t0, first, state = time.perf_counter(), None, None
@@ -43,45 +68,71 @@ def moderated_run(guard, chat, prompt, turn_settings) -> tuple[float, float, str
     return time.perf_counter() - t0, first or 0.0, state.shown, len(state.checks)
 
 
+def compare(chat, guard, prompt: str, variants: dict, generation, runs: int) -> dict:
+    """Alternating runs of the bare stream and each moderated variant (name -> TurnSettings)."""
+    messages = [{"role": "user", "content": prompt}]
+    paths = {"bare": lambda: bare_run(chat, messages, generation)}
+    paths.update({name: (lambda s=s: moderated_run(guard, chat, prompt, s)) for name, s in variants.items()})
+    for path in paths.values():  # warm-up
+        path()
+    rows: dict[str, list] = {name: [] for name in paths}
+    names = list(paths)
+    for i in range(runs):
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            rows[name].append(paths[name]())
+    med = lambda name, i: statistics.median(r[i] for r in rows[name])  # noqa: E731
+    bare_total, bare_first = med("bare", 0), med("bare", 1)
+    return {
+        "runs": runs, "reply_chars": len(rows["bare"][0][2]),
+        "same_reply": all(r[2] == rows["bare"][0][2] for name in variants for r in rows[name]),
+        "guard_checks_per_turn": {name: rows[name][0][3] for name in variants},
+        "bare_s": round(bare_total, 4), "bare_first_token_ms": round(bare_first * 1000, 1),
+        "moderated_s": {name: round(med(name, 0), 4) for name in variants},
+        "first_token_ms": {name: round(med(name, 1) * 1000, 1) for name in variants},
+        "moderated_over_bare": {name: round(med(name, 0) / bare_total, 3) for name in variants},
+        "first_token_over_bare": {name: round(med(name, 1) / bare_first, 3) for name in variants},
+    }
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--chat-model", default="offline")
-    p.add_argument("--guard-model", default="offline")
+    p.add_argument("--guard-model", default="offline",
+                   help=f"a guard spec, or random:SHAPE ({', '.join(RANDOM_GUARDS)})")
+    p.add_argument("--threshold", type=float, default=0.5, help="1.0 lets a random guard pass every check")
     p.add_argument("--prompt", default="Explain in a few sentences how a rainbow forms.")
     p.add_argument("--max-new-tokens", type=int, default=96)
     p.add_argument("--check-every", type=int, default=16)
     p.add_argument("--stream-policy", default="stream-first", choices=["stream-first", "hold"])
+    p.add_argument("--prompt-check", default="both", choices=["first", "parallel", "both"])
     p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     a = p.parse_args(argv)
+    if a.threads:
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(a.threads)
+
+    import torch
 
     from chat import GenerationSettings, load_chat
     from guard import load_guard
     from moderation.turn import TurnSettings
 
-    chat, guard = load_chat(a.chat_model), load_guard(a.guard_model)
+    chat = load_chat(a.chat_model)
+    with tempfile.TemporaryDirectory() as folder:
+        spec = a.guard_model
+        if spec.startswith("random:"):
+            spec = str(build_random_guard(Path(folder), spec.removeprefix("random:")))
+        guard = load_guard(spec, dtype="float32" if spec != a.guard_model else "auto")
     generation = GenerationSettings(temperature=0.0, max_new_tokens=a.max_new_tokens, seed=0)
-    ts = TurnSettings(check_every=a.check_every, stream_policy=a.stream_policy, generation=generation)
-    messages = [{"role": "user", "content": a.prompt}]
-
-    bare_run(chat, messages, generation)  # warm-up both paths once
-    moderated_run(guard, chat, a.prompt, ts)
-    bare, moderated = [], []
-    for _ in range(a.runs):
-        bare.append(bare_run(chat, messages, generation))
-        moderated.append(moderated_run(guard, chat, a.prompt, ts))
-    same_reply = all(m[2] == b[2] for m, b in zip(moderated, bare))
-    med = lambda rows, i: statistics.median(r[i] for r in rows)  # noqa: E731
-    result = {
-        "chat_model": chat.label, "guard_model": guard.label, "runs": a.runs,
-        "check_every": a.check_every, "stream_policy": a.stream_policy,
-        "reply_chars": len(bare[0][2]), "same_reply": same_reply,
-        "guard_checks_per_turn": moderated[0][3],
-        "bare_s": round(med(bare, 0), 4), "moderated_s": round(med(moderated, 0), 4),
-        "moderated_over_bare": round(med(moderated, 0) / med(bare, 0), 3),
-        "first_token_ms": {"bare": round(med(bare, 1) * 1000, 1),
-                           "moderated": round(med(moderated, 1) * 1000, 1)},
-    }
+    modes = ["first", "parallel"] if a.prompt_check == "both" else [a.prompt_check]
+    variants = {mode: TurnSettings(threshold=a.threshold, check_every=a.check_every, stream_policy=a.stream_policy,
+                                   generation=generation, prompt_check=mode, guard_timeout_s=600.0)
+                for mode in modes}  # a generous deadline: a busy machine must not fail the turn
+    result = {"chat_model": chat.label, "guard_model": guard.label, "threshold": a.threshold,
+              "check_every": a.check_every, "stream_policy": a.stream_policy,
+              "torch_threads": torch.get_num_threads(),
+              **compare(chat, guard, a.prompt, variants, generation, a.runs)}
     if a.json:
         print(json.dumps(result))
     else:

@@ -1,0 +1,327 @@
+"""Figures on a model of the real shape, in one run: random-weight chat and guard models
+with Llama 3 8B's shape (32 layers, hidden 4096, MLP 14336, 32 heads, 8 KV heads,
+vocabulary 128,256; the real Llama 3 tokenizer and templates), both on one GPU.
+
+    python bench/gpu.py             # CUDA: the 8B shape in bfloat16, then --load-in-4bit (< 5 minutes)
+    python bench/gpu.py --small     # tiny shapes, for a quick try (runs on a CPU too)
+
+Sections, each printed as one JSON line the moment it is measured (run with python -u:
+a run cut short still says something), then everything as one JSON object, last line:
+
+1. `stream`: tokens/s of a bare `generate` against `LocalChat.stream`, and where the
+   difference goes: generate in the main thread and in a worker thread, with our halting
+   criterion, with transformers' TextIteratorStreamer, with our token pipe, the full stream;
+   `ms_per_token` of each and `over_bare` (the stream target: at least 0.95).
+2. `guard`: check latency p50/p95 at 64/512/2048-token conversations: uncached, from the
+   cached policy prefix, and incremental (a turn whose previous check saw 16 tokens less).
+3. `turn`: time to first token and whole-turn time, bare against moderated (prompt check
+   first and parallel; check every 16 tokens, stream-first, threshold 1.0 so random
+   verdicts pass): `first_token_over_bare`, `moderated_over_bare` (GPU targets: at most
+   1.25 and 1.10).
+4. `4bit`: the same models saved and reloaded with --load-in-4bit (bitsandbytes), and
+   sections 1-3 again, shorter.
+
+A section that would overrun `--budget-s` is skipped and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib.util
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+SHAPES = {  # layers, hidden, intermediate, heads, kv_heads
+    "llama3-8b": (32, 4096, 14336, 32, 8),
+    "small": (2, 256, 896, 4, 2),
+}
+PROMPT = "Write a short paragraph about the history of the bicycle."
+STARTED = time.perf_counter()
+RESULT: dict = {}
+
+
+def bench_module(name: str):
+    """bench/<name>.py as a module (bench/ is not a package, and its guard.py would shadow ours)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def report(section: str, value) -> None:
+    RESULT[section] = value
+    print(json.dumps({"section": section, "elapsed_s": round(time.perf_counter() - STARTED, 1), section: value}),
+          flush=True)
+
+
+def sync() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def build_model(shape: str, dtype, device: str, seed: int):
+    """A random LlamaForCausalLM of `shape`, made directly on `device` in `dtype`."""
+    import torch
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    layers, hidden, intermediate, heads, kv_heads = SHAPES[shape]
+    config = LlamaConfig(vocab_size=128_256, hidden_size=hidden, intermediate_size=intermediate,
+                         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
+                         max_position_embeddings=8192, rope_theta=500000.0, bos_token_id=128000,
+                         eos_token_id=[128001, 128009], tie_word_embeddings=False)
+    torch.manual_seed(seed)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            model = LlamaForCausalLM(config).eval()
+    finally:
+        torch.set_default_dtype(default)
+    model.generation_config = GenerationConfig(bos_token_id=128000, eos_token_id=[128001, 128009])
+    return model
+
+
+def pair(chat_model, guard_model, label: str):
+    """LocalChat and LlamaGuard around the two models, with the real tokenizer and templates."""
+    import reference_templates
+    import tiny_models
+    from chat.local import LocalChat
+    from guard.llama_guard import LlamaGuard
+    from guard.local import LocalGuardModel
+
+    chat = LocalChat(chat_model, tiny_models.llama3_tokenizer(reference_templates.LLAMA3_INSTRUCT), f"chat {label}")
+    backend = LocalGuardModel(guard_model, tiny_models.llama3_tokenizer(reference_templates.LLAMA_GUARD_2))
+    return chat, LlamaGuard(backend, "llama-guard-2", f"guard {label}")
+
+
+def in_thread(work):
+    out: list = []
+    thread = threading.Thread(target=lambda: out.append(work()))
+    thread.start()
+    thread.join()
+    return out[0]
+
+
+def stream_breakdown(chat, tokens: int, runs: int, full: bool = True) -> dict:
+    """Tokens per second of each way of running the same greedy generation."""
+    import torch
+    from transformers import TextIteratorStreamer
+
+    from chat import GenerationSettings
+    from chat.local import _halting_criteria
+    from chat.streamer import IncrementalText, TokenPipe
+
+    settings = GenerationSettings(temperature=0.0, max_new_tokens=tokens)
+    messages = [{"role": "user", "content": PROMPT}]
+    ids = torch.tensor([chat.prompt_ids(messages)], device=chat.model.device)
+    kwargs = chat.generate_kwargs(settings)
+
+    def generate(**extra) -> int:
+        with torch.inference_mode():
+            out = chat.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kwargs, **extra)
+        return out.shape[1] - ids.shape[1]
+
+    def consumed(streamer, read) -> int:
+        done = []
+        thread = threading.Thread(target=lambda: done.append(generate(streamer=streamer)))
+        thread.start()
+        read(streamer)
+        thread.join()
+        return done[0]
+
+    def text_streamer(s):
+        for _ in s:
+            pass
+
+    def token_pipe(pipe):
+        text = IncrementalText(chat.tokenizer)
+        for new in pipe:
+            text.add(new)
+
+    def local_stream() -> int:  # as many tokens as the bare path (same greedy decoding)
+        assert list(chat.stream(messages, settings))
+        return produced_by_bare
+
+    ways = {
+        "bare_worker_thread": lambda: in_thread(generate),
+        "bare_main_thread": generate,
+        "halt_criterion": lambda: in_thread(lambda: generate(stopping_criteria=_halting_criteria(threading.Event()))),
+        "hf_text_streamer": lambda: consumed(TextIteratorStreamer(chat.tokenizer, skip_prompt=True,
+                                                                  skip_special_tokens=True), text_streamer),
+        "token_pipe": lambda: consumed(TokenPipe(), token_pipe),
+        "LocalChat.stream": local_stream,
+    }
+    if not full:
+        ways = {k: ways[k] for k in ("bare_worker_thread", "LocalChat.stream")}
+    produced_by_bare = generate()  # also the warm-up
+    local_stream()
+    seconds: dict[str, list[float]] = {k: [] for k in ways}
+    for _ in range(runs):
+        for name, way in ways.items():
+            sync()
+            t0 = time.perf_counter()
+            produced = way()
+            seconds[name].append((time.perf_counter() - t0) / produced)
+    per_token = {k: statistics.median(v) for k, v in seconds.items()}
+    bare = per_token["bare_worker_thread"]
+    t0 = time.perf_counter()
+    in_thread(lambda: chat.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                                          **dict(kwargs, max_new_tokens=1)))
+    bare_first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    next(iter(chat.stream(messages, settings)))
+    stream_first = time.perf_counter() - t0
+    return {
+        "tokens": tokens, "runs": runs, "prompt_tokens": ids.shape[1],
+        "tokens_per_s": {k: round(1 / v, 1) for k, v in per_token.items()},
+        "ms_per_token": {k: round(v * 1000, 2) for k, v in per_token.items()},
+        "over_bare": {k: round(bare / v, 3) for k, v in per_token.items()},
+        "stream_over_bare_tokens_per_s": round(bare / per_token["LocalChat.stream"], 3),
+        "first_token_ms": {"bare": round(bare_first * 1000, 1), "LocalChat.stream": round(stream_first * 1000, 1)},
+    }
+
+
+def guard_latencies(guard, sizes: list[int], runs: int) -> dict:
+    """p50/p95 ms of one check (threshold 1.0: the scoring pass) at each conversation size."""
+    bench_guard = bench_module("guard")
+    tokenizer = guard.backend.tokenizer
+    user = "Can you tell me about the history of the bicycle?"
+    user_tokens = len(tokenizer(user, add_special_tokens=False).input_ids)
+
+    def conversation(reply_tokens: int):
+        return [{"role": "user", "content": user},
+                {"role": "assistant", "content": bench_guard.reply_text(tokenizer, reply_tokens)}]
+
+    backend, out = guard.backend, {}
+    for size in sizes:
+        reply = max(16, size - user_tokens - 4)
+        full, shorter = conversation(reply), conversation(reply - 16)
+        times: dict[str, list[float]] = {"uncached": [], "cached_prefix": [], "incremental": []}
+        for i in range(runs + 1):  # the first round warms up
+            backend.reuse_prefix = False
+            t0 = time.perf_counter()
+            guard.check(full, threshold=1.0)
+            times["uncached"].append(time.perf_counter() - t0)
+            backend.reuse_prefix = True
+            t0 = time.perf_counter()
+            guard.check(full, threshold=1.0)
+            times["cached_prefix"].append(time.perf_counter() - t0)
+            turn = guard.session()
+            turn.check(shorter, threshold=1.0)
+            t0 = time.perf_counter()
+            verdict = turn.check(full, threshold=1.0)
+            times["incremental"].append(time.perf_counter() - t0)
+            assert verdict.parsed, verdict.error
+        q = lambda v, p: round(statistics.quantiles(v[1:], n=20, method="inclusive")[p] * 1000, 2) if len(v) > 2 \
+            else round(max(v[1:]) * 1000, 2)  # noqa: E731
+        out[f"{size}_tokens"] = {
+            "p50_ms": {k: round(statistics.median(v[1:]) * 1000, 2) for k, v in times.items()},
+            "p95_ms": {k: q(v, 18) for k, v in times.items()},
+            "incremental_over_cached_prefix": round(statistics.median(times["incremental"][1:])
+                                                    / statistics.median(times["cached_prefix"][1:]), 3),
+        }
+    return out
+
+
+def turns(chat, guard, tokens: int, runs: int) -> dict:
+    from chat import GenerationSettings
+    from moderation.turn import TurnSettings
+
+    generation = GenerationSettings(temperature=0.0, max_new_tokens=tokens, seed=0)
+    variants = {mode: TurnSettings(threshold=1.0, check_every=16, stream_policy="stream-first",
+                                   generation=generation, prompt_check=mode, guard_timeout_s=120.0)
+                for mode in ("first", "parallel")}
+    return bench_module("turn").compare(chat, guard, PROMPT, variants, generation, runs)
+
+
+def within_budget(a, section: str, needs_s: float) -> bool:
+    left = a.budget_s - (time.perf_counter() - STARTED)
+    if left < needs_s:
+        report(section, {"skipped": f"{left:.0f} s of the budget left, about {needs_s:.0f} s needed"})
+        return False
+    return True
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--small", action="store_true", help="tiny shapes: a quick end-to-end try (CPU or GPU)")
+    p.add_argument("--tokens", type=int, default=None, help="new tokens per reply (default 64; --small 16)")
+    p.add_argument("--runs", type=int, default=None, help="timed runs per figure (default 3; --small 2)")
+    p.add_argument("--no-4bit", action="store_true", help="skip the --load-in-4bit section")
+    p.add_argument("--budget-s", type=float, default=280.0, help="skip sections that would run past this")
+    a = p.parse_args(argv)
+
+    import torch
+    import transformers
+
+    cuda = torch.cuda.is_available()
+    shape = "small" if a.small else "llama3-8b"
+    device, dtype = ("cuda", torch.bfloat16) if cuda else ("cpu", torch.float32)
+    tokens = a.tokens or (16 if a.small else 64)
+    runs = a.runs or (2 if a.small else 3)
+    sizes = [64, 512] if a.small and not cuda else [64, 512, 2048]
+    report("machine", {"device": torch.cuda.get_device_name(0) if cuda else "cpu", "torch": torch.__version__,
+                       "transformers": transformers.__version__, "shape": shape, "layers_hidden_mlp_heads_kv":
+                       SHAPES[shape], "dtype": str(dtype).removeprefix("torch."), "tokens": tokens, "runs": runs})
+    if not cuda and not a.small:
+        report("error", "no CUDA GPU: the 8B shape needs one (try --small)")
+        return
+
+    t0 = time.perf_counter()
+    chat, guard = pair(build_model(shape, dtype, device, 0), build_model(shape, dtype, device, 1), shape)
+    sync()
+    report("build", {"seconds": round(time.perf_counter() - t0, 1),
+                     "gpu_memory_gib": round(torch.cuda.memory_allocated() / 2**30, 1) if cuda else None})
+    report("stream", stream_breakdown(chat, tokens, runs))
+    report("guard", guard_latencies(guard, sizes, runs * 3))
+    report("turn", turns(chat, guard, tokens * 2, runs))
+
+    if a.no_4bit or not cuda:
+        report("4bit", {"skipped": "--no-4bit" if a.no_4bit else "bitsandbytes 4-bit needs CUDA"})
+    elif within_budget(a, "4bit", 90 if not a.small else 20):
+        report("4bit", four_bit(chat, guard, tokens, runs))
+    print(json.dumps(RESULT), flush=True)
+
+
+def four_bit(chat, guard, tokens: int, runs: int) -> dict:
+    """Save the chat model once, free both, load it twice with --load-in-4bit (as chat and as guard)."""
+    import torch
+
+    from chat import load_chat
+    from guard import load_guard
+    from weights import LoadOptions
+
+    folder = Path(tempfile.mkdtemp(prefix="gpu-bench-"))
+    t0 = time.perf_counter()
+    chat.model.save_pretrained(folder)
+    chat.tokenizer.save_pretrained(folder)
+    saved = time.perf_counter() - t0
+    chat.model = guard.backend.model = None
+    del chat, guard
+    gc.collect()
+    torch.cuda.empty_cache()
+    t0 = time.perf_counter()
+    chat4 = load_chat(str(folder), LoadOptions(load_in_4bit=True))
+    guard4 = load_guard(str(folder), version="llama-guard-2", load_in_4bit=True)
+    out = {"save_s": round(saved, 1), "load_s": round(time.perf_counter() - t0, 1),
+           "linear_weight_dtype": str(chat4.model.model.layers[0].mlp.up_proj.weight.dtype),
+           "gpu_memory_gib": round(torch.cuda.memory_allocated() / 2**30, 1)}
+    out["stream"] = stream_breakdown(chat4, tokens, max(2, runs - 1), full=False)
+    out["guard"] = guard_latencies(guard4, [512], runs * 2)
+    out["turn"] = turns(chat4, guard4, tokens, max(2, runs - 1))
+    return out
+
+
+if __name__ == "__main__":
+    main()
