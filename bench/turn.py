@@ -123,7 +123,7 @@ def main(argv=None) -> None:
         spec = a.guard_model
         if spec.startswith("random:"):
             spec = str(build_random_guard(Path(folder), spec.removeprefix("random:")))
-        guard = load_guard(spec, dtype="float32" if spec != a.guard_model else "auto")
+        guard = load_guard(spec, dtype="float32" if spec != a.guard_model else "auto", timeout_s=600.0)
     generation = GenerationSettings(temperature=0.0, max_new_tokens=a.max_new_tokens, seed=0)
     modes = ["first", "parallel"] if a.prompt_check == "both" else [a.prompt_check]
     variants = {mode: TurnSettings(threshold=a.threshold, check_every=a.check_every, stream_policy=a.stream_policy,
