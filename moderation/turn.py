@@ -17,6 +17,12 @@ A sketch of one safe turn, with the states it yields (`shown` is what a person s
 
 Fail closed: a guard error, timeout or unreadable answer blocks the turn; in the
 *hold* policy no text is shown before a check that covers it has passed.
+
+The prompt check runs beside generation (`prompt_check="parallel"`, the default: the
+check overlaps the chat model's prefill, the first text waits for a safe verdict, and an
+unsafe or failed one stops generation at once) or before it (`"first"`: an unsafe prompt
+never reaches the chat model). A turn's checks go through `guard.session()` when the
+guard has one: each check then reuses the previous one's key/value cache.
 """
 
 from __future__ import annotations
