@@ -14,6 +14,9 @@ the order rotating); the figures are medians:
   checked every `--check-every` tokens, the response check) over the bare stream's;
 - `first_token_over_bare[mode]`: time to the first text a person sees, over the bare
   stream's time to its first text.
+
+`--baseline` adds the turn as it ran before incremental checks and the parallel prompt
+check (prompt check first, every check from the policy prefix), measured in the same run.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +48,17 @@ def build_random_guard(folder: Path, shape: str) -> Path:
     return tiny_models.build_tiny_llama(folder, reference_templates.LLAMA_GUARD_2, layers=layers, hidden=hidden,
                                         intermediate=intermediate, heads=heads, kv_heads=kv_heads,
                                         name_or_path=f"random-llama-guard-2-{shape}")
+
+
+class WithoutSession:
+    """The guard with no `session()`: every check starts from the policy prefix (as before
+    incremental checks), for the in-run baseline."""
+
+    def __init__(self, guard):
+        self.guard, self.label = guard, guard.label
+
+    def check(self, *args, **kwargs):
+        return self.guard.check(*args, **kwargs)
 
 
 def bare_run(chat, messages, settings) -> tuple[float, float, str]:
@@ -69,10 +84,12 @@ def moderated_run(guard, chat, prompt, turn_settings) -> tuple[float, float, str
 
 
 def compare(chat, guard, prompt: str, variants: dict, generation, runs: int) -> dict:
-    """Alternating runs of the bare stream and each moderated variant (name -> TurnSettings)."""
+    """Alternating runs of the bare stream and each moderated variant (name -> TurnSettings,
+    or (guard, TurnSettings) for a variant with a guard of its own)."""
     messages = [{"role": "user", "content": prompt}]
+    variants = {name: v if isinstance(v, tuple) else (guard, v) for name, v in variants.items()}
     paths = {"bare": lambda: bare_run(chat, messages, generation)}
-    paths.update({name: (lambda s=s: moderated_run(guard, chat, prompt, s)) for name, s in variants.items()})
+    paths.update({name: (lambda g=g, s=s: moderated_run(g, chat, prompt, s)) for name, (g, s) in variants.items()})
     for path in paths.values():  # warm-up
         path()
     rows: dict[str, list] = {name: [] for name in paths}
@@ -105,6 +122,8 @@ def main(argv=None) -> None:
     p.add_argument("--check-every", type=int, default=16)
     p.add_argument("--stream-policy", default="stream-first", choices=["stream-first", "hold"])
     p.add_argument("--prompt-check", default="both", choices=["first", "parallel", "both"])
+    p.add_argument("--baseline", action="store_true",
+                   help="also run the turn as before this change (prompt check first, no incremental checks)")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -129,6 +148,8 @@ def main(argv=None) -> None:
     variants = {mode: TurnSettings(threshold=a.threshold, check_every=a.check_every, stream_policy=a.stream_policy,
                                    generation=generation, prompt_check=mode, guard_timeout_s=600.0)
                 for mode in modes}  # a generous deadline: a busy machine must not fail the turn
+    if a.baseline:
+        variants["baseline"] = (WithoutSession(guard), replace(variants[modes[0]], prompt_check="first"))
     result = {"chat_model": chat.label, "guard_model": guard.label, "threshold": a.threshold,
               "check_every": a.check_every, "stream_policy": a.stream_policy,
               "torch_threads": torch.get_num_threads(),
