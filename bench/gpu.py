@@ -63,6 +63,18 @@ def report(section: str, value) -> None:
           flush=True)
 
 
+def attempt(work):
+    """`work()`, or the error in its place: one broken figure must not lose the others."""
+    try:
+        return work()
+    except Exception as exc:  # noqa: BLE001
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def measure(section: str, work) -> None:
+    report(section, attempt(work))
+
+
 def sync() -> None:
     import torch
 
@@ -283,14 +295,14 @@ def main(argv=None) -> None:
     sync()
     report("build", {"seconds": round(time.perf_counter() - t0, 1),
                      "gpu_memory_gib": round(torch.cuda.memory_allocated() / 2**30, 1) if cuda else None})
-    report("stream", stream_breakdown(chat, tokens, runs))
-    report("guard", guard_latencies(guard, sizes, runs * 3))
-    report("turn", turns(chat, guard, tokens * 2, runs))
+    measure("stream", lambda: stream_breakdown(chat, tokens, runs))
+    measure("guard", lambda: guard_latencies(guard, sizes, runs * 3))
+    measure("turn", lambda: turns(chat, guard, tokens * 2, runs))
 
     if a.no_4bit or not cuda:
         report("4bit", {"skipped": "--no-4bit" if a.no_4bit else "bitsandbytes 4-bit needs CUDA"})
     elif within_budget(a, "4bit", 90 if not a.small else 20):
-        report("4bit", four_bit(chat, guard, tokens, runs))
+        measure("4bit", lambda: four_bit(chat, guard, tokens, runs))
     print(json.dumps(RESULT), flush=True)
 
 
@@ -317,9 +329,9 @@ def four_bit(chat, guard, tokens: int, runs: int) -> dict:
     out = {"save_s": round(saved, 1), "load_s": round(time.perf_counter() - t0, 1),
            "linear_weight_dtype": str(chat4.model.model.layers[0].mlp.up_proj.weight.dtype),
            "gpu_memory_gib": round(torch.cuda.memory_allocated() / 2**30, 1)}
-    out["stream"] = stream_breakdown(chat4, tokens, max(2, runs - 1), full=False)
-    out["guard"] = guard_latencies(guard4, [512], runs * 2)
-    out["turn"] = turns(chat4, guard4, tokens, max(2, runs - 1))
+    out["stream"] = attempt(lambda: stream_breakdown(chat4, tokens, max(2, runs - 1), full=False))
+    out["guard"] = attempt(lambda: guard_latencies(guard4, [512], runs * 2))
+    out["turn"] = attempt(lambda: turns(chat4, guard4, tokens, max(2, runs - 1)))
     return out
 
 
