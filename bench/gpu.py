@@ -17,7 +17,8 @@ a run cut short still says something), then everything as one JSON object, last 
 3. `turn`: time to first token and whole-turn time, bare against moderated (prompt check
    first and parallel; check every 16 tokens, stream-first, threshold 1.0 so random
    verdicts pass): `first_token_over_bare`, `moderated_over_bare` (GPU targets: at most
-   1.25 and 1.10).
+   1.25 and 1.10); also parallel with a check every 8 tokens, and the turn as before
+   this change (prompt check first, no incremental checks).
 4. `4bit`: the same models saved and reloaded with --load-in-4bit (bitsandbytes), and
    sections 1-3 again, shorter.
 
@@ -35,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -246,7 +248,7 @@ def guard_latencies(guard, sizes: list[int], runs: int) -> dict:
     return out
 
 
-def turns(chat, guard, tokens: int, runs: int) -> dict:
+def turns(chat, guard, tokens: int, runs: int, every_8: bool = True) -> dict:
     from chat import GenerationSettings
     from moderation.turn import TurnSettings
 
@@ -254,7 +256,11 @@ def turns(chat, guard, tokens: int, runs: int) -> dict:
     variants = {mode: TurnSettings(threshold=1.0, check_every=16, stream_policy="stream-first",
                                    generation=generation, prompt_check=mode, guard_timeout_s=120.0)
                 for mode in ("first", "parallel")}
-    return bench_module("turn").compare(chat, guard, PROMPT, variants, generation, runs)
+    if every_8:  # what halving the check interval costs (it halves the stream-first exposure)
+        variants["parallel_every_8"] = replace(variants["parallel"], check_every=8)
+    bench_turn = bench_module("turn")
+    variants["before_this_change"] = (bench_turn.WithoutSession(guard), variants["first"])  # no incremental checks
+    return bench_turn.compare(chat, guard, PROMPT, variants, generation, runs)
 
 
 def within_budget(a, section: str, needs_s: float) -> bool:
@@ -331,7 +337,7 @@ def four_bit(chat, guard, tokens: int, runs: int) -> dict:
            "gpu_memory_gib": round(torch.cuda.memory_allocated() / 2**30, 1)}
     out["stream"] = attempt(lambda: stream_breakdown(chat4, tokens, max(2, runs - 1), full=False))
     out["guard"] = attempt(lambda: guard_latencies(guard4, [512], runs * 2))
-    out["turn"] = attempt(lambda: turns(chat4, guard4, tokens, max(2, runs - 1)))
+    out["turn"] = attempt(lambda: turns(chat4, guard4, tokens, max(2, runs - 1), every_8=False))
     return out
 
 
