@@ -67,6 +67,13 @@ def _bounded(kind, low, high=None):
     return convert
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where there is one (the policy's defaults are in its help text)."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default in (None, False) else super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
     """Errors as one line (plus where to look), exit status 2: a bad flag or variable is a
     usage error, never a traceback."""
@@ -85,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
                "small models, no GPU or hub access needed) or an http(s):// OpenAI-compatible "
                "endpoint (TGI, vLLM, Inference Endpoints; key from OPENAI_API_KEY or HF_TOKEN). "
                "Gated meta-llama models need HF_TOKEN and the license accepted on the model page.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_Help)
     p.add_argument("--chat-model", default=env("CHAT_MODEL"), metavar="MODEL",
                    help="chat model [CHAT_MODEL]; default: Llama 3 8B Instruct with a CUDA GPU, else offline")
     p.add_argument("--guard-model", default=env("GUARD_MODEL"), metavar="MODEL",
