@@ -192,6 +192,24 @@ def _encode_text(tokenizer, text: str) -> list[int]:
     return ids
 
 
+def token_ends(tokenizer, text: str) -> list[int]:
+    """Where each token of `text` ends, as a character offset (tokenized as message text is).
+
+    >>> token_ends(llama3_tokenizer, "Hello world")   # "Hello", " world"
+    [5, 11]
+    """
+    with _TOKENIZE:
+        offsets = tokenizer(text, add_special_tokens=False, split_special_tokens=True,
+                            return_offsets_mapping=True).offset_mapping
+    ends, last = [], 0
+    for _, end in offsets:  # a character split over several byte tokens repeats its end
+        last = max(last, end)
+        ends.append(last)
+    if ends:
+        ends[-1] = len(text)  # trailing whitespace, if any, belongs to the last token
+    return ends
+
+
 def _encode_format(tokenizer, text: str) -> list[int]:
     """Ids of the format's own header/tail text: its special tokens by name, the rest as text."""
     ids: list[int] = []
