@@ -37,6 +37,7 @@ ANSWER_ROOM = MAX_CATEGORY_TOKENS + 4  # the verdict word, the categories, the e
 MIN_ROOM = 16  # fewer tokens than this left for the message: nothing sensible can be judged
 ELLIPSIS = "\n[...]\n"  # where a shortened context message had its middle left out
 SLACK = 8  # tokens kept free around a shortened context (the ellipsis, joins)
+EDGE = 2  # a window's text may tokenize a token or so longer in place than alone
 
 Messages = tuple[Mapping[str, str], ...]
 
@@ -117,7 +118,7 @@ def fit_conversation(conversation: Sequence[Mapping[str, str]], render: Callable
         shortened, note = _share(guard_text(context[0]["content"]).strip(), len(ends), free, backend)
         if note:
             context, notes = [dict(context[0], content=shortened)], notes + [f"{note} {where}"]
-    room = limit - tokens(context + [dict(kept[-1], content="")])
+    room = limit - tokens(context + [dict(kept[-1], content="")]) - EDGE
     while room >= MIN_ROOM:
         spans = windows(ends, room, overlap=room // 4)
         checks = tuple(tuple(context + [dict(kept[-1], content=judged[a:b])]) for a, b in spans)
