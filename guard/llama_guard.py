@@ -50,31 +50,36 @@ def decide(assessment: Assessment, policy: Policy, threshold: float, role: str, 
 
 
 def merge(verdicts: Sequence[Verdict], windows: int, note: str = "") -> Verdict:
-    """One verdict for a message judged in `windows` windows (`verdicts`: those judged, in
-    order; judging stops at a failed one). Unsafe if any window is; failed if any failed
-    (fail closed); score the highest; categories those of the unsafe windows; latency
-    the sum. The note joins the fitting note, which windows were unsafe, and the
-    backends' notes.
+    """One verdict for a message judged in `windows` windows; `verdicts` are those judged,
+    in order (judging stops at a failed one). Failed if any failed (fail closed), else
+    unsafe if any is, with the highest score and the categories of every unsafe window;
+    latency the sum. The note joins `note` (what was left out), which windows were
+    unsafe, and the backends' notes.
 
-    windows safe (0.1), unsafe S1 (0.9), unsafe S1,S9 (0.7)
-    -> unsafe, S1 and S9, score 0.9, note "... unsafe in windows 2, 3 of 3"
+    windows: safe (0.1), unsafe S1 (0.9), unsafe S1,S9 (0.7)
+    -> unsafe, S1 and S9, score 0.9, note "...; unsafe in windows 2, 3 of 3"
     """
-    unsafe = [i + 1 for i, v in enumerate(verdicts) if not v.safe and not v.failed]
-    failed = next(((i + 1, v) for i, v in enumerate(verdicts) if v.failed), None)
+    latency = sum(v.latency_s for v in verdicts)
+    failed = next((i for i, v in enumerate(verdicts) if v.failed), None)
+    if failed is not None:
+        worst = verdicts[failed]
+        error = worst.error if windows == 1 else f"window {failed + 1} of {windows}: {worst.error}"
+        return replace(worst, error=error, latency_s=latency, note=_join(note, worst.note))
+    unsafe = [i + 1 for i, v in enumerate(verdicts) if not v.safe]
     which = ""
-    if windows > 1 and failed is None:
+    if windows > 1:
         which = (f"unsafe in window{'s' if len(unsafe) > 1 else ''} {', '.join(map(str, unsafe))} of {windows}"
                  if unsafe else f"safe in all {windows} windows")
-    notes = dict.fromkeys(n for n in (note, which, *(v.note for v in verdicts)) if n)
-    scores = [v.score for v in verdicts if v.score is not None]
-    decisive = failed[1] if failed else (verdicts[unsafe[0] - 1] if unsafe else verdicts[0])
-    merged = replace(decisive, score=max(scores) if scores and not failed else decisive.score,
-                     latency_s=sum(v.latency_s for v in verdicts), note="; ".join(notes))
-    if failed:
-        error = merged.error if windows == 1 else f"window {failed[0]} of {windows}: {merged.error}"
-        return replace(merged, error=error)
     categories = dict.fromkeys(c for v in verdicts if not v.safe for c in v.categories)
-    return replace(merged, safe=not unsafe, categories=tuple(categories))
+    return replace(verdicts[unsafe[0] - 1] if unsafe else verdicts[0],
+                   score=max((v.score for v in verdicts if v.score is not None), default=None),
+                   categories=tuple(categories), latency_s=latency,
+                   note=_join(note, which, *(v.note for v in verdicts)))
+
+
+def _join(*notes: str) -> str:
+    """Notes in order, each once: _join("a", "", "b", "a") -> "a; b"."""
+    return "; ".join(dict.fromkeys(n for n in notes if n))
 
 
 class LlamaGuard:

@@ -21,7 +21,8 @@ A backend says how it counts: `context_window`, `count(prompt)` (the tokens the 
 reads for a rendered prompt) and `token_ends(text)` (where each token of a message ends,
 as character offsets). The local backend counts with its tokenizer, exactly; the remote
 one in UTF-8 bytes, an upper bound (guard.remote). Every window is rendered and counted
-again before it is sent, so the bound holds for the prompt the model really reads.
+again before it is sent, so the bound holds for the prompt the model really reads. A
+conversation whose bytes already fit (`byte_bound`) is not counted at all.
 """
 
 from __future__ import annotations
