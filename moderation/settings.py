@@ -11,9 +11,12 @@ import argparse
 import os
 from dataclasses import dataclass
 
+from moderation.api_access import Rate, check_api_key, env_api_keys, parse_rate
+
 LLAMA3_INSTRUCT = "meta-llama/Meta-Llama-3-8B-Instruct"
 LLAMA_GUARD_2 = "meta-llama/Meta-Llama-Guard-2-8B"
 OFFLINE = "offline"
+DEFAULT_RATE = Rate(60, 60.0)
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,8 @@ class AppConfig:
     check_every: int = 16
     stream_policy: str = "stream-first"
     system_prompt: str = ""
+    api_keys: tuple[str, ...] = ()
+    rate_limit: Rate | None = DEFAULT_RATE
 
 
 def has_cuda() -> bool:
@@ -97,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stream-first shows text at once and retracts it if flagged; hold shows "
                         "each chunk only after a check covers it [STREAM_POLICY]")
     p.add_argument("--system-prompt", default=env("SYSTEM_PROMPT", ""), help="initial system prompt [SYSTEM_PROMPT]")
+    p.add_argument("--api-key", action="append", type=check_api_key, dest="api_keys", metavar="KEY",
+                   help="key for the OpenAI-compatible API under /v1, as a Bearer token; repeat for several "
+                        "[API_KEYS, comma-separated, or API_KEY]; without one the API answers only on loopback")
+    p.add_argument("--rate-limit", type=parse_rate, default=env("RATE_LIMIT", str(DEFAULT_RATE)), metavar="N/UNIT",
+                   help="API requests per key (or per address without keys), e.g. 60/minute, or off [RATE_LIMIT]")
     return p
 
 
@@ -111,6 +121,10 @@ def parse_config(argv: list[str] | None = None) -> AppConfig:
         parser.error("--concurrency and --max-queue must be at least 1, --check-every at least 0")
     if a.port is not None and not 0 < a.port < 65536:
         parser.error("--port must be between 1 and 65535")
+    try:
+        api_keys = tuple(a.api_keys or [check_api_key(k) for k in env_api_keys()])
+    except argparse.ArgumentTypeError as exc:
+        parser.error(f"API_KEYS / API_KEY: {exc}")
     cuda = None if (a.chat_model and a.guard_model) else has_cuda()
     return AppConfig(
         chat_model=a.chat_model or (LLAMA3_INSTRUCT if cuda else OFFLINE),
@@ -118,4 +132,5 @@ def parse_config(argv: list[str] | None = None) -> AppConfig:
         guard_version=a.guard_version, load_in_4bit=a.load_in_4bit, load_in_8bit=a.load_in_8bit,
         host=a.host, port=a.port, share=a.share, auth=a.auth, concurrency=a.concurrency,
         max_queue=a.max_queue, threshold=a.threshold, check_every=a.check_every,
-        stream_policy=a.stream_policy, system_prompt=a.system_prompt)
+        stream_policy=a.stream_policy, system_prompt=a.system_prompt, api_keys=api_keys,
+        rate_limit=a.rate_limit)
