@@ -100,10 +100,12 @@ class Slots:
 
 async def turn_states(run: Callable[[threading.Event], Iterator[TurnState]], slots: Slots,
                       stop: threading.Event) -> AsyncIterator[TurnState]:
-    """Yield the states of `run(stop)`, which runs in a thread of its own. Stopping early
-    (the consumer leaves, or an error) sets `stop`, and the thread then closes the turn."""
+    """Yield the states of `run(stop)`, which runs in a thread of its own. `stop` ends
+    generation (the turn still judges the reply and finishes); a reader that leaves early
+    (client gone, error) also sets `gone`, and the thread then closes the turn at once."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
+    gone = threading.Event()
 
     def put(item) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is gone: nobody reads any more
@@ -111,14 +113,14 @@ async def turn_states(run: Callable[[threading.Event], Iterator[TurnState]], slo
 
     def work() -> None:
         try:
-            with slots.held(stop) as got:
-                if not got or stop.is_set():
+            with slots.held(gone) as got:
+                if not got or gone.is_set():
                     return
                 states = run(stop)
                 try:
                     for state in states:
                         put(state)
-                        if stop.is_set():
+                        if gone.is_set():
                             break
                 finally:
                     states.close()  # ends run_turn: guard pool shut down, generation joined
@@ -135,6 +137,7 @@ async def turn_states(run: Callable[[threading.Event], Iterator[TurnState]], slo
                 raise item
             yield item
     finally:
+        gone.set()
         stop.set()
 
 

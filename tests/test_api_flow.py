@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import pytest
 from fastapi import FastAPI
@@ -31,6 +32,15 @@ class RecordingChat(FakeChat):
     def stream(self, messages, settings, stop=None):
         self.settings.append(settings)
         yield from super().stream(messages, settings, stop)
+
+
+class SlowChat(FakeChat):
+    """FakeChat that takes a little time per chunk, as a real model does."""
+
+    def stream(self, messages, settings, stop=None):
+        for chunk in super().stream(messages, settings, stop):
+            time.sleep(0.02)
+            yield chunk
 
 
 def api_client(guard, chat, *flags) -> TestClient:
@@ -120,13 +130,19 @@ def test_generation_fields_are_checked_and_clamped_on_the_server():
     assert len(chat.settings) == 1
 
 
-def test_a_stop_string_ends_the_reply_before_it():
-    chat = FakeChat(["one", ",", " two", ",", " three"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_stop_string_ends_the_reply_before_it_and_ends_generation(stream):
+    chat = SlowChat(["one", ",", " two", ",", " three"] + [" more"] * 40)
     client = api_client(FakeGuard(), chat)
-    body = ask(client, stop=",").json()
-    assert body["choices"][0]["message"]["content"] == "one" and body["choices"][0]["finish_reason"] == "stop"
-    events = stream_events(client, stop=[", t"])
-    assert streamed_text(events) == "one" and events[-1]["choices"][0]["finish_reason"] == "stop"
+    if stream:
+        events = stream_events(client, stop=[", t"])
+        text, reason, moderation = streamed_text(events), events[-1]["choices"][0]["finish_reason"], events[-1]["moderation"]
+    else:
+        body = ask(client, stop=[", t"]).json()
+        text, reason, moderation = body["choices"][0]["message"]["content"], body["choices"][0]["finish_reason"], body["moderation"]
+    assert (text, reason) == ("one", "stop")
+    assert moderation["verdicts"][-1]["stage"] == "response", "the reply is still judged after a stop string"
+    assert chat.produced < 10, "generation ends at the stop string"
 
 
 @pytest.mark.parametrize("body, status, code", [
