@@ -150,7 +150,7 @@ def parse_chat_request(body: dict) -> ChatRequest:
     model = body.get("model")
     if model is not None and not isinstance(model, str):
         raise _invalid("model must be a string", "model")
-    if body.get("n", 1) != 1:
+    if body.get("n") not in (None, 1):
         raise _invalid("only n=1 is supported", "n")
     if body.get("tools") or body.get("functions"):
         raise _invalid("tools and functions are not supported", "tools")
@@ -158,7 +158,7 @@ def parse_chat_request(body: dict) -> ChatRequest:
     modes = [side.get("mode") for side in wanted.values() if isinstance(side, dict)] if isinstance(wanted, dict) else [None]
     if any(mode != "block" for mode in modes):
         raise _invalid('moderation: this server always blocks flagged input and output (mode "block")', "moderation")
-    stream = body.get("stream", False)
+    stream = body.get("stream") or False  # null (sent by some clients) means the default
     if not isinstance(stream, bool):
         raise _invalid("stream must be true or false", "stream")
     options = body.get("stream_options") or {}

@@ -128,6 +128,8 @@ def test_generation_fields_are_checked_and_clamped_on_the_server():
         r = ask(client, **bad)
         assert r.status_code == 422 and r.json()["error"]["param"] == next(iter(bad)), (bad, r.text)
     assert len(chat.settings) == 1
+    nulls = ask(client, n=None, stream=None, temperature=None, stop=None, seed=None, stream_options=None)
+    assert nulls.status_code == 200 and chat.settings[-1].temperature == 0.6, "null means the default"
 
 
 @pytest.mark.parametrize("stream", [False, True])
