@@ -26,7 +26,6 @@ from typing import AsyncIterator, Awaitable, Callable
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from guard.verdict import AGENT, USER
 from moderation.api_access import RateLimiter, api_exposure, bearer_matches, is_loopback
 from moderation.api_replies import (chunk_body, completion_body, finish_reason, moderation_body,
                                     models_body, moderation_field, new_id)
@@ -97,12 +96,11 @@ def api_router(models, config) -> APIRouter:
         body = parse_moderation_request(parse_json_body(await read_body(request)))
         guard, _ = ready()
         settings = api_turn_settings(config, guard)
-        role_of = AGENT if len(body.conversation) % 2 else USER
+        role = "assistant" if len(body.conversation) % 2 else "user"  # the turn after the conversation
 
         def judge_all():
-            return [guard.check(list(body.conversation) + [{"role": "assistant" if role_of == AGENT else "user",
-                                                             "content": text}], settings.policy, settings.threshold)
-                    for text in body.inputs]
+            return [guard.check(list(body.conversation) + [{"role": role, "content": text}], settings.policy,
+                                settings.threshold) for text in body.inputs]
 
         verdicts = await asyncio.to_thread(judge_all)
         return JSONResponse(moderation_body(verdicts, guard.label))
@@ -135,7 +133,7 @@ def api_router(models, config) -> APIRouter:
         finally:
             watcher.cancel()
             await states.aclose()
-        return JSONResponse(turn.completion(last))
+        return JSONResponse(await asyncio.to_thread(turn.completion, last))  # usage tokenizes: not on the loop
 
     router.add_api_route("/models", endpoint(list_models), methods=["GET"])
     router.add_api_route("/moderations", endpoint(moderations), methods=["POST"])
@@ -186,7 +184,7 @@ class ApiTurn:
             if state.outcome == ERROR:
                 yield f"data: {json.dumps(ApiError(502, state.notice, type='server_error', code='chat_model_failed').body())}\n\n"
                 return
-            text, reason, counted = self.final(state)
+            text, reason, counted = await asyncio.to_thread(self.final, state)
             if reason != "content_filter" and len(text) > len(sent) and text.startswith(sent):
                 yield self.chunk({"content": text[len(sent):]})
             yield self.chunk({}, reason, moderation=moderation_field(state))
