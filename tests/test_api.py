@@ -130,11 +130,49 @@ def test_eight_concurrent_streaming_clients_each_get_their_own_reply(api_app):
     assert len(set(expected)) == len(PROMPTS), "eight prompts, eight different replies"
 
 
-def test_a_client_that_disconnects_mid_stream_leaves_no_generation_thread(api_app):
-    body = {"model": "offline", "stream": True, "max_tokens": 2000, "temperature": 0,
-            "messages": [{"role": "user", "content": "Count from 1 to 1000, one number per line."}]}
+COUNT = {"model": "offline", "max_tokens": 2000, "temperature": 0,
+         "messages": [{"role": "user", "content": "Count from 1 to 1000, one number per line."}]}
+
+
+@pytest.fixture(scope="module")
+def whole_count(api_app) -> int:
+    """How many tokens the greedy COUNT reply has when nobody leaves."""
+    done = client(api_app).chat.completions.create(**COUNT)
+    assert done.moderation.outcome == "answered"
+    return done.usage.completion_tokens
+
+
+@pytest.fixture
+def produced(api_app, monkeypatch) -> list[int]:
+    """Deltas the real chat model produced, per call, counted as they leave it."""
+    chat, counts = api_app[1].chat.value, []
+    original = chat.stream
+
+    def counting(messages, settings, stop=None):
+        counts.append(0)
+        deltas = original(messages, settings, stop)
+        try:
+            for delta in deltas:
+                counts[-1] += 1
+                yield delta
+        finally:
+            deltas.close()
+
+    monkeypatch.setattr(chat, "stream", counting)
+    return counts
+
+
+def wait_for_workers(seconds: float = 30) -> list[str]:
+    deadline = time.monotonic() + seconds
+    while worker_threads() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return worker_threads()
+
+
+def test_a_client_that_disconnects_mid_stream_leaves_no_generation_thread(api_app, whole_count, produced):
+    assert whole_count > 60, "the reply must be long enough for stopping early to show"
     with httpx.Client(timeout=120) as http:
-        with http.stream("POST", api_app[0] + "/chat/completions", json=body,
+        with http.stream("POST", api_app[0] + "/chat/completions", json=dict(COUNT, stream=True),
                          headers={"Authorization": f"Bearer {KEY}"}) as r:
             content_chunks = 0
             for line in r.iter_lines():
@@ -142,10 +180,17 @@ def test_a_client_that_disconnects_mid_stream_leaves_no_generation_thread(api_ap
                 if content_chunks >= 3:
                     break
             assert "chat-generate" in worker_threads(), "generation runs while the client reads"
-    deadline = time.monotonic() + 15  # 2000 tokens would take minutes here
-    while worker_threads() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert worker_threads() == []
+    assert wait_for_workers() == []
+    assert produced[-1] < whole_count // 2, (produced, whole_count)
+
+
+def test_a_client_that_gives_up_on_a_whole_completion_stops_its_generation(api_app, whole_count, produced):
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(api_app[0] + "/chat/completions", json=COUNT, headers={"Authorization": f"Bearer {KEY}"},
+                   timeout=httpx.Timeout(30, read=5))
+    assert "chat-generate" in worker_threads(), "generation was still running when the client left"
+    assert wait_for_workers() == []
+    assert produced[-1] < whole_count // 2, (produced, whole_count)
 
 
 def test_bad_input_is_an_openai_error_not_a_500(api_app):
