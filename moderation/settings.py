@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 
 from moderation.operator import (LOCKED, OPEN, OperatorPolicy, PolicyFileError, codes, custom_category,
                                  read_policy_file)
+from moderation.api_access import Rate, check_api_key, env_api_keys, parse_rate
 
 LLAMA3_INSTRUCT = "meta-llama/Meta-Llama-3-8B-Instruct"
 LLAMA_GUARD_2 = "meta-llama/Meta-Llama-Guard-2-8B"
 OFFLINE = "offline"
+DEFAULT_RATE = Rate(60, 60.0)
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class AppConfig:
     concurrency: int = 2
     max_queue: int = 64
     policy: OperatorPolicy = field(default_factory=OperatorPolicy)
+    api_keys: tuple[str, ...] = ()
+    rate_limit: Rate | None = DEFAULT_RATE
 
 
 def has_cuda() -> bool:
@@ -140,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     policy.add_argument("--visitor-settings", type=_one_of(LOCKED, OPEN), default=env("VISITOR_SETTINGS"),
                         help="locked: visitors may only tighten the policy; open: a demo mode in which "
                              "visitors may also loosen it (the page says so); default locked [VISITOR_SETTINGS]")
+    p.add_argument("--api-key", action="append", type=check_api_key, dest="api_keys", metavar="KEY",
+                   help="key for the OpenAI-compatible API under /v1, as a Bearer token; repeat for several "
+                        "[API_KEYS, comma-separated, or API_KEY]; without one the API answers only on loopback")
+    p.add_argument("--rate-limit", type=parse_rate, default=env("RATE_LIMIT", str(DEFAULT_RATE)), metavar="N/UNIT",
+                   help="API requests per key (or per address without keys), e.g. 60/minute, or off [RATE_LIMIT]")
     return p
 
 
@@ -183,10 +192,14 @@ def parse_config(argv: list[str] | None = None) -> AppConfig:
         policy = operator_policy(a)
     except (ValueError, PolicyFileError) as exc:
         parser.error(str(exc))
+    try:
+        api_keys = tuple(a.api_keys or [check_api_key(k) for k in env_api_keys()])
+    except argparse.ArgumentTypeError as exc:
+        parser.error(f"API_KEYS / API_KEY: {exc}")
     cuda = None if (a.chat_model and a.guard_model) else has_cuda()
     return AppConfig(
         chat_model=a.chat_model or (LLAMA3_INSTRUCT if cuda else OFFLINE),
         guard_model=a.guard_model or (LLAMA_GUARD_2 if cuda else OFFLINE),
         guard_version=a.guard_version, load_in_4bit=a.load_in_4bit, load_in_8bit=a.load_in_8bit,
         host=a.host, port=a.port, share=a.share, auth=a.auth, concurrency=a.concurrency,
-        max_queue=a.max_queue, policy=policy)
+        max_queue=a.max_queue, policy=policy, api_keys=api_keys, rate_limit=a.rate_limit)
