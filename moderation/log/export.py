@@ -1,7 +1,8 @@
 """Writing log records as JSON Lines or CSV, and reading them back.
 
-JSONL: one turn per line, verdicts nested. CSV: one turn per row; `policy` and
-`verdicts` are JSON in their cells, so `read_records(write_csv(...))` gives the records back.
+JSONL: one turn per line, verdicts nested. CSV: one turn per row, `policy` and `verdicts`
+as JSON in their cells, booleans as true/false, an empty cell for a missing value (a turn
+still running, text not kept); `read_records` gives the same records back from either.
 """
 
 from __future__ import annotations
@@ -15,8 +16,21 @@ from typing import Callable, Iterable, TextIO
 FORMATS = ("jsonl", "csv")
 CSV_FIELDS = ("id", "started_at", "ended_at", "session", "outcome", "notice", "guard", "chat", "chat_started",
               "tokens", "stopped", "policy", "policy_hash", "text_policy", "user_text", "reply", "verdicts")
-_JSON_CELLS = {"policy", "verdicts", "chat_started", "stopped", "tokens", "user_text", "reply", "ended_at",
-               "outcome"}  # JSON-encoded so that null, numbers and booleans survive a CSV round trip
+_JSON_CELLS = {"policy", "verdicts", "chat_started", "stopped", "tokens"}  # cells holding JSON
+_NULLABLE = {"ended_at", "outcome", "user_text", "reply"}  # an empty cell is null
+
+
+def _cell(key: str, value):
+    if key in _JSON_CELLS:
+        return json.dumps(value, ensure_ascii=False)
+    return "" if value is None else value
+
+
+def _from_csv(row: dict) -> dict:
+    record = {k: json.loads(v) if k in _JSON_CELLS else (v or None) if k in _NULLABLE else v for k, v in row.items()}
+    if record["reply"] is None and record["user_text"] is not None and record["ended_at"] is not None:
+        record["reply"] = ""  # text kept (its prompt is there) and the turn over: the reply was empty
+    return record
 
 
 def parse_time(value: str) -> datetime:
@@ -41,8 +55,7 @@ def write_records(records: Iterable[dict], out: TextIO, fmt: str,
     n = 0
     for record in records:
         if writer:
-            writer.writerow({k: json.dumps(record[k], ensure_ascii=False) if k in _JSON_CELLS else record[k]
-                             for k in CSV_FIELDS})
+            writer.writerow({k: _cell(k, record[k]) for k in CSV_FIELDS})
         else:
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
         n += 1
@@ -56,4 +69,4 @@ def read_records(text: str, fmt: str) -> list[dict]:
     if fmt == "jsonl":
         return [json.loads(line) for line in text.splitlines() if line.strip()]
     rows = list(csv.DictReader(io.StringIO(text, newline="")))
-    return [{k: json.loads(v) if k in _JSON_CELLS else v for k, v in row.items()} for row in rows]
+    return [_from_csv(row) for row in rows]

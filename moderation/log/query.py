@@ -37,10 +37,11 @@ class TurnFilter:
     until: datetime | None = None
     text: str = ""
     limit: int | None = None  # newest `limit` turns; None: all
+    turn_id: str = ""  # just this turn
 
     def where(self):
         c = turns.c
-        conds = []
+        conds = [c.id == self.turn_id] if self.turn_id else []
         if self.outcome == UNFINISHED:
             conds.append(c.outcome.is_(None))
         elif self.outcome:

@@ -1,0 +1,184 @@
+"""The operator's review page: the moderation log, filtered, with every verdict of a turn,
+counts over time, guard latency percentiles, and CSV / JSONL downloads.
+
+It is its own Gradio app, mounted at /review on the same server behind the operator
+login (a separate login from the page's `--auth`, with its own cookie), so visitors of the
+chat page never reach it or its files:
+
+    attach_review(demo.app, engine, ("admin", "secret"))    # after the chat app exists
+
+Handlers are plain functions of (engine, filter values); `create_review` only wires them.
+The page may be mounted before the server starts (its startup runs with the server's) or
+on a server already running: then its queue starts with the first request to it.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from moderation.log.export import FORMATS, parse_time, write_records
+from moderation.log.query import (UNFINISHED, TurnFilter, counts_over_time, iter_records, latency_percentiles,
+                                  summary)
+from moderation.log.writer import ABANDONED, CRASHED
+from moderation.turn import ANSWERED, ERROR, REFUSED, RETRACTED
+
+REVIEW_PATH = "/review"
+OUTCOMES = ["any", ANSWERED, REFUSED, RETRACTED, ERROR, ABANDONED, CRASHED, UNFINISHED]
+TABLE_ROWS = 500  # newest matching turns in the table; counts and percentiles use all of them
+TABLE_COLUMNS = ["started_at", "outcome", "categories", "verdicts", "guard_ms", "tokens", "user_text", "id"]
+LATENCY_COLUMNS = ["stage", "checks", "p50_ms", "p90_ms", "p99_ms", "max_ms"]
+
+
+def turn_filter(outcome: str, category: str, since: str, until: str, text: str) -> TurnFilter:
+    """The filter from the page's fields; ValueError with a readable message on a bad date.
+
+    >>> turn_filter("refused", "s8", "2026-11-01", "", "").category
+    'S8'
+    """
+    def when(value: str, what: str):
+        if not (value or "").strip():
+            return None
+        try:
+            return parse_time(value)
+        except ValueError:
+            raise ValueError(f"{what}: {value!r} is not a date (e.g. 2026-11-27) or ISO time") from None
+
+    return TurnFilter(outcome="" if outcome in ("", "any", None) else outcome,
+                      category=(category or "").strip().upper(), since=when(since, "From"),
+                      until=when(until, "Until"), text=(text or "").strip())
+
+
+@dataclass(frozen=True)
+class Review:
+    """What the page shows for one filter."""
+
+    table: pd.DataFrame
+    by_outcome: pd.DataFrame
+    by_category: pd.DataFrame
+    latency: pd.DataFrame
+    total: int
+
+
+def review(engine: Engine, f: TurnFilter) -> Review:
+    records = list(iter_records(engine, f))
+    table = [summary(r) for r in reversed(records[-TABLE_ROWS:])]  # newest first
+    return Review(table=pd.DataFrame(table, columns=TABLE_COLUMNS),
+                  by_outcome=pd.DataFrame(counts_over_time(records, "outcome"), columns=["period", "outcome", "count"]),
+                  by_category=pd.DataFrame(counts_over_time(records, "category"),
+                                           columns=["period", "category", "count"]),
+                  latency=pd.DataFrame(latency_percentiles(records), columns=LATENCY_COLUMNS), total=len(records))
+
+
+def turn_detail(engine: Engine, turn_id: str) -> dict:
+    """A turn's full record (with every verdict), or {"error": ...} when there is none."""
+    turn_id = (turn_id or "").strip()
+    if not turn_id:
+        return {}
+    found = list(iter_records(engine, TurnFilter(turn_id=turn_id)))
+    return found[0] if found else {"error": f"no turn {turn_id!r}"}
+
+
+def export_file(engine: Engine, f: TurnFilter, fmt: str, folder: str) -> str:
+    """Write the filtered turns to a new file in `folder`; returns its path."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}")
+    path = Path(tempfile.mkdtemp(dir=folder)) / f"moderation-log.{fmt}"
+    with path.open("w", encoding="utf-8", newline="") as out:
+        write_records(iter_records(engine, f), out, fmt)
+    return str(path)
+
+
+def create_review(engine: Engine) -> gr.Blocks:
+    """Build the page; nothing runs until it is mounted."""
+    downloads = tempfile.mkdtemp(prefix="moderation-review-")
+
+    def filtered(*values) -> TurnFilter:
+        try:
+            return turn_filter(*values)
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from None
+
+    def show(*values):
+        r = review(engine, filtered(*values))
+        shown = min(r.total, TABLE_ROWS)
+        return (f"**{r.total:,} turns** match" + (f"; the table shows the newest {shown:,}." if r.total > shown else "."),
+                r.table, r.by_outcome, r.by_category, r.latency)
+
+    def pick(evt: gr.SelectData):
+        row = evt.row_value or []
+        turn_id = row[TABLE_COLUMNS.index("id")] if len(row) == len(TABLE_COLUMNS) else ""
+        return turn_id, turn_detail(engine, turn_id)
+
+    with gr.Blocks(title="Moderation log: review") as page:
+        gr.Markdown("## 🛡️ Moderation log\nEvery turn and every guard verdict, newest first. Times are UTC.")
+        with gr.Row():
+            outcome = gr.Dropdown(OUTCOMES, value="any", label="Outcome", elem_id="f-outcome")
+            category = gr.Textbox(label="Category code", placeholder="e.g. S8", elem_id="f-category")
+            since = gr.Textbox(label="From (date or ISO time)", placeholder="2026-11-01", elem_id="f-since")
+            until = gr.Textbox(label="Until (exclusive)", placeholder="2026-12-01", elem_id="f-until")
+            text = gr.Textbox(label="Text contains", elem_id="f-text")
+        search = gr.Button("Search", variant="primary", elem_id="search")
+        total = gr.Markdown(elem_id="total")
+        table = gr.Dataframe(headers=TABLE_COLUMNS, interactive=False, wrap=True, elem_id="turns",
+                             label="Turns (select a row for its record)")
+        with gr.Row():
+            turn_id = gr.Textbox(label="Turn id", elem_id="turn-id", scale=1)
+            detail = gr.JSON(label="The turn's record, with every verdict", elem_id="turn-detail", scale=3)
+        with gr.Row():
+            by_outcome = gr.BarPlot(x="period", y="count", color="outcome", label="Turns per outcome per day")
+            by_category = gr.BarPlot(x="period", y="count", color="category",
+                                     label="Flagged turns per category per day")
+        latency = gr.Dataframe(headers=LATENCY_COLUMNS, interactive=False, elem_id="latency",
+                               label="Guard latency per stage (ms)")
+        with gr.Row():
+            csv_button = gr.Button("Export CSV", elem_id="export-csv")
+            jsonl_button = gr.Button("Export JSONL", elem_id="export-jsonl")
+            exported = gr.File(label="Download", interactive=False, elem_id="exported")
+
+        filters = [outcome, category, since, until, text]
+        shown = [total, table, by_outcome, by_category, latency]
+        for trigger in (search.click, page.load):
+            trigger(show, filters, shown, api_name="search" if trigger == search.click else False)
+        table.select(pick, None, [turn_id, detail], api_visibility="private")
+        turn_id.submit(lambda i: turn_detail(engine, i), turn_id, detail, api_name="turn")
+        for button, fmt in ((csv_button, "csv"), (jsonl_button, "jsonl")):
+            button.click(lambda *v, fmt=fmt: export_file(engine, filtered(*v), fmt, downloads), filters, exported,
+                         api_name=f"export_{fmt}")
+    return page
+
+
+def attach_review(app, engine: Engine, operator: tuple[str, str], path: str = REVIEW_PATH) -> gr.Blocks:
+    """Mount the review page at `path` of a FastAPI app (e.g. the chat's `demo.app`), behind
+    the operator login. The mount goes first among the app's routes, before any catch-all."""
+    if not operator:
+        raise ValueError("the review page needs an operator login")
+    page = create_review(engine)
+    gr.mount_gradio_app(app, page, path=path, auth=operator,
+                        auth_message="Operator login: the moderation log.", footer_links=[])
+    routes = app.router.routes
+    mount = routes.pop()  # mount_gradio_app appended it: put it first, started on first use
+    mount.app = _StartedOnFirstRequest(mount.app, page)
+    routes.insert(0, mount)
+    return page
+
+
+class _StartedOnFirstRequest:
+    """ASGI wrapper: runs the page's startup events (its queue) in the server's event loop
+    on the first request, when the server had started before the page was mounted."""
+
+    def __init__(self, app, page: gr.Blocks):
+        self.app, self.page = app, page
+        self.routes = getattr(app, "routes", [])
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket") and not self.page.is_running:
+            self.page.run_startup_events()
+            await self.page.run_extra_startup_events()
+        await self.app(scope, receive, send)
