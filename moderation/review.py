@@ -3,7 +3,10 @@ counts over time, guard latency percentiles, and CSV / JSONL downloads.
 
 It is its own Gradio app, mounted at /review on the same server behind the operator
 login (a separate login from the page's `--auth`, with its own cookie), so visitors of the
-chat page never reach it or its files:
+chat page never reach it. Downloads are plain routes, /review/export.csv and
+/review/export.jsonl (same filters as query parameters), that answer only the operator:
+the page's login cookie or HTTP Basic (`curl -u operator:secret .../review/export.csv`).
+Nothing of the log is ever put in Gradio's shared file cache.
 
     attach_review(demo.app, engine, ("admin", "secret"))    # after the chat app exists
 
@@ -14,21 +17,29 @@ on a server already running: then its queue starts with the first request to it.
 
 from __future__ import annotations
 
-import json
-import tempfile
+import base64
+import html
+import io
+import logging
+import secrets
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Callable
+from urllib.parse import urlencode
 
 import gradio as gr
 import pandas as pd
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
 from sqlalchemy.engine import Engine
 
 from moderation.log.export import FORMATS, parse_time, write_records
+from moderation.log.metrics import attach_metrics
 from moderation.log.query import (UNFINISHED, TurnFilter, counts_over_time, iter_records, latency_percentiles,
                                   summary)
 from moderation.log.writer import ABANDONED, CRASHED
 from moderation.turn import ANSWERED, ERROR, REFUSED, RETRACTED
 
+logger = logging.getLogger(__name__)
 REVIEW_PATH = "/review"
 OUTCOMES = ["any", ANSWERED, REFUSED, RETRACTED, ERROR, ABANDONED, CRASHED, UNFINISHED]
 TABLE_ROWS = 500  # newest matching turns in the table; counts and percentiles use all of them
@@ -85,20 +96,23 @@ def turn_detail(engine: Engine, turn_id: str) -> dict:
     return found[0] if found else {"error": f"no turn {turn_id!r}"}
 
 
-def export_file(engine: Engine, f: TurnFilter, fmt: str, folder: str) -> str:
-    """Write the filtered turns to a new file in `folder`; returns its path."""
-    if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}")
-    path = Path(tempfile.mkdtemp(dir=folder)) / f"moderation-log.{fmt}"
-    with path.open("w", encoding="utf-8", newline="") as out:
-        write_records(iter_records(engine, f), out, fmt)
-    return str(path)
+def export_text(engine: Engine, f: TurnFilter, fmt: str) -> str:
+    """The filtered turns as one JSONL or CSV document."""
+    out = io.StringIO(newline="")
+    write_records(iter_records(engine, f), out, fmt)
+    return out.getvalue()
+
+
+def download_links(*values) -> str:
+    """Links to this filter's downloads, relative to the page (so they work under any mount path)."""
+    names = ("outcome", "category", "since", "until", "text")
+    query = urlencode({k: v for k, v in zip(names, values) if v and v != "any"})
+    return " · ".join(f'<a href="export.{fmt}?{html.escape(query)}" download="moderation-log.{fmt}" '
+                      f'id="download-{fmt}">Download {fmt.upper()}</a>' for fmt in FORMATS)
 
 
 def create_review(engine: Engine) -> gr.Blocks:
     """Build the page; nothing runs until it is mounted."""
-    downloads = tempfile.mkdtemp(prefix="moderation-review-")
-
     def filtered(*values) -> TurnFilter:
         try:
             return turn_filter(*values)
@@ -109,7 +123,7 @@ def create_review(engine: Engine) -> gr.Blocks:
         r = review(engine, filtered(*values))
         shown = min(r.total, TABLE_ROWS)
         return (f"**{r.total:,} turns** match" + (f"; the table shows the newest {shown:,}." if r.total > shown else "."),
-                r.table, r.by_outcome, r.by_category, r.latency)
+                r.table, r.by_outcome, r.by_category, r.latency, download_links(*values))
 
     def pick(evt: gr.SelectData):
         row = evt.row_value or []
@@ -137,21 +151,28 @@ def create_review(engine: Engine) -> gr.Blocks:
                                      label="Flagged turns per category per day")
         latency = gr.Dataframe(headers=LATENCY_COLUMNS, interactive=False, elem_id="latency",
                                label="Guard latency per stage (ms)")
-        with gr.Row():
-            csv_button = gr.Button("Export CSV", elem_id="export-csv")
-            jsonl_button = gr.Button("Export JSONL", elem_id="export-jsonl")
-            exported = gr.File(label="Download", interactive=False, elem_id="exported")
+        downloads = gr.HTML(elem_id="downloads")
 
         filters = [outcome, category, since, until, text]
-        shown = [total, table, by_outcome, by_category, latency]
+        shown = [total, table, by_outcome, by_category, latency, downloads]
         for trigger in (search.click, page.load):
             trigger(show, filters, shown, api_name="search" if trigger == search.click else False)
         table.select(pick, None, [turn_id, detail], api_visibility="private")
         turn_id.submit(lambda i: turn_detail(engine, i), turn_id, detail, api_name="turn")
-        for button, fmt in ((csv_button, "csv"), (jsonl_button, "jsonl")):
-            button.click(lambda *v, fmt=fmt: export_file(engine, filtered(*v), fmt, downloads), filters, exported,
-                         api_name=f"export_{fmt}")
     return page
+
+
+def server_extras(config, log, metrics=None) -> list[Callable]:
+    """Hooks `hook(app)` that add the review page and /metrics to the server's FastAPI app,
+    as `config` asks: the review page needs the log and an operator login, /metrics `--metrics`."""
+    hooks: list[Callable] = []
+    if metrics is not None:
+        hooks.append(lambda app: attach_metrics(app, metrics))
+    if log.engine is not None and config.operator:
+        hooks.append(lambda app: attach_review(app, log.engine, config.operator))
+    elif log.engine is not None:
+        logger.info("review page off: give --operator USER:PASSWORD (or --auth) to open %s", REVIEW_PATH)
+    return hooks
 
 
 def attach_review(app, engine: Engine, operator: tuple[str, str], path: str = REVIEW_PATH) -> gr.Blocks:
@@ -164,9 +185,50 @@ def attach_review(app, engine: Engine, operator: tuple[str, str], path: str = RE
                         auth_message="Operator login: the moderation log.", footer_links=[])
     routes = app.router.routes
     mount = routes.pop()  # mount_gradio_app appended it: put it first, started on first use
+    is_operator = _operator_check(mount.app, operator)
     mount.app = _StartedOnFirstRequest(mount.app, page)
     routes.insert(0, mount)
+    for fmt in FORMATS:  # before the mount, which would take every path under it
+        routes.insert(0, APIRoute(f"{path}/export.{fmt}", _export_endpoint(engine, fmt, is_operator),
+                                  methods=["GET"], include_in_schema=False))
     return page
+
+
+def _operator_check(gradio_app, operator: tuple[str, str]) -> Callable[[Request], bool]:
+    """True for a request from the operator: the review page's own login cookie (a browser),
+    or HTTP Basic with the operator's user and password (curl, scripts)."""
+    def check(request: Request) -> bool:
+        token = (request.cookies.get(f"access-token-{gradio_app.cookie_id}")
+                 or request.cookies.get(f"access-token-unsecure-{gradio_app.cookie_id}"))
+        if token and gradio_app.tokens.get(token) == operator[0]:
+            return True
+        scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            user, _, password = base64.b64decode(encoded).decode().partition(":")
+        except ValueError:
+            return False
+        return secrets.compare_digest(user.encode(), operator[0].encode()) & secrets.compare_digest(
+            password.encode(), operator[1].encode())
+    return check
+
+
+def _export_endpoint(engine: Engine, fmt: str, is_operator: Callable[[Request], bool]):
+    def export(request: Request, outcome: str = "", category: str = "", since: str = "", until: str = "",
+               text: str = "") -> Response:
+        if not is_operator(request):
+            return Response("Operator login required.", status_code=401,
+                            headers={"WWW-Authenticate": 'Basic realm="moderation log"'})
+        try:
+            f = turn_filter(outcome, category, since, until, text)
+        except ValueError as exc:
+            return Response(str(exc), status_code=400)
+        media = "text/csv" if fmt == "csv" else "application/x-ndjson"
+        return Response(export_text(engine, f, fmt), media_type=f"{media}; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="moderation-log.{fmt}"',
+                                 "Cache-Control": "no-store"})
+    return export
 
 
 class _StartedOnFirstRequest:

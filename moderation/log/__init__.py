@@ -14,19 +14,29 @@ import logging
 
 from moderation.log.writer import TurnLog, TurnMeta
 
-__all__ = ["TurnLog", "TurnMeta", "open_log"]
+__all__ = ["LogUnavailable", "TurnLog", "TurnMeta", "open_log"]
 
 log = logging.getLogger(__name__)
 
 
+class LogUnavailable(RuntimeError):
+    """The log database cannot be opened; the message says why and what to do."""
+
+
 def open_log(config, metrics=None) -> TurnLog:
-    """The log `config` asks for (`config.log_db` None: a log that writes nothing)."""
+    """The log `config` asks for (`config.log_db` None: a log that writes nothing).
+    Raises LogUnavailable with a readable message when the database cannot be used."""
     engine = None
     if config.log_db:
         from moderation.log.schema import database_url, open_engine
 
-        engine = open_engine(config.log_db)
-        where = database_url(config.log_db).split("@")[-1]  # no password in the log
+        where = database_url(config.log_db).split("@")[-1]  # no password in messages
+        try:
+            engine = open_engine(config.log_db)
+        except Exception as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise LogUnavailable(f"cannot open the moderation log ({where}): {reason}. "
+                                 "Fix --log-db, or run without a log: --log-db none") from exc
         log.info("moderation log: %s (text kept: %s, retention: %s)", where, config.log_text,
                  f"{config.log_retention_days:g} days" if config.log_retention_days else "forever")
     return TurnLog(engine, text=config.log_text, retention_days=config.log_retention_days, metrics=metrics)
