@@ -144,7 +144,7 @@ def create_review(engine: Engine) -> gr.Blocks:
                              label="Turns (select a row for its record)")
         with gr.Row():
             turn_id = gr.Textbox(label="Turn id", elem_id="turn-id", scale=1)
-            detail = gr.JSON(label="The turn's record, with every verdict", elem_id="turn-detail", scale=3)
+            detail = gr.JSON(label="The turn's record, with every verdict", elem_id="turn-detail", scale=3, open=True)
         with gr.Row():
             by_outcome = gr.BarPlot(x="period", y="count", color="outcome", label="Turns per outcome per day")
             by_category = gr.BarPlot(x="period", y="count", color="category",

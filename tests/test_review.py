@@ -188,3 +188,50 @@ def test_without_the_flags_there_is_no_metrics_route_and_no_review_page(tmp_path
     log.close()
     client = TestClient(api)
     assert client.get("/metrics").status_code == 404 and client.get("/review/").status_code == 404
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    from test_browser import CHROMIUM_FLAGS, chromium_path
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
+        yield b
+        b.close()
+
+
+def fill_login(page, who: tuple[str, str]) -> None:
+    page.get_by_label("username").fill(who[0])
+    page.get_by_label("password").fill(who[1])
+    page.get_by_role("button", name="Login").click()
+
+
+@pytest.mark.browser
+def test_in_the_browser_a_visitor_gets_a_login_form_and_the_operator_the_log(app, browser):
+    visitor = browser.new_context(accept_downloads=True).new_page()
+    visitor.set_default_timeout(60_000)
+    visitor.goto(app.url)
+    fill_login(visitor, VISITOR)
+    visitor.wait_for_selector("#message textarea")  # the chat page opened for the visitor
+    visitor.goto(review_url(app))
+    visitor.get_by_label("password").wait_for()
+    fill_login(visitor, VISITOR)  # the visitor's login is not the operator's
+    visitor.get_by_text("Incorrect", exact=False).wait_for()
+    assert visitor.locator("#turns").count() == 0 and "pipe bomb" not in visitor.content()
+    assert visitor.context.request.get(review_url(app) + "export.csv").status == 401  # with the visitor's cookies
+
+    operator = browser.new_context(accept_downloads=True).new_page()
+    operator.set_default_timeout(60_000)
+    operator.goto(review_url(app))
+    fill_login(operator, OPERATOR)
+    cell = operator.locator("#turns").get_by_text(UNSAFE).last
+    cell.wait_for()
+    cell.click()  # the turn's full record
+    operator.locator("#turn-detail").get_by_text("Indiscriminate Weapons").first.wait_for()
+    with operator.expect_download() as download:
+        operator.click("#download-jsonl")
+    assert UNSAFE in Path(download.value.path()).read_text()
+    operator.context.close()
+    visitor.context.close()
