@@ -12,6 +12,7 @@ Queued operations are plain tuples: ("start", row), ("verdict", row), ("update",
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import queue
@@ -210,13 +211,13 @@ class TurnLog:
         for attempt, pause in enumerate((*_RETRIES, None)):
             try:
                 with self.engine.begin() as conn:
-                    for op in ops:
-                        if op[0] == "start":
-                            conn.execute(turns.insert().values(**op[1]))
-                        elif op[0] == "verdict":
-                            conn.execute(verdicts.insert().values(**op[1]))
-                        else:
-                            conn.execute(turns.update().where(turns.c.id == op[1]).values(**op[2]))
+                    for kind, group in itertools.groupby(ops, key=lambda op: op[0]):
+                        if kind == "update":  # each with its own columns
+                            for _, turn_id, values in group:
+                                conn.execute(turns.update().where(turns.c.id == turn_id).values(**values))
+                        else:  # consecutive inserts go as one executemany, in order
+                            table = turns if kind == "start" else verdicts
+                            conn.execute(table.insert(), [op[1] for op in group])
                 return
             except Exception as exc:  # the database is down or locked: retry, then give up on the batch
                 if pause is None:
