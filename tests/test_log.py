@@ -206,3 +206,19 @@ def test_export_cli_errors_are_messages_not_tracebacks(tmp_path):
     for out in (missing, bad_date):
         assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "no log database" in missing.stderr and "not a date" in bad_date.stderr
+
+
+def test_a_new_sqlite_log_is_readable_by_its_owner_only(tmp_path):
+    open_engine(str(tmp_path / "private.sqlite3")).dispose()
+    assert (tmp_path / "private.sqlite3").stat().st_mode & 0o077 == 0
+
+
+def test_flagged_text_policy_keeps_no_text_of_a_turn_the_visitor_left(engine):
+    log = TurnLog(engine, text=TEXT_FLAGGED)
+    guard, chat = FakeGuard(), PacedChat(words=50)
+    stream = log.record(run_turn(guard, chat, [], "hi", SETTINGS), TurnMeta.of(SETTINGS, guard, chat, "s"))
+    next(stream)
+    stream.close()
+    log.close()
+    [r] = iter_records(engine)
+    assert r["outcome"] == ABANDONED and r["user_text"] is None and r["reply"] is None

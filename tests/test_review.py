@@ -235,3 +235,33 @@ def test_in_the_browser_a_visitor_gets_a_login_form_and_the_operator_the_log(app
     assert UNSAFE in Path(download.value.path()).read_text()
     operator.context.close()
     visitor.context.close()
+
+
+def test_the_review_page_also_mounts_before_the_server_starts(tmp_path):
+    """As a server that builds its FastAPI app first and starts it afterwards would use it."""
+    import gradio as gr
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from moderation.log.schema import open_engine
+    from moderation.review import attach_review
+
+    engine = open_engine(str(tmp_path / "l.sqlite3"))
+    log = TurnLog(engine)
+    from log_fakes import PacedChat
+    from test_turn import FakeGuard
+
+    settings, guard, chat = TurnSettings(), FakeGuard(), PacedChat(words=3)
+    list(log.record(run_turn(guard, chat, [], "bomb please", settings), TurnMeta.of(settings, guard, chat, "s")))
+    log.close()
+    with gr.Blocks() as chat_page:
+        gr.Markdown("the chat page")
+    api = gr.mount_gradio_app(FastAPI(), chat_page, path="/")
+    attach_review(api, engine, OPERATOR)
+    with TestClient(api) as client:  # runs the startup (lifespan) events
+        assert client.get("/review/gradio_api/info").status_code == 401
+        assert client.post("/review/login", data=dict(zip(("username", "password"), OPERATOR))).json() == {
+            "success": True}
+        assert client.get("/review/gradio_api/info").status_code == 200
+        assert "bomb please" in client.get("/review/export.csv").text
+    engine.dispose()

@@ -90,9 +90,14 @@ def verdict_row(turn_id: str, seq: int, check: Check) -> dict:
 
 
 def keeps_text(policy: str, outcome: str | None, flagged: bool) -> bool:
-    """Whether a turn's text is stored: always, never, or only for turns that were not
-    simply answered (refused, withdrawn, failed) or that any check flagged."""
-    return policy == TEXT_ALL or (policy == TEXT_FLAGGED and (flagged or outcome != ANSWERED))
+    """Whether a turn's text is stored: always, never, or (flagged) only for turns that any
+    check flagged or that did not end normally: refused, withdrawn, failed (guard or chat
+    error, crash). An answered turn, or one the visitor left, keeps none.
+
+    >>> keeps_text("flagged", "answered", False), keeps_text("flagged", "error", False)
+    (False, True)
+    """
+    return policy == TEXT_ALL or (policy == TEXT_FLAGGED and (flagged or outcome not in (ANSWERED, ABANDONED)))
 
 
 class TurnLog:
