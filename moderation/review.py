@@ -182,7 +182,8 @@ def attach_review(app, engine: Engine, operator: tuple[str, str], path: str = RE
         raise ValueError("the review page needs an operator login")
     page = create_review(engine)
     gr.mount_gradio_app(app, page, path=path, auth=operator,
-                        auth_message="Operator login: the moderation log.", footer_links=[])
+                        auth_message="Operator login: the moderation log.", footer_links=[],
+                        ssr_mode=False)
     routes = app.router.routes
     mount = routes.pop()  # mount_gradio_app appended it: put it first, started on first use
     is_operator = _operator_check(mount.app, operator)
