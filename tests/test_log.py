@@ -222,3 +222,32 @@ def test_flagged_text_policy_keeps_no_text_of_a_turn_the_visitor_left(engine):
     log.close()
     [r] = iter_records(engine)
     assert r["outcome"] == ABANDONED and r["user_text"] is None and r["reply"] is None
+
+
+def test_closing_the_logged_stream_closes_the_turn_and_its_chat(engine):
+    log = TurnLog(engine)
+    guard, chat = FakeGuard(), PacedChat(words=500)
+    inner = run_turn(guard, chat, [], "hi", SETTINGS)
+    stream = log.record(inner, TurnMeta.of(SETTINGS, guard, chat, "s"))
+    for state in stream:
+        if state.reply:
+            break
+    stream.close()
+    assert inner.gi_frame is None  # the turn's generator is finished, not left for the garbage collector
+    log.close()
+
+
+def test_a_turn_that_raises_is_logged_as_crashed_and_the_error_propagates(engine):
+    class BrokenChat(PacedChat):
+        def stream(self, messages, settings, stop=None):
+            yield "a "
+            raise KeyError("a bug")
+
+    log = TurnLog(engine)
+    guard, chat = FakeGuard(), BrokenChat()
+    with pytest.raises(KeyError):
+        for _ in log.record(run_turn(guard, chat, [], "hi", SETTINGS), TurnMeta.of(SETTINGS, guard, chat, "s")):
+            pass
+    log.close()
+    [r] = iter_records(engine)
+    assert r["outcome"] == "crashed" and "KeyError" in r["notice"] and r["reply"] == "a "

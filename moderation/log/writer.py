@@ -157,14 +157,16 @@ class TurnLog:
             outcome, notice = CRASHED, f"{type(exc).__name__}: {exc}"
             raise
         finally:
+            if hasattr(states, "close"):
+                states.close()  # closing the log's stream closes the turn's, as if unwrapped
             self._finish(turn_id, state, outcome or CRASHED, notice, tokens)
             if self.metrics:
                 rate = (tokens - 1) / (last_token - first_token) if tokens > 1 and last_token > first_token else None
                 self.metrics.turn_ended(outcome or CRASHED, meta.chat, rate, time.monotonic() - t0)
 
     def _finish(self, turn_id: str, state: TurnState | None, outcome: str, notice: str | None, tokens: int) -> None:
-        state = state or TurnState(user="")
-        keep = keeps_text(self.text, outcome, state.flagged)
+        keep = state is not None and keeps_text(self.text, outcome, state.flagged)
+        state = state or TurnState(user="")  # the turn failed before its first state
         prompt_passed = bool(state.checks) and state.checks[0].stage == "prompt" and state.checks[0].verdict.safe
         self._put(("update", turn_id, dict(
             ended_at=utcnow(), outcome=outcome, notice=notice if notice is not None else state.notice,
@@ -190,12 +192,12 @@ class TurnLog:
     def _run(self) -> None:
         last_prune = time.monotonic()
         while True:
+            if time.monotonic() - last_prune > _PRUNE_EVERY_S:
+                self.prune()
+                last_prune = time.monotonic()
             try:
                 batch = [self._q.get(timeout=1.0)]
             except queue.Empty:
-                if time.monotonic() - last_prune > _PRUNE_EVERY_S:
-                    self.prune()
-                    last_prune = time.monotonic()
                 continue
             while len(batch) < _BATCH:
                 try:
