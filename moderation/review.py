@@ -61,8 +61,11 @@ def turn_filter(outcome: str, category: str, since: str, until: str, text: str) 
         except ValueError:
             raise ValueError(f"{what}: {value!r} is not a date (e.g. 2026-11-27) or ISO time") from None
 
+    code = (category or "").strip().upper()
+    if code and not (code.isascii() and code.isalnum()):
+        raise ValueError(f"Category: {category!r} is not a category code (e.g. S8, or C1 for a custom one)")
     return TurnFilter(outcome="" if outcome in ("", "any", None) else outcome,
-                      category=(category or "").strip().upper(), since=when(since, "From"),
+                      category=code, since=when(since, "From"),
                       until=when(until, "Until"), text=(text or "").strip())
 
 

@@ -134,6 +134,8 @@ def test_the_operators_table_and_export_match_the_export_cli(app, operator_clien
     assert rows[0]["categories"] == "S8" and rows[0]["user_text"] == UNSAFE
     page_file = operator_session(app).get(review_url(app) + "export.jsonl")
     assert page_file.status_code == 200
+    bad = operator_session(app).get(review_url(app) + "export.csv?since=soon")
+    assert bad.status_code == 400 and "not a date" in bad.text
     cli = subprocess.run([sys.executable, "-m", "moderation.log", "export", "--db", app.db], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert cli.returncode == 0, cli.stderr
@@ -153,6 +155,8 @@ def test_the_filters_and_their_errors(operator_client):
     assert "0 turns" in total and table["data"] in ([], [[""] * 8])
     with pytest.raises(Exception, match="not a date"):
         operator_client.predict("any", "", "last tuesday", "", "", api_name="/search")
+    with pytest.raises(Exception, match="not a category code"):
+        operator_client.predict("any", "%", "", "", "", api_name="/search")
 
 
 def metric_values(url: str) -> dict[tuple, float]:
@@ -230,6 +234,7 @@ def test_in_the_browser_a_visitor_gets_a_login_form_and_the_operator_the_log(app
     cell.wait_for()
     cell.click()  # the turn's full record
     operator.locator("#turn-detail").get_by_text("Indiscriminate Weapons").first.wait_for()
+    operator.screenshot(path=str(ROOT / "artifacts" / "review.png"), full_page=True)
     with operator.expect_download() as download:
         operator.click("#download-jsonl")
     assert UNSAFE in Path(download.value.path()).read_text()
