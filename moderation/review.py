@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 REVIEW_PATH = "/review"
 OUTCOMES = ["any", ANSWERED, REFUSED, RETRACTED, ERROR, ABANDONED, CRASHED, UNFINISHED]
 TABLE_ROWS = 500  # newest matching turns in the table; counts and percentiles use all of them
-TABLE_COLUMNS = ["started_at", "outcome", "categories", "verdicts", "guard_ms", "tokens", "user_text", "id"]
+TABLE_COLUMNS = ["started_at", "outcome", "unscanned", "categories", "verdicts", "guard_ms", "tokens", "user_text", "id"]
 LATENCY_COLUMNS = ["stage", "checks", "p50_ms", "p90_ms", "p99_ms", "max_ms"]
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import func, select, update
 from log_fakes import PacedChat
 from moderation.log import TurnLog, TurnMeta
 from moderation.log.export import read_records
-from moderation.log.query import TurnFilter, iter_records
+from moderation.log.query import TurnFilter, iter_records, streamed_unscanned, summary
 from moderation.log.schema import SCHEMA_VERSION, SchemaError, integrity_problems, open_engine, schema_table, turns, utcnow, verdicts
 from moderation.log.writer import ABANDONED, TEXT_FLAGGED, TEXT_NONE
 from moderation.turn import ANSWERED, REFUSED, RETRACTED, TurnSettings, run_turn
@@ -148,6 +148,11 @@ def test_a_stream_closed_early_is_logged_as_abandoned(engine):
     log.close()
     [r] = iter_records(engine)
     assert r["outcome"] == ABANDONED and r["reply"] == state.reply and r["tokens"] >= 3
+    assert streamed_unscanned(r) and summary(r)["unscanned"] == "yes"
+    answered = TurnLog(engine)
+    play(answered, "and a whole one")
+    answered.close()
+    assert [summary(r)["unscanned"] for r in iter_records(engine)] == ["yes", ""]
 
 
 def test_retention_deletes_old_turns_and_their_verdicts(engine):

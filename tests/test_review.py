@@ -152,7 +152,7 @@ def test_the_filters_and_their_errors(operator_client):
     total, table, *_ = operator_client.predict("refused", "S8", "2000-01-01", "", "bomb", api_name="/search")
     assert "1 turns" in total and len(table["data"]) == 1
     total, table, *_ = operator_client.predict("answered", "S8", "", "", "", api_name="/search")
-    assert "0 turns" in total and table["data"] in ([], [[""] * 8])
+    assert "0 turns" in total and table["data"] in ([], [[""] * 9])
     with pytest.raises(Exception, match="not a date"):
         operator_client.predict("any", "", "last tuesday", "", "", api_name="/search")
     with pytest.raises(Exception, match="not a category code"):

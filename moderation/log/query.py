@@ -105,11 +105,20 @@ def flagged_codes(record: dict) -> list[str]:
     return list(dict.fromkeys(codes))
 
 
+def streamed_unscanned(record: dict) -> bool:
+    """The chat streamed text that no check judged in full and none flagged: a turn left,
+    crashed, or cut by a chat error before the response check."""
+    verdicts = record["verdicts"]
+    return record["tokens"] > 0 and all(v["safe"] for v in verdicts) and not any(
+        v["stage"] == "response" for v in verdicts)
+
+
 def summary(record: dict) -> dict:
     """One row of the review table."""
     text = record["user_text"]
     latency = sum(v["latency_ms"] for v in record["verdicts"])
     return {"started_at": record["started_at"], "outcome": record["outcome"] or UNFINISHED,
+            "unscanned": "yes" if streamed_unscanned(record) else "",
             "categories": " ".join(flagged_codes(record)), "verdicts": len(record["verdicts"]),
             "guard_ms": round(latency, 1), "tokens": record["tokens"],
             "user_text": "(not stored)" if text is None else text[:120], "id": record["id"]}
