@@ -256,3 +256,24 @@ def test_a_turn_that_raises_is_logged_as_crashed_and_the_error_propagates(engine
     log.close()
     [r] = iter_records(engine)
     assert r["outcome"] == "crashed" and "KeyError" in r["notice"] and r["reply"] == "a "
+
+
+def test_replicas_starting_together_all_open_the_new_database(log_db):
+    opened, errors = [], []
+
+    def start():
+        try:
+            opened.append(open_engine(log_db))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors and len(opened) == 8
+    with opened[0].connect() as conn:
+        assert {v for (v,) in conn.execute(select(schema_table.c.version))} == {SCHEMA_VERSION}
+    for e in opened:
+        e.dispose()

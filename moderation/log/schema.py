@@ -14,6 +14,7 @@ True
 from __future__ import annotations
 
 import os
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from sqlalchemy.engine import Engine
 
 SCHEMA_VERSION = 1
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+_SCHEMA_TRIES = 5
+_PG_SCHEMA_LOCK = 0x6D6F646C6F67  # "modlog": an advisory lock id of our own
 
 metadata = MetaData()
 
@@ -111,16 +114,23 @@ def open_engine(target: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_engine(url, pool_pre_ping=True)
-    try:
-        _ensure_schema(engine)
-    except Exception:
-        engine.dispose()
-        raise
-    return engine
+    for attempt in range(_SCHEMA_TRIES):
+        try:
+            _ensure_schema(engine)
+            return engine
+        except Exception as exc:
+            # replicas starting together race to create the tables: the loser tries again
+            if isinstance(exc, SchemaError) or attempt == _SCHEMA_TRIES - 1:
+                engine.dispose()
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _ensure_schema(engine: Engine) -> None:
     with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":  # one replica at a time creates or checks the schema
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_SCHEMA_LOCK})
         metadata.create_all(conn, checkfirst=True)
         version = conn.execute(select(func.max(schema_table.c.version))).scalar()
         if version is None:
