@@ -22,7 +22,7 @@ import html
 import io
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 from urllib.parse import urlencode
 
@@ -34,15 +34,16 @@ from sqlalchemy.engine import Engine
 
 from moderation.log.export import FORMATS, parse_time, write_records
 from moderation.log.metrics import attach_metrics
-from moderation.log.query import (UNFINISHED, TurnFilter, counts_over_time, iter_records, latency_percentiles,
-                                  summary)
+from moderation.log.query import (UNFINISHED, TurnFilter, count_turns, counts_over_time, iter_records,
+                                  latency_percentiles, summary)
 from moderation.log.writer import ABANDONED, CRASHED
 from moderation.turn import ANSWERED, ERROR, REFUSED, RETRACTED
 
 logger = logging.getLogger(__name__)
 REVIEW_PATH = "/review"
 OUTCOMES = ["any", ANSWERED, REFUSED, RETRACTED, ERROR, ABANDONED, CRASHED, UNFINISHED]
-TABLE_ROWS = 500  # newest matching turns in the table; counts and percentiles use all of them
+TABLE_ROWS = 500  # newest matching turns in the table
+STATS_TURNS = 20_000  # newest matching turns in the counts and percentiles (the downloads have all)
 TABLE_COLUMNS = ["started_at", "outcome", "unscanned", "categories", "verdicts", "guard_ms", "tokens", "user_text", "id"]
 LATENCY_COLUMNS = ["stage", "checks", "p50_ms", "p90_ms", "p99_ms", "max_ms"]
 
@@ -77,17 +78,20 @@ class Review:
     by_outcome: pd.DataFrame
     by_category: pd.DataFrame
     latency: pd.DataFrame
-    total: int
+    total: int  # all matching turns
+    counted: int  # the newest ones that the table, counts and percentiles use
 
 
 def review(engine: Engine, f: TurnFilter) -> Review:
-    records = list(iter_records(engine, f))
-    table = [summary(r) for r in reversed(records[-TABLE_ROWS:])]  # newest first
+    """Table, counts and percentiles for the newest `STATS_TURNS` matching turns."""
+    records = list(iter_records(engine, replace(f, limit=STATS_TURNS)))  # newest first
+    table = [summary(r) for r in records[:TABLE_ROWS]]
     return Review(table=pd.DataFrame(table, columns=TABLE_COLUMNS),
                   by_outcome=pd.DataFrame(counts_over_time(records, "outcome"), columns=["period", "outcome", "count"]),
                   by_category=pd.DataFrame(counts_over_time(records, "category"),
                                            columns=["period", "category", "count"]),
-                  latency=pd.DataFrame(latency_percentiles(records), columns=LATENCY_COLUMNS), total=len(records))
+                  latency=pd.DataFrame(latency_percentiles(records), columns=LATENCY_COLUMNS),
+                  total=count_turns(engine, f), counted=len(records))
 
 
 def turn_detail(engine: Engine, turn_id: str) -> dict:
@@ -124,9 +128,12 @@ def create_review(engine: Engine) -> gr.Blocks:
 
     def show(*values):
         r = review(engine, filtered(*values))
-        shown = min(r.total, TABLE_ROWS)
-        return (f"**{r.total:,} turns** match" + (f"; the table shows the newest {shown:,}." if r.total > shown else "."),
-                r.table, r.by_outcome, r.by_category, r.latency, download_links(*values))
+        note = f"**{r.total:,} turns** match"
+        if r.total > len(r.table):
+            note += f"; the table shows the newest {len(r.table):,}"
+        if r.total > r.counted:
+            note += f", the plots and percentiles the newest {r.counted:,} (narrow the dates for older ones)"
+        return note + ".", r.table, r.by_outcome, r.by_category, r.latency, download_links(*values)
 
     def pick(evt: gr.SelectData):
         row = evt.row_value or []

@@ -277,3 +277,21 @@ def test_replicas_starting_together_all_open_the_new_database(log_db):
         assert {v for (v,) in conn.execute(select(schema_table.c.version))} == {SCHEMA_VERSION}
     for e in opened:
         e.dispose()
+
+
+def test_the_review_keeps_to_the_newest_turns_and_counts_all(engine, monkeypatch):
+    from moderation import review as page
+
+    monkeypatch.setattr(page, "TABLE_ROWS", 2)
+    monkeypatch.setattr(page, "STATS_TURNS", 3)
+    log = TurnLog(engine)
+    for i in range(5):
+        play(log, f"turn {i}" + (" bomb" if i == 4 else ""))
+    log.close()
+    r = page.review(engine, TurnFilter())
+    assert r.total == 5 and r.counted == 3
+    assert list(r.table["user_text"]) == ["turn 4 bomb", "turn 3"]
+    assert r.by_outcome.set_index("outcome")["count"].to_dict() == {"answered": 2, "refused": 1}
+    newest = list(iter_records(engine))[-3:]
+    partial = sum(v["stage"] == "partial" for rec in newest for v in rec["verdicts"])
+    assert r.latency.set_index("stage")["checks"].to_dict() == {"prompt": 3, "partial": partial, "response": 2}

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterator
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.engine import Engine
 
 from moderation.log.schema import turns, verdicts
@@ -97,6 +97,11 @@ def iter_records(engine: Engine, f: TurnFilter = TurnFilter()) -> Iterator[dict]
                     by_turn[v.turn_id].append(_verdict(v))
             for r in page:
                 yield _turn(r, by_turn[r.id])
+
+
+def count_turns(engine: Engine, f: TurnFilter = TurnFilter()) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(turns).where(f.where())).scalar()
 
 
 def flagged_codes(record: dict) -> list[str]:
