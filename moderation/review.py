@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import logging
 import secrets
 from dataclasses import dataclass, replace
@@ -29,10 +28,11 @@ from urllib.parse import urlencode
 import gradio as gr
 import pandas as pd
 from fastapi import Request, Response
+from fastapi.responses import StreamingResponse
 from fastapi.routing import APIRoute
 from sqlalchemy.engine import Engine
 
-from moderation.log.export import FORMATS, parse_time, write_records
+from moderation.log.export import FORMATS, parse_time, serialize
 from moderation.log.metrics import attach_metrics
 from moderation.log.query import (UNFINISHED, TurnFilter, count_turns, counts_over_time, iter_records,
                                   latency_percentiles, summary)
@@ -101,13 +101,6 @@ def turn_detail(engine: Engine, turn_id: str) -> dict:
         return {}
     found = list(iter_records(engine, TurnFilter(turn_id=turn_id)))
     return found[0] if found else {"error": f"no turn {turn_id!r}"}
-
-
-def export_text(engine: Engine, f: TurnFilter, fmt: str) -> str:
-    """The filtered turns as one JSONL or CSV document."""
-    out = io.StringIO(newline="")
-    write_records(iter_records(engine, f), out, fmt)
-    return out.getvalue()
 
 
 def download_links(*values) -> str:
@@ -236,9 +229,9 @@ def _export_endpoint(engine: Engine, fmt: str, is_operator: Callable[[Request], 
         except ValueError as exc:
             return Response(str(exc), status_code=400)
         media = "text/csv" if fmt == "csv" else "application/x-ndjson"
-        return Response(export_text(engine, f, fmt), media_type=f"{media}; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="moderation-log.{fmt}"',
-                                 "Cache-Control": "no-store"})
+        return StreamingResponse(serialize(iter_records(engine, f), fmt), media_type=f"{media}; charset=utf-8",
+                                 headers={"Content-Disposition": f'attachment; filename="moderation-log.{fmt}"',
+                                          "Cache-Control": "no-store"})
     return export
 
 

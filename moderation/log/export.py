@@ -11,7 +11,7 @@ import csv
 import io
 import json
 from datetime import datetime, timezone
-from typing import Callable, Iterable, TextIO
+from typing import Callable, Iterable, Iterator, TextIO
 
 FORMATS = ("jsonl", "csv")
 CSV_FIELDS = ("id", "started_at", "ended_at", "session", "outcome", "notice", "guard", "chat", "chat_started",
@@ -43,22 +43,39 @@ def parse_time(value: str) -> datetime:
     return t.astimezone(timezone.utc).replace(tzinfo=None) if t.tzinfo else t
 
 
+def serialize(records: Iterable[dict], fmt: str) -> Iterator[str]:
+    """The document piece by piece: (for CSV, the header, then) one record per piece."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}")
+    if fmt == "jsonl":
+        for record in records:
+            yield json.dumps(record, ensure_ascii=False) + "\n"
+        return
+    buf = io.StringIO(newline="")
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
+
+    def take() -> str:
+        text = buf.getvalue()
+        buf.seek(0)
+        buf.truncate()
+        return text
+
+    writer.writeheader()
+    yield take()
+    for record in records:
+        writer.writerow({k: _cell(k, record[k]) for k in CSV_FIELDS})
+        yield take()
+
+
 def write_records(records: Iterable[dict], out: TextIO, fmt: str,
                   progress: Callable[[int], None] | None = None) -> int:
     """Write records in `fmt` ("jsonl" or "csv"); returns how many. `progress(n)` after each."""
-    if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}")
-    writer = None
+    pieces = serialize(records, fmt)
     if fmt == "csv":
-        writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore")
-        writer.writeheader()
+        out.write(next(pieces))  # the header
     n = 0
-    for record in records:
-        if writer:
-            writer.writerow({k: _cell(k, record[k]) for k in CSV_FIELDS})
-        else:
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
-        n += 1
+    for n, piece in enumerate(pieces, start=1):
+        out.write(piece)
         if progress:
             progress(n)
     return n
