@@ -1,6 +1,6 @@
 """The review page and /metrics on the launched app (real offline models, real SQLite log):
-the operator reaches them, a visitor of the chat page does not (HTTP level; the browser
-test is in test_review_browser.py).
+the operator reaches them, a visitor of the chat page does not (over HTTP, and in headless
+Chromium for the last test).
 
 Until the chat page itself writes to the log (wired in moderation/ui.py), the turns here
 run in the server's process through the same `TurnLog.record` around `run_turn`."""
