@@ -32,20 +32,22 @@ from moderation.api_replies import (chunk_body, completion_body, finish_reason, 
 from moderation.api_schema import (MAX_BODY_BYTES, ApiError, ChatRequest, parse_chat_request,
                                    parse_json_body, parse_moderation_request)
 from moderation.api_turn import Slots, api_turn_settings, cut_at_stop, history_records, turn_states, usage
+from moderation.log import TurnLog, TurnMeta
 from moderation.turn import ERROR, TurnState, history_messages, run_turn
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable]
 
 
-def openai_api(models, config) -> Callable[[FastAPI], None]:
-    """The hook that adds /v1 to the server, or logs why the API stays off."""
+def openai_api(models, config, turn_log: TurnLog | None = None) -> Callable[[FastAPI], None]:
+    """The hook that adds /v1 to the server, or logs why the API stays off. API turns are
+    kept in `turn_log` like the page's."""
 
     def attach(app: FastAPI) -> None:
         enabled, why = api_exposure(config)
         (log.info if enabled else log.warning)("OpenAI-compatible API at /v1: %s", why)
         if enabled:
-            app.include_router(api_router(models, config))
+            app.include_router(api_router(models, config, turn_log))
 
     return attach
 
@@ -58,8 +60,9 @@ def served_model_id(config, models) -> str:
     return config.chat_model
 
 
-def api_router(models, config) -> APIRouter:
+def api_router(models, config, turn_log: TurnLog | None = None) -> APIRouter:
     limiter, slots = RateLimiter(config.rate_limit), Slots(config.concurrency, config.max_queue)
+    turn_log = turn_log or TurnLog(None)
     router = APIRouter(prefix="/v1")
 
     def endpoint(handler: Handler) -> Handler:
@@ -115,7 +118,9 @@ def api_router(models, config) -> APIRouter:
         settings = api_turn_settings(config, guard, req)
         records = history_records(req)
         stop = threading.Event()
-        states = turn_states(lambda event: run_turn(guard, chat, records, req.user, settings, event), slots, stop)
+        meta = TurnMeta.of(settings, guard, chat, f"api:{request.client.host if request.client else ''}")
+        states = turn_states(lambda event: turn_log.record(run_turn(guard, chat, records, req.user, settings, event),
+                                                           meta), slots, stop)
         first = await anext(states)
         if first.outcome == ERROR and not first.checks:  # the conversation does not fit the context
             await states.aclose()

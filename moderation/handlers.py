@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 from guard.verdict import AGENT, USER
+from moderation.log import TurnLog, TurnMeta
 from moderation.models import Models
 from moderation.operator import OperatorPolicy, SettingsRefused, VisitorChoices, turn_settings
 from moderation.panel import chat_messages, panel_html
@@ -58,9 +59,17 @@ def message_problem(text: str) -> str:
 class ChatPage:
     """The page's actions and the API's, over one pair of models and one operator policy."""
 
-    def __init__(self, models: Models, operator: OperatorPolicy, sessions: Sessions | None = None):
+    def __init__(self, models: Models, operator: OperatorPolicy, sessions: Sessions | None = None,
+                 log: TurnLog | None = None):
         self.models, self.operator = models, operator
         self.sessions = sessions or Sessions()
+        self.log = log or TurnLog(None)  # the moderation log (none: writes nothing)
+
+    def _run(self, history, text: str, settings, stop, session: str) -> Iterator[TurnState]:
+        """run_turn, every state kept in the moderation log as it is made."""
+        guard, chat = self.models.guard.value, self.models.chat.value
+        meta = TurnMeta.of(settings, guard, chat, session)
+        return self.log.record(run_turn(guard, chat, history, text, settings, stop), meta)
 
     @property
     def taxonomy(self):
@@ -105,10 +114,10 @@ class ChatPage:
         if turn is None:
             yield PageUpdate(warning=BUSY)
             return
-        guard, chat = self.models.guard.value, self.models.chat.value
+        guard = self.models.guard.value
         state, drawn = TurnState(user=text), None
         try:
-            for state in run_turn(guard, chat, history, text, settings, turn.stop):
+            for state in self._run(history, text, settings, turn.stop, turn.session):
                 if turn.cancelled:
                     return
                 shown = history + [state]
@@ -155,7 +164,7 @@ class ChatPage:
             raise RequestError(str(exc)) from None
         turn = self.sessions.begin(None)
         try:
-            for state in run_turn(self.models.guard.value, self.models.chat.value, [], text, settings, turn.stop):
+            for state in self._run([], text, settings, turn.stop, "api:/chat"):
                 yield {"reply": state.shown, "outcome": state.outcome, "notice": state.notice,
                        "verdicts": [dict(c.verdict.to_dict(), stage=c.stage) for c in state.checks]}
         finally:

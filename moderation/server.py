@@ -38,3 +38,29 @@ def launch(demo, options: dict, extras: Iterable[Extra] = (), block: bool = True
     if block:
         demo.block_thread()
     return demo.local_url
+
+
+def start(config, *, block: bool = True, quiet: bool = False, models=None):
+    """Everything `python app.py` runs, on one server: the models loading in the background,
+    the moderation log, the page, and beside it the /v1 API, the review page and /metrics.
+    Returns (demo, models, log); with `block`, only once the server has stopped. Raises
+    moderation.log.LogUnavailable when the log database cannot be opened."""
+    from moderation.api import openai_api
+    from moderation.log import open_log
+    from moderation.log.metrics import Metrics
+    from moderation.models import model_slots
+    from moderation.review import server_extras
+    from moderation.ui import create_app, launch_options
+
+    metrics = Metrics() if config.metrics else None
+    turn_log = open_log(config, metrics)
+    models = models or model_slots(config).start()
+    demo = create_app(models, config, turn_log)
+    demo.queue(default_concurrency_limit=config.concurrency, max_size=config.max_queue)
+    extras = [openai_api(models, config, turn_log), *server_extras(config, turn_log, metrics)]
+    try:
+        launch(demo, dict(launch_options(config), quiet=quiet), extras, block=block)
+    finally:
+        if block:
+            turn_log.close()
+    return demo, models, turn_log

@@ -15,6 +15,7 @@ import gradio as gr
 
 from guard.taxonomy import LLAMA_GUARD_2, Category
 from moderation.handlers import ChatPage, PageUpdate, RequestError
+from moderation.log import TurnLog
 from moderation.models import Models
 from moderation.operator import OperatorPolicy, VisitorChoices
 from moderation.panel import PANEL_CSS, panel_html
@@ -136,10 +137,10 @@ def _session(request: gr.Request | None) -> str | None:
     return getattr(request, "session_hash", None)
 
 
-def create_app(models: Models, config: AppConfig) -> gr.Blocks:
-    """Build the page; nothing is loaded or launched here."""
+def create_app(models: Models, config: AppConfig, log: TurnLog | None = None) -> gr.Blocks:
+    """Build the page; nothing is loaded or launched here. Turns are kept in `log`."""
     operator = config.policy
-    page = ChatPage(models, operator)
+    page = ChatPage(models, operator, log=log)
 
     def taxonomy():
         guard = models.guard.value
