@@ -96,3 +96,11 @@ def test_load_failure_is_shown_with_what_to_do():
     assert "failed to load" in status and "HF_TOKEN" in status
     assert "(failed to load)" in header_markdown(models) and "Llama Guard 2 · meta-llama" in header_markdown(models)
     assert "failed to load" in models.not_ready_message()
+
+
+def test_while_loading_the_header_names_the_bundled_models_and_the_toast_says_what_the_status_says():
+    models = Models(ModelSlot("Chat model", "offline", lambda: Label()), ModelSlot("Guard", "offline", lambda: Label()))
+    header = header_markdown(models)  # not started: both wait
+    assert "**the bundled SmolLM2-135M** (loading…)" in header and "**the bundled offline classifier**" in header
+    toast, status = models.not_ready_message(), status_markdown(models)
+    assert "`" not in toast and " ".join(line.removeprefix("⏳ ") for line in status.split("\n\n")) == toast
