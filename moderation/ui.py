@@ -1,10 +1,12 @@
 """The Gradio page: a streaming chat, the verdict panel beside it, settings, and the API.
 
-Only this module imports Gradio, and it only wires: every action is a method of
+Only this module and the two beside it (`gradio_api`: the API endpoints; `page_assets`:
+CSS and script) touch Gradio, and they only wire: every action is a method of
 `moderation.handlers.ChatPage` (plain Python), the visitor's settings arrive as one
 `VisitorChoices` value built in `visitor_choices`, and a `PageUpdate` is mapped onto the
-widgets in `_render`. Handlers get the browser session from an injected `gr.Request`, so
-Stop and Clear reach only the session that pressed them.
+widgets in `render` (its `running` flag swaps Send and Stop). Handlers get the browser
+session from an injected `gr.Request`, so Stop and Clear reach only the session that
+pressed them.
 """
 
 from __future__ import annotations

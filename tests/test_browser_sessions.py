@@ -53,7 +53,9 @@ def test_a_second_send_while_a_reply_streams_loses_no_turn(browser, app_url):
         set_max_tokens(page, 48)
         send(page, "Write a poem about the sea.")
         streaming(page, 3)
-        send(page, "Now one about the mountains.")  # the first reply is still streaming
+        assert page.locator("#send").is_hidden()  # Send is Stop while a reply streams; Enter still sends
+        page.fill("#message textarea", "Now one about the mountains.")
+        page.press("#message textarea", "Enter")  # the first reply is still streaming
         page.wait_for_selector(":text('still being written')")
         assert page.input_value("#message textarea") == "Now one about the mountains."  # kept, not lost
         wait_for_turns(page, 1)
