@@ -6,8 +6,11 @@ widgets. Tests call these methods directly, with two session keys for two visito
 
     page = ChatPage(models, OperatorPolicy(threshold=0.5))
     for update in page.send("Hi!", turns=[], choices=VisitorChoices(), session="a"):
-        ...   # update.chat, update.panel, update.turns (set once, at the end), update.warning
+        ...   # update.chat, update.panel, update.turns (set once, at the end), update.warning,
+              # update.running (True with the first update, False with the last: Send <-> Stop)
     page.stop("a")           # stops only session "a"'s turn
+    page.clear("a")          # cancels it: its last update is the cleared page, nothing of it returns
+    page.edit(0, "Hi?", turns, choices, "a"), page.undo(turns, "a")   # rewrite the conversation
 
 Every visitor setting is checked here, on the server (`moderation.operator.turn_settings`),
 whatever the browser allowed.
