@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from test_browser import CHROMIUM_FLAGS, bot_texts, chromium_path, send, wait_for_turns
+from browser_kit import STORY, bot_texts, launch, open_page, send, set_max_tokens, streaming, wait_for_turns
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-STORY = "Write a very long story about a dragon who learns to cook, with many chapters."
 
 
 @pytest.fixture(scope="module")
@@ -26,33 +25,9 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
+        b = launch(p)
         yield b
         b.close()
-
-
-def open_page(browser, url):
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(180_000)
-    page.goto(url)
-    page.wait_for_selector("#header :text('not Llama Guard')")
-    return context, page
-
-
-def set_max_tokens(page, n: int) -> None:
-    page.click("#settings")
-    box = page.get_by_label("Max new tokens").locator("xpath=ancestor::div[contains(@class,'block')][1]") \
-        .locator("input[type='number']")
-    box.fill(str(n))
-    box.press("Enter")
-
-
-def streaming(page, words: int = 6) -> None:
-    """Wait until the newest reply has streamed a few words."""
-    page.wait_for_function(
-        "w => { const b = document.querySelectorAll(\"#chat [data-testid='bot']\");"
-        " return b.length && b[b.length - 1].innerText.trim().split(/\\s+/).length > w; }", arg=words)
 
 
 def test_stop_in_one_session_leaves_the_other_streaming(browser, app_url):
@@ -65,9 +40,9 @@ def test_stop_in_one_session_leaves_the_other_streaming(browser, app_url):
         a.click("#stop")
         wait_for_turns(a, 1)
         wait_for_turns(b, 1)
-        assert "(stopped)" in bot_texts(a)[-1]
-        assert "(stopped)" not in bot_texts(b)[-1] and "answered" in b.inner_text("#verdicts")
-        assert len(bot_texts(b)[-1].split()) > len(bot_texts(a)[-1].split()) // 4  # B ran to its own end
+        assert "Stopped" in bot_texts(a)[-1] and "stopped" in a.inner_text("#verdicts")
+        assert "Stopped" not in b.inner_text("#chat") and "answered" in b.inner_text("#verdicts")
+        assert len(bot_texts(b)[-1].split()) > len(bot_texts(a)[-2].split()) // 4  # B ran to its own end
     finally:
         ca.close(), cb.close()
 
@@ -78,7 +53,9 @@ def test_a_second_send_while_a_reply_streams_loses_no_turn(browser, app_url):
         set_max_tokens(page, 48)
         send(page, "Write a poem about the sea.")
         streaming(page, 3)
-        send(page, "Now one about the mountains.")  # the first reply is still streaming
+        assert page.locator("#send").is_hidden()  # Send is Stop while a reply streams; Enter still sends
+        page.fill("#message textarea", "Now one about the mountains.")
+        page.press("#message textarea", "Enter")  # the first reply is still streaming
         page.wait_for_selector(":text('still being written')")
         assert page.input_value("#message textarea") == "Now one about the mountains."  # kept, not lost
         wait_for_turns(page, 1)
