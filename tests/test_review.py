@@ -193,7 +193,7 @@ def test_without_the_flags_there_is_no_metrics_route_and_no_review_page(tmp_path
 def browser():
     from playwright.sync_api import sync_playwright
 
-    from test_browser import CHROMIUM_FLAGS, chromium_path
+    from browser_kit import CHROMIUM_FLAGS, chromium_path
 
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
