@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: run test setup setup-dev browser bench
+.PHONY: run test setup setup-dev browser postgres bench
 run: setup
 	$(BIN)/python app.py $(ARGS)
 
@@ -13,7 +13,7 @@ test: setup-dev
 	$(BIN)/python -m pytest $(ARGS)
 
 setup: $(VENV)/.runtime
-setup-dev: $(VENV)/.dev browser
+setup-dev: $(VENV)/.dev browser postgres
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,13 @@ browser:
 	@command -v chromium >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium fonts-noto-color-emoji; }
+
+# The moderation-log tests start a throw-away cluster from Debian's PostgreSQL binaries
+# (tests/postgres.py); nothing is configured system-wide.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 
 bench: setup-dev
 	$(BIN)/python bench/guard.py --json

@@ -1,6 +1,8 @@
 """Moderated Llama 3 chat: `python app.py --help` lists the flags.
 
-Read settings, start loading the models in the background, build the page, launch.
+Read settings, then start everything on one server (moderation.server.start): the models
+load in the background, the page comes up at once, with the /v1 API, the operator's
+review page and /metrics beside it as the flags ask.
 """
 
 from __future__ import annotations
@@ -18,13 +20,13 @@ def main(argv: list[str] | None = None) -> None:
     config = parse_config(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from moderation.models import model_slots
-    from moderation.ui import create_app, launch_options
+    from moderation.log import LogUnavailable
+    from moderation.server import start
 
-    models = model_slots(config).start()
-    demo = create_app(models, config)
-    demo.queue(default_concurrency_limit=config.concurrency, max_size=config.max_queue)
-    demo.launch(**launch_options(config))
+    try:
+        start(config)
+    except LogUnavailable as exc:
+        sys.exit(f"python app.py: error: {exc}")
 
 
 if __name__ == "__main__":

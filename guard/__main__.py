@@ -28,7 +28,9 @@ def _parser() -> argparse.ArgumentParser:
                "'offline' (the bundled offline classifier, not Llama Guard). The Llama Guard version follows the model's "
                "chat template, else its name (--version overrides). Endpoints read the key from OPENAI_API_KEY (or "
                "HF_TOKEN) and the served model from GUARD_MODEL_NAME when the server does not list it. "
-               "--print-prompt and --print-ids load only the tokenizer.\nExit status: 0 all safe, 1 any "
+               "--print-prompt and --print-ids load only the tokenizer. The last message is judged whole: earlier "
+               "messages are left out first, and a message longer than the guard's window is judged in overlapping "
+               "windows, unsafe if any is (the verdict's note says so).\nExit status: 0 all safe, 1 any "
                "unsafe or failed, 2 usage or loading error.")
     p.add_argument("text", nargs="?", help="one user message to judge")
     p.add_argument("--model", default=os.environ.get("GUARD_MODEL", "offline"), help="guard model (default: offline)")
@@ -47,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"],
                    help="weights dtype (auto: bfloat16 on CUDA, float32 on CPU)")
     p.add_argument("--timeout", type=float, default=60.0, metavar="S",
-                   help="seconds a check may take before it fails closed (default: 60)")
+                   help="HTTP timeout for one request to an endpoint guard, after which the check fails "
+                        "closed (default: 60); local models run to the end")
     p.add_argument("--load-in-4bit", action="store_true", help="bitsandbytes 4-bit (needs CUDA)")
     p.add_argument("--load-in-8bit", action="store_true", help="bitsandbytes 8-bit (needs CUDA)")
     p.add_argument("-v", "--verbose", action="store_true", help="log loading progress to stderr")

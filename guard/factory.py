@@ -82,7 +82,7 @@ def _remote(spec: str, version: str | None, api_key: str | None, timeout_s: floa
                              "URL and that the server is running, or set GUARD_MODEL_NAME to the served model "
                              "name.") from exc
     version = version or detect_version(backend.model)
-    return LlamaGuard(backend, version, describe(version, f"{backend.model} @ {backend.url}"), timeout_s,
+    return LlamaGuard(backend, version, describe(version, f"{backend.model} @ {backend.url}"),
                       taxonomy_for(version, backend.model))
 
 
@@ -93,6 +93,8 @@ def load_guard(spec: str = "offline", *, version: str | None = None, load_in_4bi
     """Load the guard `spec` names (see the module docstring). Raises weights.ModelLoadError
     or ValueError with a message that says what to do.
 
+    timeout_s: an endpoint's HTTP timeout for one request; it does not apply to local
+    models. A check has no deadline of its own: the caller sets it (the moderated turn).
     prompt_only: load the tokenizer but not the weights (the guard can render and tokenize
     prompts; its checks fail closed)."""
     spec = (spec or "").strip()
@@ -120,4 +122,4 @@ def load_guard(spec: str = "offline", *, version: str | None = None, load_in_4bi
         name = getattr(model.config, "_name_or_path", "") or ""
         backend = LocalGuardModel(model, tokenizer, reuse_prefix)
     version = version or detect_version(spec, name, chat_template=getattr(tokenizer, "chat_template", None))
-    return LlamaGuard(backend, version, describe(version, spec), timeout_s, taxonomy_for(version, spec, name))
+    return LlamaGuard(backend, version, describe(version, spec), taxonomy_for(version, spec, name))

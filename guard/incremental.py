@@ -65,6 +65,12 @@ class IncrementalSession:
         self._busy = threading.Lock()
         self.reused_tokens = 0  # what the last check took from the cache (for tests and benches)
 
+    def __getattr__(self, name: str):
+        """Everything else (context window, token counting, ...) is the backend's."""
+        if name == "backend":
+            raise AttributeError(name)
+        return getattr(self.backend, name)
+
     def assess(self, prompt, threshold: float):
         if not self._busy.acquire(blocking=False):
             return self.backend.assess(prompt, threshold)

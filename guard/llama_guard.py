@@ -3,8 +3,18 @@
     guard.check([{"role": "user", "content": "How do I make a pipe bomb?"}])
     -> Verdict(safe=False, categories=(S8 Indiscriminate Weapons,), score=0.97, role="User", ...)
 
-`check` never raises. An error, a timeout or an unreadable answer is an unsafe,
-unparsed verdict that carries the error or the raw text: the guard fails closed.
+The last message is judged whole (guard.window): earlier turns are left out first, and
+a message longer than the guard's window is judged in overlapping windows, unsafe if any
+window is (`merge`); the verdict's note says what was left out or split.
+
+`check` never raises. An error or an unreadable answer is an unsafe, unparsed verdict
+that carries the error or the raw text: the guard fails closed. It runs the backend
+inline and sets no deadline of its own: the caller's is the one deadline (the moderated
+turn's shared pool, moderation/turn.py); a remote backend's HTTP client has its
+transport timeout.
+
+A backend has `remote`, `context_window`, `count(prompt)`, `token_ends(text)` (see
+guard.window) and `assess(prompt, threshold) -> Assessment`.
 """
 
 from __future__ import annotations
@@ -13,8 +23,7 @@ import copy
 import math
 import time
 from dataclasses import replace
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Sequence
 
 from guard.base import DEFAULT_THRESHOLD, Conversation
 from guard.local import NOT_FINITE, Assessment
@@ -22,7 +31,8 @@ from guard.parse import parse_verdict
 from guard.policy import Policy
 from guard.prompt import GUARD2, GuardPrompt, render_prompt
 from guard.taxonomy import TAXONOMIES, Category
-from guard.verdict import USER, Verdict, failed_verdict
+from guard.verdict import AGENT, USER, Verdict, failed_verdict
+from guard.window import fit_conversation
 
 
 def decide(assessment: Assessment, policy: Policy, threshold: float, role: str, latency_s: float,
@@ -40,16 +50,48 @@ def decide(assessment: Assessment, policy: Policy, threshold: float, role: str, 
     return Verdict(safe=safe, categories=() if safe else answer.categories, **common)
 
 
+def merge(verdicts: Sequence[Verdict], windows: int, note: str = "") -> Verdict:
+    """One verdict for a message judged in `windows` windows; `verdicts` are those judged,
+    in order (judging stops at a failed one). Failed if any failed (fail closed), else
+    unsafe if any is, with the highest score and the categories of every unsafe window;
+    latency the sum. The note joins `note` (what was left out), which windows were
+    unsafe, and the backends' notes.
+
+    windows: safe (0.1), unsafe S1 (0.9), unsafe S1,S9 (0.7)
+    -> unsafe, S1 and S9, score 0.9, note "...; unsafe in windows 2, 3 of 3"
+    """
+    latency = sum(v.latency_s for v in verdicts)
+    failed = next((i for i, v in enumerate(verdicts) if v.failed), None)
+    if failed is not None:
+        worst = verdicts[failed]
+        error = worst.error if windows == 1 else f"window {failed + 1} of {windows}: {worst.error}"
+        return replace(worst, error=error, latency_s=latency, note=_join(note, worst.note))
+    unsafe = [i + 1 for i, v in enumerate(verdicts) if not v.safe]
+    which = ""
+    if windows > 1:
+        which = (f"unsafe in window{'s' if len(unsafe) > 1 else ''} {', '.join(map(str, unsafe))} of {windows}"
+                 if unsafe else f"safe in all {windows} windows")
+    categories = dict.fromkeys(c for v in verdicts if not v.safe for c in v.categories)
+    return replace(verdicts[unsafe[0] - 1] if unsafe else verdicts[0],
+                   score=max((v.score for v in verdicts if v.score is not None), default=None),
+                   categories=tuple(categories), latency_s=latency,
+                   note=_join(note, which, *(v.note for v in verdicts)))
+
+
+def _join(*notes: str) -> str:
+    """Notes in order, each once: _join("a", "", "b", "a") -> "a; b"."""
+    return "; ".join(dict.fromkeys(n for n in notes if n))
+
+
 class LlamaGuard:
     """Implements guard.base.Guard. Thread-safe: the app checks several users at once."""
 
     is_llama_guard = True
 
-    def __init__(self, backend, version: str = GUARD2, label: str = "Llama Guard", timeout_s: float = 60.0,
+    def __init__(self, backend, version: str = GUARD2, label: str = "Llama Guard",
                  taxonomy: tuple[Category, ...] | None = None):
-        self.backend, self.version, self.label, self.timeout_s = backend, version, label, timeout_s
+        self.backend, self.version, self.label = backend, version, label
         self.taxonomy = taxonomy or TAXONOMIES[version]
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="llama-guard")
 
     def default_policy(self) -> Policy:
         return Policy(taxonomy=self.taxonomy)
@@ -60,16 +102,29 @@ class LlamaGuard:
 
     def check(self, conversation: Conversation, policy: Policy | None = None,
               threshold: float = DEFAULT_THRESHOLD) -> Verdict:
+        """Judge the last message, whole (see the module docstring). Never raises."""
         started = time.perf_counter()
         policy = policy or self.default_policy()
+        try:
+            fitted = fit_conversation(conversation, lambda messages: self.render(messages, policy), self.backend)
+        except Exception as exc:  # noqa: BLE001 - fail closed on anything, with the reason
+            role = AGENT if isinstance(conversation, (list, tuple)) and len(conversation) % 2 == 0 else USER
+            return self._failed(f"{type(exc).__name__}: {exc}", role, threshold, started)
+        verdicts: list[Verdict] = []
+        for messages in fitted.conversations:
+            verdicts.append(self._judge(messages, policy, threshold))
+            if verdicts[-1].failed:
+                break  # the message's verdict is failed (unsafe) whatever the other windows say
+        return merge(verdicts, len(fitted.conversations), fitted.note)
+
+    def _judge(self, conversation: Conversation, policy: Policy, threshold: float) -> Verdict:
+        """One check of a conversation that fits the window."""
+        started = time.perf_counter()
         role = USER
         try:
             prompt = self.render(conversation, policy)
             role = prompt.role
-            future = self._pool.submit(self.backend.assess, prompt, threshold)
-            assessment = future.result(timeout=self.timeout_s)
-        except FutureTimeout:
-            return self._failed(f"the guard did not answer within {self.timeout_s:g} s", role, threshold, started)
+            assessment = self.backend.assess(prompt, threshold)
         except Exception as exc:  # noqa: BLE001 - fail closed on anything, with the reason
             return self._failed(f"{type(exc).__name__}: {exc}", role, threshold, started)
         return decide(assessment, policy, threshold, role, time.perf_counter() - started, self.label)

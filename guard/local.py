@@ -24,7 +24,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from guard.prompt import GuardPrompt, prompt_ids
+from guard.prompt import GuardPrompt, prompt_ids, token_ends
 
 MAX_CATEGORY_TOKENS = 16  # "\nS1,S2,S10" is a handful of tokens
 MAX_CACHED_PREFIXES = 8  # one per (policy, role) in use
@@ -77,6 +77,20 @@ class LocalGuardModel:
         self._cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
         self._prefixes: OrderedDict[str, object] = OrderedDict()
         self._lock = threading.Lock()
+
+    @property
+    def context_window(self) -> int:
+        """The most tokens the model reads, prompt and answer together (guard.window)."""
+        return int(getattr(self.model.config, "max_position_embeddings", 0) or 8192)
+
+    def count(self, prompt: GuardPrompt) -> int:
+        """How many ids the model reads for `prompt`: exactly those `first_step` feeds it."""
+        prefix_ids, rest_ids = prompt_ids(self.tokenizer, prompt)
+        return len(prefix_ids) + len(rest_ids)
+
+    def token_ends(self, text: str) -> list[int]:
+        """Where each token of a message's text ends (guard.window splits messages there)."""
+        return token_ends(self.tokenizer, text)
 
     def _run(self, module, ids: list[int], cache=None, **kwargs):
         import torch
@@ -173,6 +187,8 @@ class TokenizerOnly:
     (`python -m guard --print-prompt/--print-ids`), not to judge one."""
 
     remote = False
+    context_window = 8192  # Llama 3's; nothing is judged here anyway
+    count, token_ends = LocalGuardModel.count, LocalGuardModel.token_ends
 
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer

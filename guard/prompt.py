@@ -185,11 +185,29 @@ def _special_ids(tokenizer) -> frozenset[int]:
 
 def _encode_text(tokenizer, text: str) -> list[int]:
     """Ids of message-bearing text, where special-token strings must stay text."""
-    ids = list(tokenizer(text, add_special_tokens=False, split_special_tokens=True).input_ids)
+    ids = list(tokenizer(text, add_special_tokens=False, split_special_tokens=True, verbose=False).input_ids)
     if not _special_ids(tokenizer).isdisjoint(ids):
         raise InjectionError("the tokenizer turned text into a special token (it ignores split_special_tokens): "
                              "refusing to judge a prompt whose structure a message could forge")
     return ids
+
+
+def token_ends(tokenizer, text: str) -> list[int]:
+    """Where each token of `text` ends, as a character offset (tokenized as message text is).
+
+    >>> token_ends(llama3_tokenizer, "Hello world")   # "Hello", " world"
+    [5, 11]
+    """
+    with _TOKENIZE:
+        offsets = tokenizer(text, add_special_tokens=False, split_special_tokens=True, verbose=False,
+                            return_offsets_mapping=True).offset_mapping
+    ends, last = [], 0
+    for _, end in offsets:  # a character split over several byte tokens repeats its end
+        last = max(last, end)
+        ends.append(last)
+    if ends:
+        ends[-1] = len(text)  # trailing whitespace, if any, belongs to the last token
+    return ends
 
 
 def _encode_format(tokenizer, text: str) -> list[int]:

@@ -6,7 +6,10 @@ broken up in the text (see guard.prompt).
 The score comes from the first token's log-probabilities when the server returns them
 (`logprobs=5`: vLLM, TGI), as P(unsafe) / (P(unsafe) + P(safe)), the same two-way form as
 the local backend. A server that ignores the parameter (transformers serve) or rejects
-it gets a verdict from the answer text alone, and the verdict's note says so."""
+it gets a verdict from the answer text alone, and the verdict's note says so.
+
+The server tokenizes, so we count in UTF-8 bytes, a guaranteed upper bound (`count`); the
+window is the server's `max_model_len` when it lists one (vLLM), else 8,192 (Llama 3)."""
 
 from __future__ import annotations
 
@@ -22,6 +25,33 @@ log = logging.getLogger(__name__)
 TOP_LOGPROBS = 5
 MAX_TOKENS = 12  # "unsafe\nS1,S10" and an end-of-turn
 NO_LOGPROBS = "the endpoint returned no log-probabilities: the verdict rests on the answer text alone"
+DEFAULT_WINDOW = 8192  # Llama Guard 2 and 3 read 8,192 tokens
+
+
+def utf8_ends(text: str) -> list[int]:
+    """Where each unit of the byte bound ends: a character of n UTF-8 bytes counts n times.
+
+    >>> utf8_ends("né")    # "é" is 2 bytes
+    [1, 2, 2]
+    """
+    return [i + 1 for i, ch in enumerate(text) for _ in ch.encode("utf-8", "surrogatepass")]
+
+
+def served_window(client, model: str) -> int | None:
+    """The server's context length for `model` if its model list says (vLLM's
+    `max_model_len`), else None."""
+    import openai
+
+    try:
+        listed = client.models.list().data
+    except openai.OpenAIError as exc:
+        log.warning("could not read the guard endpoint's model list (%s): assuming %d tokens", exc, DEFAULT_WINDOW)
+        return None
+    for entry in listed:
+        length = getattr(entry, "max_model_len", None)
+        if entry.id == model and isinstance(length, int) and length > 0:
+            return length
+    return None
 
 
 def two_way_score(top: dict[str, float]) -> float | None:
@@ -53,13 +83,33 @@ def _first_token_logprobs(choice) -> dict[str, float] | None:
 class RemoteGuardModel:
     remote = True
 
-    def __init__(self, url: str, *, key: str | None = None, model: str | None = None, timeout_s: float = 60.0):
+    def __init__(self, url: str, *, key: str | None = None, model: str | None = None, timeout_s: float = 60.0,
+                 context_window: int | None = None):
+        """timeout_s: the HTTP client's timeout for one request (the transport's own; the
+        caller sets the deadline on a whole check)."""
         from weights.endpoint import api_base, openai_client, served_model
 
         self.url = api_base(url)
         self.client = openai_client(url, key, timeout_s)
         self.model = model or os.environ.get("GUARD_MODEL_NAME") or served_model(self.client)
+        self.context_window = context_window or served_window(self.client, self.model) or DEFAULT_WINDOW
         self.ask_logprobs = True  # cleared when the server rejects the parameter
+
+    def count(self, prompt: GuardPrompt) -> int:
+        """An upper bound on the tokens the server reads for `prompt`: its UTF-8 bytes + 1.
+
+        Llama 3's tokenizer is byte-level BPE: every token it makes from text stands for at
+        least one byte (merges only join bytes), so n bytes are at most n tokens. The
+        format's special tokens (Guard 3's headers) are one token each but 10-20 bytes
+        here, also over-counted; typed special-token strings are broken up (guard.prompt),
+        so they stay text. The +1 is the BOS the server adds. English runs about 4 bytes a
+        token, so the bound is cautious: a remote guard splits into windows sooner than a
+        local one would, never later."""
+        return len(endpoint_text(prompt).encode("utf-8", "surrogatepass")) + 1
+
+    def token_ends(self, text: str) -> list[int]:
+        """The byte bound's units (see `count`), for guard.window to split on characters."""
+        return utf8_ends(text)
 
     def _complete(self, text: str):
         kwargs = dict(model=self.model, prompt=text, max_tokens=MAX_TOKENS, temperature=0.0)

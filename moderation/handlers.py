@@ -6,8 +6,11 @@ widgets. Tests call these methods directly, with two session keys for two visito
 
     page = ChatPage(models, OperatorPolicy(threshold=0.5))
     for update in page.send("Hi!", turns=[], choices=VisitorChoices(), session="a"):
-        ...   # update.chat, update.panel, update.turns (set once, at the end), update.warning
+        ...   # update.chat, update.panel, update.turns (set once, at the end), update.warning,
+              # update.running (True with the first update, False with the last: Send <-> Stop)
     page.stop("a")           # stops only session "a"'s turn
+    page.clear("a")          # cancels it: its last update is the cleared page, nothing of it returns
+    page.edit(0, "Hi?", turns, choices, "a"), page.undo(turns, "a")   # rewrite the conversation
 
 Every visitor setting is checked here, on the server (`moderation.operator.turn_settings`),
 whatever the browser allowed.
@@ -19,9 +22,10 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 from guard.verdict import AGENT, USER
+from moderation.log import TurnLog, TurnMeta
 from moderation.models import Models
 from moderation.operator import OperatorPolicy, SettingsRefused, VisitorChoices, turn_settings
-from moderation.panel import chat_messages, panel_html
+from moderation.panel import chat_messages, panel_html, turn_of_message
 from moderation.sessions import Sessions
 from moderation.turn import Judge, TurnState, clean_message, run_turn
 
@@ -43,7 +47,11 @@ class PageUpdate:
     panel: str | None = None
     turns: list[TurnState] | None = None  # the session's stored turns (model context)
     box: str | None = None
+    running: bool | None = None  # a turn runs: Send becomes Stop until it ends
     warning: str = ""  # shown to the visitor as a toast
+
+
+CLEARED = PageUpdate(chat=[], panel=panel_html([]), turns=[], running=False)
 
 
 def message_problem(text: str) -> str:
@@ -58,9 +66,17 @@ def message_problem(text: str) -> str:
 class ChatPage:
     """The page's actions and the API's, over one pair of models and one operator policy."""
 
-    def __init__(self, models: Models, operator: OperatorPolicy, sessions: Sessions | None = None):
+    def __init__(self, models: Models, operator: OperatorPolicy, sessions: Sessions | None = None,
+                 log: TurnLog | None = None):
         self.models, self.operator = models, operator
         self.sessions = sessions or Sessions()
+        self.log = log or TurnLog(None)  # the moderation log (none: writes nothing)
+
+    def _run(self, history, text: str, settings, stop, session: str) -> Iterator[TurnState]:
+        """run_turn, every state kept in the moderation log as it is made."""
+        guard, chat = self.models.guard.value, self.models.chat.value
+        meta = TurnMeta.of(settings, guard, chat, session)
+        return self.log.record(run_turn(guard, chat, history, text, settings, stop), meta)
 
     @property
     def taxonomy(self):
@@ -72,9 +88,10 @@ class ChatPage:
     # ---- the page ---------------------------------------------------------------
 
     def send(self, text: str, turns: Sequence[TurnState], choices: VisitorChoices,
-             session: str | None) -> Iterator[PageUpdate]:
-        """A new message: cleared from the box once the turn starts, then the turn streams."""
-        yield from self._play(clean_message(text or ""), list(turns or []), choices, session, clear_box=True)
+             session: str | None, clear_box: bool = True) -> Iterator[PageUpdate]:
+        """A new message: cleared from the box once the turn starts (not for a clicked
+        example: the box may hold a draft), then the turn streams."""
+        yield from self._play(clean_message(text or ""), list(turns or []), choices, session, clear_box=clear_box)
 
     def retry(self, turns: Sequence[TurnState], choices: VisitorChoices, session: str | None) -> Iterator[PageUpdate]:
         """The last turn again (its message, the turns before it as context)."""
@@ -82,16 +99,41 @@ class ChatPage:
         if turns:
             yield from self._play(turns[-1].user, turns[:-1], choices, session, clear_box=False)
 
+    def edit(self, index: int, text: str, turns: Sequence[TurnState], choices: VisitorChoices,
+             session: str | None) -> Iterator[PageUpdate]:
+        """The user message at chat position `index` was edited: its turn and every later
+        one are replaced by a new turn with `text` (as ChatInterface does)."""
+        turns = list(turns or [])
+        number = turn_of_message(turns, index)
+        if number is None:
+            return
+        yield from self._play(clean_message(text or ""), turns[:number], choices, session, clear_box=False,
+                              keep=turns)
+
+    def undo(self, turns: Sequence[TurnState], session: str | None) -> PageUpdate:
+        """Take the last turn back: its message returns to the box to be changed and sent again."""
+        turns = list(turns or [])
+        if self.sessions.running(session):
+            return PageUpdate(warning=BUSY)
+        if not turns:
+            return PageUpdate()
+        kept = turns[:-1]
+        guard = self.models.guard.value
+        return PageUpdate(chat=chat_messages(kept), panel=panel_html(kept, getattr(guard, "label", "")),
+                          turns=kept, box=turns[-1].user)
+
     def stop(self, session: str | None) -> None:
         self.sessions.stop(session)
 
     def clear(self, session: str | None) -> PageUpdate:
         """Start over: the running turn (if any) is stopped and nothing of it comes back."""
         self.sessions.cancel(session)
-        return PageUpdate(chat=[], panel=panel_html([]), turns=[])
+        return CLEARED
 
     def _play(self, text: str, history: list[TurnState], choices: VisitorChoices, session: str | None,
-              clear_box: bool) -> Iterator[PageUpdate]:
+              clear_box: bool, keep: list[TurnState] | None = None) -> Iterator[PageUpdate]:
+        """Run one turn after `history`. A turn that cannot start shows why and leaves the
+        page as it was (`keep`: the turns on the page, when not just `history`)."""
         problem = message_problem(text) or (self.models.not_ready_message() if not self.models.ready else "")
         if not problem:
             try:
@@ -99,26 +141,30 @@ class ChatPage:
             except SettingsRefused as exc:
                 problem = str(exc)
         if problem:
-            yield PageUpdate(warning=problem if text else "")
+            yield PageUpdate(warning=problem if text else "",
+                             chat=chat_messages(keep) if keep is not None else None)
             return
         turn = self.sessions.begin(session)
         if turn is None:
-            yield PageUpdate(warning=BUSY)
+            yield PageUpdate(warning=BUSY, chat=chat_messages(keep) if keep is not None else None)
             return
-        guard, chat = self.models.guard.value, self.models.chat.value
-        state, drawn = TurnState(user=text), None
+        guard = self.models.guard.value
+        state, drawn, first = TurnState(user=text), None, True
         try:
-            for state in run_turn(guard, chat, history, text, settings, turn.stop):
+            for state in self._run(history, text, settings, turn.stop, turn.session):
                 if turn.cancelled:
+                    # Gradio repeats an event's last output when it completes: make that the
+                    # cleared page, or the old conversation would be painted back.
+                    yield CLEARED
                     return
                 shown = history + [state]
                 panel = None
                 if (len(state.checks), state.outcome) != drawn:  # the panel changes only with a verdict
                     drawn, panel = (len(state.checks), state.outcome), panel_html(shown, guard.label)
-                yield PageUpdate(chat=chat_messages(shown), panel=panel, box="" if clear_box else None)
-                clear_box = False
-            if not turn.cancelled:
-                yield PageUpdate(turns=history + [state])
+                yield PageUpdate(chat=chat_messages(shown), panel=panel, box="" if clear_box and first else None,
+                                 running=True if first else None)
+                first = False
+            yield CLEARED if turn.cancelled else PageUpdate(turns=history + [state], running=False)
         finally:
             self.sessions.end(turn)
 
@@ -155,7 +201,7 @@ class ChatPage:
             raise RequestError(str(exc)) from None
         turn = self.sessions.begin(None)
         try:
-            for state in run_turn(self.models.guard.value, self.models.chat.value, [], text, settings, turn.stop):
+            for state in self._run([], text, settings, turn.stop, "api:/chat"):
                 yield {"reply": state.shown, "outcome": state.outcome, "notice": state.notice,
                        "verdicts": [dict(c.verdict.to_dict(), stage=c.stage) for c in state.checks]}
         finally:

@@ -95,14 +95,32 @@ class Models:
         return self.chat.status(), self.guard.status()
 
     def not_ready_message(self) -> str:
-        """Why a turn cannot run yet, for a person."""
-        parts = []
-        for s in self.statuses():
-            if s.state == "failed":
-                parts.append(f"{s.what} `{s.spec}` failed to load: {s.error}")
-            elif s.state != "ready":
-                parts.append(f"{s.what} `{s.spec}` is still loading ({s.seconds:.0f} s so far)")
-        return "; ".join(parts)
+        """Why a turn cannot run yet, for a person: the same words as the page's status line
+        (`slot_line`), as plain text (a toast shows no Markdown)."""
+        return " ".join(slot_line(s) for s in self.statuses() if s.state != "ready")
+
+
+BUNDLED = {"Chat model": "the bundled SmolLM2-135M", "Guard": "the bundled offline classifier"}
+
+
+def model_name(s: SlotStatus) -> str:
+    """What a person should read for a slot's model: the loaded label, or its spec
+    ('offline' said as what it is)."""
+    if s.label:
+        return s.label
+    return BUNDLED.get(s.what, "the bundled model") if s.spec == "offline" else s.spec
+
+
+def slot_line(s: SlotStatus) -> str:
+    """'The guard (the bundled offline classifier) is loading: 12 s so far.' (plain text)"""
+    what = f"The {s.what.lower()} ({model_name(s)})"
+    if s.state == "loading":
+        return f"{what} is loading: {s.seconds:.0f} s so far."
+    if s.state == "waiting":
+        return f"{what} loads next."
+    if s.state == "failed":
+        return f"{what} failed to load: {s.error}"
+    return f"{what} is ready."
 
 
 def model_slots(config) -> Models:

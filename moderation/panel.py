@@ -1,30 +1,26 @@
 """What a person sees of the turns: chat messages and the verdict panel.
 
 Plain data in, plain data out (lists of message dicts, an HTML string), so the
-rendering is testable without a browser. Every string that came from a person or
-a model is escaped here: user text, replies, raw guard answers, custom category names.
+rendering is testable without a browser. Chat messages carry the text exactly as typed
+or generated (the Chatbot sanitises what it renders, and its copy button then copies
+the real text); notes such as "stopped" ride in message metadata, never in the text.
+The panel is HTML built here, so everything in it that came from a person or a model
+is escaped: user text, raw guard answers, custom category names.
 """
 
 from __future__ import annotations
 
 import html
-import re
 from typing import Sequence
 
 from guard.verdict import Verdict
 from moderation.turn import ANSWERED, ERROR, REFUSED, RETRACTED, Check, TurnState
 
-_FENCE = re.compile(r"(```.*?(?:```|\Z)|`[^`\n]+`)", re.S)
-
-
-def as_markdown_text(text: str) -> str:
-    """Escape HTML outside code so a chat shows `<b>` or `<script>` as text, never as markup.
-
-    >>> as_markdown_text("<b>hi</b> `<i>`")
-    '&lt;b&gt;hi&lt;/b&gt; `<i>`'
-    """
-    parts = _FENCE.split(text)
-    return "".join(p if i % 2 else html.escape(p, quote=False) for i, p in enumerate(parts))
+REFUSED_HELP = ("If that looks like a mistake, edit your message (✎ beside it) and send it again, "
+                "or undo it (↶) and rephrase. The verdict panel shows what the guard saw.")
+RETRACTED_HELP = "Retry (↻) for a different reply, or rephrase your message."
+STOPPED = "⏹ Stopped: the reply ends here"
+CUT = "✂️ Length limit reached: the reply was cut at the max new tokens (see Settings)"
 
 
 def category_list(verdict: Verdict) -> str:
@@ -36,7 +32,7 @@ def _flag_title(what: str, verdict: Verdict) -> str:
     if verdict.failed:
         return f"🛡️ {what} blocked: the guard could not judge it"
     detail = category_list(verdict) or "unsafe"
-    score = f" · p(unsafe) {verdict.score:.2f}" if verdict.score is not None else ""
+    score = f" · unsafe score {verdict.score:.0%}" if verdict.score is not None else ""
     return f"🛡️ {what} flagged: {detail}{score}"
 
 
@@ -45,11 +41,11 @@ def _note(title: str, content: str = "", status: str = "done") -> dict:
 
 
 def _verdict_detail(verdict: Verdict) -> str:
-    """The collapsible detail under a flag: what the guard answered, verbatim."""
+    """The collapsible detail under a flag: what the guard answered, verbatim (as code)."""
     lines = [f"Guard: {verdict.guard}" if verdict.guard else "",
-             f"Answer: `{verdict.raw.strip()}`" if verdict.raw.strip() else "",
+             f"Answer: `{' '.join(verdict.raw.split())}`" if verdict.raw.strip() else "",
              f"Error: {verdict.error}" if verdict.error else ""]
-    return html.escape("\n\n".join(line for line in lines if line), quote=False)
+    return "\n\n".join(line for line in lines if line)
 
 
 def _assistant_messages(turn: TurnState) -> list[dict]:
@@ -58,31 +54,45 @@ def _assistant_messages(turn: TurnState) -> list[dict]:
             return [_note("🛡️ Checking your message…", status="pending")]
         if not turn.shown:
             return [_note("🛡️ Writing and checking the reply…", status="pending")]
-        return [{"role": "assistant", "content": as_markdown_text(turn.shown)}]
+        return [{"role": "assistant", "content": turn.shown}]
     last = turn.checks[-1].verdict if turn.checks else None
     if turn.outcome in (REFUSED, RETRACTED):
-        what = "Message" if turn.outcome == REFUSED else "Reply"
+        what, help_ = ("Message", REFUSED_HELP) if turn.outcome == REFUSED else ("Reply", RETRACTED_HELP)
         return [_note(_flag_title(what, last), _verdict_detail(last)),
-                {"role": "assistant", "content": turn.notice}]
+                {"role": "assistant", "content": f"{turn.notice}\n\n{help_}"}]
     if turn.outcome == ERROR:
         return [_note("⚠️ The turn could not be completed"), {"role": "assistant", "content": turn.notice}]
-    text = as_markdown_text(turn.shown) if turn.shown else f"_{turn.notice}_"
-    if turn.stopped:
-        text += "\n\n_(stopped)_"
-    return [{"role": "assistant", "content": text}]
+    messages = [{"role": "assistant", "content": turn.shown}] if turn.shown else [_note(f"ℹ️ {turn.notice}")]
+    if turn.stopped and turn.shown:
+        messages.append(_note(STOPPED))
+    if turn.cut:
+        messages.append(_note(CUT))
+    return messages
+
+
+def turn_messages(turn: TurnState) -> list[dict]:
+    """One turn's Chatbot messages: the user's, then the notes and the reply."""
+    messages = [{"role": "user", "content": turn.user}]
+    if turn.dropped:
+        messages.append(_note("ℹ️ Context trimmed", (
+            f"{turn.dropped} of the oldest messages were left out so the conversation fits "
+            "the model's context window.")))
+    return messages + _assistant_messages(turn)
 
 
 def chat_messages(turns: Sequence[TurnState]) -> list[dict]:
     """The Chatbot value for these turns (flagged ones carry a metadata note)."""
-    messages: list[dict] = []
-    for turn in turns:
-        messages.append({"role": "user", "content": as_markdown_text(turn.user)})
-        if turn.dropped:
-            messages.append(_note("ℹ️ Context trimmed", (
-                f"{turn.dropped} of the oldest messages were left out so the conversation fits "
-                "the model's context window.")))
-        messages += _assistant_messages(turn)
-    return messages
+    return [message for turn in turns for message in turn_messages(turn)]
+
+
+def turn_of_message(turns: Sequence[TurnState], index: int) -> int | None:
+    """Which turn (0-based) the chat message at `index` belongs to; None if there is none.
+
+    >>> turn_of_message([TurnState("a", shown="b", outcome="answered")] * 2, 2)
+    1
+    """
+    owners = [i for i, turn in enumerate(turns) for _ in turn_messages(turn)]
+    return owners[index] if 0 <= index < len(owners) else None
 
 
 # ---- verdict panel ---------------------------------------------------------------
@@ -98,6 +108,16 @@ def _badge(verdict: Verdict) -> str:
     return '<span class="vp-badge vp-unsafe">UNSAFE</span>'
 
 
+def score_words(verdict: Verdict) -> str:
+    """The score and the threshold in words.
+
+    >>> score_words(Verdict(safe=True, score=0.14, threshold=0.5))
+    'unsafe score 14%, flagged at 50% or more'
+    """
+    threshold = verdict.threshold if verdict.threshold is not None else 0.5
+    return f"unsafe score {verdict.score:.0%}, flagged at {threshold:.0%} or more"
+
+
 def _score_bar(verdict: Verdict) -> str:
     if verdict.score is None:
         note = html.escape(verdict.note or "no score from this guard: the verdict rests on its text")
@@ -108,7 +128,7 @@ def _score_bar(verdict: Verdict) -> str:
     return (f'<div class="vp-bar" title="p(unsafe) {verdict.score:.3f}, threshold {thr / 100:.2f}">'
             f'<div class="vp-fill {kind}" style="width:{pct:.1f}%"></div>'
             f'<div class="vp-thr" style="left:{thr:.1f}%"></div></div>'
-            f'<div class="vp-meta">p(unsafe) <b>{verdict.score:.3f}</b> · threshold {thr / 100:.2f}</div>')
+            f'<div class="vp-meta">{score_words(verdict)}</div>')
 
 
 def verdict_html(stage: str, verdict: Verdict) -> str:
@@ -124,7 +144,31 @@ def verdict_html(stage: str, verdict: Verdict) -> str:
             f'</div>{detail}{_score_bar(verdict)}</div>')
 
 
-def _turn_html(number: int, turn: TurnState) -> str:
+def outcome_label(turn: TurnState) -> str:
+    """'in progress', 'answered', 'stopped', 'refused', ... as the panel names it."""
+    if turn.outcome is None:
+        return "in progress"
+    if turn.outcome == ANSWERED and turn.stopped:
+        return "stopped"
+    if turn.outcome == ANSWERED and turn.cut:
+        return "answered, length limit reached"
+    return turn.outcome
+
+
+def _worst(turn: TurnState) -> str:
+    """The turn's worst verdict in a few words: 'S9 Defamation 74%', 'safe 3%', 'guard failed'."""
+    if not turn.checks:
+        return "not judged yet"
+    worst = max((c.verdict for c in turn.checks),
+                key=lambda v: (not v.safe, v.failed, v.score if v.score is not None else 0.0))
+    if worst.failed:
+        return "guard failed"
+    what = (f"{worst.categories[0].code} {worst.categories[0].name}" if worst.categories else "unsafe") \
+        if not worst.safe else "safe"
+    return f"{what} {worst.score:.0%}" if worst.score is not None else what
+
+
+def _turn_html(number: int, turn: TurnState, latest: bool) -> str:
     checks: list[Check] = list(turn.checks)
     partial = [c for c in checks if c.stage == "partial"]
     shown = [c for c in checks if c.stage != "partial"]
@@ -136,34 +180,21 @@ def _turn_html(number: int, turn: TurnState) -> str:
         body += f'<div class="vp-note">{passed} of {len(partial)} checks while streaming passed</div>'
     if turn.outcome is None:
         body += '<div class="vp-note">checking…</div>'
-    outcome = html.escape(turn.outcome or "in progress")
+    outcome = html.escape(outcome_label(turn))
+    kind = "vp-flagged" if turn.flagged else "vp-ok"
     snippet = html.escape(turn.user[:60] + ("…" if len(turn.user) > 60 else ""))
-    return (f'<div class="vp-turn"><div class="vp-title">Turn {number} · <i>{outcome}</i></div>'
-            f'<div class="vp-user">“{snippet}”</div>{body}</div>')
+    return (f'<details class="vp-turn {kind}" id="vp-turn-{number}" data-turn="{number}"{" open" if latest else ""}>'
+            f'<summary class="vp-title">Turn {number} · <i>{outcome}</i> · '
+            f'<span class="vp-worst">{html.escape(_worst(turn))}</span></summary>'
+            f'<div class="vp-user">“{snippet}”</div>{body}</details>')
 
 
 def panel_html(turns: Sequence[TurnState], guard_label: str = "") -> str:
-    """The verdict panel: newest turn first."""
+    """The verdict panel, oldest turn first like the chat; only the newest turn is open,
+    the older ones are one line each (turn, outcome, worst category and score)."""
     if not turns:
         return ('<div class="vp-empty">Verdicts appear here: for every turn, the prompt and '
-                'the response, with categories, unsafe probability and latency.</div>')
-    items = "".join(_turn_html(i, t) for i, t in reversed(list(enumerate(turns, start=1))))
+                'the response, with categories, unsafe score and latency.</div>')
+    items = "".join(_turn_html(i, t, i == len(turns)) for i, t in enumerate(turns, start=1))
     guard = f'<div class="vp-guard">Judged by {html.escape(guard_label)}</div>' if guard_label else ""
     return f'<div class="vp">{guard}{items}</div>'
-
-
-PANEL_CSS = """
-.vp-turn{border:1px solid var(--border-color-primary);border-radius:8px;padding:8px;margin-bottom:8px}
-.vp-title{font-weight:600}.vp-user{opacity:.75;font-size:.9em;margin:2px 0 6px}
-.vp-verdict{margin:6px 0}.vp-head{display:flex;gap:8px;align-items:center}
-.vp-stage{min-width:6.5em;font-weight:500}.vp-lat{margin-left:auto;opacity:.7;font-size:.85em}
-.vp-badge{padding:1px 8px;border-radius:10px;color:#fff;font-size:.8em;font-weight:700}
-.vp-safe.vp-badge{background:#15803d}.vp-unsafe.vp-badge{background:#b91c1c}
-.vp-error.vp-badge{background:#b45309}
-.vp-bar{position:relative;height:8px;background:var(--neutral-200);border-radius:4px;margin-top:4px}
-.vp-fill{height:100%;border-radius:4px}.vp-fill.vp-safe{background:#22c55e}
-.vp-fill.vp-unsafe{background:#ef4444}
-.vp-thr{position:absolute;top:-3px;width:2px;height:14px;background:#111}
-.vp-meta,.vp-note,.vp-guard{font-size:.8em;opacity:.8}.vp-cats{margin:2px 0 0 1.2em;padding:0}
-.vp-empty{opacity:.7}
-"""

@@ -13,10 +13,14 @@ from dataclasses import dataclass, field
 
 from moderation.operator import (LOCKED, OPEN, OperatorPolicy, PolicyFileError, codes, custom_category,
                                  read_policy_file)
+from moderation.api_access import Rate, check_api_key, env_api_keys, parse_rate
 
 LLAMA3_INSTRUCT = "meta-llama/Meta-Llama-3-8B-Instruct"
 LLAMA_GUARD_2 = "meta-llama/Meta-Llama-Guard-2-8B"
 OFFLINE = "offline"
+DEFAULT_RATE = Rate(60, 60.0)
+DEFAULT_LOG_DB = "moderation-log.sqlite3"  # in the working directory
+LOG_TEXT_POLICIES = ("all", "flagged", "none")
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,13 @@ class AppConfig:
     concurrency: int = 2
     max_queue: int = 64
     policy: OperatorPolicy = field(default_factory=OperatorPolicy)
+    api_keys: tuple[str, ...] = ()
+    rate_limit: Rate | None = DEFAULT_RATE
+    log_db: str | None = None  # SQLite path or database URL; None: no moderation log
+    log_text: str = "flagged"  # which turns keep their text in the log: all / flagged / none
+    log_retention_days: float | None = None  # None: keep forever
+    operator: tuple[str, str] | None = None  # login of the review page; None: no review page
+    metrics: bool = False  # serve Prometheus metrics at /metrics
 
 
 def has_cuda() -> bool:
@@ -54,6 +65,28 @@ def _auth(value: str) -> tuple[str, str]:
     return user, password
 
 
+def _days(value: str) -> float | None:
+    if value is None or not str(value).strip():
+        return None
+    try:
+        days = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {value!r}") from None
+    if not days > 0 or days == float("inf"):
+        raise argparse.ArgumentTypeError("must be a positive number of days")
+    return days
+
+
+def default_log_text(host: str | None, share: bool) -> str:
+    """Text is kept for every turn only when the page is private to this machine.
+
+    >>> default_log_text(None, False), default_log_text("0.0.0.0", False), default_log_text(None, True)
+    ('all', 'flagged', 'flagged')
+    """
+    local = (host or "127.0.0.1") in {"127.0.0.1", "localhost", "::1"}
+    return "all" if local and not share and not os.environ.get("SPACE_ID") else "flagged"
+
+
 def _bounded(kind, low, high=None):
     """An argparse type: a number of `kind` in [low, high], with a message that says so."""
     def convert(text: str):
@@ -65,6 +98,13 @@ def _bounded(kind, low, high=None):
             raise argparse.ArgumentTypeError(f"{text!r} is out of range ({low} to {high if high is not None else '...'})")
         return value
     return convert
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where there is one (the policy's defaults are in its help text)."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default in (None, False) else super()._get_help_string(action)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -85,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
                "small models, no GPU or hub access needed) or an http(s):// OpenAI-compatible "
                "endpoint (TGI, vLLM, Inference Endpoints; key from OPENAI_API_KEY or HF_TOKEN). "
                "Gated meta-llama models need HF_TOKEN and the license accepted on the model page.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_Help)
     p.add_argument("--chat-model", default=env("CHAT_MODEL"), metavar="MODEL",
                    help="chat model [CHAT_MODEL]; default: Llama 3 8B Instruct with a CUDA GPU, else offline")
     p.add_argument("--guard-model", default=env("GUARD_MODEL"), metavar="MODEL",
@@ -138,6 +178,25 @@ def build_parser() -> argparse.ArgumentParser:
     policy.add_argument("--visitor-settings", type=_one_of(LOCKED, OPEN), default=env("VISITOR_SETTINGS"),
                         help="locked: visitors may only tighten the policy; open: a demo mode in which "
                              "visitors may also loosen it (the page says so); default locked [VISITOR_SETTINGS]")
+    p.add_argument("--api-key", action="append", type=check_api_key, dest="api_keys", metavar="KEY",
+                   help="key for the OpenAI-compatible API under /v1, as a Bearer token; repeat for several "
+                        "[API_KEYS, comma-separated, or API_KEY]; without one the API answers only on loopback")
+    p.add_argument("--rate-limit", type=parse_rate, default=env("RATE_LIMIT", str(DEFAULT_RATE)), metavar="N/UNIT",
+                   help="API requests per key (or per address without keys), e.g. 60/minute, or off [RATE_LIMIT]")
+    log = p.add_argument_group("moderation log, review page and metrics")
+    log.add_argument("--log-db", default=env("LOG_DB", DEFAULT_LOG_DB), metavar="PATH|URL|none",
+                     help="where every turn and verdict is logged: a SQLite file, a "
+                          "postgresql://user:password@host/db URL, or none [LOG_DB]")
+    log.add_argument("--log-text", default=env("LOG_TEXT"), metavar="all|flagged|none",
+                     help="which turns keep their text (prompt and reply) in the log; default: all when "
+                          "the page listens on 127.0.0.1 only, else flagged (refused, withdrawn, failed) [LOG_TEXT]")
+    log.add_argument("--log-retention-days", type=_days, default=env("LOG_RETENTION_DAYS"), metavar="N",
+                     help="delete logged turns older than N days; default: keep [LOG_RETENTION_DAYS]")
+    log.add_argument("--operator", type=_auth, default=env("OPERATOR"), metavar="USER:PASSWORD",
+                     help="login of the review page at /review; default: the --auth login, and without "
+                          "either no review page [OPERATOR]")
+    log.add_argument("--metrics", action="store_true", default=_env_flag("METRICS"),
+                     help="serve Prometheus metrics at /metrics [METRICS]")
     return p
 
 
@@ -182,10 +241,20 @@ def parse_config(argv: list[str] | None = None) -> AppConfig:
         policy = operator_policy(a)
     except (ValueError, PolicyFileError) as exc:
         parser.error(str(exc))
+    try:
+        api_keys = tuple(a.api_keys or [check_api_key(k) for k in env_api_keys()])
+    except argparse.ArgumentTypeError as exc:
+        parser.error(f"API_KEYS / API_KEY: {exc}")
+    log_text = (a.log_text or default_log_text(a.host, a.share)).strip().lower()
+    if log_text not in LOG_TEXT_POLICIES:
+        parser.error(f"--log-text must be one of {', '.join(LOG_TEXT_POLICIES)}, not {a.log_text!r}")
+    log_db = (a.log_db or "").strip()
     cuda = None if (a.chat_model and a.guard_model) else has_cuda()
     return AppConfig(
         chat_model=a.chat_model or (LLAMA3_INSTRUCT if cuda else OFFLINE),
         guard_model=a.guard_model or (LLAMA_GUARD_2 if cuda else OFFLINE),
         guard_version=a.guard_version, load_in_4bit=a.load_in_4bit, load_in_8bit=a.load_in_8bit,
         host=a.host, port=a.port, share=a.share, auth=a.auth, concurrency=a.concurrency,
-        max_queue=a.max_queue, policy=policy)
+        max_queue=a.max_queue, policy=policy, api_keys=api_keys, rate_limit=a.rate_limit,
+        log_db=None if log_db.lower() in {"", "none", "off"} else log_db, log_text=log_text,
+        log_retention_days=a.log_retention_days, operator=a.operator or a.auth, metrics=a.metrics)

@@ -85,6 +85,7 @@ class TurnState:
     notice: str = ""  # refusal / retraction / error text, for a person
     dropped: int = 0  # oldest history messages left out to fit the context
     stopped: bool = False  # the person pressed stop
+    cut: bool = False  # the reply reached the max new tokens limit
     chat_started: bool = False  # the chat model was asked to generate
     chat_stopped: bool = False  # ... and moderation stopped it (flagged prompt or reply); nothing it wrote is kept
 
@@ -182,6 +183,19 @@ def judged_prompt(system_prompt: str, user_text: str) -> str:
     """
     system = system_prompt.strip()
     return f"{system}\n\n{user_text}" if system else user_text
+
+
+def reached_length_limit(chat, reply: str, max_new_tokens: int) -> bool:
+    """Whether `reply` used up `max_new_tokens`, counted with the chat model's own tokenizer
+    (a backend without one, such as an endpoint, cannot tell: False). Decoded text counted
+    again can come out one token short, hence the one-token margin.
+
+    A natural end is never this long: the end-of-turn token counts against the limit too.
+    """
+    tokenizer = getattr(chat, "tokenizer", None)
+    if tokenizer is None or not reply:
+        return False
+    return len(tokenizer.encode(reply, add_special_tokens=False)) >= max(1, max_new_tokens - 1)
 
 
 def _block_notice(verdict: Verdict, default: str) -> str:
@@ -303,6 +317,8 @@ def _stream_reply(judge: Judge, chat, messages, prompt_conv, state: TurnState, s
             return
         state = replace(state, checks=state.checks + (Check("partial", verdict),))
     state = replace(state, reply=reply, stopped=stop.is_set())
+    if not state.stopped:
+        state = replace(state, cut=reached_length_limit(chat, reply, settings.generation.max_new_tokens))
     if not reply.strip():
         notice = "Stopped before the reply began." if state.stopped else "The model returned an empty reply."
         yield replace(state, shown="", outcome=ANSWERED, notice=notice)

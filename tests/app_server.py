@@ -6,22 +6,23 @@ import contextlib
 from typing import Iterator
 
 from moderation.models import Models, model_slots
+from moderation.server import start
 from moderation.settings import parse_config
-from moderation.ui import create_app, launch_options
 from serve import free_port
 
 
 @contextlib.contextmanager
 def running_app(*flags: str, load_timeout_s: float = 600) -> Iterator[tuple[str, Models]]:
-    """Start the app with these command-line flags; yields (url, models) once models are ready."""
-    config = parse_config(["--host", "127.0.0.1", "--port", str(free_port()), *flags])
+    """Start the app as `python app.py` does, with these flags (and no moderation log
+    unless they give --log-db); yields (url, models) once the models are ready."""
+    log_db = () if any(f.startswith("--log-db") for f in flags) else ("--log-db", "none")
+    config = parse_config(["--host", "127.0.0.1", "--port", str(free_port()), *log_db, *flags])
     models = model_slots(config).start()
     if not models.wait(load_timeout_s):
         raise RuntimeError(f"models did not load: {models.not_ready_message()}")
-    demo = create_app(models, config)
-    demo.queue(default_concurrency_limit=config.concurrency, max_size=config.max_queue)
-    demo.launch(prevent_thread_lock=True, quiet=True, **launch_options(config))
+    demo, _, turn_log = start(config, block=False, quiet=True, models=models)
     try:
         yield f"http://127.0.0.1:{config.port}/", models
     finally:
         demo.close()
+        turn_log.close()

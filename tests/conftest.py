@@ -54,3 +54,24 @@ def offline_app():
 
     with running_app("--chat-model", "offline", "--guard-model", "offline", "--check-every", "4") as started:
         yield started
+
+
+@pytest.fixture(scope="session")
+def postgres_admin():
+    """A throw-away PostgreSQL cluster for the whole session: its admin URL."""
+    from postgres import postgres_cluster
+
+    with postgres_cluster() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def log_db(request, tmp_path):
+    """A fresh, empty log database: a SQLite file, or a new database in the test cluster."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "log.sqlite3")
+        return
+    from postgres import fresh_database
+
+    with fresh_database(request.getfixturevalue("postgres_admin")) as url:
+        yield url

@@ -4,7 +4,6 @@ the verdict's fail-closed control flow, with fake backends (the behaviour lives 
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 
@@ -68,25 +67,26 @@ def test_a_code_means_what_the_guards_version_says():
     assert parse_verdict("unsafe\nS5", Policy(taxonomy=LLAMA_GUARD_3)).categories[0].name == "Defamation"
 
 
-class Raising:
-    remote = False
+class CharBackend:
+    """Counts one token per character, in an 8,192-token window (guard.window's interface)."""
 
+    remote = False
+    context_window = 8192
+
+    def count(self, prompt):
+        return len(prompt.text)
+
+    def token_ends(self, text):
+        return list(range(1, len(text) + 1))
+
+
+class Raising(CharBackend):
     def assess(self, prompt, threshold):
         raise RuntimeError("CUDA out of memory")
 
 
-class Hanging:
-    remote = False
-
-    def assess(self, prompt, threshold):
-        time.sleep(2)
-        return Assessment(0.0, "safe")
-
-
-class Answering:
+class Answering(CharBackend):
     """Replies with a fixed assessment and records the prompts it was given."""
-
-    remote = False
 
     def __init__(self, raw, score=None, note=""):
         self.reply, self.prompts = Assessment(score, raw, note), []
@@ -100,13 +100,6 @@ def test_a_backend_that_raises_gives_an_unsafe_unparsed_verdict():
     verdict = LlamaGuard(Raising(), label="LG").check(CAKE, threshold=0.3)
     assert (verdict.safe, verdict.parsed, verdict.score) == (False, False, None)
     assert "CUDA out of memory" in verdict.error and verdict.guard == "LG" and verdict.threshold == 0.3
-
-
-def test_a_backend_that_times_out_gives_an_unsafe_unparsed_verdict():
-    started = time.perf_counter()
-    verdict = LlamaGuard(Hanging(), timeout_s=0.2).check(CAKE + [{"role": "assistant", "content": "Mix."}])
-    assert (verdict.safe, verdict.parsed, verdict.role) == (False, False, "Agent")
-    assert "did not answer within 0.2 s" in verdict.error and time.perf_counter() - started < 1.5
 
 
 def test_an_unreadable_answer_fails_closed_and_keeps_the_raw_text():

@@ -33,8 +33,9 @@ def completion(text: str, top: list[dict] | None) -> dict:
 
 
 @contextmanager
-def endpoint(reply):
-    """Serve /v1/models and /v1/completions; `reply(body) -> (status, json)`; yields (url, requests)."""
+def endpoint(reply, **listed):
+    """Serve /v1/models and /v1/completions; `reply(body) -> (status, json)`; yields (url, requests).
+    `listed`: more fields of the served model's /v1/models entry (vLLM's max_model_len)."""
     requests: list[dict] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -47,7 +48,8 @@ def endpoint(reply):
             self.wfile.write(data)
 
         def do_GET(self):
-            self._send(200, {"object": "list", "data": [{"id": "meta-llama/Llama-Guard-3-8B", "object": "model"}]})
+            entry = {"id": "meta-llama/Llama-Guard-3-8B", "object": "model", **listed}
+            self._send(200, {"object": "list", "data": [entry]})
 
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))

@@ -1,11 +1,12 @@
-"""Rendering of turns and verdicts (no browser): escaping, badges, bars, load status."""
+"""Rendering of turns and verdicts (no browser): raw chat text, escaping in the panel, badges,
+bars, load status."""
 
 from __future__ import annotations
 
 from guard.taxonomy import LLAMA_GUARD_2, Category
 from guard.verdict import Verdict, failed_verdict
 from moderation.models import Models, ModelSlot
-from moderation.panel import as_markdown_text, chat_messages, panel_html
+from moderation.panel import CUT, STOPPED, chat_messages, panel_html, turn_of_message
 from moderation.turn import ANSWERED, REFUSED, Check, TurnState
 from moderation.ui import header_markdown, status_markdown
 
@@ -15,10 +16,12 @@ class Label:
     taxonomy = LLAMA_GUARD_2
 
 
-def test_markup_is_escaped_outside_code_only():
-    assert as_markdown_text("<script>alert(1)</script>") == "&lt;script&gt;alert(1)&lt;/script&gt;"
-    assert as_markdown_text("use `<div>` or\n```html\n<p>x</p>\n```") == "use `<div>` or\n```html\n<p>x</p>\n```"
-    assert as_markdown_text("a & b < c") == "a &amp; b &lt; c"
+def test_chat_messages_carry_the_text_exactly_as_typed_and_generated():
+    """The Chatbot sanitises what it renders; its copy button copies the stored text, so
+    the text must be the real one (no entities, no markers)."""
+    turn = TurnState(user="Is 3 < 5 && 7 > 2?", shown="Yes: 3 < 5 & 7 > 2.", outcome=ANSWERED)
+    assert chat_messages([turn]) == [{"role": "user", "content": "Is 3 < 5 && 7 > 2?"},
+                                     {"role": "assistant", "content": "Yes: 3 < 5 & 7 > 2."}]
 
 
 def test_refused_turn_is_marked_in_the_chat_and_the_panel():
@@ -27,12 +30,14 @@ def test_refused_turn_is_marked_in_the_chat_and_the_panel():
     turn = TurnState(user="how do I <b>build</b> a bomb", checks=(Check("prompt", verdict),), outcome=REFUSED,
                      notice="I can't help with that.")
     messages = chat_messages([turn])
-    assert messages[0] == {"role": "user", "content": "how do I &lt;b&gt;build&lt;/b&gt; a bomb"}
-    assert messages[1]["metadata"]["title"] == "🛡️ Message flagged: S8 Indiscriminate Weapons · p(unsafe) 0.93"
-    assert messages[2] == {"role": "assistant", "content": "I can't help with that."}
+    assert messages[0] == {"role": "user", "content": "how do I <b>build</b> a bomb"}
+    assert messages[1]["metadata"]["title"] == "🛡️ Message flagged: S8 Indiscriminate Weapons · unsafe score 93%"
+    assert messages[2]["content"].startswith("I can't help with that.") and "edit your message" in messages[2]["content"]
     html = panel_html([turn], "Llama Guard 2")
     assert "UNSAFE" in html and "<code>S8</code> Indiscriminate Weapons" in html and "210 ms" in html
     assert 'style="width:93.0%"' in html and 'style="left:50.0%"' in html  # score bar and threshold mark
+    assert "unsafe score 93%, flagged at 50% or more" in html
+    assert "Turn 1 · <i>refused</i> · " in html and "S8 Indiscriminate Weapons 93%" in html
     assert "&lt;b&gt;build" in html and "<b>build" not in html
 
 
@@ -51,8 +56,33 @@ def test_answered_turn_with_dropped_history_and_stop():
                      checks=(Check("prompt", safe), Check("partial", safe), Check("response", safe)))
     messages = chat_messages([turn])
     assert messages[1]["metadata"]["title"] == "ℹ️ Context trimmed" and "2 of the oldest" in messages[1]["content"]
-    assert messages[2]["content"] == "answer\n\n_(stopped)_"
+    assert messages[2] == {"role": "assistant", "content": "answer"}  # the marker is a note, not text
+    assert messages[3]["metadata"]["title"] == STOPPED
     assert "1 of 1 checks while streaming passed" in panel_html([turn])
+    assert "<i>stopped</i>" in panel_html([turn]) and "answered" not in panel_html([turn])
+
+
+def test_a_reply_cut_by_the_length_limit_says_so():
+    turn = TurnState(user="q", shown="a long", reply="a long", outcome=ANSWERED, cut=True)
+    assert chat_messages([turn])[-1]["metadata"]["title"] == CUT and "Length limit reached" in CUT
+    assert "length limit reached" in panel_html([turn])
+
+
+def test_panel_runs_oldest_first_with_only_the_newest_turn_open():
+    safe = Verdict(safe=True, score=0.03, threshold=0.5)
+    turns = [TurnState(user=f"q{i}", shown="a", outcome=ANSWERED, checks=(Check("prompt", safe),)) for i in range(3)]
+    html = panel_html(turns)
+    assert html.index('id="vp-turn-1"') < html.index('id="vp-turn-2"') < html.index('id="vp-turn-3"')
+    assert html.count(" open>") == 1 and 'data-turn="3" open>' in html
+    assert "Turn 1 · <i>answered</i> · <span class=\"vp-worst\">safe 3%</span>" in html
+
+
+def test_each_chat_message_maps_to_its_turn():
+    refused = TurnState(user="a", outcome=REFUSED, notice="no",
+                        checks=(Check("prompt", Verdict(safe=False, score=0.9)),))
+    answered = TurnState(user="b", shown="c", outcome=ANSWERED)
+    turns = [refused, answered]  # messages: a, flag note, refusal | b, c
+    assert [turn_of_message(turns, i) for i in range(6)] == [0, 0, 0, 1, 1, None]
 
 
 def test_load_failure_is_shown_with_what_to_do():
@@ -66,3 +96,11 @@ def test_load_failure_is_shown_with_what_to_do():
     assert "failed to load" in status and "HF_TOKEN" in status
     assert "(failed to load)" in header_markdown(models) and "Llama Guard 2 · meta-llama" in header_markdown(models)
     assert "failed to load" in models.not_ready_message()
+
+
+def test_while_loading_the_header_names_the_bundled_models_and_the_toast_says_what_the_status_says():
+    models = Models(ModelSlot("Chat model", "offline", lambda: Label()), ModelSlot("Guard", "offline", lambda: Label()))
+    header = header_markdown(models)  # not started: both wait
+    assert "**the bundled SmolLM2-135M** (loading…)" in header and "**the bundled offline classifier**" in header
+    toast, status = models.not_ready_message(), status_markdown(models)
+    assert "`" not in toast and " ".join(line.removeprefix("⏳ ") for line in status.split("\n\n")) == toast

@@ -1,0 +1,252 @@
+"""An OpenAI-compatible API under /v1, moderated exactly like a page turn.
+
+    POST /v1/moderations        judge texts with the guard (OpenAI's shape + `llama_guard`)
+    POST /v1/chat/completions   one moderated turn, streamed or not (+ `moderation`)
+    GET  /v1/models             the chat model, with the guard named
+
+`openai_api(models, config)` returns the hook that `moderation.server.launch` calls with
+the server's FastAPI app. Every refusal is an OpenAI-style error object
+(`{"error": {"message", "type", "param", "code"}}`), never a traceback:
+
+    client = OpenAI(base_url="http://127.0.0.1:7860/v1", api_key="KEY")
+    client.chat.completions.create(model="offline", messages=[{"role": "user", "content": "Hi"}])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import threading
+import time
+from typing import AsyncIterator, Awaitable, Callable
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from moderation.api_access import RateLimiter, api_exposure, bearer_matches, is_loopback
+from moderation.api_replies import (chunk_body, completion_body, finish_reason, moderation_body,
+                                    models_body, moderation_field, new_id)
+from moderation.api_schema import (MAX_BODY_BYTES, ApiError, ChatRequest, parse_chat_request,
+                                   parse_json_body, parse_moderation_request)
+from moderation.api_turn import Slots, api_turn_settings, cut_at_stop, history_records, turn_states, usage
+from moderation.log import TurnLog, TurnMeta
+from moderation.turn import ERROR, TurnState, history_messages, run_turn
+
+log = logging.getLogger(__name__)
+Handler = Callable[[Request], Awaitable]
+
+
+def openai_api(models, config, turn_log: TurnLog | None = None) -> Callable[[FastAPI], None]:
+    """The hook that adds /v1 to the server, or logs why the API stays off. API turns are
+    kept in `turn_log` like the page's."""
+
+    def attach(app: FastAPI) -> None:
+        enabled, why = api_exposure(config)
+        (log.info if enabled else log.warning)("OpenAI-compatible API at /v1: %s", why)
+        if enabled:
+            app.include_router(api_router(models, config, turn_log))
+
+    return attach
+
+
+def served_model_id(config, models) -> str:
+    """The id callers send as `model`: the chat model as given on the command line, or the
+    endpoint's own model name for a remote chat model."""
+    if config.chat_model.startswith(("http://", "https://")):
+        return getattr(models.chat.value, "model", None) or config.chat_model
+    return config.chat_model
+
+
+def api_router(models, config, turn_log: TurnLog | None = None) -> APIRouter:
+    limiter, slots = RateLimiter(config.rate_limit), Slots(config.concurrency, config.max_queue)
+    turn_log = turn_log or TurnLog(None)
+    router = APIRouter(prefix="/v1")
+
+    def endpoint(handler: Handler) -> Handler:
+        """Key check, rate limit and OpenAI-style errors around one handler."""
+
+        async def run(request: Request):
+            try:
+                identity = admit(request, config.api_keys)
+                wait = limiter.take(identity, time.monotonic())
+                if wait:
+                    raise ApiError(429, f"rate limit of {config.rate_limit} reached: retry in {math.ceil(wait)} s",
+                                   type="rate_limit_error", code="rate_limit_exceeded", retry_after=wait)
+                return await handler(request)
+            except ApiError as exc:
+                return error_response(exc)
+            except Exception:  # a bug of ours, not bad input: logged, and still an OpenAI-style error
+                log.exception("%s %s failed", request.method, request.url.path)
+                return error_response(ApiError(500, "internal error; see the server log", type="server_error"))
+
+        return run
+
+    def ready():
+        if not models.ready:
+            raise ApiError(503, models.not_ready_message() or "the models are loading", type="server_error",
+                           code="model_not_ready", retry_after=10)
+        return models.guard.value, models.chat.value
+
+    async def list_models(request: Request):
+        chat, guard = models.statuses()
+        return JSONResponse(models_body(served_model_id(config, models), guard.label or guard.spec,
+                                        chat.label or chat.spec))
+
+    async def moderations(request: Request):
+        body = parse_moderation_request(parse_json_body(await read_body(request)))
+        guard, _ = ready()
+        settings = api_turn_settings(config, guard)
+        role = "assistant" if len(body.conversation) % 2 else "user"  # the turn after the conversation
+
+        def judge_all():
+            return [guard.check(list(body.conversation) + [{"role": role, "content": text}], settings.policy,
+                                settings.threshold) for text in body.inputs]
+
+        verdicts = await asyncio.to_thread(judge_all)
+        return JSONResponse(moderation_body(verdicts, guard.label))
+
+    async def chat_completions(request: Request):
+        req = parse_chat_request(parse_json_body(await read_body(request)))
+        guard, chat = ready()
+        model = served_model_id(config, models)
+        if req.model not in (None, model):
+            raise ApiError(404, f"model {req.model!r} is not served here; use {model!r} (see /v1/models)",
+                           code="model_not_found", param="model")
+        settings = api_turn_settings(config, guard, req)
+        records = history_records(req)
+        stop = threading.Event()
+        meta = TurnMeta.of(settings, guard, chat, f"api:{request.client.host if request.client else ''}")
+        states = turn_states(lambda event: turn_log.record(run_turn(guard, chat, records, req.user, settings, event),
+                                                           meta), slots, stop)
+        first = await anext(states)
+        if first.outcome == ERROR and not first.checks:  # the conversation does not fit the context
+            await states.aclose()
+            raise ApiError(400, first.notice, code="context_length_exceeded", param="messages")
+        turn = ApiTurn(req, settings, chat, records, model)
+        if req.stream:
+            return StreamingResponse(turn.events(first, states, stop), media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        watcher = asyncio.create_task(stop_when_gone(request, stop))
+        try:
+            last = first
+            async for last in states:
+                if cut_at_stop(last.shown, req.stop, final=False)[1]:
+                    stop.set()  # a stop string: end generation; the turn still judges the reply
+        finally:
+            watcher.cancel()
+            await states.aclose()
+        return JSONResponse(await asyncio.to_thread(turn.completion, last))  # usage tokenizes: not on the loop
+
+    router.add_api_route("/models", endpoint(list_models), methods=["GET"])
+    router.add_api_route("/moderations", endpoint(moderations), methods=["POST"])
+    router.add_api_route("/chat/completions", endpoint(chat_completions), methods=["POST"])
+    return router
+
+
+class ApiTurn:
+    """Renders one moderated turn's states as a completion or as server-sent chunks."""
+
+    def __init__(self, request: ChatRequest, settings, chat, records: list[TurnState], model: str):
+        self.request, self.settings, self.chat, self.model = request, settings, chat, model
+        self.id = new_id("chatcmpl")
+        system = [{"role": "system", "content": settings.system_prompt}] if settings.system_prompt.strip() else []
+        self.messages = system + history_messages(records) + [{"role": "user", "content": request.user}]
+
+    def final(self, state: TurnState) -> tuple[str, str, dict | None]:
+        """(the text a caller gets, finish_reason, usage) of a finished turn."""
+        text, cut = cut_at_stop(state.shown, self.request.stop, final=True)
+        counted = usage(self.chat, self.settings, self.messages, state.reply)
+        length = bool(counted) and counted["completion_tokens"] >= self.settings.generation.max_new_tokens
+        return text, finish_reason(state, cut, length), counted
+
+    def completion(self, state: TurnState) -> dict:
+        if state.outcome == ERROR:
+            raise ApiError(502, state.notice, type="server_error", code="chat_model_failed")
+        text, reason, counted = self.final(state)
+        return completion_body(self.id, self.model, text, reason, state, counted)
+
+    def chunk(self, delta: dict | None, reason: str | None = None, **extra) -> str:
+        return f"data: {json.dumps(chunk_body(self.id, self.model, delta, reason, **extra))}\n\n"
+
+    async def events(self, first: TurnState, states: AsyncIterator[TurnState], stop: threading.Event):
+        """Chunks as the reply grows; the last says `stop`, `length` or `content_filter`
+        (refused, withdrawn, or the guard failed) and carries the `moderation` field."""
+        sent, state = "", first
+        try:
+            yield self.chunk({"role": "assistant", "content": ""})
+            async for state in _chain(first, states):
+                visible, hit = cut_at_stop(state.shown, self.request.stop, final=state.done)
+                if hit:
+                    stop.set()
+                if state.done:
+                    break
+                if len(visible) > len(sent) and visible.startswith(sent):
+                    yield self.chunk({"content": visible[len(sent):]})
+                    sent = visible
+            if state.outcome == ERROR:
+                yield f"data: {json.dumps(ApiError(502, state.notice, type='server_error', code='chat_model_failed').body())}\n\n"
+                return
+            text, reason, counted = await asyncio.to_thread(self.final, state)
+            if reason != "content_filter" and len(text) > len(sent) and text.startswith(sent):
+                yield self.chunk({"content": text[len(sent):]})
+            yield self.chunk({}, reason, moderation=moderation_field(state))
+            if self.request.include_usage:
+                yield self.chunk(None, usage=counted)
+            yield "data: [DONE]\n\n"
+        finally:
+            await states.aclose()
+
+
+async def _chain(first: TurnState, rest: AsyncIterator[TurnState]) -> AsyncIterator[TurnState]:
+    yield first
+    async for state in rest:
+        yield state
+
+
+def admit(request: Request, keys: tuple[str, ...]) -> str:
+    """The caller's identity for the rate limit: its key, or its address without keys."""
+    address = request.client.host if request.client else ""
+    if keys:
+        header = request.headers.get("authorization")
+        if not bearer_matches(header, keys):
+            raise ApiError(401, "a valid API key is required: send 'Authorization: Bearer KEY'",
+                           type="invalid_request_error", code="invalid_api_key")
+        return "key:" + header.split(" ", 1)[1].strip()
+    if not is_loopback(address):
+        raise ApiError(403, "without --api-key the API answers only on loopback", code="forbidden")
+    return "address:" + address
+
+
+async def read_body(request: Request) -> bytes:
+    """The body, refused with 413 past MAX_BODY_BYTES (before reading it when the length is sent)."""
+    declared = request.headers.get("content-length", "")
+    too_big = ApiError(413, f"the request body is over {MAX_BODY_BYTES:,} bytes", code="request_too_large")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_big
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def stop_when_gone(request: Request, stop: threading.Event) -> None:
+    """Sets `stop` when the client of a non-streamed request disconnects."""
+    with contextlib.suppress(asyncio.CancelledError):
+        while not stop.is_set():
+            if await request.is_disconnected():
+                stop.set()
+                return
+            await asyncio.sleep(0.25)
+
+
+def error_response(exc: ApiError) -> JSONResponse:
+    headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))} if exc.retry_after else None
+    if exc.status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)

@@ -1,0 +1,132 @@
+"""Who may call the OpenAI-compatible API, and how often.
+
+- With API keys (`--api-key`), every request needs `Authorization: Bearer KEY`.
+- Without keys, the API answers only on loopback: it is switched off when the app
+  listens on another address, runs on a Space, or opens a `--share` link (the share
+  tunnel connects from 127.0.0.1, so a per-request address check could not tell).
+- A token bucket per key (or per client address without keys) answers 429 with the
+  seconds to wait:
+
+>>> limiter = RateLimiter(parse_rate("2/minute"))
+>>> limiter.take("k", now=0.0), limiter.take("k", now=0.0), limiter.take("k", now=0.0)
+(0.0, 0.0, 30.0)
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import ipaddress
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+_UNITS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
+MAX_TRACKED = 10_000  # identities whose buckets are kept (oldest forgotten first)
+
+
+@dataclass(frozen=True)
+class Rate:
+    """`count` requests per `seconds`, e.g. Rate(60, 60.0) for "60/minute"."""
+
+    count: int
+    seconds: float
+
+    def __str__(self) -> str:
+        unit = next((u for u, s in _UNITS.items() if s == self.seconds), None)
+        return f"{self.count}/{unit}" if unit else f"{self.count}/{self.seconds:g}s"
+
+
+def parse_rate(text: str) -> Rate | None:
+    """ "60/minute" -> Rate(60, 60.0); "off" or "0" -> None (no limit).
+
+    Raises argparse.ArgumentTypeError with the accepted forms, so a bad flag or variable
+    is a usage error and not a traceback."""
+    value = (text or "").strip().lower()
+    if value in {"", "0", "off", "none"}:
+        return None
+    count, sep, unit = value.partition("/")
+    unit = unit.strip().removesuffix("s") if unit.strip() != "s" else "second"
+    if not sep or not count.strip().isdigit() or int(count) < 1 or unit not in _UNITS:
+        raise argparse.ArgumentTypeError(
+            f"rate limit {text!r}: use N/second, N/minute, N/hour or N/day (e.g. 60/minute), or off")
+    return Rate(int(count), _UNITS[unit])
+
+
+def env_api_keys() -> list[str]:
+    """Keys from API_KEYS (comma-separated) and API_KEY."""
+    keys = [k.strip() for k in os.environ.get("API_KEYS", "").split(",")]
+    keys.append(os.environ.get("API_KEY", "").strip())
+    return [k for k in keys if k]
+
+
+def check_api_key(value: str) -> str:
+    """argparse type for --api-key: a key is one printable token without spaces."""
+    key = value.strip()
+    if len(key) < 8 or any(ch.isspace() or not ch.isprintable() for ch in key):
+        raise argparse.ArgumentTypeError("an API key needs at least 8 printable characters and no spaces")
+    return key
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def effective_host(config) -> str:
+    """The address Gradio will listen on: the flag, else GRADIO_SERVER_NAME (set on
+    Spaces), else 127.0.0.1."""
+    return config.host or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
+
+
+def api_exposure(config) -> tuple[bool, str]:
+    """(enabled, why) for the API under this config; `why` is logged either way."""
+    if config.api_keys:
+        return True, f"the API needs one of {len(config.api_keys)} key(s) as a Bearer token"
+    host = effective_host(config)
+    if config.share:
+        return False, "the API is off: --share opens a public link and no --api-key is set"
+    if os.environ.get("SPACE_ID"):
+        return False, "the API is off: this is a public Space and no API_KEY secret is set"
+    if not is_loopback(host):
+        return False, f"the API is off: the app listens on {host}, not loopback, and no --api-key is set"
+    return True, f"the API answers without a key, on loopback only ({host})"
+
+
+def bearer_matches(header: str | None, keys: tuple[str, ...]) -> bool:
+    """True when `Authorization: Bearer <token>` carries one of the keys (constant time)."""
+    scheme, _, token = (header or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return False
+    token_bytes = token.strip().encode("utf-8", "surrogatepass")
+    return any(hmac.compare_digest(token_bytes, k.encode("utf-8")) for k in keys)  # no early exit
+
+
+class RateLimiter:
+    """A token bucket per identity: `count` requests at once, refilled evenly over `seconds`."""
+
+    def __init__(self, rate: Rate | None):
+        self.rate = rate
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # identity -> (tokens, at)
+        self._lock = threading.Lock()
+
+    def take(self, identity: str, now: float) -> float:
+        """0.0 when the request may go ahead, else the seconds until it may."""
+        if self.rate is None:
+            return 0.0
+        per_second = self.rate.count / self.rate.seconds
+        with self._lock:
+            tokens, at = self._buckets.pop(identity, (float(self.rate.count), now))
+            tokens = min(float(self.rate.count), tokens + (now - at) * per_second)
+            wait = 0.0 if tokens >= 1.0 else (1.0 - tokens) / per_second
+            self._buckets[identity] = (tokens - 1.0 if wait == 0.0 else tokens, now)
+            while len(self._buckets) > MAX_TRACKED:
+                self._buckets.popitem(last=False)
+            return wait

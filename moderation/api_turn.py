@@ -1,0 +1,152 @@
+"""The API's side of a moderated turn: its settings, a thread that runs it, stop strings.
+
+The turn itself is `moderation.turn.run_turn`, called exactly as the page calls it.
+An API request runs it in a thread of its own (`turn_states`), and an async handler
+reads the states; when the client goes away the handler stops reading, the stop event
+is set, and the thread closes the turn, which ends generation within one step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from typing import AsyncIterator, Callable, Iterator
+
+from dataclasses import replace
+
+from guard.taxonomy import LLAMA_GUARD_2
+from moderation.api_schema import ApiError, ChatRequest
+from moderation.operator import VisitorChoices, turn_settings
+from moderation.turn import ANSWERED, TurnSettings, TurnState
+
+_END = object()
+
+
+def api_turn_settings(config, guard, request: ChatRequest | None = None) -> TurnSettings:
+    """How an API turn is moderated: the operator's policy (moderation.operator: threshold,
+    categories, streaming checks), with the caller's generation fields (max_tokens capped
+    at the operator's --max-new-tokens). The caller's system message, if any, is the
+    chat model's system prompt and is judged with the message like the page's: an API
+    caller holds a key (or is on this machine), so it is the operator's own app, which may
+    instruct its model but not loosen its moderation. Without a request (/v1/moderations):
+    the operator's policy and threshold."""
+    operator = config.policy
+    request = request or ChatRequest(model=None, system=None, turns=(), user="")
+    default = VisitorChoices()
+    choices = VisitorChoices(
+        temperature=default.temperature if request.temperature is None else request.temperature,
+        top_p=default.top_p if request.top_p is None else request.top_p,
+        max_new_tokens=min(request.max_tokens or operator.max_new_tokens, operator.max_new_tokens))
+    settings = turn_settings(operator, choices, getattr(guard, "taxonomy", LLAMA_GUARD_2))
+    generation = replace(settings.generation, seed=request.seed)
+    system = operator.system_prompt if request.system is None else request.system
+    return replace(settings, generation=generation, system_prompt=system)
+
+
+def history_records(request: ChatRequest) -> list[TurnState]:
+    """The caller's earlier turns as answered records, the shape run_turn takes as history."""
+    return [TurnState(user=user, shown=reply, reply=reply, outcome=ANSWERED) for user, reply in request.turns]
+
+
+def cut_at_stop(text: str, stops: tuple[str, ...], final: bool) -> tuple[str, bool]:
+    """(the text a caller may see, whether a stop string was found). While streaming
+    (`final` False) a tail that could begin a stop string is held back.
+
+    >>> cut_at_stop("one, two", (",",), final=False)
+    ('one', True)
+    >>> cut_at_stop("one\\n", ("\\n\\n",), final=False)
+    ('one', False)
+    """
+    found = [i for i in (text.find(s) for s in stops) if i >= 0]
+    if found:
+        return text[:min(found)], True
+    if final:
+        return text, False
+    hold = max((k for s in stops for k in range(1, len(s)) if text.endswith(s[:k])), default=0)
+    return text[:len(text) - hold], False
+
+
+class Slots:
+    """At most `size` API turns at once and `queue` waiting; more are turned away at once."""
+
+    def __init__(self, size: int, queue: int):
+        self._free = threading.Semaphore(size)
+        self._lock = threading.Lock()
+        self.queue, self.waiting = queue, 0
+
+    def reserve(self) -> None:
+        with self._lock:
+            if self.waiting >= self.queue:
+                raise ApiError(503, "the server is busy: too many requests are waiting, retry shortly",
+                               type="server_error", code="server_busy", retry_after=5)
+            self.waiting += 1
+
+    @contextlib.contextmanager
+    def held(self, stop: threading.Event) -> Iterator[bool]:
+        """Waits for a free slot (unless stopped first); yields whether one was taken."""
+        try:
+            while not (got := self._free.acquire(timeout=0.2)) and not stop.is_set():
+                pass
+        finally:
+            with self._lock:
+                self.waiting -= 1
+        try:
+            yield got
+        finally:
+            if got:
+                self._free.release()
+
+
+async def turn_states(run: Callable[[threading.Event], Iterator[TurnState]], slots: Slots,
+                      stop: threading.Event) -> AsyncIterator[TurnState]:
+    """Yield the states of `run(stop)`, which runs in a thread of its own. `stop` ends
+    generation (the turn still judges the reply and finishes); a reader that leaves early
+    (client gone, error) also sets `gone`, and the thread then closes the turn at once."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
+    gone = threading.Event()
+
+    def put(item) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody reads any more
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+    def work() -> None:
+        try:
+            with slots.held(gone) as got:
+                if not got or gone.is_set():
+                    return
+                states = run(stop)
+                try:
+                    for state in states:
+                        put(state)
+                        if gone.is_set():
+                            break
+                finally:
+                    states.close()  # ends run_turn: guard pool shut down, generation joined
+        except Exception as exc:  # noqa: BLE001  handed to the reader
+            put(exc)
+        finally:
+            put(_END)
+
+    slots.reserve()
+    threading.Thread(target=work, name="api-turn", daemon=True).start()
+    try:
+        while (item := await queue.get()) is not _END:
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        gone.set()
+        stop.set()
+
+
+def usage(chat, settings: TurnSettings, messages: list[dict], reply: str) -> dict | None:
+    """Token counts where the chat backend has its own tokenizer (local models); None for
+    a remote endpoint, whose tokens this app never sees."""
+    tokenizer = getattr(chat, "tokenizer", None)
+    if tokenizer is None or not hasattr(chat, "prompt_ids"):
+        return None
+    prompt = len(chat.prompt_ids(chat.fit(messages, settings.generation).messages))
+    completion = len(tokenizer(reply, add_special_tokens=False)["input_ids"]) if reply else 0
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}

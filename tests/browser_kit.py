@@ -1,0 +1,114 @@
+"""What the browser tests share: Debian's Chromium under Playwright, opening the page as a
+visitor (one Playwright context = one browser session), and reading what the page shows.
+
+Needs /usr/bin/chromium (`make test` installs it).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "artifacts"
+DOCS = ROOT / "docs"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+DESKTOP = {"width": 1280, "height": 1000}
+PHONE = {"width": 390, "height": 844}
+STORY = "Write a very long story about a dragon who learns to cook, with many chapters."
+READY = "#header :text('not Llama Guard')"  # the offline guard's label: the models are loaded
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert path, "Debian's chromium is required for the browser tests: run `make test` (it installs it)"
+    return path
+
+
+def launch(playwright):
+    return playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
+
+
+def open_page(browser, url: str, viewport: dict = DESKTOP, ready: str = READY, **options):
+    """A new visitor: a fresh context (its own Gradio session) on the page. (context, page)"""
+    context = browser.new_context(viewport=viewport, **options)
+    page = context.new_page()
+    page.set_default_timeout(180_000)
+    page.goto(url)
+    page.wait_for_selector(ready)
+    return context, page
+
+
+def send(page, text: str) -> None:
+    page.fill("#message textarea", text)
+    page.click("#send")
+
+
+def bot_texts(page) -> list[str]:
+    return page.locator("#chat [data-testid='bot']").all_inner_texts()
+
+
+def user_texts(page) -> list[str]:
+    return [t.strip() for t in page.locator("#chat [data-testid='user']").all_inner_texts()]
+
+
+def wait_for_turns(page, n: int) -> None:
+    """Until the panel shows `n` turns (or more) and none is still running."""
+    page.wait_for_function(
+        "n => document.querySelectorAll('#verdicts .vp-turn').length >= n"
+        " && !document.querySelector('#verdicts').innerText.includes('in progress')", arg=n)
+
+
+def streaming(page, words: int = 6, after: int = 0) -> None:
+    """Until the newest reply, one of the bot messages after the first `after`, has streamed
+    more than `words` words."""
+    page.wait_for_function(
+        "([w, n]) => { const b = document.querySelectorAll(\"#chat [data-testid='bot']\");"
+        " return b.length > n && b[b.length - 1].innerText.trim().split(/\\s+/).length > w; }", arg=[words, after])
+
+
+def set_max_tokens(page, n: int) -> None:
+    """Settings -> Max new tokens (the accordion is opened and closed again)."""
+    toggle = page.locator("#settings").get_by_text("Settings", exact=True)
+    toggle.click()
+    box = page.locator("#max-new-tokens input[type='number']")
+    box.fill(str(n))
+    box.press("Enter")
+    toggle.click()
+    page.locator("#max-new-tokens").wait_for(state="hidden")
+
+
+def luminance(rgb) -> float:
+    """WCAG relative luminance of an (r, g, b) pixel."""
+    def channel(c):
+        c /= 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = (channel(c) for c in rgb[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a, b) -> float:
+    """WCAG contrast ratio of two pixels: 1 (same) to 21 (black on white)."""
+    la, lb = sorted((luminance(a), luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def screenshot(page, name: str, height: int | None = None) -> Path:
+    """The page from its top (`height` pixels of it, else the viewport) as a small PNG in
+    artifacts/, and in docs/ for the README with UPDATE_SCREENSHOTS=1: quantised to 128
+    colours, which keeps text sharp and the file small."""
+    from PIL import Image
+
+    page.evaluate("window.scrollTo(0, 0)")
+    image = Image.open(io.BytesIO(page.screenshot(full_page=height is not None))).convert("RGB")
+    if height is not None:
+        image = image.crop((0, 0, image.width, min(height, image.height)))
+    image = image.quantize(colors=128)
+    ARTIFACTS.mkdir(exist_ok=True)
+    targets = [ARTIFACTS / name] + ([DOCS / name] if os.environ.get("UPDATE_SCREENSHOTS") == "1" else [])
+    for path in targets:
+        image.save(path, optimize=True)
+    return targets[0]
