@@ -127,6 +127,53 @@ def in_thread(work):
     return out[0]
 
 
+def thread_probe(chat, tokens: int, runs: int) -> dict:
+    """Why generation in a worker thread may be slower than in the main thread: the same
+    greedy generate in the main thread, in a new thread per run, and in one thread reused
+    for every run (per-thread warm-up, such as a cuBLAS handle, would show there)."""
+    import queue
+
+    import torch
+
+    from chat import GenerationSettings
+
+    settings = GenerationSettings(temperature=0.0, max_new_tokens=tokens)
+    ids = torch.tensor([chat.prompt_ids([{"role": "user", "content": PROMPT}])], device=chat.model.device)
+    kwargs = chat.generate_kwargs(settings)
+
+    def generate() -> float:
+        sync()
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            out = chat.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kwargs)
+        sync()
+        return (out.shape[1] - ids.shape[1]) / (time.perf_counter() - t0)
+
+    jobs: queue.SimpleQueue = queue.SimpleQueue()
+    results: queue.SimpleQueue = queue.SimpleQueue()
+
+    def worker():
+        while jobs.get() is not None:
+            results.put(generate())
+
+    reused = threading.Thread(target=worker, daemon=True)
+    reused.start()
+
+    def in_reused() -> float:
+        jobs.put(1)
+        return results.get()
+
+    ways = {"main_thread": generate, "new_thread_each_run": lambda: in_thread(generate), "one_reused_thread": in_reused}
+    rates: dict[str, list[float]] = {k: [] for k in ways}
+    for _ in range(runs):
+        for name, way in ways.items():
+            rates[name].append(way())
+    jobs.put(None)
+    median = {k: round(statistics.median(v), 1) for k, v in rates.items()}
+    return {"tokens_per_s": median, "all_runs": {k: [round(x, 1) for x in v] for k, v in rates.items()},
+            "torch_threads": torch.get_num_threads()}
+
+
 def stream_breakdown(chat, tokens: int, runs: int, full: bool = True) -> dict:
     """Tokens per second of each way of running the same greedy generation."""
     import torch
@@ -278,7 +325,10 @@ def main(argv=None) -> None:
     p.add_argument("--runs", type=int, default=None, help="timed runs per figure (default 3; --small 2)")
     p.add_argument("--no-4bit", action="store_true", help="skip the --load-in-4bit section")
     p.add_argument("--budget-s", type=float, default=280.0, help="skip sections that would run past this")
+    p.add_argument("--sections", default="stream,guard,turn,4bit",
+                   help="comma-separated sections to run: stream, threads, guard, turn, 4bit")
     a = p.parse_args(argv)
+    wanted = set(a.sections.split(","))
 
     import torch
     import transformers
@@ -301,11 +351,17 @@ def main(argv=None) -> None:
     sync()
     report("build", {"seconds": round(time.perf_counter() - t0, 1),
                      "gpu_memory_gib": round(torch.cuda.memory_allocated() / 2**30, 1) if cuda else None})
-    measure("stream", lambda: stream_breakdown(chat, tokens, runs))
-    measure("guard", lambda: guard_latencies(guard, sizes, runs * 3))
-    measure("turn", lambda: turns(chat, guard, tokens * 2, runs))
+    sections = {"stream": lambda: stream_breakdown(chat, tokens, runs),
+                "threads": lambda: thread_probe(chat, tokens, runs),
+                "guard": lambda: guard_latencies(guard, sizes, runs * 3),
+                "turn": lambda: turns(chat, guard, tokens * 2, runs)}
+    for name, work in sections.items():
+        if name in wanted:
+            measure(name, work)
 
-    if a.no_4bit or not cuda:
+    if "4bit" not in wanted:
+        pass
+    elif a.no_4bit or not cuda:
         report("4bit", {"skipped": "--no-4bit" if a.no_4bit else "bitsandbytes 4-bit needs CUDA"})
     elif within_budget(a, "4bit", 90 if not a.small else 20):
         measure("4bit", lambda: four_bit(chat, guard, tokens, runs))
