@@ -54,7 +54,7 @@ ALSO_REPORT = 0.25  # besides the top category, report any enabled category this
 
 
 class OfflineModelMissing(FileNotFoundError):
-    """The bundled embedding model or the trained head is not installed."""
+    """The bundled embedding model or the trained weights are not installed."""
 
 
 def minilm_path() -> Path:
