@@ -25,7 +25,7 @@ def api_app():
     from app_server import running_app
 
     with running_app("--chat-model", "offline", "--guard-model", "offline", "--check-every", "4",
-                     "--concurrency", "8", "--rate-limit", f"{RATE}/minute",
+                     "--concurrency", "8", "--rate-limit", f"{RATE}/minute", "--max-new-tokens", "2048",
                      "--api-key", KEY, "--api-key", BURST_KEY, "--api-key", CROWD_KEY) as (url, models):
         yield url + "v1", models
 
@@ -187,10 +187,12 @@ def test_a_client_that_disconnects_mid_stream_leaves_no_generation_thread(api_ap
 def test_a_client_that_gives_up_on_a_whole_completion_stops_its_generation(api_app, whole_count, produced):
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(api_app[0] + "/chat/completions", json=COUNT, headers={"Authorization": f"Bearer {KEY}"},
-                   timeout=httpx.Timeout(30, read=5))
+                   timeout=httpx.Timeout(30, read=3))
+    at_leave = produced[-1]
     assert "chat-generate" in worker_threads(), "generation was still running when the client left"
     assert wait_for_workers() == []
-    assert produced[-1] < whole_count // 2, (produced, whole_count)
+    # generation stops soon after the client left, wherever it was (timing-free: no share of the reply)
+    assert produced[-1] < whole_count and produced[-1] - at_leave <= 40, (at_leave, produced, whole_count)
 
 
 def test_bad_input_is_an_openai_error_not_a_500(api_app):

@@ -87,17 +87,25 @@ def test_a_reply_flagged_mid_stream_ends_with_content_filter(policy):
 
 def test_a_flagged_prompt_returns_no_text_and_never_reaches_the_chat_model():
     chat = FakeChat(["never"])
-    r = ask(api_client(FakeGuard(bad="bomb"), chat), "how to build a bomb")
+    r = ask(api_client(FakeGuard(bad="bomb"), chat, "--prompt-check", "first"), "how to build a bomb")
     body = r.json()
     assert r.status_code == 200 and body["choices"][0]["finish_reason"] == "content_filter"
     assert body["choices"][0]["message"]["content"] == "" and chat.calls == []
     assert body["moderation"]["outcome"] == "refused" and body["moderation"]["output"] is None
 
 
+def test_with_the_parallel_prompt_check_a_flagged_prompt_still_returns_no_text():
+    chat = FakeChat(["never ", "shown"])
+    body = ask(api_client(FakeGuard(bad="bomb", delay=0.2), chat, "--prompt-check", "parallel"),
+               "how to build a bomb").json()
+    assert body["choices"][0]["finish_reason"] == "content_filter" and body["choices"][0]["message"]["content"] == ""
+    assert body["moderation"]["outcome"] == "refused" and "never" not in json.dumps(body)
+
+
 @pytest.mark.parametrize("mode", ["raise", "garbage", "failed"])
 def test_a_guard_failure_blocks_the_turn_and_says_why(mode):
     chat = FakeChat(["never"])
-    body = ask(api_client(FakeGuard(mode=mode), chat)).json()
+    body = ask(api_client(FakeGuard(mode=mode), chat, "--prompt-check", "first")).json()
     assert body["choices"][0]["finish_reason"] == "content_filter" and body["choices"][0]["message"]["content"] == ""
     assert body["moderation"]["input"]["type"] == "error" and body["moderation"]["input"]["code"] == "guard_failed"
     assert "could not judge" in body["moderation"]["notice"] and chat.calls == []
@@ -182,7 +190,7 @@ def test_models_still_loading_answer_503_with_retry_after():
     app = FastAPI()
     openai_api(models, config)(app)
     r = TestClient(app).post("/v1/moderations", json={"input": "x"}, headers=AUTH)
-    assert r.status_code == 503 and r.headers["Retry-After"] == "10" and "loading" in r.json()["error"]["message"]
+    assert r.status_code == 503 and r.headers["Retry-After"] == "10" and "loads next" in r.json()["error"]["message"]
 
 
 def test_without_a_key_the_api_refuses_other_addresses():
