@@ -161,10 +161,17 @@ class ChatPage:
                 panel = None
                 if (len(state.checks), state.outcome) != drawn:  # the panel changes only with a verdict
                     drawn, panel = (len(state.checks), state.outcome), panel_html(shown, guard.label)
+                # The last state also stores the turn and ends "running", in the same update: what
+                # looks finished is finished, so a message sent right after it is not refused.
+                done = state.done
                 yield PageUpdate(chat=chat_messages(shown), panel=panel, box="" if clear_box and first else None,
-                                 running=True if first else None)
+                                 running=False if done else (True if first else None),
+                                 turns=history + [state] if done else None)
                 first = False
-            yield CLEARED if turn.cancelled else PageUpdate(turns=history + [state], running=False)
+            if turn.cancelled:
+                yield CLEARED
+            elif not state.done:
+                yield PageUpdate(turns=history + [state], running=False)
         finally:
             self.sessions.end(turn)
 
