@@ -128,7 +128,8 @@ def _score_bar(verdict: Verdict) -> str:
     return (f'<div class="vp-bar" title="p(unsafe) {verdict.score:.3f}, threshold {thr / 100:.2f}">'
             f'<div class="vp-fill {kind}" style="width:{pct:.1f}%"></div>'
             f'<div class="vp-thr" style="left:{thr:.1f}%"></div></div>'
-            f'<div class="vp-meta">{score_words(verdict)}</div>')
+            f'<div class="vp-meta">{score_words(verdict)}</div>'
+            + (f'<div class="vp-note">{html.escape(verdict.note)}</div>' if verdict.note else ""))
 
 
 def verdict_html(stage: str, verdict: Verdict) -> str:

@@ -104,3 +104,12 @@ def test_while_loading_the_header_names_the_bundled_models_and_the_toast_says_wh
     assert "**the bundled SmolLM2-135M** (loading…)" in header and "**the bundled offline classifier**" in header
     toast, status = models.not_ready_message(), status_markdown(models)
     assert "`" not in toast and " ".join(line.removeprefix("⏳ ") for line in status.split("\n\n")) == toast
+
+
+def test_a_scored_verdict_still_shows_its_note():
+    from guard.verdict import Verdict
+    from moderation.panel import verdict_html
+
+    note = "2 earlier messages left out to fit the guard's 8,192-token window"
+    html_ = verdict_html("prompt", Verdict(safe=True, score=0.1, threshold=0.5, note=note))
+    assert "unsafe score 10%" in html_ and "2 earlier messages left out" in html_
