@@ -164,6 +164,8 @@ class ChatPage:
                 # The last state also stores the turn and ends "running", in the same update: what
                 # looks finished is finished, so a message sent right after it is not refused.
                 done = state.done
+                if done:  # free the session now: the turn's generation may take a step to wind down
+                    self.sessions.end(turn)
                 yield PageUpdate(chat=chat_messages(shown), panel=panel, box="" if clear_box and first else None,
                                  running=False if done else (True if first else None),
                                  turns=history + [state] if done else None)

@@ -75,3 +75,16 @@ def log_db(request, tmp_path):
 
     with fresh_database(request.getfixturevalue("postgres_admin")) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium through Playwright, one per test module (see tests/browser_kit.py)."""
+    from playwright.sync_api import sync_playwright
+
+    from browser_kit import launch
+
+    with sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from browser_kit import STORY, bot_texts, launch, open_page, send, set_max_tokens, streaming, wait_for_turns
+from browser_kit import STORY, bot_texts, open_page, send, set_max_tokens, streaming, wait_for_turns
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -18,16 +18,6 @@ def app_url():
     with running_app("--chat-model", "offline", "--guard-model", "offline", "--check-every", "0",
                      "--concurrency", "2") as (url, _):
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
 
 
 def test_stop_in_one_session_leaves_the_other_streaming(browser, app_url):

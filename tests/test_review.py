@@ -189,18 +189,6 @@ def test_without_the_flags_there_is_no_metrics_route_and_no_review_page(tmp_path
     assert client.get("/metrics").status_code == 404 and client.get("/review/").status_code == 404
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    from browser_kit import CHROMIUM_FLAGS, chromium_path
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
-        yield b
-        b.close()
-
-
 def fill_login(page, who: tuple[str, str]) -> None:
     page.get_by_label("username").fill(who[0])
     page.get_by_label("password").fill(who[1])
