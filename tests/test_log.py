@@ -72,7 +72,9 @@ def test_a_turns_rows_appear_while_it_streams(engine):
         row = conn.execute(select(turns)).one()
         stages = [r.stage for r in conn.execute(select(verdicts.c.stage).order_by(verdicts.c.seq))]
     assert row.outcome is None and row.ended_at is None and row.user_text == "Tell me about tea"
-    assert stages[0] == "prompt" and stages[-1] == "partial"
+    # every verdict made so far is stored while the turn is still open (on a slow machine the
+    # first state with a stream check can already hold the response check too)
+    assert stages == [c.stage for c in state.checks] and stages[0] == "prompt" and "partial" in stages
     final = list(stream)[-1]
     assert final.outcome == ANSWERED
     log.close()
