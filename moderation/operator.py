@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import math
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from chat import GenerationSettings
@@ -231,8 +231,3 @@ def _refuse_loosening(operator: OperatorPolicy, threshold: float, every: int, st
     if why:
         raise SettingsRefused("Settings refused: " + "; ".join(why) + ". Visitors may only tighten the "
                               "operator's policy.")
-
-
-def with_overrides(policy: OperatorPolicy, **changes) -> OperatorPolicy:
-    """A copy with some fields changed (checked again)."""
-    return replace(policy, **changes)
