@@ -108,7 +108,8 @@ class SettingsWidgets:
                                  info="Told to the chat model first; the guard judges it with every message. "
                                       + ("" if o.is_open else "Set by the operator."))
         with gr.Row():
-            self.temperature = gr.Slider(0.0, 1.5, 0.6, step=0.05, label="Temperature (0 = greedy)")
+            self.temperature = gr.Slider(0.0, 1.5, 0.6, step=0.05, label="Temperature (0 = greedy)",
+                                         elem_id="temperature")
             self.top_p = gr.Slider(0.05, 1.0, 0.9, step=0.05, label="top_p", elem_id="top-p",
                                    info="Sample only from the most likely words that together make up this "
                                         "share of the probability; lower is more focused, 1 considers every word.")

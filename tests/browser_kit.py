@@ -70,13 +70,16 @@ def streaming(page, words: int = 6, after: int = 0) -> None:
         " return b.length > n && b[b.length - 1].innerText.trim().split(/\\s+/).length > w; }", arg=[words, after])
 
 
-def set_max_tokens(page, n: int) -> None:
-    """Settings -> Max new tokens (the accordion is opened and closed again)."""
+def set_max_tokens(page, n: int, temperature: float | None = None) -> None:
+    """Settings -> Max new tokens, and Temperature when given (0: greedy, the same reply
+    every time); the accordion is opened and closed again."""
     toggle = page.locator("#settings").get_by_text("Settings", exact=True)
     toggle.click()
-    box = page.locator("#max-new-tokens input[type='number']")
-    box.fill(str(n))
-    box.press("Enter")
+    fields = [("#max-new-tokens", n)] + ([("#temperature", temperature)] if temperature is not None else [])
+    for field, value in fields:
+        box = page.locator(f"{field} input[type='number']")
+        box.fill(str(value))
+        box.press("Enter")
     toggle.click()
     page.locator("#max-new-tokens").wait_for(state="hidden")
 
