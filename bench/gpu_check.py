@@ -58,7 +58,7 @@ def main() -> None:
                 if got == 3:
                     stop.set()
                     t0 = time.monotonic()
-            while any(t.name == "chat-generate" for t in threading.enumerate()) and time.monotonic() - t0 < 5:
+            while chat.generating and time.monotonic() - t0 < 5:
                 time.sleep(0.01)
             row.update(chat_deltas=len(deltas), stop_to_thread_end_ms=round((time.monotonic() - t0) * 1000, 1),
                        chat_device=str(chat.model.device))

@@ -1,9 +1,11 @@
 """Streaming replies from a local transformers model.
 
-Each `stream` call gets its own token pipe (chat.streamer) and its own generation thread,
-so concurrent calls never share tokens. The thread is tied to the call: a stop event,
+Each `stream` call gets its own token pipe (chat.streamer), and its generation runs on a
+thread of its own, taken from the model's kept generation threads (chat.workers), so
+concurrent calls never share tokens. The generation is tied to the call: a stop event,
 an error, or a consumer that stops iterating sets `halt`, which a stopping criterion
-checks after every decoding step, and the call joins the thread before it returns.
+checks after every decoding step, and the call waits for the generation to end before
+it returns (`generating` counts those still running).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from chat.backend import ChatError, Fitted, GenerationSettings, Message
 from chat.context import fit_messages
 from chat.sampling import own_sampler
 from chat.streamer import IncrementalText, TokenPipe
+from chat.workers import GenerationThreads
 from chat.specials import defuse_messages, special_strings
 
 log = logging.getLogger(__name__)
@@ -71,6 +74,12 @@ class LocalChat:
         self.stop_ids = stop_token_ids(model, tokenizer)
         self.special_strings = special_strings(tokenizer)
         self.join_timeout_s = join_timeout_s
+        self.workers = GenerationThreads()
+
+    @property
+    def generating(self) -> int:
+        """Generations running now (each ends soon after its `stream` call returns)."""
+        return self.workers.busy
 
     def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
         """Token ids from the model's own chat template, with the assistant header; special
@@ -118,6 +127,9 @@ class LocalChat:
         failure: list[BaseException] = []
 
         def generate() -> None:
+            if halt.is_set():  # the consumer left before the generation started
+                pipe.end()
+                return
             try:
                 with torch.inference_mode():
                     self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), streamer=pipe,
@@ -127,8 +139,7 @@ class LocalChat:
                 failure.append(exc)
                 pipe.end()
 
-        thread = threading.Thread(target=generate, name="chat-generate", daemon=True)
-        thread.start()
+        done = self.workers.run(generate)
         try:
             for new_ids in pipe:
                 if stop is not None and stop.is_set():
@@ -140,9 +151,8 @@ class LocalChat:
                     yield rest
         finally:
             halt.set()
-            thread.join(self.join_timeout_s)
-            if thread.is_alive():
-                log.warning("generation thread still running after %.0f s", self.join_timeout_s)
+            if not done.wait(self.join_timeout_s):
+                log.warning("generation still running after %.0f s", self.join_timeout_s)
         if failure:
             exc = failure[0]
             raise ChatError(f"{self.label} failed while generating: {type(exc).__name__}: {exc}") from exc

@@ -28,15 +28,11 @@ def tiny_chat(tiny_chat_path):
     return load_chat(str(tiny_chat_path))
 
 
-def generation_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "chat-generate"]
-
-
-def wait_until_no_generation(seconds: float = 1.0) -> bool:
+def wait_until_no_generation(chat, seconds: float = 1.0) -> bool:
     deadline = time.monotonic() + seconds
-    while generation_threads() and time.monotonic() < deadline:
+    while chat.generating and time.monotonic() < deadline:
         time.sleep(0.01)
-    return not generation_threads()
+    return not chat.generating
 
 
 def test_offline_model_is_labelled_and_answers_a_factual_question(smol):
@@ -114,7 +110,7 @@ def test_special_tokens_typed_in_a_message_stay_text(tiny_chat, llama3_tokenizer
     assert llama3_tokenizer.decode(tiny_chat.prompt_ids(plain)).count("<|eot_id> |> <| not a token") == 1
 
 
-def test_stop_mid_stream_ends_the_thread_within_a_second(tiny_chat):
+def test_stop_mid_stream_ends_the_generation_within_a_second(tiny_chat):
     stop = threading.Event()
     long = GenerationSettings(temperature=0.0, max_new_tokens=4000)
     pieces = []
@@ -123,27 +119,27 @@ def test_stop_mid_stream_ends_the_thread_within_a_second(tiny_chat):
         if len(pieces) == 5:
             stop.set()
             t0 = time.monotonic()
-    assert wait_until_no_generation(1.0) and time.monotonic() - t0 < 1.0
+    assert wait_until_no_generation(tiny_chat, 1.0) and time.monotonic() - t0 < 1.0
     assert len(pieces) <= 6
 
 
 @pytest.mark.parametrize("walk_away", ["close", "drop"])
-def test_a_consumer_that_walks_away_ends_the_thread(tiny_chat, walk_away):
+def test_a_consumer_that_walks_away_ends_the_generation(tiny_chat, walk_away):
     stream = tiny_chat.stream([{"role": "user", "content": "Talk."}], GenerationSettings(temperature=0.0, max_new_tokens=4000))
     next(stream)
-    assert generation_threads()
+    assert tiny_chat.generating == 1
     if walk_away == "close":
         stream.close()
     else:
         del stream  # the last reference goes: Python closes the generator
-    assert wait_until_no_generation(1.0)
+    assert wait_until_no_generation(tiny_chat, 1.0)
 
 
-def test_a_failure_while_generating_is_a_chat_error_and_ends_the_thread(tiny_chat):
+def test_a_failure_while_generating_is_a_chat_error_and_ends_the_generation(tiny_chat):
     bad = GenerationSettings(temperature=0.0, max_new_tokens=5, repetition_penalty=-1.0)
     with pytest.raises(ChatError, match="failed while generating: ValueError: .*penalty.* strictly positive"):
         list(tiny_chat.stream([{"role": "user", "content": "Hi"}], bad))
-    assert wait_until_no_generation(1.0)
+    assert wait_until_no_generation(tiny_chat, 1.0)
 
 
 @pytest.mark.parametrize("settings", [GREEDY, GenerationSettings(temperature=1.0, top_p=0.95, max_new_tokens=24, seed=5)],

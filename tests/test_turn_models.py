@@ -3,7 +3,6 @@ tokenizer and template) and a tiny random Llama Guard, through `run_turn`."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -14,10 +13,6 @@ from guard.verdict import Verdict
 from moderation.turn import ANSWERED, PARALLEL, REFUSED, TurnSettings, run_turn
 
 LONG = GenerationSettings(temperature=0.0, max_new_tokens=3000)
-
-
-def generation_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "chat-generate"]
 
 
 class SlowFlaggingGuard:
@@ -43,16 +38,16 @@ def tiny_guard(tiny_guard_path):
     return load_guard(str(tiny_guard_path), dtype="float32")
 
 
-def test_parallel_check_unsafe_prompt_shows_no_token_and_the_generation_thread_ends(tiny_chat):
+def test_parallel_check_unsafe_prompt_shows_no_token_and_the_generation_ends(tiny_chat):
     settings = TurnSettings(prompt_check=PARALLEL, generation=LONG)
     states = list(run_turn(SlowFlaggingGuard(0.3), tiny_chat, [], "Talk.", settings))
     final = states[-1]
     assert final.outcome == REFUSED and final.chat_started and final.chat_stopped
     assert all(s.shown == "" for s in states) and final.reply == ""
     deadline = time.monotonic() + 1.0
-    while generation_threads() and time.monotonic() < deadline:
+    while tiny_chat.generating and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert not generation_threads()
+    assert not tiny_chat.generating
 
 
 def test_turn_checks_with_one_incremental_session_per_turn(tiny_chat, tiny_guard):
