@@ -138,7 +138,7 @@ def crafted_send(url: str, values: dict[str, object]) -> list[dict]:
 @pytest.mark.parametrize("loosen", [{"threshold": 1.0}, {"check-every": 0}, {"check-every": 64},
                                     {"categories": ["S99 Anything goes"]}, {"While streaming": "yolo"}])
 def test_a_crafted_page_request_cannot_loosen_the_policy(offline_app, loosen):
-    base = {"message": BOMB, "Temperature (0 = greedy)": 0.0, "top-p": 0.9, "max-new-tokens": 32,
+    base = {"message": BOMB, "temperature": 0.0, "top-p": 0.9, "max-new-tokens": 32,
             "threshold": 0.5, "check-every": 4, "While streaming": "stream-first", "categories": []}
     messages = crafted_send(offline_app[0], base | loosen)
     done = messages[-2] if messages[-1]["msg"] == "close_stream" else messages[-1]
