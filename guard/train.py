@@ -200,6 +200,9 @@ def main(argv=None) -> int:
     p.add_argument("--tiny", action="store_true",
                    help="hand-written data only (no download), 200 training examples, 1 epoch: checks the loop")
     p.add_argument("--check", action="store_true", help="train and report, but write no files")
+    p.add_argument("--with-chat-replies", action="store_true",
+                   help="also train on the offline chat model's own replies (guard/data/smollm2_replies.tsv); "
+                        "the committed model is trained without them (see SOURCES.md)")
     a = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -209,7 +212,8 @@ def main(argv=None) -> int:
     torch.manual_seed(a.seed)
     started = time.perf_counter()
     net = Network.base()
-    items = dataset(all_examples(a.cache, tiny=a.tiny), a.seed, base_embedder(net))
+    examples = all_examples(a.cache, tiny=a.tiny, with_generated=a.with_chat_replies)
+    items = dataset(examples, a.seed, base_embedder(net))
     train = [i for i in items if i.split == "train"]
     val = [i for i in items if i.split == "validation"]
     if a.tiny:

@@ -191,15 +191,18 @@ def smoke_texts() -> set[str]:
         return {row["text"].strip().lower() for row in csv.DictReader(f, delimiter="\t")}
 
 
-def all_examples(cache: Path | None, tiny: bool = False) -> list[Example]:
+def all_examples(cache: Path | None, tiny: bool = False, with_generated: bool = False) -> list[Example]:
     """Every example, deduplicated by (kind, prompt, text) (first source wins), the smoke
     cases left out, in a fixed order. tiny: the committed hand-written tables only (no
-    download), for the CI run of the training loop."""
+    download), for the CI run of the training loop. with_generated: also the offline chat
+    model's own replies (guard.training.replies; not in the committed model, see SOURCES.md)."""
     examples = handwritten() + handwritten(HANDWRITTEN_MORE)
     if not tiny:
+        from guard.training.replies import read_replies
+
         pyrit, inspect_evals = fetch_wheel(PYRIT, cache), fetch_wheel(INSPECT_EVALS, cache)
         examples = (advbench(pyrit) + pyrit_airt(pyrit) + freshqa(inspect_evals) + writingbench(inspect_evals)
-                    + examples)
+                    + examples + (read_replies() if with_generated else []))
     seen, unique = smoke_texts(), []
     for e in examples:
         key = (e.kind, e.prompt.lower(), e.text.lower())
