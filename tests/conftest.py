@@ -88,3 +88,24 @@ def browser():
         b = launch(p)
         yield b
         b.close()
+
+
+@pytest.fixture
+def visitors(browser):
+    """Open pages as new visitors, each its own Playwright context (its own Gradio session):
+    visitors(url, max_tokens=None, temperature=None, **open_page options) -> page. Every
+    context is closed after the test."""
+    from browser_kit import open_page, set_max_tokens
+
+    contexts = []
+
+    def open_(url: str, max_tokens: int | None = None, temperature: float | None = None, **options):
+        context, page = open_page(browser, url, **options)
+        contexts.append(context)
+        if max_tokens:
+            set_max_tokens(page, max_tokens, temperature)
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()
