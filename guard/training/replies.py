@@ -138,8 +138,8 @@ def main(argv=None) -> int:
     unsafe = some_prompts(examples, a.unsafe_count, a.seed, unsafe=True)
     replies = generate(benign + unsafe, a.max_new_tokens, a.seed)
     refused = [(p, r) for p, r in zip(unsafe, replies[len(benign):]) if is_refusal(r)]
-    table = rows(benign, replies[:len(benign)], a.seed) + rows(*zip(*refused), a.seed, kind="refusal") if refused \
-        else rows(benign, replies[:len(benign)], a.seed)
+    table = rows(benign, replies[:len(benign)], a.seed) + \
+        rows([p for p, _ in refused], [r for _, r in refused], a.seed, kind="refusal")
     with a.out.open("w", encoding="utf-8", newline="") as f:
         w = csv.DictWriter(f, FIELDS, delimiter="\t", lineterminator="\n")
         w.writeheader()
