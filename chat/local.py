@@ -20,6 +20,7 @@ from chat.sampling import own_sampler
 from chat.streamer import IncrementalText, TokenPipe
 from chat.workers import GenerationThreads
 from chat.specials import defuse_messages, special_strings
+from weights import steady_attention
 
 log = logging.getLogger(__name__)
 LLAMA3_EOT = "<|eot_id|>"
@@ -75,6 +76,7 @@ class LocalChat:
         self.special_strings = special_strings(tokenizer)
         self.join_timeout_s = join_timeout_s
         self.workers = GenerationThreads()
+        steady_attention(model)
 
     @property
     def generating(self) -> int:

@@ -25,6 +25,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from guard.prompt import GuardPrompt, prompt_ids, token_ends
+from weights import steady_attention
 
 MAX_CATEGORY_TOKENS = 16  # "\nS1,S2,S10" is a handful of tokens
 MAX_CACHED_PREFIXES = 8  # one per (policy, role) in use
@@ -77,6 +78,7 @@ class LocalGuardModel:
         self._cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
         self._prefixes: OrderedDict[str, object] = OrderedDict()
         self._lock = threading.Lock()
+        steady_attention(model)
 
     @property
     def context_window(self) -> int:

@@ -180,3 +180,26 @@ def test_gguf_file_loads_the_same_model_as_the_converted_folder(fresh_cache):
         a, b = from_gguf(ids).logits, converted(ids).logits
     assert torch.equal(a, b)
     assert tokenizer.decode(a[0, -1].argmax()) == " Paris"
+
+
+def test_cudnn_attention_is_turned_off_for_a_model_on_cuda_only(tiny_chat_path):
+    """On CUDA, cuDNN attention rebuilt a graph for every new sequence length (weights.
+    steady_attention says what that cost); a CPU model leaves the setting alone."""
+    import torch
+
+    from weights import steady_attention
+
+    before = torch.backends.cuda.cudnn_sdp_enabled()
+    try:
+        torch.backends.cuda.enable_cudnn_sdp(True)
+        model, _ = load_causal_lm(str(tiny_chat_path))
+        steady_attention(model)
+        assert torch.backends.cuda.cudnn_sdp_enabled()
+
+        class OnCuda:  # only its device is read
+            device = torch.device("cuda", 0)
+
+        steady_attention(OnCuda())
+        assert not torch.backends.cuda.cudnn_sdp_enabled()
+    finally:
+        torch.backends.cuda.enable_cudnn_sdp(before)
