@@ -8,10 +8,11 @@ vocabulary 128,256; the real Llama 3 tokenizer and templates), both on one GPU.
 Sections, each printed as one JSON line the moment it is measured (run with python -u:
 a run cut short still says something), then everything as one JSON object, last line:
 
-1. `stream`: tokens/s of a bare `generate` against `LocalChat.stream`, and where the
-   difference goes: generate in the main thread and in a worker thread, with our halting
-   criterion, with transformers' TextIteratorStreamer, with our token pipe, the full stream;
-   `ms_per_token` of each and `over_bare` (the stream target: at least 0.95).
+1. `stream`: tokens/s of a bare `generate` in the main thread against `LocalChat.stream`,
+   and where the difference goes: generate in a new thread and in a kept one, with our
+   halting criterion, with transformers' TextIteratorStreamer, with our token pipe, the full
+   stream; `ms_per_token` of each and `over_bare`, its speed over the main thread's (the
+   stream target: at least 0.95). `--torch-threads` sets torch's CPU threads first.
 2. `guard`: check latency p50/p95 at 64/512/2048-token conversations: uncached, from the
    cached policy prefix, and incremental (a turn whose previous check saw 16 tokens less).
 3. `turn`: time to first token and whole-turn time, bare against moderated (prompt check
@@ -188,9 +189,13 @@ def stream_breakdown(chat, tokens: int, runs: int, full: bool = True) -> dict:
     ids = torch.tensor([chat.prompt_ids(messages)], device=chat.model.device)
     kwargs = chat.generate_kwargs(settings)
 
+    cpu: list[float] = []  # CPU seconds per token of the thread that ran each bare generate
+
     def generate(**extra) -> int:
+        t0 = time.thread_time()
         with torch.inference_mode():
             out = chat.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kwargs, **extra)
+        cpu.append((time.thread_time() - t0) / (out.shape[1] - ids.shape[1]))
         return out.shape[1] - ids.shape[1]
 
     def consumed(streamer, read) -> int:
@@ -210,6 +215,11 @@ def stream_breakdown(chat, tokens: int, runs: int, full: bool = True) -> dict:
         for new in pipe:
             text.add(new)
 
+    def in_kept(work):  # on one of LocalChat's kept generation threads
+        out: list = []
+        chat.workers.run(lambda: out.append(work())).wait()
+        return out[0]
+
     def local_stream() -> int:  # as many tokens as the bare path (same greedy decoding)
         assert list(chat.stream(messages, settings))
         return produced_by_bare
@@ -217,6 +227,7 @@ def stream_breakdown(chat, tokens: int, runs: int, full: bool = True) -> dict:
     ways = {
         "bare_worker_thread": lambda: in_thread(generate),
         "bare_main_thread": generate,
+        "bare_kept_thread": lambda: in_kept(generate),
         "halt_criterion": lambda: in_thread(lambda: generate(stopping_criteria=_halting_criteria(threading.Event()))),
         "hf_text_streamer": lambda: consumed(TextIteratorStreamer(chat.tokenizer, skip_prompt=True,
                                                                   skip_special_tokens=True), text_streamer),
@@ -224,18 +235,22 @@ def stream_breakdown(chat, tokens: int, runs: int, full: bool = True) -> dict:
         "LocalChat.stream": local_stream,
     }
     if not full:
-        ways = {k: ways[k] for k in ("bare_worker_thread", "LocalChat.stream")}
+        ways = {k: ways[k] for k in ("bare_worker_thread", "bare_main_thread", "LocalChat.stream")}
     produced_by_bare = generate()  # also the warm-up
     local_stream()
     seconds: dict[str, list[float]] = {k: [] for k in ways}
+    cpu_seconds: dict[str, list[float]] = {}
     for _ in range(runs):
         for name, way in ways.items():
             sync()
+            cpu.clear()
             t0 = time.perf_counter()
             produced = way()
             seconds[name].append((time.perf_counter() - t0) / produced)
+            if cpu:
+                cpu_seconds.setdefault(name, []).append(cpu[0])
     per_token = {k: statistics.median(v) for k, v in seconds.items()}
-    bare = per_token["bare_worker_thread"]
+    bare = per_token["bare_main_thread"]  # what a caller without streaming would run
     t0 = time.perf_counter()
     in_thread(lambda: chat.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
                                           **dict(kwargs, max_new_tokens=1)))
@@ -248,9 +263,36 @@ def stream_breakdown(chat, tokens: int, runs: int, full: bool = True) -> dict:
         "tokens_per_s": {k: round(1 / v, 1) for k, v in per_token.items()},
         "ms_per_token": {k: round(v * 1000, 2) for k, v in per_token.items()},
         "over_bare": {k: round(bare / v, 3) for k, v in per_token.items()},
+        "generate_thread_cpu_ms_per_token": {k: round(statistics.median(v) * 1000, 2) for k, v in cpu_seconds.items()},
         "stream_over_bare_tokens_per_s": round(bare / per_token["LocalChat.stream"], 3),
         "first_token_ms": {"bare": round(bare_first * 1000, 1), "LocalChat.stream": round(stream_first * 1000, 1)},
     }
+
+
+def profile_threads(chat, tokens: int) -> dict:
+    """The ops that take the CPU time of one greedy generate, profiled in the thread that
+    runs it: the main thread against a new one (top 10 by self CPU time)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from chat import GenerationSettings
+
+    ids = torch.tensor([chat.prompt_ids([{"role": "user", "content": PROMPT}])], device=chat.model.device)
+    kwargs = chat.generate_kwargs(GenerationSettings(temperature=0.0, max_new_tokens=tokens))
+
+    def profiled() -> dict:
+        sync()
+        t0 = time.perf_counter()
+        with profile(activities=[ProfilerActivity.CPU]) as prof, torch.inference_mode():
+            chat.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kwargs)
+        wall = time.perf_counter() - t0
+        events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+        return {"wall_ms": round(wall * 1000, 1),
+                "self_cpu_ms_total": round(sum(e.self_cpu_time_total for e in events) / 1000, 1),
+                "top": [[e.key, e.count, round(e.self_cpu_time_total / 1000, 2)] for e in events[:10]]}
+
+    profiled()  # warm-up
+    return {"main_thread": profiled(), "new_thread": in_thread(profiled)}
 
 
 def guard_latencies(guard, sizes: list[int], runs: int) -> dict:
@@ -325,14 +367,18 @@ def main(argv=None) -> None:
     p.add_argument("--runs", type=int, default=None, help="timed runs per figure (default 3; --small 2)")
     p.add_argument("--no-4bit", action="store_true", help="skip the --load-in-4bit section")
     p.add_argument("--budget-s", type=float, default=280.0, help="skip sections that would run past this")
+    p.add_argument("--torch-threads", type=int, default=None,
+                   help="torch.set_num_threads before anything runs (default: torch's own)")
     p.add_argument("--sections", default="stream,guard,turn,4bit",
-                   help="comma-separated sections to run: stream, threads, guard, turn, 4bit")
+                   help="comma-separated sections to run: stream, threads, profile, guard, turn, 4bit")
     a = p.parse_args(argv)
     wanted = set(a.sections.split(","))
 
     import torch
     import transformers
 
+    if a.torch_threads:
+        torch.set_num_threads(a.torch_threads)
     cuda = torch.cuda.is_available()
     shape = "small" if a.small else "llama3-8b"
     device, dtype = ("cuda", torch.bfloat16) if cuda else ("cpu", torch.float32)
@@ -341,7 +387,8 @@ def main(argv=None) -> None:
     sizes = [64, 512] if a.small and not cuda else [64, 512, 2048]
     report("machine", {"device": torch.cuda.get_device_name(0) if cuda else "cpu", "torch": torch.__version__,
                        "transformers": transformers.__version__, "shape": shape, "layers_hidden_mlp_heads_kv":
-                       SHAPES[shape], "dtype": str(dtype).removeprefix("torch."), "tokens": tokens, "runs": runs})
+                       SHAPES[shape], "dtype": str(dtype).removeprefix("torch."), "tokens": tokens, "runs": runs,
+                       "torch_threads": torch.get_num_threads()})
     if not cuda and not a.small:
         report("error", "no CUDA GPU: the 8B shape needs one (try --small)")
         return
@@ -353,6 +400,7 @@ def main(argv=None) -> None:
                      "gpu_memory_gib": round(torch.cuda.memory_allocated() / 2**30, 1) if cuda else None})
     sections = {"stream": lambda: stream_breakdown(chat, tokens, runs),
                 "threads": lambda: thread_probe(chat, tokens, runs),
+                "profile": lambda: profile_threads(chat, min(tokens, 16)),
                 "guard": lambda: guard_latencies(guard, sizes, runs * 3),
                 "turn": lambda: turns(chat, guard, tokens * 2, runs)}
     for name, work in sections.items():
