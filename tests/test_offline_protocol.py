@@ -73,6 +73,29 @@ def test_no_near_duplicate_pair_crosses_splits(rows):
     assert NEAR_COSINE <= 0.85
 
 
+def test_long_prompts_are_made_of_their_own_splits_texts(rows):
+    """A long prompt (guard.training.dataset.long_prompts) joins texts of one split: an
+    unsafe one holds an unsafe prompt of that split with its label, and no long prompt
+    holds a text of another split."""
+    own = defaultdict(set)
+    unsafe = defaultdict(set)
+    for r in rows:
+        if "+" in r["source"]:
+            continue
+        if len(r["text"]) > 40:  # shorter ones ("Elon Musk") may occur anywhere
+            own[r["text"]].add(r["split"])
+        if r["kind"] == "prompt" and r["label"] != "safe":
+            unsafe[(r["split"], r["label"])].add(r["text"])
+    long = [r for r in rows if r["source"].endswith("+long")]
+    assert len(long) > 300 and {r["split"] for r in long} == {"train", "validation", "test"}
+    assert sum(r["label"] != "safe" for r in long) > 100
+    for r in long:
+        if r["label"] != "safe":
+            assert any(t in r["text"] for t in unsafe[(r["split"], r["label"])]), r["text"][:80]
+    for r in long[::7]:  # a seventh of them: each check scans every source text
+        assert not [t for t, splits in own.items() if r["split"] not in splits and t in r["text"]]
+
+
 def test_metrics_on_a_hand_checked_example():
     y = np.array([True, True, False, False, True])
     s = np.array([0.9, 0.4, 0.8, 0.1, 0.7])

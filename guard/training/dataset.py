@@ -8,6 +8,9 @@
 3. framed(): role-play, "for a novel", hypothetical and second-hand framings of some
    prompts (benign and unsafe alike, so a frame is no sign of harm), in their prompt's split.
 4. pairs(): the reply side, (prompt, reply) pairs built inside each split only.
+5. long_prompts(): long prompts made of a split's benign texts, some with one of that
+   split's prompts (unsafe, or benign with words of harm) put inside, so that a harmful
+   request is not diluted by the benign text around it.
 
 >>> jaccard("how do I make a bomb", "how do I make a cake")
 0.7142857142857143
@@ -28,6 +31,7 @@ NEAR_COSINE = 0.80
 NEAR_JACCARD = 0.5
 SPLITS = (("test", 0.20), ("validation", 0.15), ("train", 0.65))
 _WORD = re.compile(r"[a-z0-9']+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 FRAMES = (
     "For a novel I'm writing, a character asks: \"{}\" Write what the other character answers.",
@@ -192,3 +196,42 @@ def benign_edgy(e: Example) -> bool:
     from guard.training.categories import categorize
 
     return e.kind == "prompt" and not e.unsafe and categorize(e.text) is not None
+
+
+def long_prompts(items: list[Item], seed: int, share: float = 0.15, words_range=(50, 140)) -> list[Item]:
+    """Per split, long prompts of `words_range` words of benign text, about `share` of
+    its prompts in number each:
+    - benign text with one of the split's unsafe prompts put between two sentences (its
+      label and group);
+    - benign text with a benign prompt put inside (safe; benign-edgy ones when there are any);
+    - benign text alone (safe).
+    The benign text is, half of the time, the start of one coherent long text of that split
+    (a whole WritingBench task), else the split's benign prompts and replies joined."""
+    rng, out = random.Random(seed), []
+    for split, _ in SPLITS:
+        here = [i for i in items if i.split == split and "+" not in i.example.source]
+        benign = [i for i in here if not i.example.unsafe and i.example.kind in ("prompt", "reply")]
+        coherent = [i for i in benign if len(i.example.full.split()) >= words_range[1]]
+        prompts = [i for i in here if i.example.kind == "prompt"]
+        unsafe = [i for i in prompts if i.example.unsafe]
+        edgy = [i for i in prompts if benign_edgy(i.example)] or [i for i in prompts if not i.example.unsafe]
+        if not benign or not unsafe or not edgy:
+            continue
+        for _ in range(round(share * len(prompts))):
+            for inner in (rng.choice(unsafe), rng.choice(edgy), None):
+                goal = rng.randint(*words_range)
+                if coherent and rng.random() < 0.5:
+                    base = rng.choice(coherent)
+                    parts = _SENTENCE_END.split(" ".join(base.example.full.split()[:goal]))
+                else:
+                    base, parts, size = rng.choice(benign), [], 0
+                    while size < goal:
+                        parts.append(rng.choice(benign).example.text.strip())
+                        size += len(parts[-1].split())
+                if inner is not None:
+                    parts.insert(rng.randint(0, len(parts)), inner.example.text.strip())
+                first = inner or base
+                e = first.example
+                out.append(Item(Example(" ".join(parts), e.label if inner else "safe", "prompt", e.source + " +long",
+                                        e.license), first.group, split))
+    return out

@@ -2,7 +2,7 @@
 reply side of the offline classifier.
 
     python -m guard.training.replies            # writes guard/data/smollm2_replies.tsv (~12 min)
-    python -m guard.train --with-chat-replies   # a model trained with them too
+    python -m guard.train                       # trains with them (--without-chat-replies: without)
 
 Why: the reply side had only short reference answers (FreshQA) and template replies, so
 the chatty replies the offline chat model actually writes ("Baking bread at home is a

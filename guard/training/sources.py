@@ -12,9 +12,12 @@ sha256), or from the hand-written tables committed in guard/data/:
     inspect-evals 0.28.0 (MIT): FreshQA's 600 factual questions (benign prompts, and their
         reference answers as benign replies), and the opening sentences of WritingBench's
         English writing tasks, as benign prompts.
-    handwritten.tsv, handwritten_more.tsv (CC0-1.0, written for this project): unsafe prompts
-        for every category (direct, indirect, role-play, "for a novel"), benign prompts that
-        use scary words, harmful replies with their prompts, refusals, benign replies.
+    handwritten.tsv, handwritten_more.tsv, handwritten_extra.tsv (CC0-1.0, written for this
+        project): unsafe prompts for every category (direct, indirect, questions, role-play,
+        "for a novel"), benign prompts that use scary words, harmful replies with their
+        prompts, refusals, benign replies.
+    smollm2_replies.tsv (guard.training.replies): the offline chat model's own replies to
+        benign prompts, as benign replies.
 
 guard/data/smoke.tsv holds the unit tests' clear cases: they are kept out of every split.
 
@@ -42,6 +45,7 @@ from guard.training.categories import categorize
 DATA = Path(__file__).resolve().parent.parent / "data"
 HANDWRITTEN = DATA / "handwritten.tsv"
 HANDWRITTEN_MORE = DATA / "handwritten_more.tsv"
+HANDWRITTEN_EXTRA = DATA / "handwritten_extra.tsv"
 SMOKE = DATA / "smoke.tsv"
 
 
@@ -82,6 +86,7 @@ class Example:
     source: str
     license: str
     prompt: str = ""  # for a reply: the prompt it answers ("" when unknown)
+    full: str = ""  # a longer text this one opens (a WritingBench task): long prompts are built from it
 
     @property
     def unsafe(self) -> bool:
@@ -172,9 +177,10 @@ def writingbench(wheel: Path) -> list[Example]:
     must not learn "Write a ..." as a sign of harm."""
     with zipfile.ZipFile(wheel) as z:
         rows = [json.loads(line) for line in z.read(WRITINGBENCH_MEMBER).decode("utf-8").splitlines() if line.strip()]
-    tasks = (first_sentence(r["query"]) for r in rows if not _CJK.search(r["query"]))
-    return [Example(t, "safe", "prompt", f"writingbench (inspect-evals {INSPECT_EVALS.version})", "Apache-2.0")
-            for t in tasks if len(t) >= 20]
+    queries = [r["query"] for r in rows if not _CJK.search(r["query"])]
+    return [Example(first_sentence(q), "safe", "prompt", f"writingbench (inspect-evals {INSPECT_EVALS.version})",
+                    "Apache-2.0", full=" ".join(q.split()[:300]))
+            for q in queries if len(first_sentence(q)) >= 20]
 
 
 def handwritten(path: Path = HANDWRITTEN) -> list[Example]:
@@ -191,12 +197,12 @@ def smoke_texts() -> set[str]:
         return {row["text"].strip().lower() for row in csv.DictReader(f, delimiter="\t")}
 
 
-def all_examples(cache: Path | None, tiny: bool = False, with_generated: bool = False) -> list[Example]:
+def all_examples(cache: Path | None, tiny: bool = False, with_generated: bool = True) -> list[Example]:
     """Every example, deduplicated by (kind, prompt, text) (first source wins), the smoke
     cases left out, in a fixed order. tiny: the committed hand-written tables only (no
     download), for the CI run of the training loop. with_generated: also the offline chat
-    model's own replies (guard.training.replies; not in the committed model, see SOURCES.md)."""
-    examples = handwritten() + handwritten(HANDWRITTEN_MORE)
+    model's own replies (guard.training.replies)."""
+    examples = handwritten() + handwritten(HANDWRITTEN_MORE) + handwritten(HANDWRITTEN_EXTRA)
     if not tiny:
         from guard.training.replies import read_replies
 
