@@ -23,6 +23,10 @@ a run cut short still says something), then everything as one JSON object, last 
 4. `4bit`: the same models saved and reloaded with --load-in-4bit (bitsandbytes), and
    sections 1-3 again, shorter.
 
+Two diagnostic sections run only when named in --sections: `threads` (generate in the
+main thread, a new thread per run, one reused thread) and `profile` (the ops that take a
+generate's CPU time, profiled in the main thread and in a new one).
+
 A section that would overrun `--budget-s` is skipped and says so.
 """
 
