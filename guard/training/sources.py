@@ -178,9 +178,9 @@ def writingbench(wheel: Path) -> list[Example]:
     with zipfile.ZipFile(wheel) as z:
         rows = [json.loads(line) for line in z.read(WRITINGBENCH_MEMBER).decode("utf-8").splitlines() if line.strip()]
     queries = [r["query"] for r in rows if not _CJK.search(r["query"])]
-    return [Example(first_sentence(q), "safe", "prompt", f"writingbench (inspect-evals {INSPECT_EVALS.version})",
+    return [Example(opening, "safe", "prompt", f"writingbench (inspect-evals {INSPECT_EVALS.version})",
                     "Apache-2.0", full=" ".join(q.split()[:300]))
-            for q in queries if len(first_sentence(q)) >= 20]
+            for q in queries if len(opening := first_sentence(q)) >= 20]
 
 
 def handwritten(path: Path = HANDWRITTEN) -> list[Example]:
