@@ -20,7 +20,7 @@ from chat.sampling import own_sampler
 from chat.streamer import IncrementalText, TokenPipe
 from chat.workers import GenerationThreads
 from chat.specials import defuse_messages, special_strings
-from weights import steady_attention
+from weights import cpu, steady_attention
 
 log = logging.getLogger(__name__)
 LLAMA3_EOT = "<|eot_id|>"
@@ -77,6 +77,7 @@ class LocalChat:
         self.join_timeout_s = join_timeout_s
         self.workers = GenerationThreads()
         steady_attention(model)
+        cpu.share(model)  # on a CPU, its layers split the cores with a check running beside (weights.cpu)
 
     @property
     def generating(self) -> int:
@@ -133,7 +134,7 @@ class LocalChat:
                 pipe.end()
                 return
             try:
-                with torch.inference_mode():
+                with torch.inference_mode(), cpu.running(self.model):
                     self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), streamer=pipe,
                                         stopping_criteria=_halting_criteria(halt, stop),
                                         **self.generate_kwargs(settings))

@@ -84,6 +84,7 @@ class IncrementalSession:
 
         from guard.local import fork_cache
         from guard.prompt import prompt_ids
+        from weights import cpu
 
         backend = self.backend
         prefix_ids, rest_ids = prompt_ids(backend.tokenizer, prompt)
@@ -91,7 +92,7 @@ class IncrementalSession:
         # At least the last token runs: its hidden state gives the score.
         common = min(common_prefix_length(self._ids, ids), len(ids) - 1)
         self._ids, cache, self._cache = [], self._cache, None  # nothing stale if the forward fails
-        with torch.inference_mode():
+        with torch.inference_mode(), cpu.running(backend.model):
             if cache is not None and common > (len(prefix_ids) if backend.reuse_prefix else 0):
                 crop_cache(cache, common)
             elif backend.reuse_prefix:

@@ -25,7 +25,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from guard.prompt import GuardPrompt, prompt_ids, token_ends
-from weights import steady_attention
+from weights import cpu, steady_attention
 
 MAX_CATEGORY_TOKENS = 16  # "\nS1,S2,S10" is a handful of tokens
 MAX_CACHED_PREFIXES = 8  # one per (policy, role) in use
@@ -79,6 +79,7 @@ class LocalGuardModel:
         self._prefixes: OrderedDict[str, object] = OrderedDict()
         self._lock = threading.Lock()
         steady_attention(model)
+        cpu.share(model)  # on a CPU, its layers split the cores with a check running beside (weights.cpu)
 
     @property
     def context_window(self) -> int:
@@ -148,7 +149,7 @@ class LocalGuardModel:
     def assess(self, prompt: GuardPrompt, threshold: float, reuse_prefix: bool | None = None) -> Assessment:
         import torch
 
-        with torch.inference_mode():
+        with torch.inference_mode(), cpu.running(self.model):
             logits, cache = self.first_step(prompt, reuse_prefix)
             return self.conclude(logits, cache, threshold)
 

@@ -45,6 +45,7 @@ from guard.offline_model import CLASSES, MODEL_PATH, WINDOW, Network
 from guard.policy import Policy
 from guard.taxonomy import LLAMA_GUARD_2, Category
 from guard.verdict import AGENT, USER, Verdict, failed_verdict
+from weights import cpu
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ class SentenceEncoder:
     def __init__(self, model, tokenizer):
         self.model, self.tokenizer = model, tokenizer
         self._lock = threading.Lock()
+        cpu.share(model)  # its layers split the cores with a reply being generated (weights.cpu)
 
     @classmethod
     def load(cls, folder: Path | None = None) -> "SentenceEncoder":
@@ -99,7 +101,7 @@ class SentenceEncoder:
 
         batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=MAX_TOKENS,
                                return_tensors="pt")
-        with self._lock, torch.inference_mode():
+        with self._lock, torch.inference_mode(), cpu.running(self.model):
             tokens = self.model(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(tokens.dtype)
         pooled = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
