@@ -17,6 +17,11 @@ the order rotating); the figures are medians:
 
 `--baseline` adds the turn as it ran before incremental checks and the parallel prompt
 check (prompt check first, every check from the policy prefix), measured in the same run.
+On a CPU, `all_cores` adds each mode with every computation on all cores (torch's own
+default) instead of the cores split between the reply and the check beside it
+(weights.cpu); `share_cores_over_all_cores` compares the two, first token and turn.
+With them, `prompt_check_on_half_the_cores_over_bare_first_token` times the prompt check
+alone on the threads it gets beside a generation: the parallel first token's floor.
 """
 
 from __future__ import annotations
@@ -71,25 +76,45 @@ def bare_run(chat, messages, settings) -> tuple[float, float, str]:
     return time.perf_counter() - t0, first or 0.0, text
 
 
-def moderated_run(guard, chat, prompt, turn_settings) -> tuple[float, float, str, int]:
+def moderated_run(guard, chat, prompt, turn_settings, share_cores: bool = True) -> tuple[float, float, str, int]:
     """(total s, first shown text s, reply, checks) of one moderated turn."""
     from moderation.turn import run_turn
+    from weights import cpu
 
     t0, first, state = time.perf_counter(), None, None
-    for state in run_turn(guard, chat, [], prompt, turn_settings):
-        if first is None and state.shown:
-            first = time.perf_counter() - t0
+    cpu.enabled = share_cores
+    try:
+        for state in run_turn(guard, chat, [], prompt, turn_settings):
+            if first is None and state.shown:
+                first = time.perf_counter() - t0
+    finally:
+        cpu.enabled = True
     assert state is not None and state.outcome == "answered", (state.outcome, state.notice)
     return time.perf_counter() - t0, first or 0.0, state.shown, len(state.checks)
 
 
-def compare(chat, guard, prompt: str, variants: dict, generation, runs: int) -> dict:
+def prompt_check_on_half_the_cores(guard, chat, prompt: str, threshold: float) -> tuple[float]:
+    """(s,) of the prompt check alone on the threads it gets beside a generation (half the
+    cores reserved, nothing else running): in the parallel check the first token cannot
+    come before it, so its ratio to the bare first token is that figure's floor."""
+    from weights import cpu
+
+    session = guard.session() if hasattr(guard, "session") else guard
+    with cpu.running(chat.model):  # the reservation a generation holds
+        t0 = time.perf_counter()
+        session.check([{"role": "user", "content": prompt}], threshold=threshold)
+        return (time.perf_counter() - t0,)
+
+
+def compare(chat, guard, prompt: str, variants: dict, generation, runs: int, probes: dict | None = None) -> dict:
     """Alternating runs of the bare stream and each moderated variant (name -> TurnSettings,
-    or (guard, TurnSettings) for a variant with a guard of its own)."""
+    or (guard, TurnSettings[, share_cores]) for a variant with a guard of its own, or with
+    every computation on all cores), and of each probe (name -> a call returning (s,))."""
     messages = [{"role": "user", "content": prompt}]
     variants = {name: v if isinstance(v, tuple) else (guard, v) for name, v in variants.items()}
-    paths = {"bare": lambda: bare_run(chat, messages, generation)}
-    paths.update({name: (lambda g=g, s=s: moderated_run(g, chat, prompt, s)) for name, (g, s) in variants.items()})
+    probes = probes or {}
+    paths = {"bare": lambda: bare_run(chat, messages, generation), **probes}
+    paths.update({name: (lambda v=v: moderated_run(v[0], chat, prompt, *v[1:])) for name, v in variants.items()})
     for path in paths.values():  # warm-up
         path()
     rows: dict[str, list] = {name: [] for name in paths}
@@ -108,6 +133,8 @@ def compare(chat, guard, prompt: str, variants: dict, generation, runs: int) -> 
         "first_token_ms": {name: round(med(name, 1) * 1000, 1) for name in variants},
         "moderated_over_bare": {name: round(med(name, 0) / bare_total, 3) for name in variants},
         "first_token_over_bare": {name: round(med(name, 1) / bare_first, 3) for name in variants},
+        **{f"{name}_ms": round(med(name, 0) * 1000, 1) for name in probes},
+        **{f"{name}_over_bare_first_token": round(med(name, 0) / bare_first, 3) for name in probes},
     }
 
 
@@ -124,6 +151,8 @@ def main(argv=None) -> None:
     p.add_argument("--prompt-check", default="both", choices=["first", "parallel", "both"])
     p.add_argument("--baseline", action="store_true",
                    help="also run the turn as before this change (prompt check first, no incremental checks)")
+    p.add_argument("--no-all-cores", action="store_true",
+                   help="leave out the variants with every computation on all cores (CPU)")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -135,7 +164,8 @@ def main(argv=None) -> None:
 
     from chat import GenerationSettings, load_chat
     from guard import load_guard
-    from moderation.turn import TurnSettings
+    from moderation.turn import PARALLEL, TurnSettings
+    from weights import cpu
 
     chat = load_chat(a.chat_model)
     with tempfile.TemporaryDirectory() as folder:
@@ -150,10 +180,20 @@ def main(argv=None) -> None:
                 for mode in modes}  # a generous deadline: a busy machine must not fail the turn
     if a.baseline:
         variants["baseline"] = (WithoutSession(guard), replace(variants[modes[0]], prompt_check="first"))
+    probes = {}
+    if getattr(chat, "model", None) is not None and cpu.on_cpu(chat.model) and not a.no_all_cores:
+        variants.update({f"{mode}_all_cores": (guard, variants[mode], False) for mode in modes})
+        if PARALLEL in modes:
+            probes["prompt_check_on_half_the_cores"] = lambda: prompt_check_on_half_the_cores(
+                guard, chat, a.prompt, a.threshold)
     result = {"chat_model": chat.label, "guard_model": guard.label, "threshold": a.threshold,
               "check_every": a.check_every, "stream_policy": a.stream_policy,
               "torch_threads": torch.get_num_threads(),
-              **compare(chat, guard, a.prompt, variants, generation, a.runs)}
+              **compare(chat, guard, a.prompt, variants, generation, a.runs, probes)}
+    result["share_cores_over_all_cores"] = {
+        f"{mode} {what}": round(result[key][mode] / result[key][f"{mode}_all_cores"], 3)
+        for mode in modes if f"{mode}_all_cores" in variants
+        for what, key in (("first token", "first_token_ms"), ("turn", "moderated_s"))}
     if a.json:
         print(json.dumps(result))
     else:
