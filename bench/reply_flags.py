@@ -4,8 +4,9 @@ prompt: the offline guard's false positives on the offline chat model's own repl
     python bench/reply_flags.py [--samples 10] [--max-new-tokens 12] [--check-every 4] [--json] [PROMPT ...]
 
 Each prompt is played as a whole moderated turn (moderation.turn.run_turn: prompt check,
-checks while streaming, response check) under the default operator policy but `--check-every` (4: as the tests' app runs), once greedily
-and `--samples` times sampled as the page samples (temperature 0.6, top_p 0.9). The
+checks while streaming, response check) under the default operator policy except
+`--check-every` (4, as the tests' app runs), once greedily and `--samples` times sampled
+as the page samples (temperature 0.6, top_p 0.9). The
 prompts default to the harmless ones the tests expect to be "answered", so a rate above
 zero here is a flaky test there. Prints, per prompt, the outcomes counted; not a timing.
 """
@@ -33,8 +34,8 @@ def outcomes(guard, chat, prompt: str, temperature: float, runs: int, max_new_to
     from moderation.operator import OperatorPolicy, VisitorChoices, turn_settings
     from moderation.turn import run_turn
 
-    settings = turn_settings(OperatorPolicy(check_every=check_every), VisitorChoices(temperature=temperature, max_new_tokens=max_new_tokens),
-                             guard.taxonomy)
+    settings = turn_settings(OperatorPolicy(check_every=check_every),
+                             VisitorChoices(temperature=temperature, max_new_tokens=max_new_tokens), guard.taxonomy)
     counted: collections.Counter = collections.Counter()
     for _ in range(runs):
         state = None

@@ -17,10 +17,9 @@ side's commonest false positive. Any other reply to an unsafe prompt is dropped,
 labelling it would need a judgement of its own. Every row keeps its prompt, so a reply
 is grouped, and split, with the prompt it answers (guard.training.dataset.assign).
 
-The committed model is not trained on them yet: the model trained with them (2026-11-27)
-flagged only 3% of these replies in its test split, but at the operating point chosen on
-validation it let a pipe-bomb request hidden after 340 pieces of party planning through
-(tests/test_offline_long_input.py), which the committed model catches; see SOURCES.md.
+`python -m guard.train` uses them by default (`--without-chat-replies` leaves them out);
+the committed model was trained with them and flags 2.5% of those in the test split (n 236;
+guard/data/offline_figures.json); SOURCES.md says how it was chosen.
 """
 
 from __future__ import annotations
