@@ -10,15 +10,21 @@ headless Chromium with a real attacker page on another origin."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import gradio as gr
 import pytest
+import requests
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from gradio.routes import App
 
 from moderation.log import TurnLog, TurnMeta
 from moderation.log.schema import open_engine
-from moderation.review import attach_review
+from moderation.review import REVIEW_PATH, attach_review
 from moderation.turn import TurnSettings, run_turn
 
 OPERATOR = ("operator", "op-secret")
@@ -123,3 +129,100 @@ def test_a_request_the_browser_marks_as_from_another_site_is_refused(client, sit
     assert client.get("/review/", headers=navigate).status_code == 200
     own = {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"}
     assert SECRET in client.get("/review/export.csv", headers=own).text
+
+
+@contextlib.contextmanager
+def another_site() -> Iterator[int]:
+    """Another origin's web server on 127.0.0.1 (any free port): one empty page. Its port."""
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"<!doctype html><title>elsewhere</title><p>a page of another origin</p>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """The app launched as `python app.py` launches it, with the log (one unsafe prompt in it)
+    and the review page; and another origin's server."""
+    from test_review import UNSAFE, logged_app
+
+    db = str(tmp_path_factory.mktemp("origin") / "log.sqlite3")
+    with logged_app("--log-db", db, "--operator", ":".join(OPERATOR)) as started, another_site() as port:
+        started.turn(UNSAFE)
+        yield started, port
+
+
+FETCH = """async ([url, init]) => {
+    try {
+        const r = await fetch(url, Object.assign({credentials: "include"}, init));
+        return {status: r.status, text: await r.text()};
+    } catch (e) {
+        return {blocked: String(e)};
+    }
+}"""
+
+
+@pytest.mark.slow
+def test_on_the_launched_server_review_routes_answer_no_other_origin(served):
+    """The server's middleware stack was built before the review page was added: the
+    boundary wraps it, Gradio's CORS middleware included."""
+    started, _ = served
+    port = started.url.rsplit(":", 1)[1].strip("/")
+    headers = {"Host": f"app.example:{port}", "Origin": EVIL}  # a Host that is not localhost
+    operator = requests.Session()
+    assert operator.post(started.url + "review/login", data=dict(zip(("username", "password"), OPERATOR))).ok
+    for path in ("review/export.csv", "review/config", "review/gradio_api/info"):
+        got = requests.get(started.url + path, headers=headers, cookies=operator.cookies.get_dict())
+        assert got.status_code == 200 and cors_of(got) == {}, (path, got.headers)
+        preflight = requests.options(started.url + path, headers={**headers, **PREFLIGHT})
+        assert preflight.status_code == 403 and cors_of(preflight) == {}, path
+    assert cors_of(requests.get(started.url + "config", headers=headers))  # the chat page: Gradio's own
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("elsewhere", ["127.0.0.1", "localhost"], ids=["another-site", "sibling-origin"])
+def test_in_chromium_another_origins_page_reads_nothing_of_the_log(served, browser, elsewhere):
+    """The operator logs in to http://localhost:PORT/review/ (a secure context, as behind
+    HTTPS: its Secure cookies count), then opens a page of another origin in the same
+    browser, which fetches the log with credentials: the browser hands it nothing."""
+    from test_review import UNSAFE, fill_login
+
+    started, port = served
+    review = started.url.replace("127.0.0.1", "localhost") + REVIEW_PATH.strip("/") + "/"
+    context = browser.new_context()
+    try:
+        operator = context.new_page()
+        operator.set_default_timeout(60_000)
+        operator.goto(review)
+        fill_login(operator, OPERATOR)
+        operator.locator("#turns").get_by_text(UNSAFE).last.wait_for()
+        own = operator.evaluate(FETCH, [review + "export.csv", {}])
+        assert own.get("status") == 200 and UNSAFE in own["text"]  # the operator's own page reads it
+        attacker = context.new_page()
+        attacker.goto(f"http://{elsewhere}:{port}/")
+        search = {"method": "POST", "headers": {"Content-Type": "application/json"},
+                  "body": '{"data": ["any", "", "", "", ""]}'}
+        for path, init in (("export.csv", {}), ("export.jsonl?outcome=refused", {}), ("config", {}),
+                           ("gradio_api/call/search", search)):
+            got = attacker.evaluate(FETCH, [review + path, init])
+            assert set(got) == {"blocked"}, (path, got)
+    finally:
+        context.close()
