@@ -8,6 +8,12 @@ chat page never reach it. Downloads are plain routes, /review/export.csv and
 the page's login cookie or HTTP Basic (`curl -u operator:secret .../review/export.csv`).
 Nothing of the log is ever put in Gradio's shared file cache.
 
+No other origin reads it with the operator's login (`ReviewBoundary`, outermost on the
+server): responses under /review carry no CORS headers (Gradio's own middleware would allow
+any origin, with credentials, on a Host that is not localhost), CORS preflights and requests
+that the browser marks as another site's (`Sec-Fetch-Site`; a followed link excepted) get a
+403, and the login cookie is `SameSite=Strict; HttpOnly; Path=/review`.
+
     attach_review(demo.app, engine, ("admin", "secret"))    # after the chat app exists
 
 Handlers are plain functions of (engine, filter values); `create_review` only wires them.
@@ -28,9 +34,10 @@ from urllib.parse import urlencode
 import gradio as gr
 import pandas as pd
 from fastapi import Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from sqlalchemy.engine import Engine
+from starlette.datastructures import Headers
 
 from moderation.log.export import FORMATS, parse_time, serialize
 from moderation.log.metrics import attach_metrics
@@ -195,7 +202,79 @@ def attach_review(app, engine: Engine, operator: tuple[str, str], path: str = RE
     for fmt in FORMATS:  # before the mount, which would take every path under it
         routes.insert(0, APIRoute(f"{path}/export.{fmt}", _export_endpoint(engine, fmt, is_operator),
                                   methods=["GET"], include_in_schema=False))
+    _add_outermost(app, ReviewBoundary, prefix=path)
     return page
+
+
+def _add_outermost(app, middleware, **options) -> None:
+    """Put an ASGI middleware around everything of `app`, Gradio's CORS middleware included:
+    as a user middleware before the app's first request, around its built stack after it."""
+    if app.middleware_stack is None:
+        app.add_middleware(middleware, **options)  # the first added of these ends up outermost
+    else:
+        app.middleware_stack = middleware(app.middleware_stack, **options)
+
+
+class ReviewBoundary:
+    """ASGI middleware: what goes out under `prefix` is for the operator's own pages only.
+
+    - a CORS preflight, or a request the browser marks as another site's or a sibling
+      origin's (`Sec-Fetch-Site: cross-site` or `same-site`) that is not a link followed
+      (a GET navigation), gets a 403 and never reaches the page or the downloads;
+    - every other response loses its `Access-Control-*` headers (the review page's own
+      requests are same-origin and need none);
+    - every cookie it sets is `Path=<prefix>; SameSite=Strict; HttpOnly`.
+    """
+
+    def __init__(self, app, prefix: str = REVIEW_PATH):
+        self.app, self.prefix = app, prefix.rstrip("/")
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not _is_under(scope, self.prefix):
+            await self.app(scope, receive, send)
+            return
+        if _from_elsewhere(scope["method"], Headers(scope=scope)):
+            await PlainTextResponse("The review page answers its own pages only.", status_code=403)(
+                scope, receive, send)
+            return
+
+        async def send_own(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = [(k, _strict_cookie(v.decode("latin-1"), self.prefix).encode("latin-1"))
+                                      if k.lower() == b"set-cookie" else (k, v)
+                                      for k, v in message.get("headers", [])
+                                      if not k.lower().startswith(b"access-control-")]
+            await send(message)
+        await self.app(scope, receive, send_own)
+
+
+def _is_under(scope, prefix: str) -> bool:
+    path = scope["path"]
+    root = scope.get("root_path", "")
+    if root and path.startswith(root + "/"):
+        path = path[len(root):]
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def _from_elsewhere(method: str, headers: Headers) -> bool:
+    """A CORS preflight, or a browser's request from another site or origin that is not a
+    followed link. Clients that send no fetch metadata (curl, scripts) are not refused here."""
+    if method == "OPTIONS" and "access-control-request-method" in headers:
+        return True
+    site = headers.get("sec-fetch-site", "").lower()
+    followed_link = method == "GET" and headers.get("sec-fetch-mode", "").lower() == "navigate"
+    return site in ("cross-site", "same-site") and not followed_link
+
+
+def _strict_cookie(set_cookie: str, path: str) -> str:
+    """A Set-Cookie value scoped to `path`, SameSite=Strict and HttpOnly, other attributes kept.
+
+    >>> _strict_cookie("t=abc; HttpOnly; Path=/; SameSite=none; Secure", "/review")
+    't=abc; Secure; Path=/review; SameSite=Strict; HttpOnly'
+    """
+    pair, *attributes = (part.strip() for part in set_cookie.split(";"))
+    kept = [a for a in attributes if a.partition("=")[0].strip().lower() not in ("path", "samesite", "httponly")]
+    return "; ".join([pair, *kept, f"Path={path}", "SameSite=Strict", "HttpOnly"])
 
 
 def _operator_check(gradio_app, operator: tuple[str, str]) -> Callable[[Request], bool]:

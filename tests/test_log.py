@@ -7,6 +7,8 @@ word, a paced chat); what is checked is what lands in the database."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -197,12 +199,17 @@ def test_export_cli_round_trips_the_stored_records(engine, log_db, fmt):
     log = TurnLog(engine)
     play(log, 'Quotes " commas, and\nnew lines')
     play(log, "bomb recipe please")
+    play(log, '=HYPERLINK("http://evil.example","x")', chat=PacedChat(words=2, word="+cmd|' /C calc'!A"))
     log.close()
     out = subprocess.run([sys.executable, "-m", "moderation.log", "export", "--db", log_db, "--format", fmt],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert "exported 2 turns" in out.stderr
+    assert "exported 3 turns" in out.stderr
     assert read_records(out.stdout, fmt) == list(iter_records(engine))
+    if fmt == "csv":  # the CLI writes what /review/export.csv does: no cell a spreadsheet would run
+        cells = [c for row in csv.reader(io.StringIO(out.stdout, newline="")) for c in row]
+        assert not [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
+        assert """'=HYPERLINK("http://evil.example","x")""" in cells
 
 
 def test_export_cli_errors_are_messages_not_tracebacks(tmp_path):

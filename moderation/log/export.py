@@ -3,6 +3,14 @@
 JSONL: one turn per line, verdicts nested. CSV: one turn per row, `policy` and `verdicts`
 as JSON in their cells, booleans as true/false, an empty cell for a missing value (a turn
 still running, text not kept); `read_records` gives the same records back from either.
+
+CSV cells are kept from running as spreadsheet formulas, as OWASP advises: every cell is
+quoted, and one that begins with `=`, `+`, `-`, `@`, a tab or a carriage return gets a
+leading single quote, which a spreadsheet shows as text. So that reading stays exact, a cell
+that begins with a quote of its own gets one too, and `read_records` drops the first quote
+of every cell that has one:
+
+    =1+1 -> '=1+1      'tis -> ''tis      plain -> plain
 """
 
 from __future__ import annotations
@@ -20,13 +28,32 @@ _JSON_CELLS = {"policy", "verdicts", "chat_started", "stopped", "tokens"}  # cel
 _NULLABLE = {"ended_at", "outcome", "user_text", "reply"}  # an empty cell is null
 
 
-def _cell(key: str, value):
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may run (OWASP's list)
+_QUOTE = "'"
+
+
+def neutralise(text: str) -> str:
+    """The cell as written: a quote before a formula start, or before a quote of its own.
+
+    >>> neutralise("=HYPERLINK(1)"), neutralise("'tis"), neutralise("2+2")
+    ("'=HYPERLINK(1)", "''tis", '2+2')
+    """
+    return _QUOTE + text if text.startswith(FORMULA_STARTS + (_QUOTE,)) else text
+
+
+def restore(cell: str) -> str:
+    """The text `neutralise` was given: `cell` without its first quote, if it has one."""
+    return cell.removeprefix(_QUOTE)
+
+
+def _cell(key: str, value) -> str:
     if key in _JSON_CELLS:
-        return json.dumps(value, ensure_ascii=False)
-    return "" if value is None else value
+        return neutralise(json.dumps(value, ensure_ascii=False))
+    return "" if value is None else neutralise(str(value))
 
 
 def _from_csv(row: dict) -> dict:
+    row = {k: restore(v) for k, v in row.items()}
     record = {k: json.loads(v) if k in _JSON_CELLS else (v or None) if k in _NULLABLE else v for k, v in row.items()}
     if record["reply"] is None and record["user_text"] is not None and record["ended_at"] is not None:
         record["reply"] = ""  # text kept (its prompt is there) and the turn over: the reply was empty
@@ -52,7 +79,7 @@ def serialize(records: Iterable[dict], fmt: str) -> Iterator[str]:
             yield json.dumps(record, ensure_ascii=False) + "\n"
         return
     buf = io.StringIO(newline="")
-    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", quoting=csv.QUOTE_ALL)
 
     def take() -> str:
         text = buf.getvalue()
