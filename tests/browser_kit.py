@@ -70,6 +70,20 @@ def streaming(page, words: int = 6, after: int = 0) -> None:
         " return b.length > n && b[b.length - 1].innerText.trim().split(/\\s+/).length > w; }", arg=[words, after])
 
 
+def warned(page, text: str) -> None:
+    """Until a warning toast that contains `text` is shown."""
+    page.locator(".toast-body.warning").filter(has_text=text).first.wait_for(state="visible", timeout=30_000)
+
+
+def gradio_errors(page) -> list[str]:
+    """What the page shows of a Gradio error: error toasts, and a failed event's error box
+    in the chat (its status tracker says "Error" over the messages)."""
+    toasts = page.locator(".toast-body.error").all_inner_texts()
+    boxes = page.locator("#chat .error").all_inner_texts()
+    chat = page.inner_text("#chat")
+    return toasts + boxes + ([chat] if "Error" in chat or "output values" in chat else [])
+
+
 def set_max_tokens(page, n: int, temperature: float | None = None) -> None:
     """Settings -> Max new tokens, and Temperature when given (0: greedy, the same reply
     every time); the accordion is opened and closed again."""
