@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from browser_kit import READY, STORY, gradio_errors, send, streaming, user_texts, wait_for_turns, warned
+from browser_kit import STORY, gradio_errors, send, streaming, user_texts, wait_for_turns, warned
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -72,7 +72,7 @@ def test_a_send_while_the_models_load_is_refused_and_the_draft_sends_once_they_a
     warned(page, "The guard (the bundled offline classifier) is loading")
     assert draft(page) == "Say hi." and user_texts(page) == [] and not gradio_errors(page)
     release.set()  # the guard loads now, then the chat model
-    page.wait_for_selector(READY)
+    page.wait_for_function("() => !document.querySelector('#header').innerText.includes('loading')")
     page.press("#message textarea", "Enter")
     wait_for_turns(page, 1)
     assert user_texts(page) == ["Say hi."] and not gradio_errors(page)
