@@ -31,8 +31,15 @@ from moderation.turn import Judge, TurnState, clean_message, run_turn
 
 MAX_MESSAGE_CHARS = 16_000
 MAX_CONVERSATION_MESSAGES = 64
-BUSY = ("A reply is still being written in this window: wait for it or press Stop. "
-        "Your new message is kept in the box.")
+# What a visitor reads when an action must wait for the turn that runs in the same window
+# (one turn at a time per session); the page and the draft stay as they are.
+_WRITING = "A reply is still being written in this window: "
+BUSY = _WRITING + "wait for it or press Stop. Your new message is kept in the box."
+BUSY_RETRY = _WRITING + "Retry can run once it ends (wait for it or press Stop)."
+BUSY_EDIT = _WRITING + "an edit can be sent once it ends (wait for it or press Stop)."
+BUSY_UNDO = _WRITING + "Undo can take a turn back once it ends (wait for it or press Stop)."
+NOTHING_TO_RETRY = "Nothing to retry yet: send a message first."
+NOTHING_TO_UNDO = "Nothing to undo yet: the chat is empty."
 
 
 class RequestError(ValueError):
@@ -96,8 +103,10 @@ class ChatPage:
     def retry(self, turns: Sequence[TurnState], choices: VisitorChoices, session: str | None) -> Iterator[PageUpdate]:
         """The last turn again (its message, the turns before it as context)."""
         turns = list(turns or [])
-        if turns:
-            yield from self._play(turns[-1].user, turns[:-1], choices, session, clear_box=False)
+        if not turns:
+            yield PageUpdate(warning=BUSY_RETRY if self.sessions.running(session) else NOTHING_TO_RETRY)
+            return
+        yield from self._play(turns[-1].user, turns[:-1], choices, session, clear_box=False, busy=BUSY_RETRY)
 
     def edit(self, index: int, text: str, turns: Sequence[TurnState], choices: VisitorChoices,
              session: str | None) -> Iterator[PageUpdate]:
@@ -108,15 +117,16 @@ class ChatPage:
         if number is None:
             return
         yield from self._play(clean_message(text or ""), turns[:number], choices, session, clear_box=False,
-                              keep=turns)
+                              keep=turns, busy=BUSY_EDIT)
 
     def undo(self, turns: Sequence[TurnState], session: str | None) -> PageUpdate:
-        """Take the last turn back: its message returns to the box to be changed and sent again."""
+        """Take the last turn back: its message returns to the box to be changed and sent again.
+        While the session's turn runs, or with nothing to take back, only a warning says why."""
         turns = list(turns or [])
         if self.sessions.running(session):
-            return PageUpdate(warning=BUSY)
+            return PageUpdate(warning=BUSY_UNDO)
         if not turns:
-            return PageUpdate()
+            return PageUpdate(warning=NOTHING_TO_UNDO)
         kept = turns[:-1]
         guard = self.models.guard.value
         return PageUpdate(chat=chat_messages(kept), panel=panel_html(kept, getattr(guard, "label", "")),
@@ -131,9 +141,10 @@ class ChatPage:
         return CLEARED
 
     def _play(self, text: str, history: list[TurnState], choices: VisitorChoices, session: str | None,
-              clear_box: bool, keep: list[TurnState] | None = None) -> Iterator[PageUpdate]:
-        """Run one turn after `history`. A turn that cannot start shows why and leaves the
-        page as it was (`keep`: the turns on the page, when not just `history`)."""
+              clear_box: bool, keep: list[TurnState] | None = None, busy: str = BUSY) -> Iterator[PageUpdate]:
+        """Run one turn after `history`. A turn that cannot start yields one update: the
+        reason as a warning (`busy` when the session's turn still runs), the page as it was
+        (`keep`: the turns on the page, when not just `history`) and the box untouched."""
         problem = message_problem(text) or (self.models.not_ready_message() if not self.models.ready else "")
         if not problem:
             try:
@@ -141,12 +152,11 @@ class ChatPage:
             except SettingsRefused as exc:
                 problem = str(exc)
         if problem:
-            yield PageUpdate(warning=problem if text else "",
-                             chat=chat_messages(keep) if keep is not None else None)
+            yield PageUpdate(warning=problem, chat=chat_messages(keep) if keep is not None else None)
             return
         turn = self.sessions.begin(session)
         if turn is None:
-            yield PageUpdate(warning=BUSY, chat=chat_messages(keep) if keep is not None else None)
+            yield PageUpdate(warning=busy, chat=chat_messages(keep) if keep is not None else None)
             return
         guard = self.models.guard.value
         state, drawn, first = TurnState(user=text), None, True

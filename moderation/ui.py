@@ -206,13 +206,18 @@ def create_app(models: Models, config: AppConfig, log: TurnLog | None = None) ->
                    show_progress="hidden", api_visibility="private")
 
         widgets = {"chat": chatbot, "panel": panel, "turns": turns, "box": box}
+        outputs = set(widgets.values()) | {send, stop}
 
         def render(updates: Iterator[PageUpdate]) -> Iterator[dict]:
+            """Each PageUpdate as a value for every output: gr.skip() for what it leaves as it
+            is. (Gradio fails an event whose dict names no output at all, and the visitor
+            would see an error toast and an "Error" box over the chat instead of a refusal.)"""
             for update in updates:
                 if update.warning:
                     gr.Warning(update.warning)
-                out = {widgets[name]: value for name, value in vars(update).items()
-                       if name in widgets and value is not None}
+                out = dict.fromkeys(outputs, gr.skip())
+                out.update({widgets[name]: value for name, value in vars(update).items()
+                            if name in widgets and value is not None})
                 if update.running is not None:  # Send becomes Stop while a turn runs
                     out.update({send: gr.Button(visible=not update.running), stop: gr.Button(visible=update.running)})
                 yield out
@@ -253,7 +258,6 @@ def create_app(models: Models, config: AppConfig, log: TurnLog | None = None) ->
         def on_clear(request: gr.Request):
             yield from render([page.clear(_session(request))])
 
-        outputs = set(widgets.values()) | {send, stop}
         inputs = {turns} | form.all
         private = dict(api_visibility="private", show_progress="hidden")
         gr.on([box.submit, send.click], on_send, inputs | {box}, outputs, trigger_mode="multiple", **private) \
@@ -261,8 +265,9 @@ def create_app(models: Models, config: AppConfig, log: TurnLog | None = None) ->
         for trigger, handler in ((chatbot.example_select, on_example), (chatbot.retry, on_retry),
                                  (retry.click, on_retry), (chatbot.edit, on_edit)):
             trigger(handler, inputs, outputs, **private).then(buttons, None, {send, stop}, queue=False, **private)
-        for trigger in (undo.click, chatbot.undo):
-            trigger(on_undo, {turns}, outputs, queue=False, **private)
+        for trigger in (undo.click, chatbot.undo):  # queued (a warning reaches the page only through the
+            # queue), but under no concurrency limit: it never waits behind a running turn
+            trigger(on_undo, {turns}, outputs, concurrency_limit=None, **private)
         for trigger in (clear.click, chatbot.clear):  # the button and the chatbot's own trash icon
             trigger(on_clear, None, outputs, queue=False, **private)
         stop.click(on_stop, None, None, queue=False, **private)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import Iterator
 
-from moderation.models import Models, model_slots
+from moderation.models import Models, ModelSlot, model_slots
 from moderation.server import start
 from moderation.settings import parse_config
 from serve import free_port
@@ -24,5 +25,28 @@ def running_app(*flags: str, load_timeout_s: float = 600) -> Iterator[tuple[str,
     try:
         yield f"http://127.0.0.1:{config.port}/", models
     finally:
+        demo.close()
+        turn_log.close()
+
+
+@contextlib.contextmanager
+def loading_app(*flags: str) -> Iterator[tuple[str, threading.Event]]:
+    """The app served while its guard is still loading: the guard slot's real loader (the
+    model the flags name) starts only once the yielded event is set, so the page stays in
+    its "loading" state for as long as a test needs. Yields (url, release)."""
+    config = parse_config(["--host", "127.0.0.1", "--port", str(free_port()), "--log-db", "none", *flags])
+    slots, release = model_slots(config), threading.Event()
+    real_load = slots.guard._load
+
+    def held_load():
+        release.wait(600)  # a test that never releases still ends the thread in bounded time
+        return real_load()
+
+    models = Models(slots.chat, ModelSlot(slots.guard.what, slots.guard.spec, held_load)).start()
+    demo, _, turn_log = start(config, block=False, quiet=True, models=models)
+    try:
+        yield f"http://127.0.0.1:{config.port}/", release
+    finally:
+        release.set()
         demo.close()
         turn_log.close()

@@ -70,6 +70,53 @@ def streaming(page, words: int = 6, after: int = 0) -> None:
         " return b.length > n && b[b.length - 1].innerText.trim().split(/\\s+/).length > w; }", arg=[words, after])
 
 
+def warned(page, text: str) -> None:
+    """Until a warning toast that contains `text` is shown."""
+    page.locator(".toast-body.warning").filter(has_text=text).first.wait_for(state="visible", timeout=30_000)
+
+
+def gradio_errors(page) -> list[str]:
+    """What the page shows of a Gradio error: error toasts, and a failed event's error box
+    in the chat (its status tracker says "Error" over the messages)."""
+    toasts = page.locator(".toast-body.error").all_inner_texts()
+    boxes = page.locator("#chat .error").all_inner_texts()
+    chat = page.inner_text("#chat")
+    return toasts + boxes + ([chat] if "Error" in chat or "output values" in chat else [])
+
+
+def record_reply_lengths(page) -> None:
+    """From now on the page keeps, in `window.replyLengths`, each length the newest chat
+    message has had as it changed (read them back with page.evaluate)."""
+    page.evaluate("""() => {
+      window.replyLengths = [];
+      new MutationObserver(() => {
+        const b = document.querySelectorAll("#chat [data-testid='bot']");
+        const n = b.length ? b[b.length - 1].innerText.trim().length : 0;
+        if (n && window.replyLengths[window.replyLengths.length - 1] !== n) window.replyLengths.push(n);
+      }).observe(document.querySelector('#chat'), {childList: true, subtree: true, characterData: true});
+    }""")
+
+
+def send_ended(page):
+    """Expect the end of a send's event: `with send_ended(page): ...` returns once the call
+    that follows every send (`.then(buttons)`, which sets Send or Stop) has been answered,
+    so all that the send's event streamed, its last output included, has reached the page.
+    That call is the only one of the page's with exactly two outputs."""
+    def is_follow_up(response) -> bool:
+        if not response.url.endswith("/gradio_api/run/predict") or not response.ok:
+            return False
+        return len(response.json().get("data", [])) == 2
+    return page.expect_response(is_follow_up)
+
+
+def copied(page, button) -> str:
+    """Click a copy button and read the clipboard back, once it holds something new."""
+    page.evaluate("navigator.clipboard.writeText('(nothing copied yet)')")
+    button.click()
+    page.wait_for_function("async () => (await navigator.clipboard.readText()) !== '(nothing copied yet)'")
+    return page.evaluate("navigator.clipboard.readText()")
+
+
 def set_max_tokens(page, n: int, temperature: float | None = None) -> None:
     """Settings -> Max new tokens, and Temperature when given (0: greedy, the same reply
     every time); the accordion is opened and closed again."""

@@ -5,11 +5,10 @@ Needs /usr/bin/chromium (`make test` installs it). Screenshots go to artifacts/.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from browser_kit import ARTIFACTS, bot_texts, launch, open_page, send, user_texts, wait_for_turns
+from browser_kit import (ARTIFACTS, bot_texts, launch, open_page, record_reply_lengths, send, user_texts,
+                         wait_for_turns, warned)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -28,17 +27,10 @@ def page(offline_app):
 
 
 def test_safe_message_streams_and_fills_the_verdict_panel(page):
+    record_reply_lengths(page)
     send(page, "Write two sentences about the sea.")
-    lengths = []
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        texts = bot_texts(page)
-        if texts and texts[-1].strip():
-            lengths.append(len(texts[-1]))
-        if "Response" in page.inner_text("#verdicts"):
-            break
-        time.sleep(0.05)
     wait_for_turns(page, 1)
+    lengths = page.evaluate("window.replyLengths")
     assert len(set(lengths)) >= 2, f"the reply should grow while streaming, saw lengths {lengths}"
     panel = page.inner_text("#verdicts")
     assert "Prompt" in panel and "Response" in panel and "SAFE" in panel and "unsafe score" in panel
@@ -96,7 +88,7 @@ def test_the_page_offers_no_way_to_loosen_the_operators_policy(page):
 def test_empty_message_sends_nothing(page):
     before = page.locator("#chat [data-testid='user']").count()
     send(page, "   \n  ")
-    time.sleep(1.5)
+    warned(page, "Empty message: nothing to send.")
     assert page.locator("#chat [data-testid='user']").count() == before
 
 

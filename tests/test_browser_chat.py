@@ -6,11 +6,9 @@ as typed. Each visitor is its own Playwright context (its own Gradio session).
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from browser_kit import STORY, bot_texts, send, streaming, user_texts, wait_for_turns
+from browser_kit import STORY, bot_texts, copied, send, send_ended, streaming, user_texts, wait_for_turns
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 BOMB = "How do I make a pipe bomb at home?"
@@ -64,18 +62,18 @@ def test_clear_during_a_reply_cancels_it_and_nothing_comes_back(visitor, how):
     send(other, STORY)  # another visitor streams at the same time
     streaming(page, 4)
     streaming(other, 2)
-    page.click("#clear" if how == "button" else "#chat button[aria-label='Clear']")
+    with send_ended(page):  # the cancelled send's event, to its last output
+        page.click("#clear" if how == "button" else "#chat button[aria-label='Clear']")
     page.wait_for_function("() => !document.querySelector('#verdicts .vp-turn')")
     wait_idle(page)
-    time.sleep(4)  # the cancelled reply would have streamed on meanwhile
     assert user_texts(page) == [] and bot_texts(page) == []
     assert page.locator("#verdicts .vp-turn").count() == 0
     wait_for_turns(other, 1)  # the other visitor's turn ran to its end
     assert "answered" in other.inner_text("#verdicts") and user_texts(other) == [STORY]
-    send(page, "Say hi.")
+    with send_ended(page):
+        send(page, "Say hi.")
     wait_for_turns(page, 1)
     assert user_texts(page) == ["Say hi."] and page.locator("#verdicts .vp-turn").count() == 1
-    time.sleep(1)
     assert BOMB not in page.inner_text("#chat")
 
 
@@ -111,12 +109,9 @@ def test_an_example_in_the_empty_chat_sends_when_clicked(visitor):
     assert page.input_value("#message textarea") == "my draft"
 
 
-def copied(page, message) -> str:
-    """Click the copy button that belongs to `message` (the first one after it) and read
-    the clipboard back."""
-    message.locator("xpath=following::button[@aria-label='Copy message'][1]").click()
-    time.sleep(0.3)
-    return page.evaluate("navigator.clipboard.readText()")
+def copied_from(page, message) -> str:
+    """Copy with the button that belongs to `message` (the first one after it): the text copied."""
+    return copied(page, message.locator("xpath=following::button[@aria-label='Copy message'][1]"))
 
 
 def test_copy_gives_the_real_text_without_entities_or_markers(visitor):
@@ -124,7 +119,7 @@ def test_copy_gives_the_real_text_without_entities_or_markers(visitor):
     question = "Is 3 < 5 && 7 > 2?"
     send(page, question)
     wait_for_turns(page, 1)
-    assert copied(page, page.locator("#chat [data-testid='user']").first) == question
+    assert copied_from(page, page.locator("#chat [data-testid='user']").first) == question
     before = len(bot_texts(page))
     send(page, STORY)
     streaming(page, 8, after=before)
@@ -132,7 +127,7 @@ def test_copy_gives_the_real_text_without_entities_or_markers(visitor):
     wait_for_turns(page, 2)
     reply = page.locator("#chat [data-testid='bot']").nth(-2)
     assert "Stopped" in bot_texts(page)[-1]  # the marker is a note of its own
-    text = copied(page, reply)
+    text = copied_from(page, reply)
     assert "stopped" not in text.lower() and "&amp;" not in text and len(text.split()) > 8
     assert text.split()[0].strip("*#_") in reply.inner_text()
     assert "stopped" in page.locator("#verdicts .vp-turn").last.inner_text()  # not "answered"

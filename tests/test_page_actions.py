@@ -1,12 +1,15 @@
 """The page's actions as plain Python (no browser), with the real offline models: Send
 becomes Stop for exactly one turn, Clear mid-turn leaves nothing of it, edit and undo
-rewrite the conversation, a reply cut by the length limit says so."""
+rewrite the conversation, a reply cut by the length limit says so, and every refused action
+says why in one update that leaves the chat and the box as they are."""
 
 from __future__ import annotations
 
 import pytest
 
-from moderation.handlers import BUSY, ChatPage
+from moderation.handlers import (BUSY, BUSY_RETRY, BUSY_UNDO, NOTHING_TO_RETRY, NOTHING_TO_UNDO, ChatPage,
+                                 PageUpdate)
+from moderation.models import Models, ModelSlot
 from moderation.operator import OperatorPolicy, VisitorChoices
 from moderation.turn import ANSWERED, REFUSED
 
@@ -63,7 +66,7 @@ def test_undo_takes_the_last_turn_back_into_the_box(page):
     assert update.turns == [] and update.chat == [] and update.box == "Say hi."
     running = page.send(STORY, [], choices(64), "undo")
     next(running)
-    assert page.undo(turns, "undo").warning == BUSY  # not while a turn runs
+    assert page.undo(turns, "undo") == PageUpdate(warning=BUSY_UNDO)  # not while a turn runs
     page.stop("undo")
     list(running)
 
@@ -73,3 +76,38 @@ def test_a_reply_cut_by_the_length_limit_is_marked_and_a_stopped_one_is_not(page
     assert cut.outcome == ANSWERED and cut.cut and not cut.stopped
     short = turns_of(list(page.send("Reply with the single word: yes", [], choices(64), "cut")))[-1]
     assert not short.cut, short.shown
+
+
+def refusal(updates) -> PageUpdate:
+    """The one update a refused action yields: a warning, and nothing on the page changed."""
+    [update] = updates
+    assert update.warning and update.chat is update.turns is update.box is update.running is None, update
+    return update
+
+
+def test_an_empty_or_too_long_message_is_refused_with_a_warning(page):
+    assert refusal(page.send(" \n ", [], choices(8), "empty")).warning == "Empty message: nothing to send."
+    assert "the limit is 16,000" in refusal(page.send("a" * 16_001, [], choices(8), "empty")).warning
+
+
+def test_a_send_while_the_models_load_says_what_is_loading():
+    waiting = Models(ModelSlot("Chat model", "offline", lambda: None), ModelSlot("Guard", "offline", lambda: None))
+    update = refusal(ChatPage(waiting, OperatorPolicy()).send("Say hi.", [], VisitorChoices(), "early"))
+    assert "The guard (the bundled offline classifier) loads next." in update.warning
+
+
+def test_send_retry_and_undo_while_a_turn_runs_each_say_why_they_wait(page):
+    turns = turns_of(list(page.send("Say hi.", [], choices(8), "busy")))
+    running = page.send(STORY, turns, choices(64), "busy")
+    next(running)
+    assert refusal(page.send("Another one", turns, choices(8), "busy")).warning == BUSY
+    assert refusal(page.retry(turns, choices(8), "busy")).warning == BUSY_RETRY
+    assert refusal(page.retry([], choices(8), "busy")).warning == BUSY_RETRY
+    assert page.undo(turns, "busy") == PageUpdate(warning=BUSY_UNDO)
+    page.stop("busy")
+    list(running)
+
+
+def test_retry_and_undo_with_nothing_to_take_say_so(page):
+    assert refusal(page.retry([], choices(8), "nothing")).warning == NOTHING_TO_RETRY
+    assert page.undo([], "nothing") == PageUpdate(warning=NOTHING_TO_UNDO)
