@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 from guard.verdict import AGENT, USER
+from moderation.bounds import MAX_MESSAGE_CHARS
 from moderation.log import TurnLog, TurnMeta
 from moderation.models import Models
 from moderation.operator import OperatorPolicy, SettingsRefused, VisitorChoices, turn_settings
@@ -29,7 +30,6 @@ from moderation.panel import chat_messages, panel_html, turn_of_message
 from moderation.sessions import Sessions
 from moderation.turn import Judge, TurnState, clean_message, run_turn
 
-MAX_MESSAGE_CHARS = 16_000
 MAX_CONVERSATION_MESSAGES = 64
 BUSY = ("A reply is still being written in this window: wait for it or press Stop. "
         "Your new message is kept in the box.")
