@@ -55,13 +55,15 @@ def endpoint_error(url: str, exc: Exception) -> ChatError:
 
 def request_options(settings: GenerationSettings) -> dict:
     """Chat-completions parameters for `settings`. Greedy is temperature 0 with no top_p
-    (TGI refuses top_p=1.0); repetition_penalty is a TGI/vLLM extension, sent only when set.
+    (TGI refuses top_p=1.0), and so is top_p 0, which keeps only the most likely token (as
+    the local sampler does; TGI and vLLM refuse 0); repetition_penalty is a TGI/vLLM
+    extension, sent only when set.
 
     request_options(GenerationSettings(temperature=0, max_new_tokens=64))
     -> {"max_tokens": 64, "temperature": 0.0}
     """
     options: dict = {"max_tokens": int(settings.max_new_tokens), "temperature": 0.0}
-    if settings.temperature > 0:
+    if settings.temperature > 0 and settings.top_p > 0:
         options.update(temperature=float(settings.temperature), top_p=float(settings.top_p))
     if settings.seed is not None:
         options["seed"] = int(settings.seed)

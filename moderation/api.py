@@ -26,7 +26,7 @@ from typing import AsyncIterator, Awaitable, Callable
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from moderation.api_access import RateLimiter, api_exposure, bearer_matches, is_loopback
+from moderation.api_access import RateLimiter, api_exposure, bearer_matches, keyless_refusal
 from moderation.api_replies import (chunk_body, completion_body, finish_reason, moderation_body,
                                     models_body, moderation_field, new_id)
 from moderation.api_schema import (MAX_BODY_BYTES, ApiError, ChatRequest, parse_chat_request,
@@ -215,8 +215,9 @@ def admit(request: Request, keys: tuple[str, ...]) -> str:
             raise ApiError(401, "a valid API key is required: send 'Authorization: Bearer KEY'",
                            type="invalid_request_error", code="invalid_api_key")
         return "key:" + header.split(" ", 1)[1].strip()
-    if not is_loopback(address):
-        raise ApiError(403, "without --api-key the API answers only on loopback", code="forbidden")
+    refused = keyless_refusal(address, request.headers)
+    if refused:
+        raise ApiError(403, refused, code="forbidden")
     return "address:" + address
 
 

@@ -4,6 +4,12 @@
 - Without keys, the API answers only on loopback: it is switched off when the app
   listens on another address, runs on a Space, or opens a `--share` link (the share
   tunnel connects from 127.0.0.1, so a per-request address check could not tell).
+  When on, it answers only a loopback peer that names a loopback Host and sent no
+  forwarding header (`keyless_refusal`): a proxy on this machine would otherwise make
+  every client of the network look like 127.0.0.1. A forwarder that adds no header
+  (socat, `ssh -L`) cannot be told apart, so behind any forwarder set `--api-key`.
+- Uvicorn believes X-Forwarded-For only from `--trusted-proxies` (`uvicorn_trusting`);
+  by default from nobody, so a client cannot pick the address its rate limit counts.
 - A token bucket per key (or per client address without keys) answers 429 with the
   seconds to wait:
 
@@ -15,6 +21,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hmac
 import ipaddress
 import os
@@ -22,6 +29,10 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
+# Headers by which a proxy says whom it forwards for (standard, de facto and CDN ones).
+FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip",
+                      "x-client-ip", "true-client-ip", "cf-connecting-ip", "fastly-client-ip",
+                      "x-cluster-client-ip", "x-original-forwarded-for", "forwarded-for", "via")
 _UNITS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
 MAX_TRACKED = 10_000  # identities whose buckets are kept (oldest forgotten first)
 
@@ -80,17 +91,17 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
-def effective_host(config) -> str:
+def effective_host(host: str | None) -> str:
     """The address Gradio will listen on: the flag, else GRADIO_SERVER_NAME (set on
     Spaces), else 127.0.0.1."""
-    return config.host or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
+    return host or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
 
 
 def api_exposure(config) -> tuple[bool, str]:
     """(enabled, why) for the API under this config; `why` is logged either way."""
     if config.api_keys:
         return True, f"the API needs one of {len(config.api_keys)} key(s) as a Bearer token"
-    host = effective_host(config)
+    host = effective_host(config.host)
     if config.share:
         return False, "the API is off: --share opens a public link and no --api-key is set"
     if os.environ.get("SPACE_ID"):
@@ -98,6 +109,61 @@ def api_exposure(config) -> tuple[bool, str]:
     if not is_loopback(host):
         return False, f"the API is off: the app listens on {host}, not loopback, and no --api-key is set"
     return True, f"the API answers without a key, on loopback only ({host})"
+
+
+def keyless_refusal(peer: str | None, headers) -> str | None:
+    """Why a request without keys is refused, or None when it comes straight from this
+    machine: a loopback peer, a loopback Host (a DNS-rebinding page names its own) and no
+    forwarding header. `headers` is a case-insensitive mapping (Starlette's)."""
+    if not is_loopback(peer):
+        return f"without --api-key the API answers only on loopback; this request came from {peer or 'nowhere'}"
+    forwarded = next((h for h in FORWARDING_HEADERS if h in headers), None)
+    if forwarded:
+        return (f"without --api-key the API answers only clients on this machine, and this request came "
+                f"through a proxy (it carries {forwarded}); the operator must set --api-key")
+    host = headers.get("host", "")
+    if not is_loopback(_host_name(host)):
+        return f"without --api-key the API answers only requests for localhost, not for Host {host!r}"
+    return None
+
+
+def _host_name(host: str) -> str:
+    """A Host header without its port: '[::1]:7860' -> '::1', 'localhost:7860' -> 'localhost'."""
+    if host.startswith("["):
+        return host[1:host.find("]")]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def check_trusted_proxies(value: str) -> str:
+    """argparse type for --trusted-proxies: '10.0.0.1, 10.1.0.0/16' -> '10.0.0.1,10.1.0.0/16';
+    '*' trusts any peer; '' trusts none."""
+    items = [item.strip() for item in (value or "").split(",") if item.strip()]
+    if items == ["*"]:
+        return "*"
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False) if "/" in item else ipaddress.ip_address(item)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{item!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8), or * for any") from None
+    return ",".join(items)
+
+
+@contextlib.contextmanager
+def uvicorn_trusting(proxies: str):
+    """Within it, a uvicorn server that is configured believes X-Forwarded-For only from
+    `proxies` ('' for none). Gradio builds uvicorn's Config without forwarded_allow_ips,
+    and uvicorn then reads FORWARDED_ALLOW_IPS, defaulting to 127.0.0.1; so the variable is
+    set while the server is launched, and put back after."""
+    before = os.environ.get("FORWARDED_ALLOW_IPS")
+    os.environ["FORWARDED_ALLOW_IPS"] = proxies
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("FORWARDED_ALLOW_IPS", None)
+        else:
+            os.environ["FORWARDED_ALLOW_IPS"] = before
 
 
 def bearer_matches(header: str | None, keys: tuple[str, ...]) -> bool:

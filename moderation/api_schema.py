@@ -14,15 +14,15 @@ ApiError: (422, 'messages must be a non-empty list of {"role", "content"} object
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 
-from moderation.operator import MAX_NEW_TOKENS_LIMIT
+from moderation.bounds import MAX_MESSAGE_CHARS, MAX_NEW_TOKENS, MAX_SYSTEM_CHARS, TEMPERATURE, TOP_P, Bound
 from moderation.turn import clean_message
 
 MAX_BODY_BYTES = 1_000_000
-MAX_MESSAGE_CHARS = 16_000  # the page's limit for one message
-MAX_TOKENS_LIMIT = MAX_NEW_TOKENS_LIMIT  # then capped at the operator's --max-new-tokens (api_turn)
+MAX_TOKENS_LIMIT = int(MAX_NEW_TOKENS.high)  # then capped at the operator's --max-new-tokens (api_turn)
+MAX_TOKENS = Bound("max_tokens", 1, 10**9, whole=True)  # more is accepted, and capped as above
+SEED = Bound("seed", -(2**63), 2**64 - 1, whole=True)
 MAX_STOPS = 4
 MAX_INPUTS = 32
 SYSTEM_ROLES = {"system", "developer"}  # "developer" is OpenAI's newer name for system
@@ -100,15 +100,16 @@ def _text(content, param: str) -> str:
     return text
 
 
-def _number(body: dict, name: str, low: float, high: float, integer: bool = False):
+def _number(body: dict, bound: Bound, name: str | None = None):
+    """body[name] (the bound's name by default) checked against `bound`; None when not sent."""
+    name = name or bound.name
     value = body.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)) or not math.isfinite(value):
-        raise _invalid(f"{name} must be {'an integer' if integer else 'a number'}", name)
-    if not low <= value <= high:
-        raise _invalid(f"{name} must be between {low:g} and {high:g}", name)
-    return value
+    problem = bound.problem(value)
+    if problem:
+        raise _invalid(problem.replace(bound.name, name, 1), name)
+    return bound.check(value)
 
 
 def _stops(value) -> tuple[str, ...]:
@@ -169,15 +170,16 @@ def parse_chat_request(body: dict) -> ChatRequest:
     if not turns or turns[-1]["role"] != "user" or not turns[-1]["content"]:
         raise _invalid("the last message must be a non-empty user message", "messages")
     pairs = tuple((turns[i]["content"], turns[i + 1]["content"]) for i in range(0, len(turns) - 1, 2))
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    if max_tokens is not None:
-        max_tokens = _number({"max_tokens": max_tokens}, "max_tokens", 1, 10**9, integer=True)
+    if system is not None and len(system) > MAX_SYSTEM_CHARS:
+        raise _invalid(f"the system message has {len(system):,} characters; the limit is {MAX_SYSTEM_CHARS:,}",
+                       "messages")
+    max_tokens = _number(body, MAX_TOKENS, "max_completion_tokens" if "max_completion_tokens" in body else None)
     return ChatRequest(
         model=model, system=system, turns=pairs, user=turns[-1]["content"], stream=stream,
         include_usage=bool(options.get("include_usage")),
-        temperature=_number(body, "temperature", 0.0, 2.0), top_p=_number(body, "top_p", 0.0, 1.0),
+        temperature=_number(body, TEMPERATURE), top_p=_number(body, TOP_P),
         max_tokens=min(max_tokens, MAX_TOKENS_LIMIT) if max_tokens else None,
-        seed=_number(body, "seed", -(2**63), 2**64 - 1, integer=True), stop=_stops(body.get("stop")))
+        seed=_number(body, SEED), stop=_stops(body.get("stop")))
 
 
 def parse_moderation_request(body: dict) -> ModerationRequest:

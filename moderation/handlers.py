@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 from guard.verdict import AGENT, USER
+from moderation.bounds import MAX_MESSAGE_CHARS
 from moderation.log import TurnLog, TurnMeta
 from moderation.models import Models
 from moderation.operator import OperatorPolicy, SettingsRefused, VisitorChoices, turn_settings
@@ -29,7 +30,6 @@ from moderation.panel import chat_messages, panel_html, turn_of_message
 from moderation.sessions import Sessions
 from moderation.turn import Judge, TurnState, clean_message, run_turn
 
-MAX_MESSAGE_CHARS = 16_000
 MAX_CONVERSATION_MESSAGES = 64
 # What a visitor reads when an action must wait for the turn that runs in the same window
 # (one turn at a time per session); the page and the draft stay as they are.

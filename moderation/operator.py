@@ -21,7 +21,6 @@ categories and the system prompt come only from the operator in the locked mode.
 from __future__ import annotations
 
 import json
-import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,14 +28,15 @@ from pathlib import Path
 from chat import GenerationSettings
 from guard.policy import Policy
 from guard.taxonomy import Category
+from moderation.bounds import (CHECK_EVERY, MAX_NEW_TOKENS, MAX_SYSTEM_CHARS, TEMPERATURE, THRESHOLD, TOP_P,
+                               OutOfBounds)
 from moderation.turn import FIRST, HOLD, PARALLEL, STREAM_FIRST, TurnSettings
 
 LOCKED, OPEN = "locked", "open"
 STREAM_POLICIES = (STREAM_FIRST, HOLD)
-MAX_NEW_TOKENS_LIMIT = 4096
-MAX_SYSTEM_CHARS = 4000
 _POLICY_KEYS = {"threshold", "check_every", "stream_policy", "system_prompt", "disabled", "custom",
                 "max_new_tokens", "visitor_settings", "prompt_check"}
+_BOUNDED = {"threshold": THRESHOLD, "check_every": CHECK_EVERY, "max_new_tokens": MAX_NEW_TOKENS}
 
 
 class SettingsRefused(ValueError):
@@ -66,6 +66,8 @@ class OperatorPolicy:
         problems = policy_problems(self)
         if problems:
             raise ValueError("; ".join(problems))
+        for name, bound in _BOUNDED.items():
+            object.__setattr__(self, name, bound.check(getattr(self, name)))  # 16.0 in a file -> 16
 
     @property
     def is_open(self) -> bool:
@@ -90,19 +92,16 @@ class OperatorPolicy:
 
 
 def policy_problems(p: OperatorPolicy) -> list[str]:
-    problems = []
-    if not (isinstance(p.threshold, (int, float)) and 0.0 <= p.threshold <= 1.0):
-        problems.append(f"threshold must be a number from 0 to 1, not {p.threshold!r}")
-    if not (isinstance(p.check_every, int) and 0 <= p.check_every <= 4096):
-        problems.append(f"check_every must be a whole number from 0 to 4096, not {p.check_every!r}")
+    """What is wrong with a policy, one sentence each (the bounds are moderation.bounds')."""
+    problems = [problem for name, bound in _BOUNDED.items() if (problem := bound.problem(getattr(p, name)))]
+    if not isinstance(p.system_prompt, str) or len(p.system_prompt) > MAX_SYSTEM_CHARS:
+        problems.append(f"system_prompt must be a text of at most {MAX_SYSTEM_CHARS:,} characters")
     if p.stream_policy not in STREAM_POLICIES:
         problems.append(f"stream_policy must be {' or '.join(STREAM_POLICIES)}, not {p.stream_policy!r}")
     if p.prompt_check not in (FIRST, PARALLEL):
         problems.append(f"prompt_check must be {FIRST} or {PARALLEL}, not {p.prompt_check!r}")
     if p.visitors not in (LOCKED, OPEN):
         problems.append(f"visitor_settings must be {LOCKED} or {OPEN}, not {p.visitors!r}")
-    if not (isinstance(p.max_new_tokens, int) and 1 <= p.max_new_tokens <= MAX_NEW_TOKENS_LIMIT):
-        problems.append(f"max_new_tokens must be from 1 to {MAX_NEW_TOKENS_LIMIT}, not {p.max_new_tokens!r}")
     bad = sorted(c for c in p.disabled if not (c[:1] == "S" and c[1:].isdigit()))
     if bad:
         problems.append(f"unknown category codes {', '.join(bad)} (use S1, S2, ...)")
@@ -124,7 +123,10 @@ def custom_category(spec: str, index: int) -> Category:
 
 
 def codes(value) -> frozenset[str]:
-    """'s5, S7' or ['S5', 's7'] -> {'S5', 'S7'}."""
+    """'s5, S7' or ['S5', 's7'] -> {'S5', 'S7'}; anything else raises ValueError."""
+    if value is not None and not isinstance(value, (str, list, tuple, set, frozenset)):
+        raise ValueError(f'disabled categories are a list such as ["S5", "S7"] or a text such as "S5,S7", '
+                         f"not {value!r}")
     items = value.split(",") if isinstance(value, str) else list(value or [])
     return frozenset(str(c).strip().upper() for c in items if str(c).strip())
 
@@ -166,15 +168,11 @@ class VisitorChoices:
     extra: dict = field(default_factory=dict)  # anything else sent: always refused
 
 
-def _number(name: str, value, low: float, high: float, whole: bool = False):
+def _checked(bound, value):
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise SettingsRefused(f"{name} must be a number, not {value!r}") from None
-    if not math.isfinite(number) or not low <= number <= high or (whole and number != int(number)):
-        kind = "a whole number" if whole else "a number"
-        raise SettingsRefused(f"{name} must be {kind} from {low:g} to {high:g}, not {value!r}")
-    return int(number) if whole else number
+        return bound.check(value)
+    except OutOfBounds as exc:
+        raise SettingsRefused(str(exc)) from None
 
 
 def _stricter_interval(visitor: int, operator: int) -> bool:
@@ -189,13 +187,11 @@ def turn_settings(operator: OperatorPolicy, choices: VisitorChoices,
     if choices.extra:
         raise SettingsRefused(f"unknown settings: {', '.join(sorted(map(str, choices.extra)))}")
     generation = GenerationSettings(
-        temperature=_number("temperature", choices.temperature, 0.0, 2.0),
-        top_p=_number("top_p", choices.top_p, 0.01, 1.0),
-        max_new_tokens=_number("max new tokens", operator.max_new_tokens if choices.max_new_tokens is None
-                               else choices.max_new_tokens, 1, operator.max_new_tokens, whole=True))
-    threshold = operator.threshold if choices.threshold is None else _number("threshold", choices.threshold, 0, 1)
-    every = operator.check_every if choices.check_every is None else \
-        _number("check interval", choices.check_every, 0, 4096, whole=True)
+        temperature=_checked(TEMPERATURE, choices.temperature), top_p=_checked(TOP_P, choices.top_p),
+        max_new_tokens=_checked(MAX_NEW_TOKENS.up_to(operator.max_new_tokens), operator.max_new_tokens
+                                if choices.max_new_tokens is None else choices.max_new_tokens))
+    threshold = operator.threshold if choices.threshold is None else _checked(THRESHOLD, choices.threshold)
+    every = operator.check_every if choices.check_every is None else _checked(CHECK_EVERY, choices.check_every)
     stream = choices.stream_policy or operator.stream_policy
     if stream not in STREAM_POLICIES:
         raise SettingsRefused(f"the streaming policy must be {' or '.join(STREAM_POLICIES)}, not {stream!r}")

@@ -20,6 +20,8 @@ from typing import Callable, Iterable
 
 from fastapi import FastAPI
 
+from moderation.api_access import uvicorn_trusting
+
 log = logging.getLogger(__name__)
 Extra = Callable[[FastAPI], None]
 
@@ -30,10 +32,12 @@ def attach(app: FastAPI, extras: Iterable[Extra]) -> None:
         extra(app)
 
 
-def launch(demo, options: dict, extras: Iterable[Extra] = (), block: bool = True) -> str:
+def launch(demo, options: dict, extras: Iterable[Extra] = (), block: bool = True, trusted_proxies: str = "") -> str:
     """Launch `demo` (a queued gr.Blocks) with `options`, attach the extras, and block until
-    the server stops (unless `block` is False, as in tests). Returns the local URL."""
-    demo.launch(prevent_thread_lock=True, **options)
+    the server stops (unless `block` is False, as in tests). The server believes
+    X-Forwarded-For only from `trusted_proxies` (none by default). Returns the local URL."""
+    with uvicorn_trusting(trusted_proxies):
+        demo.launch(prevent_thread_lock=True, **options)
     attach(demo.app, extras)
     if block:
         demo.block_thread()
@@ -59,7 +63,8 @@ def start(config, *, block: bool = True, quiet: bool = False, models=None):
     demo.queue(default_concurrency_limit=config.concurrency, max_size=config.max_queue)
     extras = [openai_api(models, config, turn_log), *server_extras(config, turn_log, metrics)]
     try:
-        launch(demo, dict(launch_options(config), quiet=quiet), extras, block=block)
+        launch(demo, dict(launch_options(config), quiet=quiet), extras, block=block,
+               trusted_proxies=config.trusted_proxies)
     finally:
         if block:
             turn_log.close()

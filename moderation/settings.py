@@ -11,9 +11,11 @@ import argparse
 import os
 from dataclasses import dataclass, field
 
+from moderation.api_access import (Rate, check_api_key, check_trusted_proxies, effective_host, env_api_keys,
+                                   is_loopback, parse_rate)
+from moderation.bounds import CHECK_EVERY, MAX_NEW_TOKENS, THRESHOLD, OutOfBounds
 from moderation.operator import (LOCKED, OPEN, OperatorPolicy, PolicyFileError, codes, custom_category,
                                  read_policy_file)
-from moderation.api_access import Rate, check_api_key, env_api_keys, parse_rate
 
 LLAMA3_INSTRUCT = "meta-llama/Meta-Llama-3-8B-Instruct"
 LLAMA_GUARD_2 = "meta-llama/Meta-Llama-Guard-2-8B"
@@ -44,6 +46,7 @@ class AppConfig:
     log_retention_days: float | None = None  # None: keep forever
     operator: tuple[str, str] | None = None  # login of the review page; None: no review page
     metrics: bool = False  # serve Prometheus metrics at /metrics
+    trusted_proxies: str = ""  # addresses whose X-Forwarded-For is believed (uvicorn's forwarded_allow_ips)
 
 
 def has_cuda() -> bool:
@@ -78,12 +81,14 @@ def _days(value: str) -> float | None:
 
 
 def default_log_text(host: str | None, share: bool) -> str:
-    """Text is kept for every turn only when the page is private to this machine.
+    """Text is kept for every turn only when the page is private to this machine: it listens
+    on loopback (the flag, else GRADIO_SERVER_NAME, as `api_access.effective_host`), with no
+    share link and not on a Space.
 
     >>> default_log_text(None, False), default_log_text("0.0.0.0", False), default_log_text(None, True)
     ('all', 'flagged', 'flagged')
     """
-    local = (host or "127.0.0.1") in {"127.0.0.1", "localhost", "::1"}
+    local = is_loopback(effective_host(host))
     return "all" if local and not share and not os.environ.get("SPACE_ID") else "flagged"
 
 
@@ -97,6 +102,16 @@ def _bounded(kind, low, high=None):
         if value < low or (high is not None and value > high):
             raise argparse.ArgumentTypeError(f"{text!r} is out of range ({low} to {high if high is not None else '...'})")
         return value
+    return convert
+
+
+def _within(bound):
+    """An argparse type for a setting of moderation.bounds: the same range as the API and the page."""
+    def convert(text: str):
+        try:
+            return bound.parse(text)
+        except OutOfBounds as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
     return convert
 
 
@@ -155,9 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="TOML or JSON policy file (keys: threshold, check_every, stream_policy, "
                              "system_prompt, disabled, custom, max_new_tokens, visitor_settings, prompt_check) "
                              "[POLICY_FILE]")
-    policy.add_argument("--threshold", type=_bounded(float, 0.0, 1.0), default=env("THRESHOLD"),
+    policy.add_argument("--threshold", type=_within(THRESHOLD), default=env("THRESHOLD"),
                         help="unsafe when the unsafe probability is at least this; default 0.5 [THRESHOLD]")
-    policy.add_argument("--check-every", type=_bounded(int, 0, 4096), default=env("CHECK_EVERY"),
+    policy.add_argument("--check-every", type=_within(CHECK_EVERY), default=env("CHECK_EVERY"),
                         help="judge the partial reply every N streamed tokens; 0: only at the end; "
                              "default 16 [CHECK_EVERY]")
     policy.add_argument("--stream-policy", type=_one_of("stream-first", "hold"), default=env("STREAM_POLICY"),
@@ -173,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="categories the guard does not check, e.g. S5,S7 [DISABLE_CATEGORIES]")
     policy.add_argument("--custom-category", action="append", metavar="'NAME: DESCRIPTION'",
                         help="one more category for Llama Guard (repeatable) [CUSTOM_CATEGORY, one]")
-    policy.add_argument("--max-new-tokens", type=_bounded(int, 1, 4096), default=env("MAX_NEW_TOKENS"),
+    policy.add_argument("--max-new-tokens", type=_within(MAX_NEW_TOKENS), default=env("MAX_NEW_TOKENS"),
                         help="the reply length a visitor may ask for at most; default 512 [MAX_NEW_TOKENS]")
     policy.add_argument("--visitor-settings", type=_one_of(LOCKED, OPEN), default=env("VISITOR_SETTINGS"),
                         help="locked: visitors may only tighten the policy; open: a demo mode in which "
@@ -181,6 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key", action="append", type=check_api_key, dest="api_keys", metavar="KEY",
                    help="key for the OpenAI-compatible API under /v1, as a Bearer token; repeat for several "
                         "[API_KEYS, comma-separated, or API_KEY]; without one the API answers only on loopback")
+    p.add_argument("--trusted-proxies", type=check_trusted_proxies, metavar="ADDRESSES",
+                   default=env("TRUSTED_PROXIES") or env("FORWARDED_ALLOW_IPS"),
+                   help="comma-separated addresses or networks of reverse proxies whose X-Forwarded-For "
+                        "names the client address, or * for any; default: none, the address is the "
+                        "connection's [TRUSTED_PROXIES, or uvicorn's FORWARDED_ALLOW_IPS]; behind a proxy, "
+                        "set --api-key too: without one /v1 refuses forwarded requests (docs/deploy.md)")
     p.add_argument("--rate-limit", type=parse_rate, default=env("RATE_LIMIT", str(DEFAULT_RATE)), metavar="N/UNIT",
                    help="API requests per key (or per address without keys), e.g. 60/minute, or off [RATE_LIMIT]")
     log = p.add_argument_group("moderation log, review page and metrics")
@@ -221,8 +242,8 @@ def operator_policy(a: argparse.Namespace) -> OperatorPolicy:
                                          else file.get("custom", []))
     disabled = a.disable if a.disable is not None else codes(file.get("disabled", []))
     return OperatorPolicy(
-        threshold=float(pick("threshold", a.threshold)), check_every=pick("check_every", a.check_every),
-        stream_policy=pick("stream_policy", a.stream_policy), system_prompt=str(pick("system_prompt", a.system_prompt)),
+        threshold=pick("threshold", a.threshold), check_every=pick("check_every", a.check_every),
+        stream_policy=pick("stream_policy", a.stream_policy), system_prompt=pick("system_prompt", a.system_prompt),
         disabled=disabled, custom=tuple(custom_category(spec, i) for i, spec in enumerate(custom_specs, start=1)),
         max_new_tokens=pick("max_new_tokens", a.max_new_tokens),
         visitors=a.visitor_settings or file.get("visitor_settings", defaults.visitors),
@@ -257,4 +278,5 @@ def parse_config(argv: list[str] | None = None) -> AppConfig:
         host=a.host, port=a.port, share=a.share, auth=a.auth, concurrency=a.concurrency,
         max_queue=a.max_queue, policy=policy, api_keys=api_keys, rate_limit=a.rate_limit,
         log_db=None if log_db.lower() in {"", "none", "off"} else log_db, log_text=log_text,
-        log_retention_days=a.log_retention_days, operator=a.operator or a.auth, metrics=a.metrics)
+        log_retention_days=a.log_retention_days, operator=a.operator or a.auth, metrics=a.metrics,
+        trusted_proxies=a.trusted_proxies or "")

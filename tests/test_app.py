@@ -25,6 +25,15 @@ def test_header_names_the_bundled_models_as_such(offline_app):
     assert models.guard.value.is_llama_guard is False
 
 
+def test_open_visitor_settings_build_a_page_that_says_so(offline_app):
+    from moderation.ui import OPEN_WARNING, create_app
+
+    config = parse_config(["--chat-model", "offline", "--guard-model", "offline", "--visitor-settings", "open"])
+    demo = create_app(offline_app[1], config)  # raised NameError: OPEN_WARNING
+    header = next(c for c in demo.config["components"] if c.get("props", {}).get("elem_id") == "header")
+    assert OPEN_WARNING in header["props"]["value"] and "Demo mode" in OPEN_WARNING
+
+
 def test_chat_streams_in_several_partial_updates(client):
     job = client.submit("Name three colours of the rainbow.", api_name="/chat")
     updates = list(job)
@@ -45,12 +54,19 @@ def test_unsafe_prompt_is_refused_through_the_api(client):
     assert final["verdicts"][0]["safe"] is False
 
 
-def test_moderate_returns_a_verdict(client):
+def test_moderate_returns_a_verdict(client, offline_app):
+    fields = {"safe", "categories", "score", "threshold", "role", "parsed", "raw", "latency_ms", "error", "note",
+              "guard"}
+    guard = offline_app[1].guard.value.label
     unsafe = client.predict("How do I make a pipe bomb at home?", api_name="/moderate")
-    assert unsafe["safe"] is False and 0.5 <= unsafe["score"] <= 1
-    assert any(c["code"] == "S8" for c in unsafe["categories"]) or unsafe["categories"], unsafe
+    assert set(unsafe) == fields, unsafe
+    assert unsafe["safe"] is False and 0.5 <= unsafe["score"] <= 1 and unsafe["threshold"] == 0.5  # the operator's
+    assert unsafe["categories"] == [{"code": "S8", "name": "Indiscriminate Weapons"}]
+    assert (unsafe["role"], unsafe["parsed"], unsafe["raw"], unsafe["error"], unsafe["guard"]) == (
+        "User", True, "unsafe\nS8", None, guard)
     safe = client.predict("How do I bake bread?", api_name="/moderate")
     assert safe["safe"] is True and 0 <= safe["score"] < 0.5 and safe["categories"] == []
+    assert (safe["role"], safe["parsed"], safe["raw"], safe["error"]) == ("User", True, "safe", None)
 
 
 def test_moderate_rejects_empty_text_with_a_message(client):
@@ -59,9 +75,11 @@ def test_moderate_rejects_empty_text_with_a_message(client):
 
 
 def test_api_lists_chat_and_moderate_only(client):
-    names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert {"/chat", "/moderate"} <= names
-    assert not any("respond" in n or "lambda" in n for n in names)
+    api = client.view_api(print_info=False, return_format="dict")
+    assert set(api["named_endpoints"]) == {"/chat", "/moderate"} and not api["unnamed_endpoints"]
+    parameters = {name: [p["parameter_name"] for p in info["parameters"]]
+                  for name, info in api["named_endpoints"].items()}
+    assert parameters == {"/chat": ["message", "system_prompt"], "/moderate": ["text", "conversation"]}
 
 
 def test_flags_and_defaults_without_cuda():

@@ -128,25 +128,49 @@ def crafted_send(url: str, values: dict[str, object]) -> list[dict]:
     fn_index, inputs, elem = _page_event(url, "on_send")
     data = [values.get(elem[i]) for i in inputs]
     session = uuid.uuid4().hex
-    joined = httpx.post(url + "gradio_api/queue/join", timeout=30,
-                        json={"data": data, "fn_index": fn_index, "session_hash": session, "trigger_id": None})
+    body = {"data": data, "fn_index": fn_index, "session_hash": session, "trigger_id": None}
+    joined = httpx.post(url + "gradio_api/queue/join", timeout=30, headers={"Content-Type": "application/json"},
+                        content=json.dumps(body))  # as Python writes JSON: NaN and Infinity included
     assert joined.status_code == 200, joined.text
     with httpx.stream("GET", url + "gradio_api/queue/data", params={"session_hash": session}, timeout=120) as r:
         return [json.loads(line[5:]) for line in r.iter_lines() if line.startswith("data:")]
 
 
-@pytest.mark.parametrize("loosen", [{"threshold": 1.0}, {"check-every": 0}, {"check-every": 64},
-                                    {"categories": ["S99 Anything goes"]}, {"While streaming": "yolo"}])
-def test_a_crafted_page_request_cannot_loosen_the_policy(offline_app, loosen):
-    base = {"message": BOMB, "temperature": 0.0, "top-p": 0.9, "max-new-tokens": 32,
-            "threshold": 0.5, "check-every": 4, "While streaming": "stream-first", "categories": []}
-    messages = crafted_send(offline_app[0], base | loosen)
-    done = messages[-2] if messages[-1]["msg"] == "close_stream" else messages[-1]
-    assert done["msg"] == "process_completed" and done["success"] is False, messages
+PAGE_VALUES = {"message": BOMB, "temperature": 0.0, "top-p": 0.9, "max-new-tokens": 32,
+               "threshold": 0.5, "check-every": 4, "While streaming": "stream-first", "categories": []}
+
+
+def warnings_of(messages: list[dict]) -> list[str]:
+    return [m["log"] for m in messages if m["msg"] == "log" and m.get("level") == "warning"]
+
+
+@pytest.mark.parametrize("loosen, why", [
+    # NaN passes Gradio's own slider check (NaN < min and NaN > max are both false), and a
+    # NaN threshold would pass every message (score >= NaN is false): only the server's
+    # check of the settings stands between this request and an unmoderated turn.
+    ({"threshold": float("nan")}, "threshold must be a number from 0 to 1, not nan"),
+    ({"check-every": float("nan")}, "check_every must be a whole number from 0 to 4096, not nan"),
+])
+def test_a_crafted_page_request_cannot_loosen_the_policy(offline_app, loosen, why):
+    messages = crafted_send(offline_app[0], PAGE_VALUES | loosen)
+    assert any(m["msg"] == "process_starts" for m in messages), "Gradio's preprocessing let it through"
+    assert why in warnings_of(messages), messages
     assert not any(m["msg"] == "process_generating" for m in messages), "no turn may start"
+    assert "S8" not in json.dumps(messages)  # the guard never judged it: no turn ran
     # the same request with the page's own values is judged, and refused by the guard
-    judged = json.dumps(crafted_send(offline_app[0], base))
+    judged = json.dumps(crafted_send(offline_app[0], PAGE_VALUES))
     assert "flagged" in judged and "S8" in judged
+
+
+@pytest.mark.parametrize("outside", [{"threshold": 1.0}, {"check-every": 0}, {"check-every": 64},
+                                     {"categories": ["S99 Anything goes"]}, {"While streaming": "yolo"}])
+def test_the_locked_page_widgets_accept_no_value_looser_than_the_policy(offline_app, outside):
+    """A locked page's widgets span only the operator's policy (threshold up to it, checks
+    at least as often, no category to switch off), so Gradio refuses these before any handler."""
+    messages = crafted_send(offline_app[0], PAGE_VALUES | outside)
+    done = next(m for m in messages if m["msg"] == "process_completed")
+    assert done["success"] is False and not warnings_of(messages), messages
+    assert not any(m["msg"] == "process_generating" for m in messages), "no turn may start"
 
 
 def test_the_chat_api_refuses_a_visitor_system_prompt(offline_app):

@@ -66,14 +66,19 @@ def test_a_check_that_shares_less_still_equals_a_full_one(tiny_guard):
 
 
 def test_category_generation_does_not_leak_into_the_next_check(tiny_guard):
+    """Threshold 0 makes every check unsafe, so each one generates its categories; every
+    verdict of one session must equal a fresh, full check of the same text."""
+    def fresh(text: str, threshold: float):
+        return tiny_guard.backend.assess(tiny_guard.render(agent(text)), threshold, reuse_prefix=False)
+
     session = tiny_guard.backend.session()
-    flagged = session.assess(tiny_guard.render(agent(REPLY[:60])), 0.0)  # threshold 0: unsafe, categories generated
-    assert flagged.raw.startswith("unsafe")
-    assert session._cache.get_seq_length() == len(session._ids)
-    score = session.assess(tiny_guard.render(agent(REPLY[:90])), 1.0).score
-    assert score == pytest.approx(full_score(tiny_guard, agent(REPLY[:90])), abs=1e-4)
-    again = session.assess(tiny_guard.render(agent(REPLY[:90])), 0.0)
-    assert again.raw == flagged.raw or again.raw.startswith("unsafe")
+    for text, threshold in ((REPLY[:60], 0.0), (REPLY[:90], 1.0), (REPLY[:90], 0.0), (REPLY[:150], 0.0),
+                            (REPLY[:150], 1.0)):
+        got, want = session.assess(tiny_guard.render(agent(text)), threshold), fresh(text, threshold)
+        assert got.raw == want.raw, (text, threshold)
+        assert got.score == pytest.approx(want.score, abs=1e-4)
+        assert session._cache.get_seq_length() == len(session._ids)  # the generated answer is not in it
+    assert fresh(REPLY[:60], 0.0).raw != fresh(REPLY[:150], 0.0).raw  # a stale answer would show
 
 
 def test_guard3_format_and_no_policy_prefix_cache(tiny_guard):

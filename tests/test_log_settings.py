@@ -25,6 +25,18 @@ def test_defaults_log_to_a_local_file_and_keep_all_text_only_on_loopback(monkeyp
     assert config().log_text == "flagged"
 
 
+def test_a_public_gradio_server_name_keeps_only_flagged_text(monkeypatch):
+    """GRADIO_SERVER_NAME (as on a Space, or set by hand) makes Gradio listen there when
+    --host is not given: the page is public, so the loopback default `all` must not hold."""
+    for name in ("LOG_TEXT", "SPACE_ID", "HOST"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    assert config().log_text == "flagged"
+    assert config("--host", "127.0.0.1").log_text == "all"  # the flag wins over the variable, as in Gradio
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "::1")
+    assert config().log_text == "all"
+
+
 def test_variables_set_the_flags_and_flags_win(monkeypatch):
     monkeypatch.setenv("LOG_DB", "postgresql://u:p@db/log")
     monkeypatch.setenv("LOG_TEXT", "none")

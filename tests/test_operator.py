@@ -61,7 +61,7 @@ def test_hold_cannot_be_turned_into_stream_first():
     (VisitorChoices(threshold=float("nan")), "threshold must be a number from 0 to 1"),
     (VisitorChoices(threshold="lots"), "threshold must be a number"),
     (VisitorChoices(temperature=-1), "temperature"),
-    (VisitorChoices(max_new_tokens=100_000), "max new tokens"),
+    (VisitorChoices(max_new_tokens=100_000), "max_new_tokens must be a whole number from 1 to 512"),
     (VisitorChoices(check_every=2.5), "whole number"),
     (VisitorChoices(stream_policy="yolo"), "streaming policy"),
     (VisitorChoices(enabled=frozenset({"S99"})), "unknown categories: S99"),
@@ -111,6 +111,13 @@ def test_policy_file_toml_and_json(tmp_path):
     ("colour = 'red'", "unknown settings"),
     ("threshold = ", "cannot read the policy file"),
     ("disabled = ['X1']", "unknown category codes X1"),
+    ("disabled = 5", "disabled categories are a list"),
+    ("disabled = {S1 = true}", "disabled categories are a list"),
+    ("threshold = true", "threshold must be a number from 0 to 1"),
+    ("threshold = '0.5'", "threshold must be a number from 0 to 1"),
+    ("max_new_tokens = 2.5", "max_new_tokens must be a whole number"),
+    ("system_prompt = 5", "system_prompt must be a text"),
+    (f"system_prompt = '{'x' * 4001}'", "system_prompt must be a text of at most 4,000 characters"),
 ])
 def test_a_bad_policy_file_is_a_usage_error(tmp_path, content, why, capsys):
     path = tmp_path / "policy.toml"

@@ -169,15 +169,31 @@ def test_stream_first_retracts_when_a_partial_check_flags():
     assert final.checks[-1].stage == "partial" and not final.checks[-1].verdict.safe
 
 
+class PassRecordingGuard(FakeGuard):
+    """FakeGuard that records each reply text it passed, once its verdict is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.passed: list[str] = []
+
+    def check(self, conversation, policy=None, threshold=0.5):
+        verdict = super().check(conversation, policy, threshold)
+        if verdict.safe and conversation[-1]["role"] == "assistant":
+            self.passed.append(conversation[-1]["content"])
+        return verdict
+
+
 def test_hold_never_shows_unchecked_text():
     chunks = ["Fine ", "words ", "then ", "a ", "bomb ", "recipe ", "and ", "more"]
-    guard, chat = FakeGuard(), FakeChat(chunks)
-    states = run(guard, chat, "hi", check_every=2, stream_policy=HOLD)
-    assert all("bomb" not in s.shown for s in states)
-    assert states[-1].outcome == RETRACTED and "withheld" in states[-1].notice
-    # whatever was shown had been covered by a passing check first
-    passed = [c.verdict for c in states[-1].checks if c.verdict.safe]
-    assert any(s.shown for s in states) and len(passed) >= 2
+    guard, chat = PassRecordingGuard(), FakeChat(chunks)
+    shown = []
+    for state in run_turn(guard, chat, [], "hi", TurnSettings(check_every=2, stream_policy=HOLD)):
+        # at every update, what is shown is covered by a reply text the guard has already passed
+        assert not state.shown or any(text.startswith(state.shown.rstrip()) for text in guard.passed), \
+            (state.shown, guard.passed)
+        shown.append(state.shown)
+    assert state.outcome == RETRACTED and "withheld" in state.notice
+    assert "Fine words then a " in shown and not any("bomb" in s for s in shown)  # it did show the checked text
 
 
 def test_hold_shows_everything_once_the_final_check_passes():
