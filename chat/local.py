@@ -95,16 +95,23 @@ class LocalChat:
         return self._fit(messages, settings)[0]
 
     def _fit(self, messages: Sequence[Message], settings: GenerationSettings) -> tuple[Fitted, list[int]]:
-        """The fitted messages and their prompt ids: the last candidate counted is the one
-        returned, so its ids need no second tokenization."""
-        counted: list[list[int]] = []
+        """The fitted messages and their prompt ids: every render is kept by its length, so
+        the one returned needs no second tokenization."""
+        rendered: dict[int, list[int]] = {}
 
         def count(candidate: list[Message]) -> int:
-            counted.append(self.prompt_ids(candidate))
-            return len(counted[-1])
+            rendered[len(candidate)] = self.prompt_ids(candidate)
+            return len(rendered[len(candidate)])
 
-        fitted = fit_messages(messages, count, self.context_window, settings.max_new_tokens)
-        return fitted, counted[-1]
+        fitted = fit_messages(messages, count, self.context_window, settings.max_new_tokens, self.message_tokens)
+        ids = rendered.get(len(fitted.messages))
+        return fitted, ids if ids is not None else self.prompt_ids(fitted.messages)
+
+    def message_tokens(self, messages: Sequence[Message]) -> list[int]:
+        """Tokens of each message's own text (defused, stripped as the template does), in
+        one batched tokenizer call: what the chat template adds around them is not counted."""
+        texts = [m["content"].strip() for m in defuse_messages(messages, self.special_strings)]
+        return [len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
     def generate_kwargs(self, settings: GenerationSettings) -> dict:
         """Keyword arguments for `model.generate`, fresh for each call. Decoding is greedy;

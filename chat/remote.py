@@ -22,8 +22,13 @@ from weights.endpoint import api_base, openai_client, served_model
 CHARS_PER_TOKEN = 4
 
 
+def message_estimates(messages: Sequence[Message]) -> list[int]:
+    """About how many tokens each message takes, its role's framing included."""
+    return [len(m["content"]) // CHARS_PER_TOKEN + 8 for m in messages]
+
+
 def estimate_tokens(messages: Sequence[Message]) -> int:
-    return sum(len(m["content"]) // CHARS_PER_TOKEN + 8 for m in messages)
+    return sum(message_estimates(messages))
 
 
 def _error_detail(body) -> str:
@@ -92,7 +97,8 @@ class RemoteChat:
             raise endpoint_error(self.url, exc) from exc
 
     def fit(self, messages: Sequence[Message], settings: GenerationSettings) -> Fitted:
-        return fit_messages(messages, estimate_tokens, self.context_window, settings.max_new_tokens)
+        return fit_messages(messages, estimate_tokens, self.context_window, settings.max_new_tokens,
+                            message_estimates)
 
     def stream(self, messages: Sequence[Message], settings: GenerationSettings,
                stop: threading.Event | None = None) -> Iterator[str]:

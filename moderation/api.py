@@ -29,25 +29,29 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from moderation.api_access import RateLimiter, api_exposure, bearer_matches, keyless_refusal
 from moderation.api_replies import (chunk_body, completion_body, finish_reason, moderation_body,
                                     models_body, moderation_field, new_id)
-from moderation.api_schema import (MAX_BODY_BYTES, ApiError, ChatRequest, parse_chat_request,
+from moderation.admission import Admission
+from moderation.api_schema import (MAX_BODY_BYTES, ApiError, ChatRequest, ModerationRequest, parse_chat_request,
                                    parse_json_body, parse_moderation_request)
-from moderation.api_turn import Slots, api_turn_settings, cut_at_stop, history_records, turn_states, usage
+from moderation.api_turn import api_turn_settings, cut_at_stop, history_records, turn_states, usage
 from moderation.log import TurnLog, TurnMeta
 from moderation.turn import ERROR, TurnState, history_messages, run_turn
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable]
+MAX_JUDGED_CHARS = 64_000  # what one /v1/moderations request may ask the guard to read: four full messages
 
 
-def openai_api(models, config, turn_log: TurnLog | None = None) -> Callable[[FastAPI], None]:
+def openai_api(models, config, turn_log: TurnLog | None = None,
+               admission: Admission | None = None) -> Callable[[FastAPI], None]:
     """The hook that adds /v1 to the server, or logs why the API stays off. API turns are
-    kept in `turn_log` like the page's."""
+    kept in `turn_log` like the page's, and run under `admission`, the server's one limit
+    on moderated work (without one: a limit of the API's own, of --concurrency)."""
 
     def attach(app: FastAPI) -> None:
         enabled, why = api_exposure(config)
         (log.info if enabled else log.warning)("OpenAI-compatible API at /v1: %s", why)
         if enabled:
-            app.include_router(api_router(models, config, turn_log))
+            app.include_router(api_router(models, config, turn_log, admission))
 
     return attach
 
@@ -60,8 +64,9 @@ def served_model_id(config, models) -> str:
     return config.chat_model
 
 
-def api_router(models, config, turn_log: TurnLog | None = None) -> APIRouter:
-    limiter, slots = RateLimiter(config.rate_limit), Slots(config.concurrency, config.max_queue)
+def api_router(models, config, turn_log: TurnLog | None = None, admission: Admission | None = None) -> APIRouter:
+    limiter = RateLimiter(config.rate_limit)
+    admission = admission or Admission(config.concurrency, config.max_queue)
     turn_log = turn_log or TurnLog(None)
     router = APIRouter(prefix="/v1")
 
@@ -97,15 +102,22 @@ def api_router(models, config, turn_log: TurnLog | None = None) -> APIRouter:
 
     async def moderations(request: Request):
         body = parse_moderation_request(parse_json_body(await read_body(request)))
+        refuse_over_budget(body)
         guard, _ = ready()
         settings = api_turn_settings(config, guard)
         role = "assistant" if len(body.conversation) % 2 else "user"  # the turn after the conversation
 
-        def judge_all():
-            return [guard.check(list(body.conversation) + [{"role": role, "content": text}], settings.policy,
-                                settings.threshold) for text in body.inputs]
+        def judge_each(stop: threading.Event):
+            for text in body.inputs:
+                if stop.is_set():
+                    return
+                yield guard.check(list(body.conversation) + [{"role": role, "content": text}], settings.policy,
+                                  settings.threshold)
 
-        verdicts = await asyncio.to_thread(judge_all)
+        async with client_watch(request) as (stop, gone):
+            verdicts = [v async for v in turn_states(judge_each, admission, stop, gone)]
+        if len(verdicts) < len(body.inputs):  # the client left: nobody reads the answer
+            raise ApiError(499, "the client closed the request", code="client_closed")
         return JSONResponse(moderation_body(verdicts, guard.label))
 
     async def chat_completions(request: Request):
@@ -117,27 +129,29 @@ def api_router(models, config, turn_log: TurnLog | None = None) -> APIRouter:
                            code="model_not_found", param="model")
         settings = api_turn_settings(config, guard, req)
         records = history_records(req)
-        stop = threading.Event()
         meta = TurnMeta.of(settings, guard, chat, f"api:{request.client.host if request.client else ''}")
-        states = turn_states(lambda event: turn_log.record(run_turn(guard, chat, records, req.user, settings, event),
-                                                           meta), slots, stop)
-        first = await anext(states)
-        if first.outcome == ERROR and not first.checks:  # the conversation does not fit the context
-            await states.aclose()
-            raise ApiError(400, first.notice, code="context_length_exceeded", param="messages")
         turn = ApiTurn(req, settings, chat, records, model)
-        if req.stream:
-            return StreamingResponse(turn.events(first, states, stop), media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-        watcher = asyncio.create_task(stop_when_gone(request, stop))
-        try:
-            last = first
-            async for last in states:
-                if cut_at_stop(last.shown, req.stop, final=False)[1]:
-                    stop.set()  # a stop string: end generation; the turn still judges the reply
-        finally:
-            watcher.cancel()
-            await states.aclose()
+        async with client_watch(request) as (stop, gone):  # from the wait for a place on
+            states = turn_states(lambda event: turn_log.record(
+                run_turn(guard, chat, records, req.user, settings, event), meta), admission, stop, gone)
+            first = await anext(states, None)
+            if first is None:
+                raise ApiError(499, "the client closed the request", code="client_closed")
+            if first.outcome == ERROR and not first.checks:  # the conversation does not fit the context
+                await states.aclose()
+                raise ApiError(400, first.notice, code="context_length_exceeded", param="messages")
+            if req.stream:  # the response watches its client itself from here
+                return StreamingResponse(turn.events(first, states, stop), media_type="text/event-stream",
+                                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+            try:
+                last = first
+                async for last in states:
+                    if cut_at_stop(last.shown, req.stop, final=False)[1]:
+                        stop.set()  # a stop string: end generation; the turn still judges the reply
+            finally:
+                await states.aclose()
+        if not last.done:  # the client left: the turn was closed, and nobody reads an answer
+            raise ApiError(499, "the client closed the request", code="client_closed")
         return JSONResponse(await asyncio.to_thread(turn.completion, last))  # usage tokenizes: not on the loop
 
     router.add_api_route("/models", endpoint(list_models), methods=["GET"])
@@ -236,14 +250,39 @@ async def read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-async def stop_when_gone(request: Request, stop: threading.Event) -> None:
-    """Sets `stop` when the client of a non-streamed request disconnects."""
+@contextlib.asynccontextmanager
+async def client_watch(request: Request) -> AsyncIterator[tuple[threading.Event, threading.Event]]:
+    """(stop, gone) events for one request's work: both are set when its client disconnects
+    while the block runs, which ends the wait for a place, generation, and checks."""
+    stop, gone = threading.Event(), threading.Event()
+    watcher = asyncio.create_task(_watch(request, stop, gone))
+    try:
+        yield stop, gone
+    finally:
+        watcher.cancel()
+
+
+async def _watch(request: Request, stop: threading.Event, gone: threading.Event) -> None:
     with contextlib.suppress(asyncio.CancelledError):
-        while not stop.is_set():
+        while not gone.is_set():
             if await request.is_disconnected():
+                log.info("%s %s: the client left; its work stops", request.method, request.url.path)
+                gone.set()
                 stop.set()
                 return
             await asyncio.sleep(0.25)
+
+
+def refuse_over_budget(body: ModerationRequest) -> None:
+    """A 413 for a /v1/moderations request that asks to judge more than MAX_JUDGED_CHARS
+    characters in all: every input is judged after the whole conversation."""
+    context = sum(len(m["content"]) for m in body.conversation)
+    total = sum(context + len(text) for text in body.inputs)
+    if total > MAX_JUDGED_CHARS:
+        raise ApiError(413, f"this request asks the guard to read {total:,} characters (each input with the "
+                            f"conversation before it); the limit is {MAX_JUDGED_CHARS:,} a request: "
+                            "send fewer or shorter inputs, or split them over several requests",
+                       code="too_much_to_judge", param="input")
 
 
 def error_response(exc: ApiError) -> JSONResponse:

@@ -25,6 +25,7 @@ MAX_TOKENS = Bound("max_tokens", 1, 10**9, whole=True)  # more is accepted, and 
 SEED = Bound("seed", -(2**63), 2**64 - 1, whole=True)
 MAX_STOPS = 4
 MAX_INPUTS = 32
+MAX_MESSAGES = 256  # in `messages` or a moderation `conversation`: bounds the work of one request
 SYSTEM_ROLES = {"system", "developer"}  # "developer" is OpenAI's newer name for system
 
 
@@ -127,6 +128,9 @@ def conversation_messages(messages, param: str = "messages") -> tuple[str | None
     one role are joined; system messages anywhere are joined into the system text."""
     if not isinstance(messages, list) or not messages:
         raise _invalid(f'{param} must be a non-empty list of {{"role", "content"}} objects', param)
+    if len(messages) > MAX_MESSAGES:
+        raise ApiError(422, f"{param} has {len(messages):,} messages; the limit is {MAX_MESSAGES}: "
+                            "send only the recent part of the conversation", code="too_many_messages", param=param)
     system: list[str] = []
     turns: list[dict] = []
     for i, m in enumerate(messages):

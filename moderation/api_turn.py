@@ -1,9 +1,10 @@
 """The API's side of a moderated turn: its settings, a thread that runs it, stop strings.
 
 The turn itself is `moderation.turn.run_turn`, called exactly as the page calls it.
-An API request runs it in a thread of its own (`turn_states`), and an async handler
-reads the states; when the client goes away the handler stops reading, the stop event
-is set, and the thread closes the turn, which ends generation within one step.
+An API request runs it in a thread of its own (`turn_states`), under the server's one
+limit on moderated work (`moderation.admission`), and an async handler reads the
+states; when the client goes away the thread closes the turn, which ends generation
+within one step and cancels the checks that have not started.
 """
 
 from __future__ import annotations
@@ -11,16 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from typing import AsyncIterator, Callable, Iterator
+from typing import AsyncIterator, Callable, Iterator, TypeVar
 
 from dataclasses import replace
 
 from guard.taxonomy import LLAMA_GUARD_2
+from moderation.admission import Admission
 from moderation.api_schema import ApiError, ChatRequest
 from moderation.operator import VisitorChoices, turn_settings
 from moderation.turn import ANSWERED, TurnSettings, TurnState
 
 _END = object()
+T = TypeVar("T")
 
 
 def api_turn_settings(config, guard, request: ChatRequest | None = None) -> TurnSettings:
@@ -67,45 +70,23 @@ def cut_at_stop(text: str, stops: tuple[str, ...], final: bool) -> tuple[str, bo
     return text[:len(text) - hold], False
 
 
-class Slots:
-    """At most `size` API turns at once and `queue` waiting; more are turned away at once."""
-
-    def __init__(self, size: int, queue: int):
-        self._free = threading.Semaphore(size)
-        self._lock = threading.Lock()
-        self.queue, self.waiting = queue, 0
-
-    def reserve(self) -> None:
-        with self._lock:
-            if self.waiting >= self.queue:
-                raise ApiError(503, "the server is busy: too many requests are waiting, retry shortly",
-                               type="server_error", code="server_busy", retry_after=5)
-            self.waiting += 1
-
-    @contextlib.contextmanager
-    def held(self, stop: threading.Event) -> Iterator[bool]:
-        """Waits for a free slot (unless stopped first); yields whether one was taken."""
-        try:
-            while not (got := self._free.acquire(timeout=0.2)) and not stop.is_set():
-                pass
-        finally:
-            with self._lock:
-                self.waiting -= 1
-        try:
-            yield got
-        finally:
-            if got:
-                self._free.release()
+def reserve(admission: Admission) -> None:
+    """A place in the API's waiting line, or a 503 when it is full."""
+    if not admission.reserve():
+        raise ApiError(503, "the server is busy: too many requests are waiting, retry shortly",
+                       type="server_error", code="server_busy", retry_after=5)
 
 
-async def turn_states(run: Callable[[threading.Event], Iterator[TurnState]], slots: Slots,
-                      stop: threading.Event) -> AsyncIterator[TurnState]:
-    """Yield the states of `run(stop)`, which runs in a thread of its own. `stop` ends
-    generation (the turn still judges the reply and finishes); a reader that leaves early
-    (client gone, error) also sets `gone`, and the thread then closes the turn at once."""
+async def turn_states(run: Callable[[threading.Event], Iterator[T]], admission: Admission,
+                      stop: threading.Event, gone: threading.Event | None = None) -> AsyncIterator[T]:
+    """Yield the items of `run(stop)` (a turn's states, or verdicts), which runs in a thread
+    of its own once the shared admission gives it a place. `stop` ends generation (the
+    turn still judges the reply and finishes); `gone` (the client left, or a reader that
+    leaves early) ends the wait for a place, and the thread then closes the turn at once:
+    generation joined, checks not yet started cancelled."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
-    gone = threading.Event()
+    gone = gone or threading.Event()
 
     def put(item) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is gone: nobody reads any more
@@ -113,23 +94,23 @@ async def turn_states(run: Callable[[threading.Event], Iterator[TurnState]], slo
 
     def work() -> None:
         try:
-            with slots.held(gone) as got:
+            with admission.held(gone, reserved=True) as got:
                 if not got or gone.is_set():
                     return
-                states = run(stop)
+                items = run(stop)
                 try:
-                    for state in states:
-                        put(state)
+                    for item in items:
                         if gone.is_set():
                             break
+                        put(item)
                 finally:
-                    states.close()  # ends run_turn: guard pool shut down, generation joined
+                    items.close()  # ends run_turn: guard checks cancelled, generation joined
         except Exception as exc:  # noqa: BLE001  handed to the reader
             put(exc)
         finally:
             put(_END)
 
-    slots.reserve()
+    reserve(admission)
     threading.Thread(target=work, name="api-turn", daemon=True).start()
     try:
         while (item := await queue.get()) is not _END:

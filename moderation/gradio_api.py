@@ -3,7 +3,9 @@
 Gradio documents a `gr.api` endpoint from its type hints (so the returned fields are
 TypedDicts here) and shows the docstring's text before "Parameters:" as its description,
 so that text says what goes in and what each returned field means. Everything else on the page is registered with `api_visibility="private"`
-and does not appear. The work itself is `moderation.handlers.ChatPage`'s.
+and does not appear. The work itself is `moderation.handlers.ChatPage`'s. `/chat` gets the
+caller's Gradio session (an injected `gr.Request`, not an API parameter), so a browser
+session runs one turn at a time whether it starts it from the page or from /chat.
 """
 
 # No `from __future__ import annotations`: Gradio reads these type hints as real types.
@@ -50,8 +52,9 @@ class ChatUpdate(TypedDict):
     verdicts: list[StageVerdict]
 
 
-def endpoints(page: ChatPage) -> None:
-    """Register /moderate and /chat on the Blocks being built."""
+def endpoints(page: ChatPage, **limit) -> None:
+    """Register /moderate and /chat on the Blocks being built; `limit` (concurrency_id)
+    puts them in the page's group of moderated work."""
 
     def moderate(text: str, conversation: Optional[list[Message]] = None) -> Verdict:
         """Judge one message with the guard, under the operator's policy and threshold.
@@ -72,7 +75,7 @@ def endpoints(page: ChatPage) -> None:
             raise gr.Error(str(exc)) from None
 
     # Gradio documents a generator endpoint by the type of what it yields, hence ChatUpdate.
-    def chat(message: str, system_prompt: str = "") -> ChatUpdate:
+    def chat(message: str, system_prompt: str = "", request: Optional[gr.Request] = None) -> ChatUpdate:
         """One moderated turn (prompt check, streaming checks, response check), streamed.
         Input: message, and system_prompt (accepted only when the operator opened visitor settings).
         Each update has reply (the text a person may see so far), outcome (null while running, then
@@ -86,9 +89,9 @@ def endpoints(page: ChatPage) -> None:
             system_prompt: accepted only when the operator opened visitor settings; otherwise the operator's is used and a different one is refused.
         """
         try:
-            yield from page.chat_turn(message, system_prompt)
+            yield from page.chat_turn(message, system_prompt, getattr(request, "session_hash", None))
         except RequestError as exc:
             raise gr.Error(str(exc)) from None
 
-    gr.api(gpu(moderate), api_name="moderate")
-    gr.api(gpu(chat), api_name="chat")
+    gr.api(gpu(moderate), api_name="moderate", **limit)
+    gr.api(gpu(chat), api_name="chat", **limit)

@@ -18,17 +18,19 @@ whatever the browser allowed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, replace
 from typing import Iterator, Sequence
 
 from guard.verdict import AGENT, USER
+from moderation.admission import Admission
 from moderation.bounds import MAX_MESSAGE_CHARS
 from moderation.log import TurnLog, TurnMeta
 from moderation.models import Models
 from moderation.operator import OperatorPolicy, SettingsRefused, VisitorChoices, turn_settings
 from moderation.panel import chat_messages, panel_html, turn_of_message
 from moderation.sessions import Sessions
-from moderation.turn import Judge, TurnState, clean_message, run_turn
+from moderation.turn import ANSWERED, Judge, TurnState, clean_message, run_turn
 
 MAX_CONVERSATION_MESSAGES = 64
 # What a visitor reads when an action must wait for the turn that runs in the same window
@@ -40,6 +42,7 @@ BUSY_EDIT = _WRITING + "an edit can be sent once it ends (wait for it or press S
 BUSY_UNDO = _WRITING + "Undo can take a turn back once it ends (wait for it or press Stop)."
 NOTHING_TO_RETRY = "Nothing to retry yet: send a message first."
 NOTHING_TO_UNDO = "Nothing to undo yet: the chat is empty."
+SESSION_BUSY = "This session already has a turn running: one turn at a time; wait for it to end or stop it."
 
 
 class RequestError(ValueError):
@@ -74,16 +77,27 @@ class ChatPage:
     """The page's actions and the API's, over one pair of models and one operator policy."""
 
     def __init__(self, models: Models, operator: OperatorPolicy, sessions: Sessions | None = None,
-                 log: TurnLog | None = None):
+                 log: TurnLog | None = None, admission: Admission | None = None):
         self.models, self.operator = models, operator
         self.sessions = sessions or Sessions()
         self.log = log or TurnLog(None)  # the moderation log (none: writes nothing)
+        # the server's one limit on moderated work, shared with /v1 (none: no limit here)
+        self.admission = admission or Admission.unbounded()
 
     def _run(self, history, text: str, settings, stop, session: str) -> Iterator[TurnState]:
-        """run_turn, every state kept in the moderation log as it is made."""
-        guard, chat = self.models.guard.value, self.models.chat.value
-        meta = TurnMeta.of(settings, guard, chat, session)
-        return self.log.record(run_turn(guard, chat, history, text, settings, stop), meta)
+        """run_turn once the shared admission has a place for it, every state kept in the
+        moderation log as it is made. While it waits, the message is shown as running (Stop
+        ends the wait); stopped before it began, the turn ends with nothing run."""
+        waiting = TurnState(user=text, system_prompt=settings.system_prompt.strip())
+        if not self.admission.free_now():
+            yield waiting
+        with self.admission.held(stop) as admitted:
+            if not admitted:
+                yield replace(waiting, outcome=ANSWERED, stopped=True, notice="Stopped before the turn began.")
+                return
+            guard, chat = self.models.guard.value, self.models.chat.value
+            meta = TurnMeta.of(settings, guard, chat, session)
+            yield from self.log.record(run_turn(guard, chat, history, text, settings, stop), meta)
 
     @property
     def taxonomy(self):
@@ -204,11 +218,13 @@ class ChatPage:
             raise RequestError(problem.replace("send", "judge"))
         messages.append({"role": "user" if len(messages) % 2 == 0 else "assistant", "content": text})
         settings = self._settings(VisitorChoices())
-        verdict = Judge(self.models.guard.value, settings)(messages, USER if len(messages) % 2 else AGENT)
+        with self.admission.held(threading.Event()):  # nothing stops it: it waits for its place
+            verdict = Judge(self.models.guard.value, settings)(messages, USER if len(messages) % 2 else AGENT)
         return verdict.to_dict()
 
-    def chat_turn(self, message: str, system_prompt: str = "") -> Iterator[dict]:
-        """One moderated turn for an API caller: {"reply", "outcome", "notice", "verdicts"} as it runs."""
+    def chat_turn(self, message: str, system_prompt: str = "", session: str | None = None) -> Iterator[dict]:
+        """One moderated turn for an API caller: {"reply", "outcome", "notice", "verdicts"} as it runs.
+        A caller in a browser session (`session`) that already has a turn running is refused."""
         self._require_ready()
         text = clean_message(message or "")
         problem = message_problem(text)
@@ -218,7 +234,9 @@ class ChatPage:
             settings = self._settings(VisitorChoices(system_prompt=system_prompt or None))
         except SettingsRefused as exc:
             raise RequestError(str(exc)) from None
-        turn = self.sessions.begin(None)
+        turn = self.sessions.begin(session)
+        if turn is None:
+            raise RequestError(SESSION_BUSY)
         try:
             for state in self._run([], text, settings, turn.stop, "api:/chat"):
                 yield {"reply": state.shown, "outcome": state.outcome, "notice": state.notice,

@@ -47,8 +47,10 @@ def launch(demo, options: dict, extras: Iterable[Extra] = (), block: bool = True
 def start(config, *, block: bool = True, quiet: bool = False, models=None):
     """Everything `python app.py` runs, on one server: the models loading in the background,
     the moderation log, the page, and beside it the /v1 API, the review page and /metrics.
+    One `Admission` of --concurrency places bounds the moderated work of the page and the API.
     Returns (demo, models, log); with `block`, only once the server has stopped. Raises
     moderation.log.LogUnavailable when the log database cannot be opened."""
+    from moderation.admission import Admission
     from moderation.api import openai_api
     from moderation.log import open_log
     from moderation.log.metrics import Metrics
@@ -59,9 +61,11 @@ def start(config, *, block: bool = True, quiet: bool = False, models=None):
     metrics = Metrics() if config.metrics else None
     turn_log = open_log(config, metrics)
     models = models or model_slots(config).start()
-    demo = create_app(models, config, turn_log)
+    admission = Admission(config.concurrency, config.max_queue)  # --concurrency, for every entry point
+    demo = create_app(models, config, turn_log, admission)
     demo.queue(default_concurrency_limit=config.concurrency, max_size=config.max_queue)
-    extras = [openai_api(models, config, turn_log), *server_extras(config, turn_log, metrics)]
+    demo.admission = admission  # for tests that watch it
+    extras = [openai_api(models, config, turn_log, admission), *server_extras(config, turn_log, metrics)]
     try:
         launch(demo, dict(launch_options(config), quiet=quiet), extras, block=block,
                trusted_proxies=config.trusted_proxies)

@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auth", type=_auth, default=env("AUTH"), metavar="USER:PASSWORD",
                    help="require this login [AUTH]")
     p.add_argument("--concurrency", type=_bounded(int, 1), default=env("CONCURRENCY", "2"),
-                   help="turns processed at once [CONCURRENCY]")
+                   help="moderated turns and guard checks at once, page and API together [CONCURRENCY]")
     p.add_argument("--max-queue", type=_bounded(int, 1), default=env("MAX_QUEUE", "64"),
                    help="waiting requests before new ones are turned away [MAX_QUEUE]")
     policy = p.add_argument_group(

@@ -16,6 +16,7 @@ from typing import Iterator
 import gradio as gr
 
 from guard.taxonomy import LLAMA_GUARD_2, Category
+from moderation.admission import Admission
 from moderation.gradio_api import endpoints
 from moderation.handlers import ChatPage, PageUpdate
 from moderation.log import TurnLog
@@ -38,6 +39,7 @@ CHAT_EXAMPLES = [{"text": t, "display_text": f"✅ {t}"} for t in SAFE_EXAMPLES[
                 [{"text": t, "display_text": f"🚫 {t}"} for t in UNSAFE_EXAMPLES[:2]]
 OPEN_WARNING = ("⚠️ **Demo mode: visitor settings are open.** Anyone with this page can loosen the "
                 "moderation policy (threshold, categories, checks, system prompt).")
+MODERATED = "moderated-work"  # Gradio's concurrency group of every event that runs turns or checks
 CPU_MAX_NEW_TOKENS = 128  # the page's starting value with the bundled CPU model (512 takes ~45 s)
 OFFLINE_NOTICE = (
     "ℹ️ **CPU demo with small stand-in models**: SmolLM2-135M gives weak answers, and the guard, a small "
@@ -152,10 +154,15 @@ def _session(request: gr.Request | None) -> str | None:
     return getattr(request, "session_hash", None)
 
 
-def create_app(models: Models, config: AppConfig, log: TurnLog | None = None) -> gr.Blocks:
-    """Build the page; nothing is loaded or launched here. Turns are kept in `log`."""
+def create_app(models: Models, config: AppConfig, log: TurnLog | None = None,
+               admission: Admission | None = None) -> gr.Blocks:
+    """Build the page; nothing is loaded or launched here. Turns are kept in `log`. Every
+    turn and guard check, from the page or /chat and /moderate, runs under `admission`
+    (shared with /v1; none: one of --concurrency places), and Gradio runs them as one
+    group (MODERATED) of --concurrency at a time."""
     operator = config.policy
-    page = ChatPage(models, operator, log=log)
+    admission = admission or Admission(config.concurrency, config.max_queue)
+    page = ChatPage(models, operator, log=log, admission=admission)
     start_tokens = min(operator.max_new_tokens, CPU_MAX_NEW_TOKENS) if config.chat_model == OFFLINE \
         else operator.max_new_tokens
 
@@ -262,18 +269,19 @@ def create_app(models: Models, config: AppConfig, log: TurnLog | None = None) ->
 
         inputs = {turns} | form.all
         private = dict(api_visibility="private", show_progress="hidden")
-        gr.on([box.submit, send.click], on_send, inputs | {box}, outputs, trigger_mode="multiple", **private) \
-            .then(buttons, None, {send, stop}, queue=False, **private)
+        gr.on([box.submit, send.click], on_send, inputs | {box}, outputs, trigger_mode="multiple",
+              concurrency_id=MODERATED, **private).then(buttons, None, {send, stop}, queue=False, **private)
         for trigger, handler in ((chatbot.example_select, on_example), (chatbot.retry, on_retry),
                                  (retry.click, on_retry), (chatbot.edit, on_edit)):
-            trigger(handler, inputs, outputs, **private).then(buttons, None, {send, stop}, queue=False, **private)
+            trigger(handler, inputs, outputs, concurrency_id=MODERATED, **private) \
+                .then(buttons, None, {send, stop}, queue=False, **private)
         for trigger in (undo.click, chatbot.undo):  # queued (a warning reaches the page only through the
             # queue), but under no concurrency limit: it never waits behind a running turn
             trigger(on_undo, {turns}, outputs, concurrency_limit=None, **private)
         for trigger in (clear.click, chatbot.clear):  # the button and the chatbot's own trash icon
             trigger(on_clear, None, outputs, queue=False, **private)
         stop.click(on_stop, None, None, queue=False, **private)
-        endpoints(page)
+        endpoints(page, concurrency_id=MODERATED)
     return demo
 
 

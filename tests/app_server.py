@@ -13,9 +13,9 @@ from serve import free_port
 
 
 @contextlib.contextmanager
-def running_app(*flags: str, load_timeout_s: float = 600) -> Iterator[tuple[str, Models]]:
+def running_server(*flags: str, load_timeout_s: float = 600) -> Iterator[tuple[str, Models, object]]:
     """Start the app as `python app.py` does, with these flags (and no moderation log
-    unless they give --log-db); yields (url, models) once the models are ready."""
+    unless they give --log-db); yields (url, models, demo) once the models are ready."""
     log_db = () if any(f.startswith("--log-db") for f in flags) else ("--log-db", "none")
     config = parse_config(["--host", "127.0.0.1", "--port", str(free_port()), *log_db, *flags])
     models = model_slots(config).start()
@@ -23,10 +23,17 @@ def running_app(*flags: str, load_timeout_s: float = 600) -> Iterator[tuple[str,
         raise RuntimeError(f"models did not load: {models.not_ready_message()}")
     demo, _, turn_log = start(config, block=False, quiet=True, models=models)
     try:
-        yield f"http://127.0.0.1:{config.port}/", models
+        yield f"http://127.0.0.1:{config.port}/", models, demo
     finally:
         demo.close()
         turn_log.close()
+
+
+@contextlib.contextmanager
+def running_app(*flags: str, load_timeout_s: float = 600) -> Iterator[tuple[str, Models]]:
+    """As `running_server`, yielding (url, models)."""
+    with running_server(*flags, load_timeout_s=load_timeout_s) as (url, models, _):
+        yield url, models
 
 
 @contextlib.contextmanager
