@@ -111,7 +111,7 @@ _BROKEN = re.compile(r"Traceback \(most recent call last\)|didn't return enough 
                      r"didn't receive enough input values|\b[A-Z]\w*(Error|Exception)\b|object has no attribute|"
                      r"object is not|NoneType|not subscriptable|not iterable|unexpected keyword|"
                      r"positional argument|invalid literal|expected string or bytes|unhashable type|"
-                     r"\bFile \"|codec can't", re.I)
+                     r"\bFile \"|codec can't")
 
 
 def readable(text) -> bool:

@@ -118,12 +118,16 @@ def build_page(config: AppConfig) -> None:
 @given(argv=FLAGS, env=ENVIRONMENT)
 @example(argv=["--visitor-settings", "open"], env={})  # issue 18: NameError while the page was built
 @example(argv=[], env={"GRADIO_SERVER_NAME": "0.0.0.0"})  # issue 18: a public page kept every text
+@example(argv=["--threshold", "0"], env={})  # found by this suite: a slider from 0 to 0
+@example(argv=["--max-new-tokens", "1"], env={})  # ... from 1 to 1
+@example(argv=["--check-every", "1"], env={})  # ... from 1 to 1
 def test_flags_and_variables_give_a_config_or_one_line(argv, env):
     parse(argv, env)
 
 
 @given(policy=POLICY, kind=st.sampled_from(["toml", "json"]), env=ENVIRONMENT)
 @example(policy={"disabled": 5}, kind="toml", env={})  # issue 18: a TypeError traceback
+@example(policy={"threshold": None}, kind="json", env={})  # found by this suite: float(None)
 def test_a_policy_file_gives_a_config_or_one_line(policy, kind, env):
     try:
         text = json.dumps(policy) if kind == "json" else tomlkit.dumps(policy)

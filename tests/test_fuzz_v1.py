@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from fuzz_kit import ANYTHING, HIDDEN, JSON, MESSAGE, NUMBERS, SAFE, fuzz_app, readable
@@ -79,6 +79,7 @@ def assert_completion(response, streamed: bool) -> None:
 
 
 @given(body=st.one_of(CHAT_BODY, JSON))
+@example(body={"messages": [{"role": "user", "content": "Hi"}], "top_p": 0})  # issue 18: a 500
 def test_chat_completions_answer_or_refuse_readably(app, body):
     since = app.checkpoint()
     response = app.post("v1/chat/completions", body)
