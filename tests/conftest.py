@@ -20,6 +20,17 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import reference_templates  # noqa: E402
 import tiny_models  # noqa: E402
+from hypothesis import HealthCheck, Phase, settings  # noqa: E402
+
+# The fuzz suite's budgets (tests/test_fuzz_*.py): "ci" by default, the same examples on
+# every run; `pytest --hypothesis-profile=long` for a longer, random local run.
+settings.register_profile("ci", max_examples=12, deadline=None, derandomize=True, database=None,
+                          phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                                 HealthCheck.data_too_large])
+settings.register_profile("long", settings.get_profile("ci"), max_examples=300, derandomize=False,
+                          database=settings.get_profile("default").database, phases=list(Phase), print_blob=True)
+settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")
