@@ -138,8 +138,8 @@ def conversation_messages(messages, param: str = "messages") -> tuple[str | None
         if not isinstance(m, dict) or "role" not in m:
             raise _invalid(f'{where} must be an object with "role" and "content"', where)
         role = m["role"]
-        if role not in SYSTEM_ROLES | {"user", "assistant"}:
-            raise _invalid(f"{where}.role {role!r} is not supported: use system, user or assistant", f"{where}.role")
+        if not isinstance(role, str) or role not in SYSTEM_ROLES | {"user", "assistant"}:
+            raise _invalid(f"{where}.role {str(role)[:40]!r} is not supported: use system, user or assistant", f"{where}.role")
         text = _text(m.get("content"), f"{where}.content")
         if role in SYSTEM_ROLES:
             system.append(text)

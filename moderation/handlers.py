@@ -42,6 +42,7 @@ BUSY_EDIT = _WRITING + "an edit can be sent once it ends (wait for it or press S
 BUSY_UNDO = _WRITING + "Undo can take a turn back once it ends (wait for it or press Stop)."
 NOTHING_TO_RETRY = "Nothing to retry yet: send a message first."
 NOTHING_TO_UNDO = "Nothing to undo yet: the chat is empty."
+NOT_TEXT = "A message must be text."
 SESSION_BUSY = "This session already has a turn running: one turn at a time; wait for it to end or stop it."
 
 
@@ -64,8 +65,18 @@ class PageUpdate:
 CLEARED = PageUpdate(chat=[], panel=panel_html([]), turns=[], running=False)
 
 
-def message_problem(text: str) -> str:
+def message_text(value) -> str | None:
+    """A message as every layer takes it (moderation.turn.clean_message), or None when a
+    crafted request sent something that is not text at all (a number, a list, ...)."""
+    if value is None:
+        return ""
+    return clean_message(value) if isinstance(value, str) else None
+
+
+def message_problem(text: str | None) -> str:
     """Why a message cannot be sent ('' if it can)."""
+    if text is None:
+        return NOT_TEXT
     if not text:
         return "Empty message: nothing to send."
     if len(text) > MAX_MESSAGE_CHARS:
@@ -112,7 +123,7 @@ class ChatPage:
              session: str | None, clear_box: bool = True) -> Iterator[PageUpdate]:
         """A new message: cleared from the box once the turn starts (not for a clicked
         example: the box may hold a draft), then the turn streams."""
-        yield from self._play(clean_message(text or ""), list(turns or []), choices, session, clear_box=clear_box)
+        yield from self._play(message_text(text), list(turns or []), choices, session, clear_box=clear_box)
 
     def retry(self, turns: Sequence[TurnState], choices: VisitorChoices, session: str | None) -> Iterator[PageUpdate]:
         """The last turn again (its message, the turns before it as context)."""
@@ -127,10 +138,11 @@ class ChatPage:
         """The user message at chat position `index` was edited: its turn and every later
         one are replaced by a new turn with `text` (as ChatInterface does)."""
         turns = list(turns or [])
-        number = turn_of_message(turns, index)
-        if number is None:
+        number = turn_of_message(turns, index) if isinstance(index, int) and not isinstance(index, bool) else None
+        if number is None:  # no such message (a crafted request): nothing changes
+            yield PageUpdate()
             return
-        yield from self._play(clean_message(text or ""), turns[:number], choices, session, clear_box=False,
+        yield from self._play(message_text(text), turns[:number], choices, session, clear_box=False,
                               keep=turns, busy=BUSY_EDIT)
 
     def undo(self, turns: Sequence[TurnState], session: str | None) -> PageUpdate:
@@ -212,7 +224,7 @@ class ChatPage:
         earlier messages), judged in that context: after a user message it is the reply."""
         self._require_ready()
         messages = checked_conversation(conversation or [])
-        text = clean_message(text or "")
+        text = message_text(text)
         problem = message_problem(text)
         if problem:
             raise RequestError(problem.replace("send", "judge"))
@@ -226,7 +238,7 @@ class ChatPage:
         """One moderated turn for an API caller: {"reply", "outcome", "notice", "verdicts"} as it runs.
         A caller in a browser session (`session`) that already has a turn running is refused."""
         self._require_ready()
-        text = clean_message(message or "")
+        text = message_text(message)
         problem = message_problem(text)
         if problem:
             raise RequestError(problem)

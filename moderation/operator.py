@@ -145,6 +145,9 @@ def read_policy_file(path: str | Path) -> dict:
     if unknown:
         raise PolicyFileError(f"unknown settings in {path}: {', '.join(unknown)} "
                               f"(known: {', '.join(sorted(_POLICY_KEYS))})")
+    empty = sorted(k for k, v in data.items() if v is None)
+    if empty:  # JSON's null: no setting has a "nothing" value
+        raise PolicyFileError(f"{', '.join(empty)} in {path} must have a value (leave a key out for its default)")
     custom = data.get("custom", [])
     if not isinstance(custom, list) or not all(isinstance(c, (dict, str)) for c in custom):
         raise PolicyFileError("custom must be a list of {name, description} tables")

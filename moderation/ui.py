@@ -98,6 +98,27 @@ def _category_widget_value(operator: OperatorPolicy, taxonomy) -> tuple[list[str
     return [_choice(c) for c in taxonomy if c.code in operator.disabled], []
 
 
+class CheckedSlider(gr.Slider):
+    """A gr.Slider (the page draws it as one) whose value reaches the handler as sent. The
+    server's own check (moderation.operator.turn_settings) then refuses a crafted value (a
+    string, NaN, out of range) with its readable message, where Gradio's range check would
+    fail the event with an error toast. (No __init__ of its own: Gradio reads a component's
+    settings from its class's __init__ signature.)"""
+
+    is_template = True  # Gradio draws a template with its base class's front end
+
+    def preprocess(self, payload):
+        return payload
+
+
+def slider(minimum: float, maximum: float, value: float, **options) -> CheckedSlider:
+    """A CheckedSlider; a range with nothing to choose (minimum = maximum, e.g. an operator
+    threshold of 0 that visitors may only keep) is drawn fixed, as Gradio needs min < max."""
+    if maximum <= minimum:
+        maximum, options["interactive"] = minimum + options.get("step", 1), False
+    return CheckedSlider(minimum, maximum, value, **options)
+
+
 class SettingsWidgets:
     """The Settings accordion's widgets; `visitor_choices` reads them into one value."""
 
@@ -112,20 +133,20 @@ class SettingsWidgets:
                                  info="Told to the chat model first; the guard judges it with every message. "
                                       + ("" if o.is_open else "Set by the operator."))
         with gr.Row():
-            self.temperature = gr.Slider(0.0, 1.5, 0.6, step=0.05, label="Temperature (0 = greedy)",
-                                         elem_id="temperature")
-            self.top_p = gr.Slider(0.05, 1.0, 0.9, step=0.05, label="top_p", elem_id="top-p",
-                                   info="Sample only from the most likely words that together make up this "
-                                        "share of the probability; lower is more focused, 1 considers every word.")
-            self.max_new = gr.Slider(1, o.max_new_tokens, max_new_tokens, step=1, label="Max new tokens",
-                                     elem_id="max-new-tokens", info="The reply stops at this length "
-                                     "and says so (length limit reached).")
+            self.temperature = slider(0.0, 1.5, 0.6, step=0.05, label="Temperature (0 = greedy)",
+                                      elem_id="temperature")
+            self.top_p = slider(0.05, 1.0, 0.9, step=0.05, label="top_p", elem_id="top-p",
+                                info="Sample only from the most likely words that together make up this "
+                                     "share of the probability; lower is more focused, 1 considers every word.")
+            self.max_new = slider(1, o.max_new_tokens, max_new_tokens, step=1, label="Max new tokens",
+                                  elem_id="max-new-tokens", info="The reply stops at this length "
+                                  "and says so (length limit reached).")
         with gr.Row():
-            self.threshold = gr.Slider(0.0, 1.0 if o.is_open else o.threshold, o.threshold, step=0.01,
-                                       label="Guard threshold (unsafe if p ≥ threshold)", elem_id="threshold")
+            self.threshold = slider(0.0, 1.0 if o.is_open else o.threshold, o.threshold, step=0.01,
+                                    label="Guard threshold (unsafe if p ≥ threshold)", elem_id="threshold")
             low, high = (0, 128) if o.is_open or not o.check_every else (1, o.check_every)
-            self.check_every = gr.Slider(low, high, o.check_every, step=1, elem_id="check-every",
-                                         label="Check the streaming reply every N tokens (0 = only at the end)")
+            self.check_every = slider(low, high, o.check_every, step=1, elem_id="check-every",
+                                      label="Check the streaming reply every N tokens (0 = only at the end)")
             policies = [HOLD] if o.stream_policy == HOLD and not o.is_open else [STREAM_FIRST, HOLD]
             self.stream_policy = gr.Radio(policies, value=o.stream_policy, label="While streaming",
                                           info="stream-first: show at once, retract if flagged · hold: show only checked text")
@@ -148,6 +169,14 @@ class SettingsWidgets:
             threshold=form.get(self.threshold), check_every=form.get(self.check_every),
             stream_policy=form.get(self.stream_policy), enabled=enabled,
             system_prompt=form.get(self.system) if self.operator.is_open else None)
+
+
+def _event_data(event: gr.EventData) -> dict:
+    """What the browser sent with an event (a select's {"index", "value"}, an edit's), read
+    here rather than by gr.SelectData / gr.EditData, which fail inside Gradio, with an error
+    toast, on a crafted request that sends none or the wrong shape."""
+    data = getattr(event, "_data", None)
+    return data if isinstance(data, dict) else {}
 
 
 def _session(request: gr.Request | None) -> str | None:
@@ -242,9 +271,10 @@ def create_app(models: Models, config: AppConfig, log: TurnLog | None = None,
             yield from render(page.send(values[box], values[turns], choices, _session(request)))
 
         @gpu
-        def on_example(values: dict, example: gr.SelectData, request: gr.Request):
+        def on_example(values: dict, example: gr.EventData, request: gr.Request):
             choices = form.visitor_choices(values, taxonomy())
-            text = example.value.get("text", "") if isinstance(example.value, dict) else str(example.value)
+            value = _event_data(example).get("value")
+            text = value.get("text") if isinstance(value, dict) else value
             yield from render(page.send(text, values[turns], choices, _session(request), clear_box=False))
 
         @gpu
@@ -253,10 +283,12 @@ def create_app(models: Models, config: AppConfig, log: TurnLog | None = None,
             yield from render(page.retry(values[turns], choices, _session(request)))
 
         @gpu
-        def on_edit(values: dict, edit: gr.EditData, request: gr.Request):
+        def on_edit(values: dict, edit: gr.EventData, request: gr.Request):
             choices = form.visitor_choices(values, taxonomy())
-            index = edit.index if isinstance(edit.index, int) else edit.index[0]
-            yield from render(page.edit(index, str(edit.value), values[turns], choices, _session(request)))
+            data = _event_data(edit)
+            index = data.get("index")
+            index = index[0] if isinstance(index, list) and index else index
+            yield from render(page.edit(index, data.get("value"), values[turns], choices, _session(request)))
 
         def on_undo(values: dict, request: gr.Request):
             yield from render([page.undo(values[turns], _session(request))])

@@ -144,6 +144,13 @@ def warnings_of(messages: list[dict]) -> list[str]:
     return [m["log"] for m in messages if m["msg"] == "log" and m.get("level") == "warning"]
 
 
+def turn_started(messages: list[dict]) -> bool:
+    """Whether any output of the event shows the message: a turn puts it in the chat at
+    once (a refusal's one update leaves every widget as it was)."""
+    return any(BOMB in json.dumps(m.get("output", {})) for m in messages
+               if m["msg"] in ("process_generating", "process_completed"))
+
+
 @pytest.mark.parametrize("loosen, why", [
     # NaN passes Gradio's own slider check (NaN < min and NaN > max are both false), and a
     # NaN threshold would pass every message (score >= NaN is false): only the server's
@@ -155,22 +162,31 @@ def test_a_crafted_page_request_cannot_loosen_the_policy(offline_app, loosen, wh
     messages = crafted_send(offline_app[0], PAGE_VALUES | loosen)
     assert any(m["msg"] == "process_starts" for m in messages), "Gradio's preprocessing let it through"
     assert why in warnings_of(messages), messages
-    assert not any(m["msg"] == "process_generating" for m in messages), "no turn may start"
+    assert not turn_started(messages), "no turn may start"
     assert "S8" not in json.dumps(messages)  # the guard never judged it: no turn ran
     # the same request with the page's own values is judged, and refused by the guard
     judged = json.dumps(crafted_send(offline_app[0], PAGE_VALUES))
     assert "flagged" in judged and "S8" in judged
 
 
-@pytest.mark.parametrize("outside", [{"threshold": 1.0}, {"check-every": 0}, {"check-every": 64},
-                                     {"categories": ["S99 Anything goes"]}, {"While streaming": "yolo"}])
-def test_the_locked_page_widgets_accept_no_value_looser_than_the_policy(offline_app, outside):
-    """A locked page's widgets span only the operator's policy (threshold up to it, checks
-    at least as often, no category to switch off), so Gradio refuses these before any handler."""
+@pytest.mark.parametrize("outside, why", [
+    # the sliders leave every number to the server's check (moderation.ui.CheckedSlider)...
+    ({"threshold": 1.0}, "a threshold of 1 is above the operator's 0.5"),
+    ({"check-every": 0}, "checking every reply only at the end tokens is less often"),
+    ({"check-every": 64}, "checking every 64 tokens is less often than the operator's 4"),
+    ({"threshold": "lax"}, "threshold must be a number from 0 to 1, not 'lax'"),
+    # ...and Gradio refuses a choice that the widget does not offer, with its own message
+    ({"categories": ["S99 Anything goes"]}, "not in the list of choices"),
+    ({"While streaming": "yolo"}, "not in the list of choices"),
+])
+def test_a_value_looser_than_the_locked_policy_is_refused_readably(offline_app, outside, why):
+    """What the locked page's widgets would not offer is refused with a message that says
+    why, and no turn starts."""
     messages = crafted_send(offline_app[0], PAGE_VALUES | outside)
-    done = next(m for m in messages if m["msg"] == "process_completed")
-    assert done["success"] is False and not warnings_of(messages), messages
-    assert not any(m["msg"] == "process_generating" for m in messages), "no turn may start"
+    said = " ".join(warnings_of(messages) + [str(m.get("output", {}).get("error")) for m in messages
+                                             if m["msg"] == "process_completed"])
+    assert why in said, messages
+    assert not turn_started(messages), "no turn may start"
 
 
 def test_the_chat_api_refuses_a_visitor_system_prompt(offline_app):

@@ -100,9 +100,9 @@ def parse(argv: list[str], env: dict[str, str]) -> AppConfig | None:
             return None
         build_page(config)
         text_given = "LOG_TEXT" in env or any(a.startswith("--log-t") for a in argv)
-        public = not is_loopback(effective_host(config)) or config.share or bool(env.get("SPACE_ID"))
+        public = not is_loopback(effective_host(config.host)) or config.share or bool(env.get("SPACE_ID"))
         assert text_given or not public or config.log_text != "all", \
-            f"a page on {effective_host(config)} keeps every turn's text by default"
+            f"a page on {effective_host(config.host)} keeps every turn's text by default"
         return config
 
 

@@ -146,3 +146,11 @@ def test_a_verdict_cannot_be_safe_without_a_reading():
     with pytest.raises(ValueError, match="cannot be safe"):
         Verdict(safe=True, parsed=False)
     assert Verdict(safe=False, parsed=False).failed
+
+
+def test_a_null_in_a_json_policy_file_is_a_usage_error(tmp_path, capsys):
+    path = tmp_path / "policy.json"
+    path.write_text('{"threshold": null, "stream_policy": "hold"}')
+    with pytest.raises(SystemExit) as exit_:
+        parse_config(["--chat-model", "offline", "--guard-model", "offline", "--policy", str(path)])
+    assert exit_.value.code == 2 and "threshold in" in capsys.readouterr().err

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from moderation.handlers import (BUSY, BUSY_RETRY, BUSY_UNDO, NOTHING_TO_RETRY, NOTHING_TO_UNDO, ChatPage,
-                                 PageUpdate)
+from moderation.handlers import (BUSY, BUSY_RETRY, BUSY_UNDO, NOTHING_TO_RETRY, NOTHING_TO_UNDO, NOT_TEXT, ChatPage,
+                                 PageUpdate, RequestError)
 from moderation.models import Models, ModelSlot
 from moderation.operator import OperatorPolicy, VisitorChoices
 from moderation.turn import ANSWERED, REFUSED
@@ -57,7 +57,7 @@ def test_edit_replaces_that_turn_and_the_later_ones(page):
     updates = list(page.edit(0, "How do I bake bread at home?", both, choices(8), "edit"))
     turns = turns_of(updates)
     assert [t.user for t in turns] == ["How do I bake bread at home?"] and turns[0].outcome == ANSWERED
-    assert list(page.edit(99, "nothing there", both, choices(8), "edit")) == []
+    assert list(page.edit(99, "nothing there", both, choices(8), "edit")) == [PageUpdate()]
 
 
 def test_undo_takes_the_last_turn_back_into_the_box(page):
@@ -111,3 +111,19 @@ def test_send_retry_and_undo_while_a_turn_runs_each_say_why_they_wait(page):
 def test_retry_and_undo_with_nothing_to_take_say_so(page):
     assert refusal(page.retry([], choices(8), "nothing")).warning == NOTHING_TO_RETRY
     assert page.undo([], "nothing") == PageUpdate(warning=NOTHING_TO_UNDO)
+
+
+@pytest.mark.parametrize("crafted", [True, 5, ["Hi"], {"text": "Hi"}])
+def test_a_message_that_is_not_text_is_refused_readably_everywhere(page, crafted):
+    """Crafted requests (the page's queue, /chat, /moderate) may send any JSON as the message."""
+    assert refusal(page.send(crafted, [], choices(8), "crafted")).warning == NOT_TEXT
+    with pytest.raises(RequestError, match=NOT_TEXT):
+        list(page.chat_turn(crafted))
+    with pytest.raises(RequestError, match=NOT_TEXT):
+        page.moderate(crafted)
+
+
+@pytest.mark.parametrize("index", [None, "0", 1.0, True, 99])
+def test_an_edit_of_no_such_message_changes_nothing(page, index):
+    turns = turns_of(list(page.send("Say hi.", [], choices(4), "edit-nothing")))
+    assert list(page.edit(index, "Hello?", turns, choices(4), "edit-nothing")) == [PageUpdate()]
