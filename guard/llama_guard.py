@@ -5,7 +5,9 @@
 
 The last message is judged whole (guard.window): earlier turns are left out first, and
 a message longer than the guard's window is judged in overlapping windows, unsafe if any
-window is (`merge`); the verdict's note says what was left out or split.
+window is (`merge`); the verdict's note says what was left out or split. Where the text
+reads two ways (an invisible between two words: removed, or a space), each reading is
+judged and the worse kept (guard.views).
 
 `check` never raises. An error or an unreadable answer is an unsafe, unparsed verdict
 that carries the error or the raw text: the guard fails closed. It runs the backend
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
+import threading
 import time
 from dataclasses import replace
 from typing import Sequence
@@ -32,6 +35,7 @@ from guard.policy import Policy
 from guard.prompt import GUARD2, GuardPrompt, render_prompt
 from guard.taxonomy import TAXONOMIES, Category
 from guard.verdict import AGENT, USER, Verdict, failed_verdict
+from guard.views import VIEWS, View, judge_views
 from guard.window import fit_conversation
 
 
@@ -102,29 +106,35 @@ class LlamaGuard:
 
     def check(self, conversation: Conversation, policy: Policy | None = None,
               threshold: float = DEFAULT_THRESHOLD) -> Verdict:
-        """Judge the last message, whole (see the module docstring). Never raises."""
-        started = time.perf_counter()
+        """Judge the last message, whole, in each view of its text that differs (see the
+        module docstring). Never raises."""
         policy = policy or self.default_policy()
+        return judge_views(conversation, lambda view, viewed: self._check_view(view, viewed, policy, threshold))
+
+    def _check_view(self, view: View, conversation: Conversation, policy: Policy, threshold: float) -> Verdict:
+        """One view's verdict: the conversation fitted into the window, each window judged."""
+        started = time.perf_counter()
         try:
             fitted = fit_conversation(conversation, lambda messages: self.render(messages, policy), self.backend)
         except Exception as exc:  # noqa: BLE001 - fail closed on anything, with the reason
             role = AGENT if isinstance(conversation, (list, tuple)) and len(conversation) % 2 == 0 else USER
             return self._failed(f"{type(exc).__name__}: {exc}", role, threshold, started)
+        backend = self.backend_for(view)
         verdicts: list[Verdict] = []
         for messages in fitted.conversations:
-            verdicts.append(self._judge(messages, policy, threshold))
+            verdicts.append(self._judge(backend, messages, policy, threshold))
             if verdicts[-1].failed:
                 break  # the message's verdict is failed (unsafe) whatever the other windows say
         return merge(verdicts, len(fitted.conversations), fitted.note)
 
-    def _judge(self, conversation: Conversation, policy: Policy, threshold: float) -> Verdict:
+    def _judge(self, backend, conversation: Conversation, policy: Policy, threshold: float) -> Verdict:
         """One check of a conversation that fits the window."""
         started = time.perf_counter()
         role = USER
         try:
             prompt = self.render(conversation, policy)
             role = prompt.role
-            assessment = self.backend.assess(prompt, threshold)
+            assessment = backend.assess(prompt, threshold)
         except Exception as exc:  # noqa: BLE001 - fail closed on anything, with the reason
             return self._failed(f"{type(exc).__name__}: {exc}", role, threshold, started)
         return decide(assessment, policy, threshold, role, time.perf_counter() - started, self.label)
@@ -132,14 +142,28 @@ class LlamaGuard:
     def session(self) -> "LlamaGuard":
         """A guard with the same `check` for one turn's checks. A backend that can reuse
         the previous check's key/value cache (local: guard.incremental) gets a fresh
-        session of it; the others are returned as they are (a remote server caches
-        identical prefixes itself, and the prompts of one turn share theirs)."""
+        session of it for each view of the text (`backend_for`), so the checks of one
+        reading continue from each other; the others are returned as they are (a remote
+        server caches identical prefixes itself, and the prompts of one turn share theirs)."""
         make = getattr(self.backend, "session", None)
         if make is None:
             return self
         turn = copy.copy(self)
         turn.backend = make()
+        turn._sessions = {VIEWS[0].name: turn.backend}
+        turn._make_session, turn._sessions_lock = make, threading.Lock()
         return turn
+
+    def backend_for(self, view: View):
+        """The backend that judges `view`: in a turn's session, that view's own session (made
+        when first needed); otherwise the one backend."""
+        sessions = getattr(self, "_sessions", None)
+        if sessions is None:
+            return self.backend
+        with self._sessions_lock:
+            if view.name not in sessions:
+                sessions[view.name] = self._make_session()
+            return sessions[view.name]
 
     def _failed(self, error: str, role: str, threshold: float, started: float) -> Verdict:
         verdict = failed_verdict(error, role=role, latency_s=time.perf_counter() - started, guard=self.label)

@@ -21,8 +21,10 @@ harmful request is unsafe even when its text looks bland, and a refusal is safe 
 it names the hazard it declines.
 
 Every input is judged whole: what the classifier reads is normalised (guard.normalize:
-format characters removed, NFKC), and text longer than its 256-word-piece window is cut
-into overlapping windows, each judged; the message is as unsafe as its worst window.
+hidden characters removed, NFKC), and text longer than its 256-word-piece window is cut
+into overlapping windows, each judged; the message is as unsafe as its worst window. Where
+a hidden character could also be read as a space between two words, both readings are
+judged and the worse kept (guard.views).
 Weights: guard/data/offline_model.safetensors, rebuilt by `python -m guard.train`; see
 guard/data/SOURCES.md for the data and README for the measured figures.
 """
@@ -45,6 +47,7 @@ from guard.offline_model import CLASSES, MODEL_PATH, WINDOW, Network
 from guard.policy import Policy
 from guard.taxonomy import LLAMA_GUARD_2, Category
 from guard.verdict import AGENT, USER, Verdict, failed_verdict
+from guard.views import judge_views
 from weights import cpu
 
 log = logging.getLogger(__name__)
@@ -195,8 +198,13 @@ class OfflineGuard:
               threshold: float = DEFAULT_THRESHOLD) -> Verdict:
         started = time.perf_counter()
         role = AGENT if conversation and len(conversation) % 2 == 0 else USER
+        policy = policy or Policy()
+
+        def judge(view, viewed) -> Verdict:  # one reading of the text (guard.views)
+            return self._check(viewed, policy, threshold, role, time.perf_counter())
+
         try:
-            return self._check(conversation, policy or Policy(), threshold, role, started)
+            return judge_views(conversation, judge)
         except Exception as exc:  # the Guard contract: never raise, fail closed
             log.warning("offline guard failed: %s", exc, exc_info=not isinstance(exc, ValueError))
             return failed_verdict(f"{type(exc).__name__}: {exc}", role=role,

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import random
 import re
+import sys
 
 import jinja2
 import pytest
+import regex
 
 import reference_templates
 from guard.factory import detect_version, taxonomy_for
@@ -308,3 +310,20 @@ def test_tokenizing_from_many_threads_keeps_text_as_text(llama3_tokenizer):
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(lambda _: prompt_ids(llama3_tokenizer, typed), range(400)))
     assert all(result == expected for result in results)
+
+
+@pytest.mark.parametrize("version", [GUARD2, GUARD3])
+@pytest.mark.parametrize("break_special_strings", [False, True])
+def test_the_prompt_holds_no_default_ignorable_or_blank_character(version, break_special_strings):
+    """Every Default_Ignorable code point (the `regex` module's Unicode data) and every blank
+    look-alike, typed between letters of the user message and the reply, is gone from what
+    Llama Guard reads: the letters meet."""
+    from guard.normalize import BLANKS
+
+    ignorable = regex.compile(r"[\p{Default_Ignorable_Code_Point}\p{Cf}]")
+    hidden = [chr(c) for c in range(sys.maxunicode + 1) if ignorable.match(chr(c))] + sorted(BLANKS)
+    conversation = [{"role": "user", "content": "pi" + "pe pi".join(hidden) + "pe"},
+                    {"role": "assistant", "content": "bo" + "mb bo".join(hidden) + "mb"}]
+    text = ours(conversation, version, break_special_strings=break_special_strings).text
+    assert not ignorable.search(text) and not any(ch in BLANKS for ch in text)
+    assert text.count("pipe") == text.count("bomb") == len(hidden)
