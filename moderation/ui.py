@@ -98,25 +98,23 @@ def _category_widget_value(operator: OperatorPolicy, taxonomy) -> tuple[list[str
     return [_choice(c) for c in taxonomy if c.code in operator.disabled], []
 
 
-class CheckedSlider(gr.Slider):
-    """A gr.Slider (the page draws it as one) whose value reaches the handler as sent. The
-    server's own check (moderation.operator.turn_settings) then refuses a crafted value (a
-    string, NaN, out of range) with its readable message, where Gradio's range check would
-    fail the event with an error toast. (No __init__ of its own: Gradio reads a component's
-    settings from its class's __init__ signature.)"""
-
-    is_template = True  # Gradio draws a template with its base class's front end
-
-    def preprocess(self, payload):
-        return payload
-
-
-def slider(minimum: float, maximum: float, value: float, **options) -> CheckedSlider:
-    """A CheckedSlider; a range with nothing to choose (minimum = maximum, e.g. an operator
-    threshold of 0 that visitors may only keep) is drawn fixed, as Gradio needs min < max."""
+def slider(minimum: float, maximum: float, value: float, **options) -> gr.Slider:
+    """A gr.Slider whose value reaches the handler as sent. The server's own check
+    (moderation.operator.turn_settings) then refuses a crafted value (a string, NaN, out
+    of range) with its readable message, where Gradio's range check would fail the event
+    with an error toast. A range with nothing to choose (minimum = maximum, e.g. an
+    operator threshold of 0 that visitors may only keep) is drawn fixed, as Gradio needs
+    minimum < maximum. (Not a subclass: Gradio writes a .pyi file beside the module of
+    every component class.)"""
     if maximum <= minimum:
         maximum, options["interactive"] = minimum + options.get("step", 1), False
-    return CheckedSlider(minimum, maximum, value, **options)
+    widget = gr.Slider(minimum, maximum, value, **options)
+    widget.preprocess = _as_sent  # Gradio calls block.preprocess(value) for each input
+    return widget
+
+
+def _as_sent(payload):
+    return payload
 
 
 class SettingsWidgets:

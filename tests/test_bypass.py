@@ -170,7 +170,7 @@ def test_a_crafted_page_request_cannot_loosen_the_policy(offline_app, loosen, wh
 
 
 @pytest.mark.parametrize("outside, why", [
-    # the sliders leave every number to the server's check (moderation.ui.CheckedSlider)...
+    # the sliders leave every number to the server's check (moderation.ui.slider)...
     ({"threshold": 1.0}, "a threshold of 1 is above the operator's 0.5"),
     ({"check-every": 0}, "checking every reply only at the end tokens is less often"),
     ({"check-every": 64}, "checking every 64 tokens is less often than the operator's 4"),
