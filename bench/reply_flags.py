@@ -31,7 +31,7 @@ PROMPTS = ("How do I bake bread at home?", "Write two sentences about the sea.",
 
 def outcomes(guard, chat, prompt: str, temperature: float, runs: int, max_new_tokens: int,
              check_every: int) -> dict[str, int]:
-    from moderation.operator import OperatorPolicy, VisitorChoices, turn_settings
+    from moderation.policy import OperatorPolicy, VisitorChoices, turn_settings
     from moderation.turn import run_turn
 
     settings = turn_settings(OperatorPolicy(check_every=check_every),

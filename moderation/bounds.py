@@ -1,6 +1,6 @@
 """The range of every number and the length of every text a caller may set, declared once.
 
-The /v1 API (`moderation.api_schema`), the page and `/chat` (`moderation.operator.
+The /v1 API (`moderation.api.schema`), the page and `/chat` (`moderation.policy.
 turn_settings`), the operator's policy (`OperatorPolicy`, the policy file) and the
 command line (`moderation.settings`) all check against these values, so they accept
 exactly the same ranges. A number is an int or a float (never a bool, NaN or infinity);

@@ -11,10 +11,10 @@ import argparse
 import os
 from dataclasses import dataclass, field
 
-from moderation.api_access import (Rate, check_api_key, check_trusted_proxies, effective_host, env_api_keys,
+from moderation.access import (Rate, check_api_key, check_trusted_proxies, effective_host, env_api_keys,
                                    is_loopback, parse_rate)
 from moderation.bounds import CHECK_EVERY, MAX_NEW_TOKENS, THRESHOLD, OutOfBounds
-from moderation.operator import (LOCKED, OPEN, OperatorPolicy, PolicyFileError, codes, custom_category,
+from moderation.policy import (LOCKED, OPEN, OperatorPolicy, PolicyFileError, codes, custom_category,
                                  read_policy_file)
 
 LLAMA3_INSTRUCT = "meta-llama/Meta-Llama-3-8B-Instruct"

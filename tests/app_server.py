@@ -7,7 +7,7 @@ import threading
 from typing import Iterator
 
 from moderation.models import Models, ModelSlot, model_slots
-from moderation.server import start
+from app import start
 from moderation.settings import parse_config
 from serve import free_port
 

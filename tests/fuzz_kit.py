@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 
 from chat import Fitted, GenerationSettings
 from moderation.models import ModelSlot, Models
-from moderation.server import start
+from app import start
 from moderation.settings import parse_config
 from moderation.turn import judged_prompt
 from serve import free_port

@@ -17,11 +17,11 @@ import uvicorn
 from fastapi import FastAPI
 
 from moderation.admission import Admission
-from moderation.api import MAX_JUDGED_CHARS, openai_api
-from moderation.api_schema import MAX_MESSAGES
-from moderation.handlers import BUSY, SESSION_BUSY, ChatPage, RequestError
+from moderation.api.routes import MAX_JUDGED_CHARS, openai_api
+from moderation.api.schema import MAX_MESSAGES
+from moderation.web.actions import BUSY, SESSION_BUSY, ChatPage, RequestError
 from moderation.models import Models, ModelSlot
-from moderation.operator import OperatorPolicy, VisitorChoices
+from moderation.policy import OperatorPolicy, VisitorChoices
 from moderation.settings import parse_config
 from serve import free_port
 from test_api_flow import AUTH, KEY, api_client, ask
@@ -176,7 +176,7 @@ def test_moderations_and_turns_share_one_place():
 
 @pytest.fixture
 def client_gone_log(caplog):
-    caplog.set_level(logging.INFO, logger="moderation.api")
+    caplog.set_level(logging.INFO, logger="moderation.api.routes")
     return lambda: any("client left" in r.getMessage() for r in caplog.records)
 
 

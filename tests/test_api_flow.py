@@ -12,8 +12,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from moderation.api import openai_api
-from moderation.api_access import RateLimiter, api_exposure, parse_rate
+from moderation.api.routes import openai_api
+from moderation.access import RateLimiter, api_exposure, parse_rate
 from moderation.models import Models, ModelSlot
 from moderation.settings import parse_config
 from test_turn import FakeChat, FakeGuard
@@ -209,7 +209,7 @@ def test_api_stays_off_on_a_public_address_without_a_key_and_the_log_says_why(fl
     monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
     config = parse_config(["--chat-model", "offline", "--guard-model", "offline", *flags])
     app = FastAPI()
-    with caplog.at_level(logging.INFO, logger="moderation.api"):
+    with caplog.at_level(logging.INFO, logger="moderation.api.routes"):
         openai_api(Models(ModelSlot("c", "x", lambda: 1), ModelSlot("g", "x", lambda: 1)), config)(app)
     assert (TestClient(app).get("/v1/models").status_code != 404) is on  # on: 401 or 403 here, not 404
     assert api_exposure(config)[1] in caplog.text

@@ -26,7 +26,7 @@ def test_header_names_the_bundled_models_as_such(offline_app):
 
 
 def test_open_visitor_settings_build_a_page_that_says_so(offline_app):
-    from moderation.ui import OPEN_WARNING, create_app
+    from moderation.web.page import OPEN_WARNING, create_app
 
     config = parse_config(["--chat-model", "offline", "--guard-model", "offline", "--visitor-settings", "open"])
     demo = create_app(offline_app[1], config)  # raised NameError: OPEN_WARNING
@@ -94,7 +94,7 @@ def test_flags_and_defaults_without_cuda():
 
 
 def test_prompt_check_flag_variable_and_default(monkeypatch):
-    from moderation.operator import VisitorChoices, turn_settings
+    from moderation.policy import VisitorChoices, turn_settings
     from guard.taxonomy import LLAMA_GUARD_2 as TAXONOMY
 
     assert parse_config([]).policy.prompt_check == "parallel"

@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 
 from guard.taxonomy import LLAMA_GUARD_2
 from moderation import bounds
-from moderation.api_schema import MAX_TOKENS, ApiError, parse_chat_request
-from moderation.api_turn import api_turn_settings
-from moderation.handlers import message_problem
-from moderation.operator import OPEN, OperatorPolicy, SettingsRefused, VisitorChoices, turn_settings
+from moderation.api.schema import MAX_TOKENS, ApiError, parse_chat_request
+from moderation.api.turn import api_turn_settings
+from moderation.web.actions import message_problem
+from moderation.policy import OPEN, OperatorPolicy, SettingsRefused, VisitorChoices, turn_settings
 from moderation.settings import parse_config
 from test_api_flow import RecordingChat, api_client, ask
 from test_turn import FakeGuard

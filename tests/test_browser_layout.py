@@ -141,7 +141,7 @@ def loading_url():
     """The real page whose models are still loading (until the test lets them finish)."""
     from moderation.models import Models, ModelSlot
     from moderation.settings import parse_config
-    from moderation.ui import create_app, launch_options
+    from moderation.web.page import create_app, launch_options
     from serve import free_port
 
     gate = threading.Event()

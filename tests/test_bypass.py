@@ -16,8 +16,8 @@ import httpx
 import pytest
 from gradio_client import Client
 
-from moderation.handlers import ChatPage
-from moderation.operator import OPEN, OperatorPolicy, VisitorChoices
+from moderation.web.actions import ChatPage
+from moderation.policy import OPEN, OperatorPolicy, VisitorChoices
 from moderation.turn import REFUSED
 
 pytestmark = pytest.mark.slow
@@ -170,7 +170,7 @@ def test_a_crafted_page_request_cannot_loosen_the_policy(offline_app, loosen, wh
 
 
 @pytest.mark.parametrize("outside, why", [
-    # the sliders leave every number to the server's check (moderation.ui.slider)...
+    # the sliders leave every number to the server's check (moderation.web.page.slider)...
     ({"threshold": 1.0}, "a threshold of 1 is above the operator's 0.5"),
     ({"check-every": 0}, "checking every reply only at the end tokens is less often"),
     ({"check-every": 64}, "checking every 64 tokens is less often than the operator's 4"),

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from starlette.datastructures import Headers
 
-from moderation.api_access import check_trusted_proxies, keyless_refusal
+from moderation.access import check_trusted_proxies, keyless_refusal
 from moderation.settings import parse_config
 
 OFFLINE = ["--chat-model", "offline", "--guard-model", "offline"]

@@ -21,9 +21,9 @@ from hypothesis import example, given, reject
 from hypothesis import strategies as st
 
 from fuzz_kit import JSON, readable
-from moderation.api_access import effective_host, is_loopback
+from moderation.access import effective_host, is_loopback
 from moderation.models import ModelSlot, Models
-from moderation.operator import _POLICY_KEYS
+from moderation.policy import _POLICY_KEYS
 from moderation.settings import AppConfig, parse_config
 
 MODELS = ["--chat-model", "offline", "--guard-model", "offline", "--log-db", "none"]
@@ -108,7 +108,7 @@ def parse(argv: list[str], env: dict[str, str]) -> AppConfig | None:
 
 def build_page(config: AppConfig) -> None:
     """The page builds for this config (the models are not loaded)."""
-    from moderation.ui import create_app
+    from moderation.web.page import create_app
 
     models = Models(ModelSlot("Chat model", config.chat_model, lambda: None),
                     ModelSlot("Guard", config.guard_model, lambda: None))

@@ -289,7 +289,7 @@ def test_replicas_starting_together_all_open_the_new_database(log_db):
 
 
 def test_the_review_keeps_to_the_newest_turns_and_counts_all(engine, monkeypatch):
-    from moderation import review as page
+    from moderation.log import review as page
 
     monkeypatch.setattr(page, "TABLE_ROWS", 2)
     monkeypatch.setattr(page, "STATS_TURNS", 3)

@@ -11,7 +11,7 @@ import pytest
 
 from guard.taxonomy import LLAMA_GUARD_2, LLAMA_GUARD_3
 from guard.verdict import Verdict
-from moderation.operator import (OPEN, OperatorPolicy, SettingsRefused, VisitorChoices, read_policy_file,
+from moderation.policy import (OPEN, OperatorPolicy, SettingsRefused, VisitorChoices, read_policy_file,
                                  turn_settings)
 from moderation.settings import parse_config
 
@@ -87,7 +87,7 @@ def test_operator_custom_categories_reach_the_guard_policy_in_any_taxonomy():
 
 
 def _category():
-    from moderation.operator import custom_category
+    from moderation.policy import custom_category
 
     return custom_category("Spoilers: reveals how a story ends", 1)
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from moderation.handlers import (BUSY, BUSY_RETRY, BUSY_UNDO, NOTHING_TO_RETRY, NOTHING_TO_UNDO, NOT_TEXT, ChatPage,
+from moderation.web.actions import (BUSY, BUSY_RETRY, BUSY_UNDO, NOTHING_TO_RETRY, NOTHING_TO_UNDO, NOT_TEXT, ChatPage,
                                  PageUpdate, RequestError)
 from moderation.models import Models, ModelSlot
-from moderation.operator import OperatorPolicy, VisitorChoices
+from moderation.policy import OperatorPolicy, VisitorChoices
 from moderation.turn import ANSWERED, REFUSED
 
 pytestmark = pytest.mark.slow

@@ -6,9 +6,9 @@ from __future__ import annotations
 from guard.taxonomy import LLAMA_GUARD_2, Category
 from guard.verdict import Verdict, failed_verdict
 from moderation.models import Models, ModelSlot
-from moderation.panel import CUT, STOPPED, chat_messages, panel_html, turn_of_message
+from moderation.web.panel import CUT, STOPPED, chat_messages, panel_html, turn_of_message
 from moderation.turn import ANSWERED, REFUSED, Check, TurnState
-from moderation.ui import header_markdown, status_markdown
+from moderation.web.page import header_markdown, status_markdown
 
 
 class Label:
@@ -108,7 +108,7 @@ def test_while_loading_the_header_names_the_bundled_models_and_the_toast_says_wh
 
 def test_a_scored_verdict_still_shows_its_note():
     from guard.verdict import Verdict
-    from moderation.panel import verdict_html
+    from moderation.web.panel import verdict_html
 
     note = "2 earlier messages left out to fit the guard's 8,192-token window"
     html_ = verdict_html("prompt", Verdict(safe=True, score=0.1, threshold=0.5, note=note))

@@ -2,7 +2,7 @@
 the operator reaches them, a visitor of the chat page does not (over HTTP, and in headless
 Chromium for the last test).
 
-Until the chat page itself writes to the log (wired in moderation/ui.py), the turns here
+Until the chat page itself writes to the log (wired in moderation/web/page.py), the turns here
 run in the server's process through the same `TurnLog.record` around `run_turn`."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from guard.policy import Policy
 from moderation.log import TurnLog, TurnMeta, open_log
 from moderation.log.export import read_records
 from moderation.log.metrics import Metrics
-from moderation.review import REVIEW_PATH, server_extras
+from moderation.log.review import REVIEW_PATH, server_extras
 from moderation.settings import parse_config
 from moderation.turn import TurnSettings, run_turn
 from serve import free_port
@@ -52,9 +52,9 @@ class LoggedApp:
 @contextlib.contextmanager
 def logged_app(*flags: str):
     """The chat app with visitor login, the log, the review page and /metrics mounted, started
-    as `python app.py` starts it (moderation.server.start)."""
+    as `python app.py` starts it (app.start)."""
     from moderation.models import model_slots
-    from moderation.server import start
+    from app import start
 
     config = parse_config(["--host", "127.0.0.1", "--port", str(free_port()), "--chat-model", "offline",
                            "--guard-model", "offline", "--check-every", "4", *flags])
@@ -232,7 +232,7 @@ def test_the_review_page_also_mounts_before_the_server_starts(tmp_path):
     from fastapi.testclient import TestClient
 
     from moderation.log.schema import open_engine
-    from moderation.review import attach_review
+    from moderation.log.review import attach_review
 
     engine = open_engine(str(tmp_path / "l.sqlite3"))
     log = TurnLog(engine)

@@ -24,7 +24,7 @@ from gradio.routes import App
 
 from moderation.log import TurnLog, TurnMeta
 from moderation.log.schema import open_engine
-from moderation.review import REVIEW_PATH, attach_review
+from moderation.log.review import REVIEW_PATH, attach_review
 from moderation.turn import TurnSettings, run_turn
 
 OPERATOR = ("operator", "op-secret")

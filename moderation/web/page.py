@@ -2,7 +2,7 @@
 
 Only this module and the two beside it (`gradio_api`: the API endpoints; `page_assets`:
 CSS and script) touch Gradio, and they only wire: every action is a method of
-`moderation.handlers.ChatPage` (plain Python), the visitor's settings arrive as one
+`moderation.web.actions.ChatPage` (plain Python), the visitor's settings arrive as one
 `VisitorChoices` value built in `visitor_choices`, and a `PageUpdate` is mapped onto the
 widgets in `render` (its `running` flag swaps Send and Stop). Handlers get the browser
 session from an injected `gr.Request`, so Stop and Clear reach only the session that
@@ -17,15 +17,15 @@ import gradio as gr
 
 from guard.taxonomy import LLAMA_GUARD_2, Category
 from moderation.admission import Admission
-from moderation.gradio_api import endpoints
-from moderation.handlers import ChatPage, PageUpdate
+from moderation.web.endpoints import endpoints
+from moderation.web.actions import ChatPage, PageUpdate
 from moderation.log import TurnLog
 from moderation.models import Models, model_name, slot_line
-from moderation.operator import OperatorPolicy, VisitorChoices
-from moderation.page_assets import PAGE_CSS, PAGE_JS
-from moderation.panel import panel_html
+from moderation.policy import OperatorPolicy, VisitorChoices
+from moderation.web.assets import PAGE_CSS, PAGE_JS
+from moderation.web.panel import panel_html
 from moderation.settings import OFFLINE, AppConfig
-from moderation.space import gpu
+from moderation.web.space import gpu
 from moderation.turn import HOLD, STREAM_FIRST
 
 SAFE_EXAMPLES = ["How do I bake a simple sourdough bread?",
@@ -100,7 +100,7 @@ def _category_widget_value(operator: OperatorPolicy, taxonomy) -> tuple[list[str
 
 def slider(minimum: float, maximum: float, value: float, **options) -> gr.Slider:
     """A gr.Slider whose value reaches the handler as sent. The server's own check
-    (moderation.operator.turn_settings) then refuses a crafted value (a string, NaN, out
+    (moderation.policy.turn_settings) then refuses a crafted value (a string, NaN, out
     of range) with its readable message, where Gradio's range check would fail the event
     with an error toast. A range with nothing to choose (minimum = maximum, e.g. an
     operator threshold of 0 that visitors may only keep) is drawn fixed, as Gradio needs

@@ -18,8 +18,8 @@ from dataclasses import replace
 
 from guard.taxonomy import LLAMA_GUARD_2
 from moderation.admission import Admission
-from moderation.api_schema import ApiError, ChatRequest
-from moderation.operator import VisitorChoices, turn_settings
+from moderation.api.schema import ApiError, ChatRequest
+from moderation.policy import VisitorChoices, turn_settings
 from moderation.turn import ANSWERED, TurnSettings, TurnState
 
 _END = object()
@@ -27,7 +27,7 @@ T = TypeVar("T")
 
 
 def api_turn_settings(config, guard, request: ChatRequest | None = None) -> TurnSettings:
-    """How an API turn is moderated: the operator's policy (moderation.operator: threshold,
+    """How an API turn is moderated: the operator's policy (moderation.policy: threshold,
     categories, streaming checks), with the caller's generation fields (max_tokens capped
     at the operator's --max-new-tokens). The caller's system message, if any, is the
     chat model's system prompt and is judged with the message like the page's: an API

@@ -4,7 +4,7 @@
     POST /v1/chat/completions   one moderated turn, streamed or not (+ `moderation`)
     GET  /v1/models             the chat model, with the guard named
 
-`openai_api(models, config)` returns the hook that `moderation.server.launch` calls with
+`openai_api(models, config)` returns the hook that `moderation.web.server.launch` calls with
 the server's FastAPI app. Every refusal is an OpenAI-style error object
 (`{"error": {"message", "type", "param", "code"}}`), never a traceback:
 
@@ -26,13 +26,13 @@ from typing import AsyncIterator, Awaitable, Callable
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from moderation.api_access import RateLimiter, api_exposure, bearer_matches, keyless_refusal
-from moderation.api_replies import (chunk_body, completion_body, finish_reason, moderation_body,
+from moderation.access import RateLimiter, api_exposure, bearer_matches, keyless_refusal
+from moderation.api.replies import (chunk_body, completion_body, finish_reason, moderation_body,
                                     models_body, moderation_field, new_id)
 from moderation.admission import Admission
-from moderation.api_schema import (MAX_BODY_BYTES, ApiError, ChatRequest, ModerationRequest, parse_chat_request,
+from moderation.api.schema import (MAX_BODY_BYTES, ApiError, ChatRequest, ModerationRequest, parse_chat_request,
                                    parse_json_body, parse_moderation_request)
-from moderation.api_turn import api_turn_settings, cut_at_stop, history_records, turn_states, usage
+from moderation.api.turn import api_turn_settings, cut_at_stop, history_records, turn_states, usage
 from moderation.log import TurnLog, TurnMeta
 from moderation.turn import ERROR, TurnState, history_messages, run_turn
 

@@ -1,7 +1,7 @@
 """What the page's buttons and the API endpoints do, as plain Python (no Gradio).
 
 `ChatPage` holds the models, the operator's policy and the running turns; each action
-takes the visitor's input and yields `PageUpdate`s, which `moderation.ui` only maps onto
+takes the visitor's input and yields `PageUpdate`s, which `moderation.web.page` only maps onto
 widgets. Tests call these methods directly, with two session keys for two visitors:
 
     page = ChatPage(models, OperatorPolicy(threshold=0.5))
@@ -12,7 +12,7 @@ widgets. Tests call these methods directly, with two session keys for two visito
     page.clear("a")          # cancels it: its last update is the cleared page, nothing of it returns
     page.edit(0, "Hi?", turns, choices, "a"), page.undo(turns, "a")   # rewrite the conversation
 
-Every visitor setting is checked here, on the server (`moderation.operator.turn_settings`),
+Every visitor setting is checked here, on the server (`moderation.policy.turn_settings`),
 whatever the browser allowed.
 """
 
@@ -27,8 +27,8 @@ from moderation.admission import Admission
 from moderation.bounds import MAX_MESSAGE_CHARS
 from moderation.log import TurnLog, TurnMeta
 from moderation.models import Models
-from moderation.operator import OperatorPolicy, SettingsRefused, VisitorChoices, turn_settings
-from moderation.panel import chat_messages, panel_html, turn_of_message
+from moderation.policy import OperatorPolicy, SettingsRefused, VisitorChoices, turn_settings
+from moderation.web.panel import chat_messages, panel_html, turn_of_message
 from moderation.sessions import Sessions
 from moderation.turn import ANSWERED, Judge, TurnState, clean_message, run_turn
 

@@ -3,7 +3,7 @@
 Gradio documents a `gr.api` endpoint from its type hints (so the returned fields are
 TypedDicts here) and shows the docstring's text before "Parameters:" as its description,
 so that text says what goes in and what each returned field means. Everything else on the page is registered with `api_visibility="private"`
-and does not appear. The work itself is `moderation.handlers.ChatPage`'s. `/chat` gets the
+and does not appear. The work itself is `moderation.web.actions.ChatPage`'s. `/chat` gets the
 caller's Gradio session (an injected `gr.Request`, not an API parameter), so a browser
 session runs one turn at a time whether it starts it from the page or from /chat.
 """
@@ -13,8 +13,8 @@ from typing import Optional, TypedDict
 
 import gradio as gr
 
-from moderation.handlers import ChatPage, RequestError
-from moderation.space import gpu
+from moderation.web.actions import ChatPage, RequestError
+from moderation.web.space import gpu
 
 
 class Message(TypedDict):
