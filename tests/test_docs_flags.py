@@ -1,4 +1,4 @@
-"""The README and docs/deploy.md name only flags that exist, and the README's settings
+"""The README and every page of docs/ name only flags that exist, and the README's settings
 table lists every flag of `python app.py` (a flag the docs invented, `--guard-url`, went
 unnoticed before)."""
 
@@ -10,7 +10,8 @@ from pathlib import Path
 from moderation.settings import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = [ROOT / "README.md", ROOT / "docs" / "deploy.md"]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+SETTINGS_TABLE = ROOT / "README.md"  # the table of every `python app.py` flag
 # Flags of other programs that the docs show commands for: vLLM, TGI, docker, pip.
 OTHER_PROGRAMS = {"--model", "--max-model-len", "--enable-prefix-caching", "--gpu-memory-utilization",
                   "--quantization", "--max-total-tokens", "--model-id", "--shm-size", "--gpus", "--platform",
@@ -36,6 +37,7 @@ def test_the_docs_name_only_flags_that_exist():
 
 
 def test_the_settings_table_lists_every_flag_of_the_app():
-    table = set(re.findall(r"^\| `(--[a-z0-9-]+)", (ROOT / "README.md").read_text(), re.M))
-    rows = set(re.findall(r"^\| `--[a-z0-9-]+`[^|]*/ `(--[a-z0-9-]+)", (ROOT / "README.md").read_text(), re.M))
+    text = SETTINGS_TABLE.read_text()
+    table = set(re.findall(r"^\| `(--[a-z0-9-]+)", text, re.M))
+    rows = set(re.findall(r"^\| `--[a-z0-9-]+`[^|]*/ `(--[a-z0-9-]+)", text, re.M))
     assert app_flags() - {"--help"} == table | rows
