@@ -71,3 +71,14 @@ def test_the_readme_is_a_front_door_that_links_every_page_of_docs():
     assert len(readme.read_text(encoding="utf-8").splitlines()) <= 300
     linked = {(readme.parent / target.partition("#")[0]).resolve() for target in links(readme) if is_relative(target)}
     assert [p.name for p in DOCS[1:] if p not in linked] == []
+
+
+def test_the_readme_starts_with_the_space_front_matter_and_its_license_is_the_file():
+    """A Hugging Face Space reads its configuration from the README's front matter."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert text.startswith("---\n")
+    front = dict(line.split(": ", 1) for line in text.split("\n---\n", 1)[0].splitlines()[1:] if ": " in line)
+    assert (front["sdk"], front["app_file"], front["license"]) == ("gradio", "app.py", "apache-2.0")
+    license_text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert "Apache License\n                           Version 2.0, January 2004" in license_text
+    assert "END OF TERMS AND CONDITIONS" in license_text
