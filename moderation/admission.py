@@ -56,28 +56,28 @@ class Admission:
         got = self._free.acquire(blocking=False)
         try:
             if not got:
-                with self._lock:
-                    self.blocked += 1
+                self._count("blocked", +1)
                 try:
                     while not got and not stop.is_set():
                         got = self._free.acquire(timeout=POLL_S)
                 finally:
-                    with self._lock:
-                        self.blocked -= 1
+                    self._count("blocked", -1)
         finally:
             if reserved:
-                with self._lock:
-                    self.waiting -= 1
-        if got:
-            with self._lock:
-                self.running += 1
+                self._count("waiting", -1)
+        if not got:
+            yield False
+            return
+        self._count("running", +1)
         try:
-            yield got
+            yield True
         finally:
-            if got:
-                with self._lock:
-                    self.running -= 1
-                self._free.release()
+            self._count("running", -1)
+            self._free.release()
+
+    def _count(self, counter: str, delta: int) -> None:
+        with self._lock:
+            setattr(self, counter, getattr(self, counter) + delta)
 
     def free_now(self) -> bool:
         """Whether a place is free at this moment (it may be taken before it is asked for)."""

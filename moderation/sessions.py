@@ -50,18 +50,17 @@ class Sessions:
 
     def stop(self, session: str | None) -> bool:
         """Stop the session's running turn, if any (its text so far stays)."""
-        with self._lock:
-            turn = self._running.get(session) if session else None
-        if turn:
-            turn.stop.set()
-        return turn is not None
+        return self._stop(session, cancel=False)
 
     def cancel(self, session: str | None) -> bool:
         """Stop the session's running turn and drop its output (Clear)."""
+        return self._stop(session, cancel=True)
+
+    def _stop(self, session: str | None, cancel: bool) -> bool:
         with self._lock:
             turn = self._running.get(session) if session else None
-            if turn:
-                turn.cancelled = True
+            if turn and cancel:
+                turn.cancelled = True  # under the lock: the turn reads it before it draws again
         if turn:
             turn.stop.set()
         return turn is not None
