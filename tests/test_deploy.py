@@ -38,3 +38,34 @@ def test_two_replicas_share_one_model_server():
             assert stages[0] == "prompt" and stages[-1] == "response"
             answers.append(text)
         assert answers[0] == answers[1] != ""
+
+
+NO_LOCAL_MODELS = """
+import importlib.abc, sys
+class NoLocalModels(importlib.abc.MetaPathFinder):  # what requirements-remote.txt leaves out
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in {"torch", "transformers", "accelerate", "bitsandbytes", "gguf"}:
+            raise ImportError(f"{name} is not installed in a remote-only deployment")
+sys.meta_path.insert(0, NoLocalModels())
+import app
+from moderation.models import model_slots
+from moderation.web.page import create_app
+config = app.parse_config(["--chat-model", "http://127.0.0.1:9/v1", "--guard-model", "http://127.0.0.1:9/v1",
+                           "--log-db", "none"])
+create_app(model_slots(config), config)
+print("built without", sorted(m for m in sys.modules if m.split(".")[0] in {"torch", "transformers"}))
+"""
+
+
+def test_a_remote_only_install_builds_the_app_without_torch_or_transformers():
+    """The Space / replica install (requirements-remote.txt) has no torch: app.py imports and
+    builds its page with both models as endpoints."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    run = subprocess.run([sys.executable, "-c", NO_LOCAL_MODELS], cwd=root, capture_output=True, text=True,
+                         timeout=300, env={"GRADIO_ANALYTICS_ENABLED": "False", "PATH": "/usr/bin:/bin"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.strip().endswith("built without []")
