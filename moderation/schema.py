@@ -28,15 +28,15 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic.fields import FieldInfo
 
 from chat.backend import GenerationSettings
+from guard.base import DEFAULT_THRESHOLD
 
-SAMPLING = GenerationSettings()  # the value type's defaults are the schema's (chat cannot import moderation)
+# The defaults of the lower layers' own values are the schema's (chat and guard, and their
+# `python -m chat` / `python -m guard`, cannot import moderation).
+SAMPLING = GenerationSettings()
 
 # Texts, in characters (after `moderation.turn.clean_message`).
 MAX_MESSAGE_CHARS = 16_000
 MAX_SYSTEM_CHARS = 4_000
-# Tokens an endpoint model reads when neither its server nor the operator says:
-# Llama 3, Llama Guard 2 and Llama Guard 3 read 8,192.
-CONTEXT_WINDOW = 8_192
 DEFAULT_LOG_DB = "moderation-log.sqlite3"  # in the working directory
 
 
@@ -88,7 +88,7 @@ class PolicyFields(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     threshold: Number = setting(
-        0.5, "unsafe when the unsafe probability is at least this", env="THRESHOLD", stricter="lower",
+        DEFAULT_THRESHOLD, "unsafe when the unsafe probability is at least this", env="THRESHOLD", stricter="lower",
         ge=0.0, le=1.0)
     check_every: Whole = setting(
         16, "judge the partial reply every N streamed tokens; 0: only at the end", env="CHECK_EVERY",
