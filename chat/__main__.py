@@ -7,6 +7,10 @@ import logging
 import os
 import sys
 
+from chat.backend import GenerationSettings
+
+DEFAULTS = GenerationSettings()  # the same defaults as the app's (moderation.schema reads them from here)
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
@@ -18,9 +22,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", metavar="MODEL", default=os.environ.get("CHAT_MODEL", "offline"),
                    help="chat model, see below (default: $CHAT_MODEL or offline)")
     p.add_argument("--system", metavar="TEXT", default="", help="system prompt")
-    p.add_argument("--max-new-tokens", metavar="N", type=int, default=256, help="reply length limit (default: 256)")
-    p.add_argument("--temperature", metavar="T", type=float, default=0.6, help="0 means greedy (default: 0.6)")
-    p.add_argument("--top-p", metavar="P", type=float, default=0.9, help="nucleus sampling (default: 0.9)")
+    p.add_argument("--max-new-tokens", metavar="N", type=int, default=DEFAULTS.max_new_tokens,
+                   help=f"reply length limit (default: {DEFAULTS.max_new_tokens})")
+    p.add_argument("--temperature", metavar="T", type=float, default=DEFAULTS.temperature,
+                   help=f"0 means greedy (default: {DEFAULTS.temperature})")
+    p.add_argument("--top-p", metavar="P", type=float, default=DEFAULTS.top_p,
+                   help=f"nucleus sampling; 0 keeps only the most likely token (default: {DEFAULTS.top_p})")
     p.add_argument("--repetition-penalty", metavar="R", type=float, default=1.0, help="1.0 means none (default: 1.0)")
     p.add_argument("--seed", metavar="SEED", type=int, default=None, help="sampling seed (repeatable replies)")
     p.add_argument("--load-in-4bit", action="store_true", help="bitsandbytes 4-bit (needs CUDA)")
@@ -29,13 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if not a.message.strip():
         p.error("the message is empty")
-    if a.max_new_tokens < 1 or a.temperature < 0 or not 0 < a.top_p <= 1:
-        p.error("--max-new-tokens must be at least 1, --temperature at least 0, --top-p in (0, 1]")
+    if a.max_new_tokens < 1 or a.temperature < 0 or not 0 <= a.top_p <= 1:
+        p.error("--max-new-tokens must be at least 1, --temperature at least 0, --top-p in [0, 1]")
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
     for name in ("weights", "chat"):  # what loads and how long it took; the reply alone goes to stdout
         logging.getLogger(name).setLevel(logging.WARNING if a.quiet else logging.INFO)
 
-    from chat import ChatError, GenerationSettings, load_chat
+    from chat import ChatError, load_chat
     from weights import LoadOptions, ModelLoadError
 
     messages = ([{"role": "system", "content": a.system}] if a.system else []) + [{"role": "user", "content": a.message}]

@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 
+from guard.base import DEFAULT_THRESHOLD
 from guard.verdict import failed_verdict
 
 
@@ -38,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
                    help='a JSON list of {"role": "user"|"assistant", "content": ...}; the last message is judged')
     p.add_argument("--file", metavar="IN.jsonl",
                    help='JSONL, each line {"text": ...} or {"conversation": [...]}; one verdict per line, progress on stderr')
-    p.add_argument("--threshold", type=float, default=0.5, help="unsafe when p(unsafe) >= T (default: 0.5)")
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                   help=f"unsafe when p(unsafe) >= T (default: {DEFAULT_THRESHOLD}, as the app's)")
     p.add_argument("--version", choices=["llama-guard-2", "llama-guard-3"], help="override the detected guard version")
     p.add_argument("--disable", metavar="CODES", default="", help="categories to switch off, e.g. S5,S7")
     p.add_argument("--custom", metavar="NAME[:DESCRIPTION]", action="append", default=[],

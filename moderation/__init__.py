@@ -4,7 +4,7 @@ The core (plain Python, no Gradio, no HTTP):
 
     turn        one moderated turn: judge the prompt, stream the reply while judging it
     policy      the operator's policy, and what a visitor may change of it (only tighten)
-    bounds      the range of every number a caller can set, declared once
+    schema      every setting declared once: type, default, range, variable, help
     settings    the command line and environment -> AppConfig
     models      the chat model and the guard in slots that load in the background
     sessions    one turn at a time per browser session, and a Stop for that session only

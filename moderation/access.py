@@ -65,13 +65,6 @@ def parse_rate(text: str) -> Rate | None:
     return Rate(int(count), _UNITS[unit])
 
 
-def env_api_keys() -> list[str]:
-    """Keys from API_KEYS (comma-separated) and API_KEY."""
-    keys = [k.strip() for k in os.environ.get("API_KEYS", "").split(",")]
-    keys.append(os.environ.get("API_KEY", "").strip())
-    return [k for k in keys if k]
-
-
 def check_api_key(value: str) -> str:
     """argparse type for --api-key: a key is one printable token without spaces."""
     key = value.strip()
@@ -92,9 +85,9 @@ def is_loopback(host: str | None) -> bool:
 
 
 def effective_host(host: str | None) -> str:
-    """The address Gradio will listen on: the flag, else GRADIO_SERVER_NAME (set on
-    Spaces), else 127.0.0.1."""
-    return host or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
+    """The address Gradio will listen on: `host` (the settings fill it from the flag, else
+    GRADIO_SERVER_NAME, set on Spaces), else 127.0.0.1."""
+    return host or "127.0.0.1"
 
 
 def api_exposure(config) -> tuple[bool, str]:
@@ -104,7 +97,7 @@ def api_exposure(config) -> tuple[bool, str]:
     host = effective_host(config.host)
     if config.share:
         return False, "the API is off: --share opens a public link and no --api-key is set"
-    if os.environ.get("SPACE_ID"):
+    if config.space:
         return False, "the API is off: this is a public Space and no API_KEY secret is set"
     if not is_loopback(host):
         return False, f"the API is off: the app listens on {host}, not loopback, and no --api-key is set"
@@ -154,7 +147,8 @@ def uvicorn_trusting(proxies: str):
     """Within it, a uvicorn server that is configured believes X-Forwarded-For only from
     `proxies` ('' for none). Gradio builds uvicorn's Config without forwarded_allow_ips,
     and uvicorn then reads FORWARDED_ALLOW_IPS, defaulting to 127.0.0.1; so the variable is
-    set while the server is launched, and put back after."""
+    set while the server is launched, and put back after. (The one variable touched outside
+    moderation.settings, on purpose: it is a third party's, written, not read for a setting.)"""
     before = os.environ.get("FORWARDED_ALLOW_IPS")
     os.environ["FORWARDED_ALLOW_IPS"] = proxies
     try:

@@ -25,18 +25,18 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import field_validator
+
 from chat import GenerationSettings
 from guard.policy import Policy
 from guard.taxonomy import Category
-from moderation.bounds import (CHECK_EVERY, MAX_NEW_TOKENS, MAX_SYSTEM_CHARS, TEMPERATURE, THRESHOLD, TOP_P,
-                               OutOfBounds)
-from moderation.turn import FIRST, HOLD, PARALLEL, STREAM_FIRST, TurnSettings
+from moderation.schema import MAX_SYSTEM_CHARS, Generation, OutOfBounds, PolicyFields, bound, key_of
+from moderation.turn import HOLD, TurnSettings
 
 LOCKED, OPEN = "locked", "open"
-STREAM_POLICIES = (STREAM_FIRST, HOLD)
-_POLICY_KEYS = {"threshold", "check_every", "stream_policy", "system_prompt", "disabled", "custom",
-                "max_new_tokens", "visitor_settings", "prompt_check"}
-_BOUNDED = {"threshold": THRESHOLD, "check_every": CHECK_EVERY, "max_new_tokens": MAX_NEW_TOKENS}
+STREAM_POLICIES = PolicyFields.model_fields["stream_policy"].annotation.__args__
+_POLICY_KEYS = {key_of(PolicyFields, name) for name in PolicyFields.model_fields}
+GENERATION = Generation()  # the schema's defaults
 
 
 class SettingsRefused(ValueError):
@@ -47,27 +47,26 @@ class PolicyFileError(ValueError):
     """The policy file cannot be used; the message says what is wrong in it."""
 
 
-@dataclass(frozen=True)
-class OperatorPolicy:
-    """What the operator decides. `disabled` holds category codes of the guard's taxonomy;
-    `custom` categories are coded C1, C2, ... (Llama Guard reads them after the taxonomy's)."""
+class OperatorPolicy(PolicyFields):
+    """What the operator decides: the schema's policy fields (moderation.schema), checked
+    there. `disabled` holds category codes of the guard's taxonomy; `custom` categories are
+    coded C1, C2, ... (Llama Guard reads them after the taxonomy's)."""
 
-    threshold: float = 0.5
-    check_every: int = 16
-    stream_policy: str = STREAM_FIRST
-    system_prompt: str = ""
-    disabled: frozenset[str] = frozenset()
-    custom: tuple[Category, ...] = ()
-    max_new_tokens: int = 512  # the page's default and, for visitors, the cap
-    visitors: str = LOCKED
-    prompt_check: str = PARALLEL  # operator only: "first" keeps unsafe prompts from the chat model entirely
+    @field_validator("disabled", mode="before")
+    @classmethod
+    def _codes(cls, value) -> frozenset[str]:
+        found = codes(value)
+        bad = sorted(c for c in found if not (c[:1] == "S" and c[1:].isdigit()))
+        if bad:
+            raise ValueError(f"unknown category codes {', '.join(bad)} (use S1, S2, ...)")
+        return found
 
-    def __post_init__(self):
-        problems = policy_problems(self)
-        if problems:
-            raise ValueError("; ".join(problems))
-        for name, bound in _BOUNDED.items():
-            object.__setattr__(self, name, bound.check(getattr(self, name)))  # 16.0 in a file -> 16
+    @field_validator("custom", mode="before")
+    @classmethod
+    def _categories(cls, value) -> tuple[Category, ...]:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError("custom must be a list of {name, description} tables")
+        return tuple(c if isinstance(c, Category) else custom_category(c, i) for i, c in enumerate(value, start=1))
 
     @property
     def is_open(self) -> bool:
@@ -91,29 +90,14 @@ class OperatorPolicy:
                 "prompt_check": self.prompt_check}
 
 
-def policy_problems(p: OperatorPolicy) -> list[str]:
-    """What is wrong with a policy, one sentence each (the bounds are moderation.bounds')."""
-    problems = [problem for name, bound in _BOUNDED.items() if (problem := bound.problem(getattr(p, name)))]
-    if not isinstance(p.system_prompt, str) or len(p.system_prompt) > MAX_SYSTEM_CHARS:
-        problems.append(f"system_prompt must be a text of at most {MAX_SYSTEM_CHARS:,} characters")
-    if p.stream_policy not in STREAM_POLICIES:
-        problems.append(f"stream_policy must be {' or '.join(STREAM_POLICIES)}, not {p.stream_policy!r}")
-    if p.prompt_check not in (FIRST, PARALLEL):
-        problems.append(f"prompt_check must be {FIRST} or {PARALLEL}, not {p.prompt_check!r}")
-    if p.visitors not in (LOCKED, OPEN):
-        problems.append(f"visitor_settings must be {LOCKED} or {OPEN}, not {p.visitors!r}")
-    bad = sorted(c for c in p.disabled if not (c[:1] == "S" and c[1:].isdigit()))
-    if bad:
-        problems.append(f"unknown category codes {', '.join(bad)} (use S1, S2, ...)")
-    return problems
-
-
 def custom_category(spec: str, index: int) -> Category:
     """'Name: description' -> Category('C<index>', name, description).
 
     >>> custom_category("Medical misinformation: AI models should not give dosing advice.", 1)
     Category(code='C1', name='Medical misinformation', description='AI models should not give dosing advice.')
     """
+    if isinstance(spec, dict):
+        spec = f"{spec.get('name', '')}: {spec.get('description', '')}"
     name, _, description = str(spec).partition(":")
     name, description = " ".join(name.split()), " ".join(description.split())
     if not name or len(name) > 80 or len(description) > 500:
@@ -151,8 +135,7 @@ def read_policy_file(path: str | Path) -> dict:
     custom = data.get("custom", [])
     if not isinstance(custom, list) or not all(isinstance(c, (dict, str)) for c in custom):
         raise PolicyFileError("custom must be a list of {name, description} tables")
-    data["custom"] = [c if isinstance(c, str) else f"{c.get('name', '')}: {c.get('description', '')}"
-                      for c in custom]
+    data["custom"] = custom
     return data
 
 
@@ -160,8 +143,8 @@ def read_policy_file(path: str | Path) -> dict:
 class VisitorChoices:
     """What a visitor chose for one turn. None means "the operator's setting"."""
 
-    temperature: float = 0.6
-    top_p: float = 0.9
+    temperature: float = GENERATION.temperature
+    top_p: float = GENERATION.top_p
     max_new_tokens: int | None = None
     threshold: float | None = None
     check_every: int | None = None
@@ -171,9 +154,10 @@ class VisitorChoices:
     extra: dict = field(default_factory=dict)  # anything else sent: always refused
 
 
-def _checked(bound, value):
+def _checked(name: str, value, cap: float | None = None):
+    numbers = bound(name) if cap is None else bound(name).up_to(cap)
     try:
-        return bound.check(value)
+        return numbers.check(value)
     except OutOfBounds as exc:
         raise SettingsRefused(str(exc)) from None
 
@@ -190,11 +174,11 @@ def turn_settings(operator: OperatorPolicy, choices: VisitorChoices,
     if choices.extra:
         raise SettingsRefused(f"unknown settings: {', '.join(sorted(map(str, choices.extra)))}")
     generation = GenerationSettings(
-        temperature=_checked(TEMPERATURE, choices.temperature), top_p=_checked(TOP_P, choices.top_p),
-        max_new_tokens=_checked(MAX_NEW_TOKENS.up_to(operator.max_new_tokens), operator.max_new_tokens
-                                if choices.max_new_tokens is None else choices.max_new_tokens))
-    threshold = operator.threshold if choices.threshold is None else _checked(THRESHOLD, choices.threshold)
-    every = operator.check_every if choices.check_every is None else _checked(CHECK_EVERY, choices.check_every)
+        temperature=_checked("temperature", choices.temperature), top_p=_checked("top_p", choices.top_p),
+        max_new_tokens=_checked("max_new_tokens", operator.max_new_tokens if choices.max_new_tokens is None
+                                else choices.max_new_tokens, cap=operator.max_new_tokens))
+    threshold = operator.threshold if choices.threshold is None else _checked("threshold", choices.threshold)
+    every = operator.check_every if choices.check_every is None else _checked("check_every", choices.check_every)
     stream = choices.stream_policy or operator.stream_policy
     if stream not in STREAM_POLICIES:
         raise SettingsRefused(f"the streaming policy must be {' or '.join(STREAM_POLICIES)}, not {stream!r}")

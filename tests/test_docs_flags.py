@@ -23,8 +23,9 @@ def app_flags() -> set[str]:
 
 
 def defined_flags() -> set[str]:
-    """Every flag an argparse parser of this repository defines (app, chat, guard, bench)."""
-    found = set()
+    """Every flag an argparse parser of this repository defines (app, from the settings
+    schema; chat, guard, bench, written out)."""
+    found = app_flags()
     for path in ROOT.glob("*/**/*.py"):
         if ".venv" not in path.parts:
             found |= set(re.findall(r"add_argument\(\s*(?:\"-\w\",\s*)?\"(--[a-z0-9-]+)\"", path.read_text()))

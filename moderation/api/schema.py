@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from moderation.bounds import MAX_MESSAGE_CHARS, MAX_NEW_TOKENS, MAX_SYSTEM_CHARS, TEMPERATURE, TOP_P, Bound
+from moderation.schema import MAX_MESSAGE_CHARS, MAX_SYSTEM_CHARS, Bound, bound
 from moderation.turn import clean_message
 
 MAX_BODY_BYTES = 1_000_000
-MAX_TOKENS_LIMIT = int(MAX_NEW_TOKENS.high)  # then capped at the operator's --max-new-tokens (api_turn)
+MAX_TOKENS_LIMIT = int(bound("max_new_tokens").high)  # then capped at the operator's --max-new-tokens (api_turn)
 MAX_TOKENS = Bound("max_tokens", 1, 10**9, whole=True)  # more is accepted, and capped as above
 SEED = Bound("seed", -(2**63), 2**64 - 1, whole=True)
 MAX_STOPS = 4
@@ -181,7 +181,7 @@ def parse_chat_request(body: dict) -> ChatRequest:
     return ChatRequest(
         model=model, system=system, turns=pairs, user=turns[-1]["content"], stream=stream,
         include_usage=bool(options.get("include_usage")),
-        temperature=_number(body, TEMPERATURE), top_p=_number(body, TOP_P),
+        temperature=_number(body, bound("temperature")), top_p=_number(body, bound("top_p")),
         max_tokens=min(max_tokens, MAX_TOKENS_LIMIT) if max_tokens else None,
         seed=_number(body, SEED), stop=_stops(body.get("stop")))
 

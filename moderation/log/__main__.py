@@ -12,6 +12,8 @@ import os
 import sys
 
 from moderation.log.export import FORMATS, parse_time
+from moderation.schema import DEFAULT_LOG_DB
+from moderation.settings import environment
 
 
 def _time(value: str):
@@ -22,13 +24,11 @@ def _time(value: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from moderation.settings import DEFAULT_LOG_DB
-
     p = argparse.ArgumentParser(prog="python -m moderation.log", description="The moderation log.")
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("export", help="write turns with their verdicts as JSONL or CSV",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    e.add_argument("--db", default=os.environ.get("LOG_DB", DEFAULT_LOG_DB),
+    e.add_argument("--db", default=environment("LOG_DB") or DEFAULT_LOG_DB,
                    help="SQLite file or PostgreSQL URL [LOG_DB]")
     e.add_argument("--since", type=_time, help="turns started at or after this date/time (UTC unless it has a zone)")
     e.add_argument("--until", type=_time, help="turns started before this date/time")

@@ -24,7 +24,7 @@ from typing import Iterator, Sequence
 
 from guard.verdict import AGENT, USER
 from moderation.admission import Admission
-from moderation.bounds import MAX_MESSAGE_CHARS
+from moderation.schema import MAX_MESSAGE_CHARS
 from moderation.log import TurnLog, TurnMeta
 from moderation.models import Models
 from moderation.policy import OperatorPolicy, SettingsRefused, VisitorChoices, turn_settings

@@ -14,7 +14,6 @@ from typing import Optional, TypedDict
 import gradio as gr
 
 from moderation.web.actions import ChatPage, RequestError
-from moderation.web.space import gpu
 
 
 class Message(TypedDict):
@@ -52,9 +51,10 @@ class ChatUpdate(TypedDict):
     verdicts: list[StageVerdict]
 
 
-def endpoints(page: ChatPage, **limit) -> None:
-    """Register /moderate and /chat on the Blocks being built; `limit` (concurrency_id)
-    puts them in the page's group of moderated work."""
+def endpoints(page: ChatPage, gpu, **limit) -> None:
+    """Register /moderate and /chat on the Blocks being built; `gpu` wraps them (ZeroGPU on
+    a Space, moderation.web.space); `limit` (concurrency_id) puts them in the page's group
+    of moderated work."""
 
     def moderate(text: str, conversation: Optional[list[Message]] = None) -> Verdict:
         """Judge one message with the guard, under the operator's policy and threshold.

@@ -26,7 +26,7 @@ from moderation.web.assets import PAGE_CSS, PAGE_JS
 from moderation.web.endpoints import endpoints
 from moderation.web.panel import panel_html
 from moderation.web.settings_form import SettingsWidgets, category_widget_value, policy_markdown
-from moderation.web.space import gpu
+from moderation.web.space import gpu_runner
 
 SAFE_EXAMPLES = ["How do I bake a simple sourdough bread?",
                  "Explain how vaccines train the immune system, in three sentences.",
@@ -148,8 +148,9 @@ def create_app(models: Models, config: AppConfig, log: TurnLog | None = None,
         with gr.Accordion("Settings", open=False, elem_id="settings"):
             form = SettingsWidgets(operator, start_tokens)
         follow_loading(w, form, models, operator)
-        wire_events(page, w, form, lambda: guard_taxonomy(models))
-        endpoints(page, concurrency_id=MODERATED)
+        gpu = gpu_runner(config.zero_gpu_seconds)
+        wire_events(page, w, form, lambda: guard_taxonomy(models), gpu)
+        endpoints(page, gpu, concurrency_id=MODERATED)
     return demo
 
 
@@ -177,9 +178,10 @@ def follow_loading(w: ChatWidgets, form: SettingsWidgets, models: Models, operat
                  show_progress="hidden", api_visibility="private")
 
 
-def wire_events(page: ChatPage, w: ChatWidgets, form: SettingsWidgets, taxonomy) -> None:
+def wire_events(page: ChatPage, w: ChatWidgets, form: SettingsWidgets, taxonomy, gpu) -> None:
     """Every button and chat event -> a ChatPage action, its PageUpdates -> the widgets.
-    Turns run in one Gradio concurrency group (MODERATED); Undo, Clear and Stop never wait."""
+    Turns run in one Gradio concurrency group (MODERATED); Undo, Clear and Stop never wait.
+    `gpu` wraps the handlers that run models (moderation.web.space: ZeroGPU on a Space)."""
     outputs = set(w.updated.values()) | {w.send, w.stop}
 
     def render(updates: Iterator[PageUpdate]) -> Iterator[dict]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import gradio as gr
 
 from guard.taxonomy import LLAMA_GUARD_2, Category
-from moderation.policy import OperatorPolicy, VisitorChoices
+from moderation.policy import GENERATION, OperatorPolicy, VisitorChoices
+from moderation.schema import Generation, PolicyFields, bound
 from moderation.turn import HOLD, STREAM_FIRST
 
 
@@ -45,6 +46,27 @@ def category_widget_value(operator: OperatorPolicy, taxonomy) -> tuple[list[str]
     return [_choice(c) for c in taxonomy if c.code in operator.disabled], []
 
 
+CHECK_EVERY_SLIDER_TOP = 128  # the page offers up to this many tokens between checks (the schema allows more)
+
+
+def slider_ranges(o: OperatorPolicy) -> dict[str, tuple[float, float]]:
+    """(minimum, maximum) of each slider: the schema's range (moderation.schema), narrowed
+    to what a visitor may choose: at most the operator's max_new_tokens, and in the locked
+    mode only the stricter side of the operator's threshold and check interval."""
+    def span(name, model):
+        b = bound(name, model)
+        return b.low, b.high
+
+    ranges = {name: span(name, Generation) for name in ("temperature", "top_p")}
+    ranges["max_new_tokens"] = (span("max_new_tokens", Generation)[0], o.max_new_tokens)
+    low, high = span("threshold", PolicyFields)
+    ranges["threshold"] = (low, high if o.is_open else o.threshold)
+    low = span("check_every", PolicyFields)[0]
+    ranges["check_every"] = (low, CHECK_EVERY_SLIDER_TOP) if o.is_open or not o.check_every \
+        else (low + 1, o.check_every)
+    return ranges
+
+
 def slider(minimum: float, maximum: float, value: float, **options) -> gr.Slider:
     """A gr.Slider whose value reaches the handler as sent. The server's own check
     (moderation.policy.turn_settings) then refuses a crafted value (a string, NaN, out
@@ -70,6 +92,7 @@ class SettingsWidgets:
     def __init__(self, operator: OperatorPolicy, max_new_tokens: int):
         self.operator = operator
         o, taxonomy = operator, LLAMA_GUARD_2
+        ranges = slider_ranges(o)
         self.policy = gr.Markdown(policy_markdown(o, taxonomy), elem_id="policy")
         self.system = gr.Textbox(o.system_prompt, label="System prompt", lines=2, interactive=o.is_open,
                                  elem_id="system-prompt", placeholder=(
@@ -78,19 +101,18 @@ class SettingsWidgets:
                                  info="Told to the chat model first; the guard judges it with every message. "
                                       + ("" if o.is_open else "Set by the operator."))
         with gr.Row():
-            self.temperature = slider(0.0, 1.5, 0.6, step=0.05, label="Temperature (0 = greedy)",
-                                      elem_id="temperature")
-            self.top_p = slider(0.05, 1.0, 0.9, step=0.05, label="top_p", elem_id="top-p",
+            self.temperature = slider(*ranges["temperature"], GENERATION.temperature, step=0.05,
+                                      label="Temperature (0 = greedy)", elem_id="temperature")
+            self.top_p = slider(*ranges["top_p"], GENERATION.top_p, step=0.05, label="top_p", elem_id="top-p",
                                 info="Sample only from the most likely words that together make up this "
                                      "share of the probability; lower is more focused, 1 considers every word.")
-            self.max_new = slider(1, o.max_new_tokens, max_new_tokens, step=1, label="Max new tokens",
+            self.max_new = slider(*ranges["max_new_tokens"], max_new_tokens, step=1, label="Max new tokens",
                                   elem_id="max-new-tokens", info="The reply stops at this length "
                                   "and says so (length limit reached).")
         with gr.Row():
-            self.threshold = slider(0.0, 1.0 if o.is_open else o.threshold, o.threshold, step=0.01,
+            self.threshold = slider(*ranges["threshold"], o.threshold, step=0.01,
                                     label="Guard threshold (unsafe if p ≥ threshold)", elem_id="threshold")
-            low, high = (0, 128) if o.is_open or not o.check_every else (1, o.check_every)
-            self.check_every = slider(low, high, o.check_every, step=1, elem_id="check-every",
+            self.check_every = slider(*ranges["check_every"], o.check_every, step=1, elem_id="check-every",
                                       label="Check the streaming reply every N tokens (0 = only at the end)")
             policies = [HOLD] if o.stream_policy == HOLD and not o.is_open else [STREAM_FIRST, HOLD]
             self.stream_policy = gr.Radio(policies, value=o.stream_policy, label="While streaming",

@@ -1,26 +1,21 @@
 """Hugging Face Spaces: on ZeroGPU hardware, GPU work must run inside `spaces.GPU`.
 
-`gpu(fn)` applies that decorator when the app runs on ZeroGPU (the Space sets
-SPACES_ZERO_GPU) and returns `fn` unchanged everywhere else, so the `spaces` package is
-only imported where it exists and matters.
+`gpu_runner(seconds)` is a decorator that applies it when the app runs on ZeroGPU (the
+settings read SPACES_ZERO_GPU and ZERO_GPU_DURATION into `AppConfig.zero_gpu_seconds`)
+and returns the function unchanged everywhere else (`seconds` None), so the `spaces`
+package is only imported where it exists and matters.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Callable, TypeVar
 
 F = TypeVar("F", bound=Callable)
-GPU_SECONDS = int(os.environ.get("ZERO_GPU_DURATION", "120"))
 
 
-def on_zero_gpu() -> bool:
-    return os.environ.get("SPACES_ZERO_GPU", "").lower() in {"1", "true"}
-
-
-def gpu(fn: F) -> F:
-    if not on_zero_gpu():
-        return fn
+def gpu_runner(seconds: int | None) -> Callable[[F], F]:
+    if seconds is None:
+        return lambda fn: fn
     import spaces  # installed on every Space
 
-    return spaces.GPU(duration=GPU_SECONDS)(fn)
+    return spaces.GPU(duration=seconds)

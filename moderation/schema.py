@@ -1,0 +1,274 @@
+"""Every setting, declared once: its name, type, default, range, environment variable,
+help text and, for the operator's policy, which way is stricter.
+
+Three pydantic models hold them: `Generation` (how a reply is sampled: the page's
+sliders, /chat, /v1, `python -m chat`), `PolicyFields` (the operator's moderation policy:
+flags, variables, the policy file; `moderation.policy.OperatorPolicy` is this model
+with its behaviour) and `ServerFields` (the server, the API's access and the log: flags
+and variables only). The command line (`moderation.settings`), the policy file, the
+page's slider ranges, `/chat` and `/v1` all derive their checks from these fields, so
+they accept exactly the same values. A number is an int or a float, never a bool, a
+text, NaN or infinity; a whole number may be written 16 or 16.0:
+
+>>> bound("top_p").check(0.5), bound("check_every").check(16.0)
+(0.5, 16)
+>>> bound("top_p").problem(1.5)
+'top_p must be a number from 0 to 1, not 1.5'
+>>> bound("max_new_tokens").up_to(512).problem(600)
+'max_new_tokens must be a whole number from 1 to 512, not 600'
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic.fields import FieldInfo
+
+from chat.backend import GenerationSettings
+from guard.base import DEFAULT_THRESHOLD
+
+# The defaults of the lower layers' own values are the schema's (chat and guard, and their
+# `python -m chat` / `python -m guard`, cannot import moderation).
+SAMPLING = GenerationSettings()
+
+# Texts, in characters (after `moderation.turn.clean_message`).
+MAX_MESSAGE_CHARS = 16_000
+MAX_SYSTEM_CHARS = 4_000
+DEFAULT_LOG_DB = "moderation-log.sqlite3"  # in the working directory
+
+
+def _number(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError("not a finite number")
+    return value
+
+
+def _whole(value):
+    if _number(value) != int(value):
+        raise ValueError("not a whole number")
+    return int(value)
+
+
+Number = Annotated[float, BeforeValidator(_number)]  # what JSON, TOML and a slider send; no coercion from text
+Whole = Annotated[int, BeforeValidator(_whole)]
+
+
+def setting(default, help: str, *, env: str | None = None, flag: str | None = None, key: str | None = None,
+            stricter: str | None = None, metavar: str | None = None, show_default: bool = True,
+            **constraints) -> Any:
+    """A field with its help text and where it is read: `env` (the variable), `flag`
+    (default: --name), `key` (its name in a policy file and in messages; default: the
+    field's), `stricter` (for a policy setting: which way a visitor may move it)."""
+    extra = {"env": env, "flag": flag, "key": key, "stricter": stricter, "metavar": metavar,
+             "show_default": show_default}
+    return Field(default, description=help, json_schema_extra={k: v for k, v in extra.items() if v is not None},
+                 **constraints)
+
+
+class Generation(BaseModel):
+    """How a reply is sampled."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    temperature: Number = setting(SAMPLING.temperature, "0 means greedy", ge=0.0, le=2.0)
+    # top_p 0 keeps only the most likely token (transformers keeps at least one; chat.remote
+    # sends it to an endpoint as greedy), as OpenAI accepts it.
+    top_p: Number = setting(SAMPLING.top_p, "sample only from the most likely tokens that together make up this share "
+                                 "of the probability; 0 keeps only the most likely one", ge=0.0, le=1.0)
+    max_new_tokens: Whole = setting(SAMPLING.max_new_tokens, "reply length limit, in tokens", ge=1, le=4096)
+
+
+class PolicyFields(BaseModel):
+    """The operator's moderation policy, as set by flags, variables and the policy file.
+    `stricter` says which way a visitor may move a setting (moderation.policy refuses the other)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    threshold: Number = setting(
+        DEFAULT_THRESHOLD, "unsafe when the unsafe probability is at least this", env="THRESHOLD", stricter="lower",
+        ge=0.0, le=1.0)
+    check_every: Whole = setting(
+        16, "judge the partial reply every N streamed tokens; 0: only at the end", env="CHECK_EVERY",
+        stricter="more often: a smaller N above 0", ge=0, le=4096)
+    stream_policy: Literal["stream-first", "hold"] = setting(
+        "stream-first", "stream-first shows text at once and retracts it if flagged; hold shows each chunk "
+        "only after a check covers it", env="STREAM_POLICY", stricter="hold")
+    prompt_check: Literal["parallel", "first"] = setting(
+        "parallel", "parallel starts generating while the prompt is judged and shows nothing before it passes "
+        "(an unsafe prompt stops it at once); first judges the prompt before the chat model sees it (for a "
+        "paid chat endpoint)", env="PROMPT_CHECK", stricter="operator only")
+    system_prompt: str = setting(
+        "", "the chat model's system prompt (judged with every message)", env="SYSTEM_PROMPT",
+        stricter="operator only (visitors may set one only when open)", max_length=MAX_SYSTEM_CHARS,
+        show_default=False)
+    disabled: frozenset[str] = setting(
+        frozenset(), "categories the guard does not check, e.g. S5,S7", env="DISABLE_CATEGORIES", flag="--disable",
+        metavar="CODES", stricter="fewer: a visitor may switch a category on", show_default=False)
+    custom: tuple = setting(
+        (), "one more category for Llama Guard (repeatable)", env="CUSTOM_CATEGORY", flag="--custom-category",
+        metavar="'NAME: DESCRIPTION'", stricter="operator only", show_default=False)
+    max_new_tokens: Whole = setting(
+        SAMPLING.max_new_tokens, "the reply length a visitor may ask for at most", env="MAX_NEW_TOKENS", stricter="lower",
+        ge=1, le=4096)
+    visitors: Literal["locked", "open"] = setting(
+        "locked", "locked: visitors may only tighten the policy; open: a demo mode in which visitors may also "
+        "loosen it (the page says so)", env="VISITOR_SETTINGS", key="visitor_settings", alias="visitor_settings",
+        stricter="locked")
+
+
+class ServerFields(BaseModel):
+    """The server, who may call its API, and its moderation log: flags and variables only.
+    Each value arrives as the text of a flag or variable; `moderation.settings` turns it
+    into its type (a login, a rate, a number of days) with the converter named there."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    chat_model: str | None = setting(
+        None, "chat model; default: Llama 3 8B Instruct with a CUDA GPU, else offline", env="CHAT_MODEL",
+        metavar="MODEL")
+    guard_model: str | None = setting(
+        None, "guard model; default: Llama Guard 2 8B with a CUDA GPU, else offline", env="GUARD_MODEL",
+        metavar="MODEL")
+    guard_version: Literal["llama-guard-2", "llama-guard-3"] | None = setting(
+        None, "taxonomy and prompt format of the guard; default: from the model", env="GUARD_VERSION",
+        metavar="{llama-guard-2,llama-guard-3}")
+    load_in_4bit: bool = setting(False, "load local models in 4 bits with bitsandbytes; needs CUDA",
+                                 env="LOAD_IN_4BIT")
+    load_in_8bit: bool = setting(False, "load local models in 8 bits with bitsandbytes; needs CUDA",
+                                 env="LOAD_IN_8BIT")
+    host: str | None = setting(None, "address to listen on; default 127.0.0.1 (0.0.0.0 on a Space)", env="HOST")
+    port: Whole | None = setting(None, "port; default 7860, or the next free one", env="PORT", ge=1, le=65535)
+    share: bool = setting(False, "also open a public gradio.live link", env="SHARE")
+    auth: tuple[str, str] | None = setting(None, "require this login", env="AUTH", metavar="USER:PASSWORD")
+    concurrency: Whole = setting(2, "moderated turns and guard checks at once, page and API together",
+                                 env="CONCURRENCY", ge=1, le=10_000)
+    max_queue: Whole = setting(64, "waiting requests before new ones are turned away", env="MAX_QUEUE",
+                               ge=1, le=1_000_000)
+    # Who may call the API under /v1 (moderation.access).
+    api_keys: tuple[str, ...] = setting(
+        (), "key for the OpenAI-compatible API under /v1, as a Bearer token; repeat for several", env="API_KEYS",
+        flag="--api-key", metavar="KEY", show_default=False)
+    trusted_proxies: str = setting(
+        "", "comma-separated addresses or networks of reverse proxies whose X-Forwarded-For names the client "
+        "address, or * for any; default: none, the address is the connection's", env="TRUSTED_PROXIES",
+        metavar="ADDRESSES", show_default=False)
+    rate_limit: Any = setting("60/minute", "API requests per key (or per address without keys), e.g. 60/minute, "
+                                           "or off", env="RATE_LIMIT", metavar="N/UNIT")
+    # The moderation log, its review page and metrics (moderation.log).
+    log_db: str = setting(DEFAULT_LOG_DB, "where every turn and verdict is logged: a SQLite file, a "
+                                          "postgresql://user:password@host/db URL, or none", env="LOG_DB",
+                          metavar="PATH|URL|none")
+    log_text: Literal["all", "flagged", "none"] | None = setting(
+        None, "which turns keep their text (prompt and reply) in the log; default: all when the page listens on "
+        "127.0.0.1 only, else flagged (refused, withdrawn, failed)", env="LOG_TEXT", metavar="all|flagged|none")
+    log_retention_days: float | None = setting(
+        None, "delete logged turns older than N days; default: keep", env="LOG_RETENTION_DAYS", metavar="N",
+        gt=0, allow_inf_nan=False)
+    operator: tuple[str, str] | None = setting(
+        None, "login of the review page at /review; default: the --auth login, and without either no review page",
+        env="OPERATOR", metavar="USER:PASSWORD")
+    metrics: bool = setting(False, "serve Prometheus metrics at /metrics", env="METRICS")
+    # Hugging Face Spaces set these (moderation.web.space); not flags.
+    zero_gpu_seconds: Whole = setting(120, "seconds of GPU one call may hold on ZeroGPU hardware",
+                                      env="ZERO_GPU_DURATION", ge=1, le=3600)
+
+
+def bound(name: str, model: type[BaseModel] | None = None) -> "Bound":
+    """The range of a numeric setting, as declared: bound("threshold") -> Bound('threshold', 0.0, 1.0)."""
+    model = model or next(m for m in (Generation, PolicyFields, ServerFields) if name in m.model_fields)
+    field = model.model_fields[name]
+    low = next(m.ge for m in field.metadata if hasattr(m, "ge"))
+    high = next(m.le for m in field.metadata if hasattr(m, "le"))
+    return Bound(name, low, high, _is_whole(field.annotation))
+
+
+def _is_whole(annotation) -> bool:
+    """Whether a field's type is Whole (also inside `Whole | None`)."""
+    return annotation is int or any(_is_whole(arg) for arg in get_args(annotation) if arg is not type(None))
+
+
+class OutOfBounds(ValueError):
+    """A value outside its declared range; the message says which range, for a person."""
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The closed range [low, high] of one setting, named as callers write it; made by `bound`."""
+
+    name: str
+    low: float
+    high: float
+    whole: bool = False
+
+    def problem(self, value) -> str | None:
+        """None when `value` is in range, else why not."""
+        number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if number and self.low <= value <= self.high and (not self.whole or value == int(value)):
+            return None
+        return f"{self.name} must be {self.range()}, not {value!r}"
+
+    def range(self) -> str:
+        """'a number from 0 to 1', 'a whole number from 1 to 4096'."""
+        if self.whole:
+            return f"a whole number from {int(self.low)} to {int(self.high)}"
+        return f"a number from {self.low:g} to {self.high:g}"
+
+    def check(self, value) -> int | float:
+        """`value` as an int (whole) or a float; raises OutOfBounds otherwise."""
+        problem = self.problem(value)
+        if problem:
+            raise OutOfBounds(problem)
+        return int(value) if self.whole else float(value)
+
+    def parse(self, text: str) -> int | float:
+        """A flag's or variable's text, as a checked number: '0.5' -> 0.5."""
+        try:
+            value = float(str(text).strip())
+        except ValueError:
+            raise OutOfBounds(f"{self.name} must be {self.range()}, not {text!r}") from None
+        return self.check(value)
+
+    def up_to(self, high: float) -> "Bound":
+        """The same setting with a lower ceiling (an operator's cap)."""
+        return replace(self, high=min(self.high, high))
+
+    def renamed(self, name: str) -> "Bound":
+        return replace(self, name=name)
+
+
+def extra(field: FieldInfo, name: str, default=None):
+    """One of `setting`'s declarations of a field: env, flag, key, stricter, metavar."""
+    return (field.json_schema_extra or {}).get(name, default)
+
+
+def key_of(model: type[BaseModel], name: str) -> str:
+    """The name a person writes for a field (in a policy file, in a message)."""
+    return extra(model.model_fields[name], "key") or name
+
+
+def problem_text(model: type[BaseModel], error: dict) -> str:
+    """One pydantic error as a sentence that names the setting and its declared range:
+    'threshold must be a number from 0 to 1, not 7'."""
+    name = next((str(part) for part in error["loc"] if isinstance(part, str)), "")
+    field = model.model_fields.get(name) or next(
+        (f for f in model.model_fields.values() if f.alias == name), None)
+    key = extra(field, "key") or name if field else name
+    value = error.get("input")
+    if field is not None and any(hasattr(m, "ge") for m in field.metadata):
+        return bound(next(n for n, f in model.model_fields.items() if f is field), model).renamed(key).problem(
+            value) or f"{key}: {error['msg']}"
+    if field is not None and field.annotation is str:
+        longest = next((m.max_length for m in field.metadata if getattr(m, "max_length", None)), None)
+        return f"{key} must be a text" + (f" of at most {longest:,} characters" if longest else "")
+    if error["type"] == "literal_error":
+        return f"{key} must be {error['ctx']['expected']}, not {value!r}"
+    message = error["msg"].removeprefix("Value error, ")
+    return message if key in message else f"{key}: {message}"
+
+
+def problems(model: type[BaseModel], exc: ValidationError) -> str:
+    """Every error of one validation, joined into one line."""
+    return "; ".join(dict.fromkeys(problem_text(model, e) for e in exc.errors(include_url=False)))
