@@ -20,7 +20,7 @@ from chat.sampling import own_sampler
 from chat.streamer import IncrementalText, TokenPipe
 from chat.workers import GenerationThreads
 from chat.specials import defuse_messages, special_strings
-from weights import cpu, steady_attention
+from compute import cpu, steady_attention
 
 log = logging.getLogger(__name__)
 LLAMA3_EOT = "<|eot_id|>"
@@ -77,7 +77,7 @@ class LocalChat:
         self.join_timeout_s = join_timeout_s
         self.workers = GenerationThreads()
         steady_attention(model)
-        cpu.share(model)  # on a CPU, its layers split the cores with a check running beside (weights.cpu)
+        cpu.share(model)  # on a CPU, its layers split the cores with a check running beside (compute.cpu)
 
     @property
     def generating(self) -> int:

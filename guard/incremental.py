@@ -31,7 +31,7 @@ import copy
 import threading
 
 from guard.prompt import prompt_ids
-from weights import cpu
+from compute import cpu
 
 
 def common_prefix_length(a: list[int], b: list[int]) -> int:

@@ -183,11 +183,11 @@ def test_gguf_file_loads_the_same_model_as_the_converted_folder(fresh_cache):
 
 
 def test_cudnn_attention_is_turned_off_for_a_model_on_cuda_only(tiny_chat_path):
-    """On CUDA, cuDNN attention rebuilt a graph for every new sequence length (weights.
+    """On CUDA, cuDNN attention rebuilt a graph for every new sequence length (compute.
     steady_attention says what that cost); a CPU model leaves the setting alone."""
     import torch
 
-    from weights import steady_attention
+    from compute import steady_attention
 
     before = torch.backends.cuda.cudnn_sdp_enabled()
     try:
