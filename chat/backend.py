@@ -44,7 +44,6 @@ class Fitted:
 
 class ChatBackend(Protocol):
     label: str
-    is_offline_default: bool
     context_window: int
 
     def fit(self, messages: Sequence[Message], settings: GenerationSettings) -> Fitted: ...

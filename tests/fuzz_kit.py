@@ -45,7 +45,6 @@ class RecordingChat:
     word per chunk, and records what it was asked: `calls` holds (order, messages)."""
 
     label = "recording fake chat"
-    is_offline_default = False
     context_window = 8192
 
     def __init__(self):

@@ -54,7 +54,7 @@ class Fitted:
 class FakeChat:
     """Streams the given chunks; records calls; can fail, or notice a stop."""
 
-    label, is_offline_default = "fake chat", False
+    label = "fake chat"
 
     def __init__(self, chunks, fail_after=None, too_long=False):
         self.chunks, self.fail_after, self.too_long = chunks, fail_after, too_long

@@ -13,16 +13,16 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-from weights.offline import offline_chat_model  # noqa: F401  (re-export)
+from weights.errors import ModelLoadError
+from weights.offline import offline_chat_model
+from weights.spec import model_spec, pretrained_source
+
+__all__ = ["DTYPES", "LoadOptions", "ModelLoadError", "explain_load_error", "load_causal_lm", "offline_chat_model",
+           "resolve_dtype"]
 
 log = logging.getLogger(__name__)
 DTYPES = ("auto", "bfloat16", "float16", "float32")
-
-
-class ModelLoadError(RuntimeError):
-    """A model could not be loaded; the message says what failed and how to fix it."""
 
 
 @dataclass(frozen=True)
@@ -103,27 +103,11 @@ def explain_load_error(spec: str, exc: Exception, has_token: bool = False) -> st
     return f"Loading {spec} failed: {text}"
 
 
-def _source(spec: str) -> tuple[str, dict]:
-    """(pretrained_model_name_or_path, extra kwargs) for a hub id, folder or .gguf file."""
-    path = Path(spec).expanduser()
-    if spec.lower().endswith(".gguf"):
-        if not path.is_file():
-            raise ModelLoadError(f"GGUF file not found: {path}")
-        return str(path.parent), {"gguf_file": path.name}
-    if path.exists():
-        if not (path / "config.json").is_file():
-            raise ModelLoadError(f"{path} is not a model folder: it has no config.json.")
-        return str(path), {}
-    if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
-        raise ModelLoadError(f"Model folder not found: {path}")
-    return spec, {}
-
-
 def load_causal_lm(spec: str, options: LoadOptions = LoadOptions()):
     """Load (model, tokenizer) for generation, in eval mode."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    source, extra = _source(spec)
+    source, extra = pretrained_source(model_spec(spec))
     token = options.token or os.environ.get("HF_TOKEN") or None
     kwargs = dict(extra, token=token, dtype=resolve_dtype(options.dtype))
     quant = quantization_config(options)
