@@ -15,7 +15,7 @@ import logging
 import threading
 from collections.abc import Iterator, Sequence
 
-from chat.backend import ChatError, Fitted, GenerationSettings, Message
+from chat.backend import ChatBackend, ChatError, Fitted, GenerationSettings, Message
 from chat.context import fit_messages
 from chat.sampling import own_sampler
 from chat.streamer import IncrementalText, TokenPipe
@@ -63,7 +63,7 @@ def _halting_criteria(*events: threading.Event | None):
     return StoppingCriteriaList([Halt()])
 
 
-class LocalChat:
+class LocalChat(ChatBackend):
     """A transformers causal LM behind the chat interface."""
 
     def __init__(self, model, tokenizer, label: str, join_timeout_s: float = 10.0):

@@ -14,7 +14,7 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 
-from chat.backend import ChatError, Fitted, GenerationSettings, Message
+from chat.backend import ChatBackend, ChatError, Fitted, GenerationSettings, Message
 from chat.context import fit_messages
 from chat.specials import defuse_messages
 from weights.endpoint import api_base, openai_client, served_model
@@ -77,7 +77,7 @@ def request_options(settings: GenerationSettings) -> dict:
     return options
 
 
-class RemoteChat:
+class RemoteChat(ChatBackend):
     """An OpenAI-compatible endpoint behind the chat interface."""
 
     def __init__(self, url: str, *, key: str | None = None, model: str | None = None,
@@ -87,6 +87,7 @@ class RemoteChat:
         self.model = model or os.environ.get("CHAT_MODEL_NAME") or self._served_model()
         self.context_window = context_window or int(os.environ.get("CHAT_CONTEXT_WINDOW", "8192"))
         self.label = f"{self.model} @ {self.url}"
+        self.served_model = self.model
 
     def _served_model(self) -> str:
         try:

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from guard.base import DEFAULT_THRESHOLD, Conversation
+from guard.base import DEFAULT_THRESHOLD, Conversation, Guard
 from guard.normalize import guard_text
 from guard.offline_model import CLASSES, MODEL_PATH, WINDOW, Network
 from guard.policy import Policy
@@ -110,7 +110,7 @@ def worst(windows: np.ndarray, enabled: set[str]) -> Judgement:
     return max((judge(p, enabled) for p in windows), key=lambda j: j.score)
 
 
-class OfflineGuard:
+class OfflineGuard(Guard):
     """Guard protocol over guard.offline_model.Network (see the module docstring)."""
 
     label = LABEL
