@@ -46,7 +46,7 @@ class Fitted:
 class ScriptedChat:
     """Streams `text` word by word, one chunk every `delay_s`; honours stop."""
 
-    label, is_offline_default, context_window = "scripted chat", False, 8192
+    label, context_window, tokenizer = "scripted chat", 8192, None  # chat.backend.ChatBackend
 
     def __init__(self, text: str, delay_s: float):
         self.chunks = [w + " " for w in text.split()]

@@ -19,7 +19,7 @@ the order rotating); the figures are medians:
 check (prompt check first, every check from the policy prefix), measured in the same run.
 On a CPU, `all_cores` adds each mode with every computation on all cores (torch's own
 default) instead of the cores split between the reply and the check beside it
-(weights.cpu); `share_cores_over_all_cores` compares the two, first token and turn.
+(compute.cpu); `share_cores_over_all_cores` compares the two, first token and turn.
 With them, `prompt_check_on_half_the_cores_over_bare_first_token` times the prompt check
 alone on the threads it gets beside a generation: the parallel first token's floor.
 """
@@ -79,7 +79,7 @@ def bare_run(chat, messages, settings) -> tuple[float, float, str]:
 def moderated_run(guard, chat, prompt, turn_settings, share_cores: bool = True) -> tuple[float, float, str, int]:
     """(total s, first shown text s, reply, checks) of one moderated turn."""
     from moderation.turn import run_turn
-    from weights import cpu
+    from compute import cpu
 
     t0, first, state = time.perf_counter(), None, None
     cpu.enabled = share_cores
@@ -97,7 +97,7 @@ def prompt_check_on_half_the_cores(guard, chat, prompt: str, threshold: float) -
     """(s,) of the prompt check alone on the threads it gets beside a generation (half the
     cores reserved, nothing else running): in the parallel check the first token cannot
     come before it, so its ratio to the bare first token is that figure's floor."""
-    from weights import cpu
+    from compute import cpu
 
     session = guard.session() if hasattr(guard, "session") else guard
     with cpu.running(chat.model):  # the reservation a generation holds
@@ -165,7 +165,7 @@ def main(argv=None) -> None:
     from chat import GenerationSettings, load_chat
     from guard import load_guard
     from moderation.turn import PARALLEL, TurnSettings
-    from weights import cpu
+    from compute import cpu
 
     chat = load_chat(a.chat_model)
     with tempfile.TemporaryDirectory() as folder:

@@ -7,7 +7,8 @@ import logging
 import os
 import sys
 
-from chat.backend import GenerationSettings
+from chat import ChatError, GenerationSettings, load_chat
+from weights import LoadOptions, ModelLoadError
 
 DEFAULTS = GenerationSettings()  # the same defaults as the app's (moderation.schema reads them from here)
 
@@ -41,9 +42,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
     for name in ("weights", "chat"):  # what loads and how long it took; the reply alone goes to stdout
         logging.getLogger(name).setLevel(logging.WARNING if a.quiet else logging.INFO)
-
-    from chat import ChatError, load_chat
-    from weights import LoadOptions, ModelLoadError
 
     messages = ([{"role": "system", "content": a.system}] if a.system else []) + [{"role": "user", "content": a.message}]
     settings = GenerationSettings(temperature=a.temperature, top_p=a.top_p, max_new_tokens=a.max_new_tokens,

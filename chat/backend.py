@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 Message = dict  # {"role": "system"|"user"|"assistant", "content": str}
 
@@ -43,9 +43,17 @@ class Fitted:
 
 
 class ChatBackend(Protocol):
-    label: str
-    is_offline_default: bool
-    context_window: int
+    """What the moderated turn, the page and the API use of a chat model. Backends subclass
+    it explicitly, so the optional capabilities have their defaults here."""
+
+    label: str  # what the page shows
+    context_window: int  # tokens the model reads, prompt and reply together
+    tokenizer: Any = None  # the model's own tokenizer; None where the server tokenizes (an endpoint)
+    served_model: str | None = None  # the model name an endpoint serves; None for a local model
+
+    def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
+        """The token ids the model reads for `messages`; only a backend with a `tokenizer` can tell."""
+        raise ChatError(f"{self.label} does not tokenize for itself")
 
     def fit(self, messages: Sequence[Message], settings: GenerationSettings) -> Fitted: ...
 

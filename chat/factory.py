@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from chat.backend import ChatError
+from chat.backend import ChatBackend, ChatError
+from chat.local import LocalChat
+from chat.remote import RemoteChat
+from weights import LoadOptions, load_causal_lm, offline_chat_model
+from weights.offline import OFFLINE_LABEL
+from weights.spec import ENDPOINT, OFFLINE, model_spec
 
 
 def load_chat(spec: str = "offline", options=None, *, base_url: str | None = None, api_key: str | None = None,
-              timeout_s: float = 60.0):
+              timeout_s: float = 60.0) -> ChatBackend:
     """Load the chat backend `spec` names.
 
     'offline'          the bundled SmolLM2-135M-Instruct (converted once from its GGUF)
@@ -20,19 +25,14 @@ def load_chat(spec: str = "offline", options=None, *, base_url: str | None = Non
     Raises weights.ModelLoadError when a local model cannot load, ChatError when an
     endpoint cannot be reached; both messages say what to do.
     """
-    spec = (spec or "").strip()
-    if not spec and not base_url:
+    named = model_spec(spec)
+    if not named.text and not base_url:
         raise ChatError("No chat model given.")
-    if base_url or spec.startswith(("http://", "https://")):
-        from chat.remote import RemoteChat
-
-        if base_url:
-            return RemoteChat(base_url, key=api_key, model=None if spec in ("", "offline") else spec, timeout_s=timeout_s)
-        return RemoteChat(spec, key=api_key, timeout_s=timeout_s)
-    from chat.local import LocalChat
-    from weights import LoadOptions, load_causal_lm, offline_chat_model
-    from weights.offline import OFFLINE_LABEL
-
-    offline = spec == "offline"
-    model, tokenizer = load_causal_lm(str(offline_chat_model()) if offline else spec, options or LoadOptions())
-    return LocalChat(model, tokenizer, OFFLINE_LABEL if offline else spec, is_offline_default=offline)
+    if base_url:
+        model = None if named.text in ("", OFFLINE) else named.text
+        return RemoteChat(base_url, key=api_key, model=model, timeout_s=timeout_s)
+    if named.kind == ENDPOINT:
+        return RemoteChat(named.text, key=api_key, timeout_s=timeout_s)
+    offline = named.kind == OFFLINE
+    model, tokenizer = load_causal_lm(str(offline_chat_model()) if offline else named.text, options or LoadOptions())
+    return LocalChat(model, tokenizer, OFFLINE_LABEL if offline else named.text)

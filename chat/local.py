@@ -4,8 +4,9 @@ Each `stream` call gets its own token pipe (chat.streamer), and its generation r
 thread of its own, taken from the model's kept generation threads (chat.workers), so
 concurrent calls never share tokens. The generation is tied to the call: a stop event,
 an error, or a consumer that stops iterating sets `halt`, which a stopping criterion
-checks after every decoding step, and the call waits for the generation to end before
-it returns (`generating` counts those still running).
+checks after every decoding step. Before it returns, the call waits up to `join_timeout_s`
+(10 s) for the generation to end; one still running then is logged and left to finish on
+its own thread (`generating` counts those still running).
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ import logging
 import threading
 from collections.abc import Iterator, Sequence
 
-from chat.backend import ChatError, Fitted, GenerationSettings, Message
+from chat.backend import ChatBackend, ChatError, Fitted, GenerationSettings, Message
 from chat.context import fit_messages
 from chat.sampling import own_sampler
 from chat.streamer import IncrementalText, TokenPipe
 from chat.workers import GenerationThreads
 from chat.specials import defuse_messages, special_strings
-from weights import cpu, steady_attention
+from compute import cpu, steady_attention
 
 log = logging.getLogger(__name__)
 LLAMA3_EOT = "<|eot_id|>"
@@ -43,7 +44,7 @@ def _halting_criteria(*events: threading.Event | None):
 
     Per step it only reads the events and returns one of two tensors made at the first
     step (no allocation or copy to the device per token)."""
-    from transformers import StoppingCriteria, StoppingCriteriaList
+    from transformers import StoppingCriteria, StoppingCriteriaList  # heavy: loaded with a model, not with the package
 
     events = tuple(e for e in events if e is not None)
 
@@ -51,7 +52,7 @@ def _halting_criteria(*events: threading.Event | None):
         answers: dict = {}
 
         def __call__(self, input_ids, scores, **kwargs):
-            import torch
+            import torch  # heavy: loaded with a model, not with the package
 
             halted = any(e.is_set() for e in events)
             key = (halted, input_ids.shape[0], input_ids.device)
@@ -62,22 +63,20 @@ def _halting_criteria(*events: threading.Event | None):
     return StoppingCriteriaList([Halt()])
 
 
-class LocalChat:
+class LocalChat(ChatBackend):
     """A transformers causal LM behind the chat interface."""
 
-    def __init__(self, model, tokenizer, label: str, is_offline_default: bool = False,
-                 join_timeout_s: float = 10.0):
+    def __init__(self, model, tokenizer, label: str, join_timeout_s: float = 10.0):
         if not tokenizer.chat_template:
             raise ChatError(f"{label} has no chat template: use an instruct/chat model.")
         self.model, self.tokenizer, self.label = model, tokenizer, label
-        self.is_offline_default = is_offline_default
         self.context_window = int(getattr(model.config, "max_position_embeddings", 8192) or 8192)
         self.stop_ids = stop_token_ids(model, tokenizer)
         self.special_strings = special_strings(tokenizer)
         self.join_timeout_s = join_timeout_s
         self.workers = GenerationThreads()
         steady_attention(model)
-        cpu.share(model)  # on a CPU, its layers split the cores with a check running beside (weights.cpu)
+        cpu.share(model)  # on a CPU, its layers split the cores with a check running beside (compute.cpu)
 
     @property
     def generating(self) -> int:
@@ -116,7 +115,7 @@ class LocalChat:
     def generate_kwargs(self, settings: GenerationSettings) -> dict:
         """Keyword arguments for `model.generate`, fresh for each call. Decoding is greedy;
         with temperature > 0 the call's own sampler (chat.sampling) picks every token."""
-        from transformers import LogitsProcessorList
+        from transformers import LogitsProcessorList  # heavy: loaded with a model, not with the package
 
         kwargs = dict(max_new_tokens=int(settings.max_new_tokens), do_sample=False,
                       eos_token_id=self.stop_ids, pad_token_id=self.stop_ids[0] if self.stop_ids else None,
@@ -129,7 +128,7 @@ class LocalChat:
 
     def stream(self, messages: Sequence[Message], settings: GenerationSettings,
                stop: threading.Event | None = None) -> Iterator[str]:
-        import torch
+        import torch  # heavy: loaded with a model, not with the package
 
         ids = torch.tensor([self._fit(messages, settings)[1]], device=self.model.device)
         pipe, text = TokenPipe(), IncrementalText(self.tokenizer)

@@ -1,7 +1,7 @@
 """Streaming replies from an OpenAI-compatible chat-completions endpoint (TGI's
 Messages API, vLLM, Inference Endpoints, `transformers serve`).
 
-    RemoteChat("http://127.0.0.1:8080/v1", api_key="hf_...").stream(messages, settings)
+    RemoteChat("http://127.0.0.1:8080/v1", key="hf_...").stream(messages, settings)
 
 The endpoint does the tokenising, so the context fit here is an estimate (about four
 characters a token, plus a margin); the server still rejects what it cannot take, and
@@ -14,7 +14,7 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 
-from chat.backend import ChatError, Fitted, GenerationSettings, Message
+from chat.backend import ChatBackend, ChatError, Fitted, GenerationSettings, Message
 from chat.context import fit_messages
 from chat.specials import defuse_messages
 from weights.endpoint import api_base, openai_client, served_model
@@ -45,7 +45,7 @@ def _error_detail(body) -> str:
 
 def endpoint_error(url: str, exc: Exception) -> ChatError:
     """A ChatError that says what went wrong with the endpoint, in words."""
-    import openai
+    import openai  # imported with an endpoint only (it takes a while)
 
     if isinstance(exc, openai.APITimeoutError):
         return ChatError(f"The endpoint {url} did not answer in time.")
@@ -77,10 +77,8 @@ def request_options(settings: GenerationSettings) -> dict:
     return options
 
 
-class RemoteChat:
+class RemoteChat(ChatBackend):
     """An OpenAI-compatible endpoint behind the chat interface."""
-
-    is_offline_default = False
 
     def __init__(self, url: str, *, key: str | None = None, model: str | None = None,
                  timeout_s: float = 60.0, context_window: int | None = None):
@@ -89,6 +87,7 @@ class RemoteChat:
         self.model = model or os.environ.get("CHAT_MODEL_NAME") or self._served_model()
         self.context_window = context_window or int(os.environ.get("CHAT_CONTEXT_WINDOW", "8192"))
         self.label = f"{self.model} @ {self.url}"
+        self.served_model = self.model
 
     def _served_model(self) -> str:
         try:

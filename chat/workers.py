@@ -8,7 +8,7 @@
 Why keep them: on an H100 with the Llama 3 8B shape, `generate` in a thread started for
 the call ran at 14 tokens/s while the same call in a thread that had generated before
 ran at 23 to 31 (bench/gpu.py --sections threads). The cause turned out to be cuDNN
-attention's per-thread graph cache, now avoided for every thread (weights.steady_attention);
+attention's per-thread graph cache, now avoided for every thread (compute.steady_attention);
 a kept thread still spares a thread start per reply. The threads are daemons: a process
 that exits never waits for one.
 """

@@ -15,8 +15,12 @@ import logging
 import os
 import sys
 
+from guard import load_guard
 from guard.base import DEFAULT_THRESHOLD
+from guard.policy import Policy
+from guard.prompt import ConversationError, model_input_text, prompt_ids
 from guard.verdict import failed_verdict
+from weights import ModelLoadError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -108,8 +112,6 @@ def _inputs(args, parser) -> list:
 
 
 def _policy(args, guard):
-    from guard.policy import Policy
-
     policy = Policy(taxonomy=guard.taxonomy, include_descriptions=args.descriptions)
     if args.disable:
         policy = policy.without(*args.disable.split(","))
@@ -132,9 +134,6 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from guard import load_guard
-    from weights import ModelLoadError
-
     printing = args.print_prompt or args.print_ids
     try:
         guard = load_guard(args.model, version=args.version, load_in_4bit=args.load_in_4bit,
@@ -159,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _progress(items: list):
-    from tqdm import tqdm
+    from tqdm import tqdm  # a progress bar for --file only
 
     return tqdm(items, desc="judging", unit="msg", file=sys.stderr)
 
@@ -169,8 +168,6 @@ def _print_input(guard, conversation, policy, ids: bool) -> int:
         print("error: --print-prompt/--print-ids need a Llama Guard model; the offline classifier reads "
               "the message text itself", file=sys.stderr)
         return 2
-    from guard.prompt import ConversationError, model_input_text, prompt_ids
-
     try:
         prompt = guard.render(conversation, policy)
     except ConversationError as exc:

@@ -14,10 +14,16 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
+from guard.base import Guard
+from guard.llama_guard import LlamaGuard
+from guard.local import LocalGuardModel, TokenizerOnly
+from guard.offline import OfflineGuard
 from guard.prompt import GUARD2, GUARD3, VERSIONS
+from guard.remote import RemoteGuardModel
 from guard.taxonomy import LLAMA_GUARD_3_1B, TAXONOMIES, Category
+from weights import LoadOptions, ModelLoadError, explain_load_error, load_causal_lm
+from weights.spec import ENDPOINT, OFFLINE, ModelSpec, model_spec, pretrained_source
 
 
 def detect_version(*names: str, chat_template: str | None = None) -> str:
@@ -49,28 +55,20 @@ def describe(version: str, spec: str) -> str:
     return label
 
 
-def load_tokenizer(spec: str):
+def load_tokenizer(spec: ModelSpec):
     """Only the tokenizer of a local or hub model (for printing prompts and token ids)."""
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # heavy: only when a local guard is loaded
 
-    from weights import ModelLoadError, explain_load_error
-
-    path = Path(spec).expanduser()
+    source, extra = pretrained_source(spec)
     token = os.environ.get("HF_TOKEN") or None
     try:
-        if spec.lower().endswith(".gguf"):
-            return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-        return AutoTokenizer.from_pretrained(str(path) if path.exists() else spec, token=token)
+        return AutoTokenizer.from_pretrained(source, token=token, **extra)
     except Exception as exc:  # noqa: BLE001 - a message that says what to do, not a traceback
-        raise ModelLoadError(explain_load_error(spec, exc, has_token=bool(token))) from exc
+        raise ModelLoadError(explain_load_error(spec.text, exc, has_token=bool(token))) from exc
 
 
 def _remote(spec: str, version: str | None, api_key: str | None, timeout_s: float):
-    import openai
-
-    from guard.llama_guard import LlamaGuard
-    from guard.remote import RemoteGuardModel
-    from weights import ModelLoadError
+    import openai  # imported with an endpoint only (it takes a while)
 
     try:
         backend = RemoteGuardModel(spec, key=api_key, timeout_s=timeout_s)
@@ -89,7 +87,7 @@ def _remote(spec: str, version: str | None, api_key: str | None, timeout_s: floa
 def load_guard(spec: str = "offline", *, version: str | None = None, load_in_4bit: bool = False,
                load_in_8bit: bool = False, dtype: str = "auto", device_map: str | None = None,
                api_key: str | None = None, timeout_s: float = 60.0, reuse_prefix: bool = True,
-               prompt_only: bool = False):
+               prompt_only: bool = False) -> Guard:
     """Load the guard `spec` names (see the module docstring). Raises weights.ModelLoadError
     or ValueError with a message that says what to do.
 
@@ -97,26 +95,20 @@ def load_guard(spec: str = "offline", *, version: str | None = None, load_in_4bi
     models. A check has no deadline of its own: the caller sets it (the moderated turn).
     prompt_only: load the tokenizer but not the weights (the guard can render and tokenize
     prompts; its checks fail closed)."""
-    spec = (spec or "").strip()
+    named = model_spec(spec)
+    spec = named.text
     if version not in (None, *VERSIONS):
         raise ValueError(f"unknown guard version {version!r}: use {' or '.join(VERSIONS)}")
     if not spec:
         raise ValueError("no guard model given: a hub id, a folder, a .gguf file, an http(s):// URL or 'offline'")
-    if spec == "offline":
-        from guard.offline import OfflineGuard
-
+    if named.kind == OFFLINE:
         return OfflineGuard.load()
-    if spec.startswith(("http://", "https://")):
+    if named.kind == ENDPOINT:
         return _remote(spec, version, api_key, timeout_s)
-    from guard.llama_guard import LlamaGuard
-    from guard.local import LocalGuardModel, TokenizerOnly
-
     if prompt_only:
-        tokenizer, name = load_tokenizer(spec), ""
+        tokenizer, name = load_tokenizer(named), ""
         backend = TokenizerOnly(tokenizer)
     else:
-        from weights import LoadOptions, load_causal_lm
-
         model, tokenizer = load_causal_lm(spec, LoadOptions(dtype=dtype, device_map=device_map,
                                                             load_in_4bit=load_in_4bit, load_in_8bit=load_in_8bit))
         name = getattr(model.config, "_name_or_path", "") or ""

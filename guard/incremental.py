@@ -27,7 +27,11 @@ cached-prefix check and leaves the session's state alone.
 
 from __future__ import annotations
 
+import copy
 import threading
+
+from guard.prompt import prompt_ids
+from compute import cpu
 
 
 def common_prefix_length(a: list[int], b: list[int]) -> int:
@@ -51,6 +55,22 @@ def crop_cache(cache, length: int) -> None:
     extra = cache.get_seq_length() - length
     if extra > 0:
         cache.crop(-extra)
+
+
+def fork_cache(cache):
+    """A cache that continues from `cache` without changing it, for one check.
+
+    A DynamicLayer grows by `torch.cat` and rebinds its tensors, never writing into them,
+    so new layer objects that share the prefix tensors are enough: O(layers), no copy of
+    the prefix's keys and values. Any other kind of cache is deep-copied."""
+    from transformers.cache_utils import DynamicLayer  # heavy: loaded with a local model, not with guard
+
+    layers = getattr(cache, "layers", None)
+    if not layers or any(type(layer) is not DynamicLayer for layer in layers):
+        return copy.deepcopy(cache)
+    fork = copy.copy(cache)
+    fork.layers = [copy.copy(layer) for layer in layers]
+    return fork
 
 
 class IncrementalSession:
@@ -80,11 +100,7 @@ class IncrementalSession:
             self._busy.release()
 
     def _assess(self, prompt, threshold: float):
-        import torch
-
-        from guard.local import fork_cache
-        from guard.prompt import prompt_ids
-        from weights import cpu
+        import torch  # heavy: loaded with a local model, not with guard
 
         backend = self.backend
         prefix_ids, rest_ids = prompt_ids(backend.tokenizer, prompt)

@@ -28,7 +28,7 @@ import time
 from dataclasses import replace
 from typing import Sequence
 
-from guard.base import DEFAULT_THRESHOLD, Conversation
+from guard.base import DEFAULT_THRESHOLD, Conversation, Guard
 from guard.local import NOT_FINITE, Assessment
 from guard.parse import parse_verdict
 from guard.policy import Policy
@@ -87,7 +87,7 @@ def _join(*notes: str) -> str:
     return "; ".join(dict.fromkeys(n for n in notes if n))
 
 
-class LlamaGuard:
+class LlamaGuard(Guard):
     """Implements guard.base.Guard. Thread-safe: the app checks several users at once."""
 
     is_llama_guard = True

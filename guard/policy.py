@@ -39,10 +39,6 @@ class Policy:
         wanted = prompt_code.strip().upper()
         return next((c for code, c in self.numbered() if code == wanted), None)
 
-    @property
-    def is_default(self) -> bool:
-        return not self.disabled and not self.custom and not self.include_descriptions
-
     def with_custom(self, name: str, description: str = "") -> "Policy":
         """A copy with one more custom category (blank names are ignored)."""
         name = " ".join(name.split())

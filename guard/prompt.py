@@ -54,8 +54,6 @@ BOS = "<|begin_of_text|>"
 GUARD3_HEAD = "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n"
 GUARD3_TAIL = "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
 
-DELIMITERS = ("[INST]", "[/INST]", "<BEGIN CONVERSATION>", "<END CONVERSATION>",
-              "<BEGIN UNSAFE CONTENT CATEGORIES>", "<END UNSAFE CONTENT CATEGORIES>")
 _GAP = r"[\s_-]*"
 _DELIMITER = re.compile(
     rf"\[{_GAP}/?{_GAP}INST{_GAP}\]"

@@ -20,6 +20,7 @@ import os
 from guard.local import Assessment
 from guard.parse import parse_verdict
 from guard.prompt import GuardPrompt, endpoint_text
+from weights.endpoint import api_base, openai_client, served_model
 
 log = logging.getLogger(__name__)
 TOP_LOGPROBS = 5
@@ -40,7 +41,7 @@ def utf8_ends(text: str) -> list[int]:
 def served_window(client, model: str) -> int | None:
     """The server's context length for `model` if its model list says (vLLM's
     `max_model_len`), else None."""
-    import openai
+    import openai  # imported with an endpoint only (it takes a while)
 
     try:
         listed = client.models.list().data
@@ -87,8 +88,6 @@ class RemoteGuardModel:
                  context_window: int | None = None):
         """timeout_s: the HTTP client's timeout for one request (the transport's own; the
         caller sets the deadline on a whole check)."""
-        from weights.endpoint import api_base, openai_client, served_model
-
         self.url = api_base(url)
         self.client = openai_client(url, key, timeout_s)
         self.model = model or os.environ.get("GUARD_MODEL_NAME") or served_model(self.client)
@@ -114,7 +113,7 @@ class RemoteGuardModel:
     def _complete(self, text: str):
         kwargs = dict(model=self.model, prompt=text, max_tokens=MAX_TOKENS, temperature=0.0)
         if self.ask_logprobs:
-            import openai
+            import openai  # imported with an endpoint only (it takes a while)
 
             try:
                 return self.client.completions.create(logprobs=TOP_LOGPROBS, **kwargs).choices[0]

@@ -104,7 +104,3 @@ TAXONOMIES: dict[str, tuple[Category, ...]] = {
     "llama-guard-3": LLAMA_GUARD_3,
 }
 
-
-def category_by_code(code: str, taxonomy: tuple[Category, ...] = LLAMA_GUARD_2) -> Category | None:
-    """The category with this code in `taxonomy`, or None: `"S9"` -> Hate (Guard 2)."""
-    return next((c for c in taxonomy if c.code == code.strip().upper()), None)

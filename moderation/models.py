@@ -13,6 +13,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from chat import load_chat
+from guard import load_guard
+from weights import LoadOptions
+
 log = logging.getLogger(__name__)
 
 
@@ -126,18 +130,13 @@ def slot_line(s: SlotStatus) -> str:
 def model_slots(config) -> Models:
     """Slots for the models an AppConfig names; nothing loads until `start()`."""
 
-    def load_chat():
-        from chat import load_chat
-        from weights import LoadOptions
-
+    def chat():
         return load_chat(config.chat_model, LoadOptions(load_in_4bit=config.load_in_4bit,
                                                         load_in_8bit=config.load_in_8bit))
 
-    def load_guard():
-        from guard import load_guard
-
+    def guard():
         return load_guard(config.guard_model, version=config.guard_version,
                           load_in_4bit=config.load_in_4bit, load_in_8bit=config.load_in_8bit)
 
-    return Models(ModelSlot("Chat model", config.chat_model, load_chat),
-                  ModelSlot("Guard", config.guard_model, load_guard))
+    return Models(ModelSlot("Chat model", config.chat_model, chat),
+                  ModelSlot("Guard", config.guard_model, guard))

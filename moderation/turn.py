@@ -35,7 +35,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from typing import Iterator, Sequence
 
-from chat import ChatError, GenerationSettings
+from chat import ChatBackend, ChatError, GenerationSettings
+from guard.base import Guard
 from guard.policy import Policy
 from guard.verdict import AGENT, USER, Verdict, failed_verdict
 
@@ -135,7 +136,7 @@ class Judge:
     """Runs one turn's guard checks on the shared pool with a deadline; a guard that hangs
     or raises yields a failed (unsafe) verdict."""
 
-    def __init__(self, guard, settings: TurnSettings):
+    def __init__(self, guard: Guard, settings: TurnSettings):
         self.guard, self.settings = guard, settings
         self._futures: list[Future] = []
 
@@ -151,10 +152,9 @@ class Judge:
         except FutureTimeout:
             future.cancel()
             return failed_verdict(f"guard timed out after {self.settings.guard_timeout_s:g} s",
-                                  role=role, guard=getattr(self.guard, "label", ""))
+                                  role=role, guard=self.guard.label)
         except Exception as exc:  # a guard must not raise, but one that does fails closed
-            return failed_verdict(f"{type(exc).__name__}: {exc}", role=role,
-                                  guard=getattr(self.guard, "label", ""))
+            return failed_verdict(f"{type(exc).__name__}: {exc}", role=role, guard=self.guard.label)
 
     def __call__(self, conversation: list[dict], role: str) -> Verdict:
         return self.result(self.submit(conversation), role)
@@ -185,24 +185,23 @@ def judged_prompt(system_prompt: str, user_text: str) -> str:
     return f"{system}\n\n{user_text}" if system else user_text
 
 
-def reached_length_limit(chat, reply: str, max_new_tokens: int) -> bool:
+def reached_length_limit(chat: ChatBackend, reply: str, max_new_tokens: int) -> bool:
     """Whether `reply` used up `max_new_tokens`, counted with the chat model's own tokenizer
     (a backend without one, such as an endpoint, cannot tell: False). Decoded text counted
     again can come out one token short, hence the one-token margin.
 
     A natural end is never this long: the end-of-turn token counts against the limit too.
     """
-    tokenizer = getattr(chat, "tokenizer", None)
-    if tokenizer is None or not reply:
+    if chat.tokenizer is None or not reply:
         return False
-    return len(tokenizer.encode(reply, add_special_tokens=False)) >= max(1, max_new_tokens - 1)
+    return len(chat.tokenizer.encode(reply, add_special_tokens=False)) >= max(1, max_new_tokens - 1)
 
 
 def _block_notice(verdict: Verdict, default: str) -> str:
     return GUARD_FAILED.format(why=verdict.error or "unreadable answer") if verdict.failed else default
 
 
-def run_turn(guard, chat, records: Sequence[TurnState], user_text: str, settings: TurnSettings,
+def run_turn(guard: Guard, chat: ChatBackend, records: Sequence[TurnState], user_text: str, settings: TurnSettings,
              stop: threading.Event | None = None) -> Iterator[TurnState]:
     """Moderate one turn; yields snapshots, the last of which has `outcome` set."""
     stop = stop or threading.Event()
@@ -217,7 +216,7 @@ def run_turn(guard, chat, records: Sequence[TurnState], user_text: str, settings
         return
     state = replace(state, dropped=fitted.dropped)
 
-    judge = Judge(guard.session() if hasattr(guard, "session") else guard, settings)  # one cache per turn
+    judge = Judge(guard.session(), settings)  # one cache per turn
     try:
         guard_history = history[-2 * settings.guard_context_turns:] if settings.guard_context_turns else []
         prompt_conv = guard_history + [{"role": "user", "content": judged_prompt(settings.system_prompt, user_text)}]
@@ -254,7 +253,7 @@ def _prompt_checked(judge: Judge, prompt: Future, state: TurnState) -> TurnState
                    chat_stopped=state.chat_started)
 
 
-def _stream_reply(judge: Judge, chat, messages, prompt_conv, state: TurnState, settings: TurnSettings,
+def _stream_reply(judge: Judge, chat: ChatBackend, messages, prompt_conv, state: TurnState, settings: TurnSettings,
                   stop: threading.Event, prompt: Future | None = None) -> Iterator[TurnState]:
     """Stream and check the reply. With `prompt` (the parallel check still running), no
     text is shown before that verdict is in and safe; unsafe or failed, the turn is refused."""

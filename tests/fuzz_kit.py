@@ -29,6 +29,8 @@ from typing import Iterator
 import httpx
 from hypothesis import strategies as st
 
+from chat.backend import ChatBackend
+from guard.base import Guard
 from chat import Fitted, GenerationSettings
 from moderation.models import ModelSlot, Models
 from app import start
@@ -40,12 +42,11 @@ REPLY = "Here is a short and friendly answer about that topic."
 _ORDER = itertools.count()  # one clock for the guard's verdicts and the chat model's calls
 
 
-class RecordingChat:
+class RecordingChat(ChatBackend):
     """A chat backend (chat.backend.ChatBackend) that answers every message with REPLY, one
     word per chunk, and records what it was asked: `calls` holds (order, messages)."""
 
     label = "recording fake chat"
-    is_offline_default = False
     context_window = 8192
 
     def __init__(self):
@@ -62,7 +63,7 @@ class RecordingChat:
             yield word + " "
 
 
-class RecordingGuard:
+class RecordingGuard(Guard):
     """The real guard, every check recorded: `checks` holds (order, conversation, verdict)."""
 
     def __init__(self, guard):

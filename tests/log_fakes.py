@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from chat.backend import ChatBackend
 
 
 @dataclass
@@ -15,7 +16,7 @@ class Fitted:
     dropped: int
 
 
-class PacedChat:
+class PacedChat(ChatBackend):
     label = "paced chat"
 
     def __init__(self, words: int = 8, pause_s: float = 0.0, stall_after: int | None = None,

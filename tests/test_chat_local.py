@@ -36,7 +36,7 @@ def wait_until_no_generation(chat, seconds: float = 1.0) -> bool:
 
 
 def test_offline_model_is_labelled_and_answers_a_factual_question(smol):
-    assert smol.is_offline_default and "bundled offline" in smol.label
+    assert "bundled offline" in smol.label
     reply = "".join(smol.stream([{"role": "user", "content": "What is the capital of France?"}], GREEDY))
     assert "Paris" in reply
 

@@ -1,4 +1,4 @@
-"""The processor's cores split between a reply and a guard check beside it (weights.cpu),
+"""The processor's cores split between a reply and a guard check beside it (compute.cpu),
 on the real local backends with tiny random Llama models.
 
 Each test pretends the process has 4 cores, so the split (2 and 2) differs from the whole
@@ -13,7 +13,7 @@ import pytest
 
 from chat import GenerationSettings, load_chat
 from guard import load_guard
-from weights import cpu
+from compute import cpu
 
 CORES = 4
 GREETING = [{"role": "user", "content": "Say hello."}]

@@ -11,7 +11,7 @@ import torch
 
 from guard import load_guard
 from guard.llama_guard import LlamaGuard
-from guard.local import fork_cache
+from guard.incremental import fork_cache
 from guard.policy import Policy
 from guard.prompt import GUARD3
 

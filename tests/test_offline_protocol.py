@@ -14,10 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from guard.evaluate import FIGURES, average_precision, evaluate_rows, recall_at_fpr, select
+from guard.training.evaluate import FIGURES, select
+from guard.training.metrics import average_precision, evaluate_rows, recall_at_fpr
 from guard.offline import OfflineGuard
 from guard.offline_model import Network
-from guard.train import base_embedder, read_manifest
+from guard.training.manifest import read_manifest
+from guard.training.trainer import base_embedder
 from guard.training.dataset import NEAR_COSINE, NEAR_JACCARD, components, jaccard, near_pairs, split_of
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from guard.training.replies import SOURCE, is_refusal, read_replies, rows
+from guard.training.replies import is_refusal, rows
+from guard.training.sources import SOURCE, read_replies
 
 
 @pytest.mark.parametrize("reply", [

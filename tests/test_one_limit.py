@@ -16,20 +16,20 @@ import pytest
 
 from test_api_bounds import DEADLINE_S, Gate, wait_until
 
+from guard.base import Guard
+
 pytestmark = pytest.mark.slow
 KEY = "limit-key-0001"
 
 
-class GatedGuard:
-    """The real guard; every check waits at the gate and is counted. No per-turn session
-    (a check then goes through `check`)."""
+class GatedGuard(Guard):
+    """The real guard; every check waits at the gate and is counted. Its session is the
+    Guard default, itself (so every check goes through the gated `check`)."""
 
     def __init__(self, guard, gate: Gate):
         self._guard, self.gate = guard, gate
 
     def __getattr__(self, name):
-        if name == "session":
-            raise AttributeError(name)
         return getattr(self._guard, name)
 
     def check(self, *args, **kwargs):

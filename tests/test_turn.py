@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from chat.backend import ChatBackend
+from guard.base import Guard
 from chat import ChatError, ContextTooLong, GenerationSettings
 from guard.taxonomy import LLAMA_GUARD_2
 from guard.verdict import Verdict, failed_verdict
@@ -19,7 +21,7 @@ from moderation.turn import (ANSWERED, ERROR, FIRST, HOLD, PARALLEL, REFUSED, RE
                              clean_message, history_messages, run_turn)
 
 
-class FakeGuard:
+class FakeGuard(Guard):
     """Flags any judged message containing `bad`; records every conversation it saw."""
 
     label, is_llama_guard, taxonomy = "fake guard", False, LLAMA_GUARD_2
@@ -51,10 +53,10 @@ class Fitted:
     dropped: int
 
 
-class FakeChat:
+class FakeChat(ChatBackend):
     """Streams the given chunks; records calls; can fail, or notice a stop."""
 
-    label, is_offline_default = "fake chat", False
+    label = "fake chat"
 
     def __init__(self, chunks, fail_after=None, too_long=False):
         self.chunks, self.fail_after, self.too_long = chunks, fail_after, too_long

@@ -11,11 +11,12 @@ from chat import GenerationSettings, load_chat
 from guard import load_guard
 from guard.verdict import Verdict
 from moderation.turn import ANSWERED, PARALLEL, REFUSED, TurnSettings, run_turn
+from guard.base import Guard
 
 LONG = GenerationSettings(temperature=0.0, max_new_tokens=3000)
 
 
-class SlowFlaggingGuard:
+class SlowFlaggingGuard(Guard):
     """Flags every prompt after `delay` seconds (our control flow: when the verdict lands)."""
 
     label, is_llama_guard, taxonomy = "slow guard", False, ()

@@ -183,11 +183,11 @@ def test_gguf_file_loads_the_same_model_as_the_converted_folder(fresh_cache):
 
 
 def test_cudnn_attention_is_turned_off_for_a_model_on_cuda_only(tiny_chat_path):
-    """On CUDA, cuDNN attention rebuilt a graph for every new sequence length (weights.
+    """On CUDA, cuDNN attention rebuilt a graph for every new sequence length (compute.
     steady_attention says what that cost); a CPU model leaves the setting alone."""
     import torch
 
-    from weights import steady_attention
+    from compute import steady_attention
 
     before = torch.backends.cuda.cudnn_sdp_enabled()
     try:
@@ -203,3 +203,25 @@ def test_cudnn_attention_is_turned_off_for_a_model_on_cuda_only(tiny_chat_path):
         assert not torch.backends.cuda.cudnn_sdp_enabled()
     finally:
         torch.backends.cuda.enable_cudnn_sdp(before)
+
+
+@pytest.mark.parametrize("spec, kind", [
+    ("offline", "offline"), (" offline ", "offline"), ("http://127.0.0.1:8080/v1", "endpoint"),
+    ("https://x.example", "endpoint"), ("./Llama-Guard-3-8B-Q8_0.gguf", "gguf"), ("model.GGUF", "gguf"),
+    ("./my-model", "folder"), ("/no/such/folder", "folder"), ("a/b/c", "folder"),
+    ("meta-llama/Meta-Llama-3-8B-Instruct", "hub")])
+def test_one_dispatch_names_every_kind_of_model_spec(spec, kind):
+    from weights.spec import model_spec
+
+    assert model_spec(spec).kind == kind
+
+
+def test_a_missing_folder_or_gguf_file_says_so(tmp_path):
+    from weights.spec import model_spec, pretrained_source
+
+    with pytest.raises(ModelLoadError, match="GGUF file not found"):
+        pretrained_source(model_spec(str(tmp_path / "x.gguf")))
+    with pytest.raises(ModelLoadError, match="Model folder not found"):
+        pretrained_source(model_spec(str(tmp_path / "nothing")))
+    with pytest.raises(ModelLoadError, match="no config.json"):
+        pretrained_source(model_spec(str(tmp_path)))

@@ -13,16 +13,16 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-from weights.offline import offline_chat_model  # noqa: F401  (re-export)
+from weights.errors import ModelLoadError
+from weights.offline import offline_chat_model
+from weights.spec import model_spec, pretrained_source
+
+__all__ = ["DTYPES", "LoadOptions", "ModelLoadError", "explain_load_error", "load_causal_lm", "offline_chat_model",
+           "resolve_dtype"]
 
 log = logging.getLogger(__name__)
 DTYPES = ("auto", "bfloat16", "float16", "float32")
-
-
-class ModelLoadError(RuntimeError):
-    """A model could not be loaded; the message says what failed and how to fix it."""
 
 
 @dataclass(frozen=True)
@@ -38,24 +38,6 @@ def _cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
-
-
-def steady_attention(model) -> None:
-    """For a model on CUDA, turn off PyTorch's cuDNN attention (process-wide; SDPA then
-    uses its flash or memory-efficient kernels).
-
-    Why: the cuDNN backend builds an execution graph for every new sequence length and
-    caches it per thread, so a decoding step at a length the thread has not seen before
-    spent 1.5 ms per attention call in it, against 37 us once cached (H100, Llama 3 8B
-    shape, torch 2.11: `bench/gpu.py --sections profile`). Every reply and every guard
-    check grows the length by one token at a time, on threads that are new or have not
-    seen that length, so generation ran at a third of its speed."""
-    import torch
-
-    device = getattr(model, "device", None)
-    if getattr(device, "type", None) == "cuda" and torch.backends.cuda.cudnn_sdp_enabled():
-        torch.backends.cuda.enable_cudnn_sdp(False)
-        log.info("cuDNN attention turned off: SDPA uses its flash or memory-efficient kernels")
 
 
 def resolve_dtype(name: str):
@@ -121,27 +103,11 @@ def explain_load_error(spec: str, exc: Exception, has_token: bool = False) -> st
     return f"Loading {spec} failed: {text}"
 
 
-def _source(spec: str) -> tuple[str, dict]:
-    """(pretrained_model_name_or_path, extra kwargs) for a hub id, folder or .gguf file."""
-    path = Path(spec).expanduser()
-    if spec.lower().endswith(".gguf"):
-        if not path.is_file():
-            raise ModelLoadError(f"GGUF file not found: {path}")
-        return str(path.parent), {"gguf_file": path.name}
-    if path.exists():
-        if not (path / "config.json").is_file():
-            raise ModelLoadError(f"{path} is not a model folder: it has no config.json.")
-        return str(path), {}
-    if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
-        raise ModelLoadError(f"Model folder not found: {path}")
-    return spec, {}
-
-
 def load_causal_lm(spec: str, options: LoadOptions = LoadOptions()):
     """Load (model, tokenizer) for generation, in eval mode."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    source, extra = _source(spec)
+    source, extra = pretrained_source(model_spec(spec))
     token = options.token or os.environ.get("HF_TOKEN") or None
     kwargs = dict(extra, token=token, dtype=resolve_dtype(options.dtype))
     quant = quantization_config(options)

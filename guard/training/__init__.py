@@ -1,1 +1,3 @@
-"""Training the offline classifier: data sources and category rules (see guard/train.py)."""
+"""Training and evaluating the offline classifier: data sources, category rules, the
+split, the trainer and the figures. `python -m guard.train` and `python -m guard.evaluate`
+run it; nothing in the runtime (guard.offline, guard.offline_model) imports this package."""

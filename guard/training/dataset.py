@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from guard.training.categories import categorize
 from guard.training.sources import Example
 
 NEAR_COSINE = 0.80
@@ -193,8 +194,6 @@ def pairs(items: list[Item], seed: int) -> list[Item]:
 def benign_edgy(e: Example) -> bool:
     """A benign prompt that uses words of harm: one the AdvBench keyword rules would give
     a category (kill, shoot, drug, hack, bomb, ...)."""
-    from guard.training.categories import categorize
-
     return e.kind == "prompt" and not e.unsafe and categorize(e.text) is not None
 
 

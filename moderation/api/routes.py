@@ -35,6 +35,7 @@ from moderation.api.schema import (MAX_BODY_BYTES, ApiError, ChatRequest, Modera
 from moderation.api.turn import api_turn_settings, cut_at_stop, history_records, turn_states, usage
 from moderation.log import TurnLog, TurnMeta
 from moderation.turn import ERROR, TurnState, history_messages, run_turn
+from weights.spec import ENDPOINT, model_spec
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable]
@@ -59,8 +60,9 @@ def openai_api(models, config, turn_log: TurnLog | None = None,
 def served_model_id(config, models) -> str:
     """The id callers send as `model`: the chat model as given on the command line, or the
     endpoint's own model name for a remote chat model."""
-    if config.chat_model.startswith(("http://", "https://")):
-        return getattr(models.chat.value, "model", None) or config.chat_model
+    chat = models.chat.value
+    if model_spec(config.chat_model).kind == ENDPOINT:
+        return (chat.served_model if chat is not None else None) or config.chat_model
     return config.chat_model
 
 

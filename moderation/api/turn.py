@@ -16,6 +16,8 @@ from typing import AsyncIterator, Callable, Iterator, TypeVar
 
 from dataclasses import replace
 
+from chat import ChatBackend
+from guard import Guard
 from guard.taxonomy import LLAMA_GUARD_2
 from moderation.admission import Admission
 from moderation.api.schema import ApiError, ChatRequest
@@ -26,7 +28,7 @@ _END = object()
 T = TypeVar("T")
 
 
-def api_turn_settings(config, guard, request: ChatRequest | None = None) -> TurnSettings:
+def api_turn_settings(config, guard: Guard | None, request: ChatRequest | None = None) -> TurnSettings:
     """How an API turn is moderated: the operator's policy (moderation.policy: threshold,
     categories, streaming checks), with the caller's generation fields (max_tokens capped
     at the operator's --max-new-tokens). The caller's system message, if any, is the
@@ -41,7 +43,7 @@ def api_turn_settings(config, guard, request: ChatRequest | None = None) -> Turn
         temperature=default.temperature if request.temperature is None else request.temperature,
         top_p=default.top_p if request.top_p is None else request.top_p,
         max_new_tokens=min(request.max_tokens or operator.max_new_tokens, operator.max_new_tokens))
-    settings = turn_settings(operator, choices, getattr(guard, "taxonomy", LLAMA_GUARD_2))
+    settings = turn_settings(operator, choices, guard.taxonomy if guard is not None else LLAMA_GUARD_2)
     generation = replace(settings.generation, seed=request.seed)
     system = operator.system_prompt if request.system is None else request.system
     return replace(settings, generation=generation, system_prompt=system)
@@ -122,11 +124,11 @@ async def turn_states(run: Callable[[threading.Event], Iterator[T]], admission: 
         stop.set()
 
 
-def usage(chat, settings: TurnSettings, messages: list[dict], reply: str) -> dict | None:
+def usage(chat: ChatBackend, settings: TurnSettings, messages: list[dict], reply: str) -> dict | None:
     """Token counts where the chat backend has its own tokenizer (local models); None for
     a remote endpoint, whose tokens this app never sees."""
-    tokenizer = getattr(chat, "tokenizer", None)
-    if tokenizer is None or not hasattr(chat, "prompt_ids"):
+    tokenizer = chat.tokenizer
+    if tokenizer is None:
         return None
     prompt = len(chat.prompt_ids(chat.fit(messages, settings.generation).messages))
     completion = len(tokenizer(reply, add_special_tokens=False)["input_ids"]) if reply else 0

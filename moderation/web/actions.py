@@ -155,7 +155,7 @@ class ChatPage:
             return PageUpdate(warning=NOTHING_TO_UNDO)
         kept = turns[:-1]
         guard = self.models.guard.value
-        return PageUpdate(chat=chat_messages(kept), panel=panel_html(kept, getattr(guard, "label", "")),
+        return PageUpdate(chat=chat_messages(kept), panel=panel_html(kept, guard.label if guard is not None else ""),
                           turns=kept, box=turns[-1].user)
 
     def stop(self, session: str | None) -> None:

@@ -157,7 +157,7 @@ def create_app(models: Models, config: AppConfig, log: TurnLog | None = None,
 def guard_taxonomy(models: Models) -> tuple[Category, ...]:
     """The categories of the loaded guard (Llama Guard 2's until it has loaded)."""
     guard = models.guard.value
-    return getattr(guard, "taxonomy", LLAMA_GUARD_2) if guard is not None else LLAMA_GUARD_2
+    return guard.taxonomy if guard is not None else LLAMA_GUARD_2
 
 
 def follow_loading(w: ChatWidgets, form: SettingsWidgets, models: Models, operator: OperatorPolicy) -> None:

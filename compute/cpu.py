@@ -39,7 +39,7 @@ def cores() -> int:
     or what OMP_NUM_THREADS / torch.set_num_threads chose before)."""
     global _cores
     if _cores is None:
-        import torch
+        import torch  # heavy: loaded with a model, not with the package
 
         _cores = max(1, torch.get_num_threads())
     return _cores
@@ -58,14 +58,14 @@ def on_cpu(model) -> bool:
 
 def _layers(model):
     """The model's repeated blocks: its longest ModuleList (decoder or encoder layers)."""
-    import torch
+    import torch  # heavy: loaded with a model, not with the package
 
     lists = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList)]
     return max(lists, key=len) if lists else [model]
 
 
 def _take_share(module, args) -> None:
-    import torch
+    import torch  # heavy: loaded with a model, not with the package
 
     want = threads_now()
     if torch.get_num_threads() != want:
@@ -96,6 +96,6 @@ def running(model):
     finally:
         with _lock:
             _running -= 1
-        import torch
+        import torch  # heavy: loaded with a model, not with the package
 
         torch.set_num_threads(cores())

@@ -1,0 +1,93 @@
+"""python -m guard.evaluate: the offline classifier's standard metrics on one split.
+
+    python -m guard.evaluate                       # validation split, table
+    python -m guard.evaluate --split test --json   # the test split (once per committed model)
+    python -m guard.evaluate --split sample        # every 10th test example (what CI checks)
+    python -m guard.evaluate --split test --write-figures   # also update guard/data/offline_figures.json
+
+Reads guard/data/examples.tsv (written by `python -m guard.train`) and the committed model,
+and judges every example the way OfflineGuard.check does (normalised text, every window).
+Per side (prompt, reply) and per source: precision, recall and F1 at the threshold (0.5,
+Llama Guard's default), AUPRC, recall at 1% and 5% FPR (the threshold that lets that share
+of benign examples through), over-refusal on benign-edgy prompts (benign prompts with
+words of harm, see guard.training.dataset.benign_edgy), per-category recall with n, and
+the median latency of OfflineGuard.check on 50 of the split's prompts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch  # the figures record torch's thread count
+
+from guard.offline import OfflineGuard
+from guard.training.manifest import read_manifest
+from guard.training.metrics import evaluate_rows
+
+FIGURES = Path(__file__).resolve().parent.parent / "data" / "offline_figures.json"
+
+
+def median_latency_ms(guard: OfflineGuard, rows: list[dict], n: int = 50) -> float:
+    prompts = [r["text"] for r in rows if r["kind"] == "prompt"][:n]
+    times = []
+    for text in prompts:
+        started = time.perf_counter()
+        guard.check([{"role": "user", "content": text}])
+        times.append(time.perf_counter() - started)
+    return round(statistics.median(times) * 1000, 1) if times else float("nan")
+
+
+def select(rows: list[dict], split: str) -> list[dict]:
+    if split == "sample":
+        return [r for r in rows if r["split"] == "test"][::10]
+    return [r for r in rows if r["split"] == split]
+
+
+def table(result: dict) -> list[str]:
+    cols = ("n_unsafe", "n_benign", "precision", "recall", "f1", "fpr", "auprc", "recall_at_1pct_fpr",
+            "recall_at_5pct_fpr")
+    lines = [f"{'':<44}" + "".join(f"{c.replace('recall_at_', 'R@').replace('pct_fpr', '%'):>10}" for c in cols)]
+    for side in ("prompt", "reply"):
+        if side not in result:
+            continue
+        part = result[side]
+        lines.append(f"{side + ' side (all)':<44}" + "".join(f"{part[c]:>10}" for c in cols))
+        for src, m in part["per_source"].items():
+            lines.append(f"  {src[:42]:<42}" + "".join(f"{m[c]:>10}" for c in cols))
+        if side == "prompt":
+            lines.append(f"  over-refusal on benign-edgy prompts: {part['over_refusal_benign_edgy']} "
+                         f"(n {part['benign_edgy_n']})")
+        lines.append("  per-category recall: " + ", ".join(f"{c} {v['recall']} (n {v['n']})"
+                                                          for c, v in part["per_category_recall"].items()))
+    lines.append(f"median latency of a prompt check: {result['median_latency_ms']} ms")
+    return lines
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m guard.evaluate", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("--split", choices=("validation", "test", "sample", "train"), default="validation")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--write-figures", action="store_true", help=f"store the result in {FIGURES.name}")
+    a = p.parse_args(argv)
+    rows = select(read_manifest(), a.split)
+    guard = OfflineGuard.load()
+    result = {"split": a.split, "threshold": a.threshold, "torch_threads": torch.get_num_threads(),
+              **evaluate_rows(guard.net, rows, a.threshold)}
+    result["median_latency_ms"] = median_latency_ms(guard, rows)
+    if a.write_figures:
+        figures = json.loads(FIGURES.read_text()) if FIGURES.is_file() else {}
+        figures[a.split] = result
+        FIGURES.write_text(json.dumps(figures, indent=1) + "\n")
+    print(json.dumps(result, indent=1) if a.json else "\n".join([f"split: {a.split}"] + table(result)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""The offline classifier's figures on manifest rows: scores judged the way
+OfflineGuard.check judges (normalised text, every window), AUPRC, recall at a false
+positive rate, and the per-side, per-source and per-category tables built from them.
+Used by training (validation) and by `python -m guard.evaluate`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from guard.normalize import guard_text
+from guard.offline import window_probabilities
+from guard.offline_model import CLASSES, Network
+from guard.training.categories import categorize
+
+
+def scores(net: Network, rows: list[dict]) -> np.ndarray:
+    """The score (1 - p(safe) of the worst window) of each manifest row, batched."""
+    out = np.zeros(len(rows))
+    for side in ("prompt", "reply"):
+        idx = [i for i, r in enumerate(rows) if (r["kind"] == "prompt") == (side == "prompt")]
+        if side == "prompt":
+            inputs = [net.prompt_inputs(guard_text(rows[i]["text"])) for i in idx]
+        else:
+            inputs = [net.reply_inputs(net.context(guard_text(rows[i]["prompt"])), guard_text(rows[i]["text"]))
+                      for i in idx]
+        for i, p in zip(idx, window_probabilities(net, inputs, side)):
+            out[i] = float((1 - p[:, 0]).max())
+    return out
+
+
+def average_precision(y: np.ndarray, s: np.ndarray) -> float:
+    """AUPRC as average precision (the area under the step precision-recall curve)."""
+    if not y.any():
+        return float("nan")
+    order = np.argsort(-s, kind="stable")
+    hits = y[order].astype(float)
+    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    return float((precision * hits).sum() / hits.sum())
+
+
+def recall_at_fpr(y: np.ndarray, s: np.ndarray, fpr: float) -> float:
+    """Recall with the threshold set so that at most `fpr` of the benign examples pass it."""
+    benign = np.sort(s[~y])[::-1]
+    if not len(benign) or not y.any():
+        return float("nan")
+    allowed = int(np.floor(fpr * len(benign)))
+    cut = benign[allowed] if allowed < len(benign) else -np.inf
+    return float((s[y] > cut).mean())
+
+
+def metrics(y: np.ndarray, s: np.ndarray, threshold: float) -> dict:
+    flagged = s >= threshold
+    tp, fp = int((flagged & y).sum()), int((flagged & ~y).sum())
+    precision = tp / max(tp + fp, 1)
+    recall = tp / max(int(y.sum()), 1)
+    return {"n_unsafe": int(y.sum()), "n_benign": int((~y).sum()), "precision": round(precision, 3),
+            "recall": round(recall, 3), "f1": round(2 * precision * recall / max(precision + recall, 1e-9), 3),
+            "fpr": round(fp / max(int((~y).sum()), 1), 3), "auprc": round(average_precision(y, s), 3),
+            "recall_at_1pct_fpr": round(recall_at_fpr(y, s, 0.01), 3),
+            "recall_at_5pct_fpr": round(recall_at_fpr(y, s, 0.05), 3)}
+
+
+def evaluate_rows(net: Network, rows: list[dict], threshold: float = 0.5) -> dict:
+    """Every figure the module docstring lists, for one set of manifest rows."""
+    s = scores(net, rows)
+    y = np.array([r["label"] != "safe" for r in rows])
+    result = {}
+    for side in ("prompt", "reply"):
+        idx = np.array([i for i, r in enumerate(rows) if (r["kind"] == "prompt") == (side == "prompt")], dtype=int)
+        if not len(idx):
+            continue
+        part = metrics(y[idx], s[idx], threshold)
+        if side == "prompt":
+            edgy = [i for i in idx if rows[i]["label"] == "safe" and categorize(rows[i]["text"]) is not None]
+            part["benign_edgy_n"] = len(edgy)
+            part["over_refusal_benign_edgy"] = round(float((s[edgy] >= threshold).mean()), 3) if edgy else None
+        part["per_category_recall"] = {
+            c: {"n": int(sum(rows[i]["label"] == c for i in idx)),
+                "recall": round(float(np.mean([s[i] >= threshold for i in idx if rows[i]["label"] == c])), 3)}
+            for c in CLASSES[1:] if any(rows[i]["label"] == c for i in idx)}
+        part["per_source"] = {src: metrics(y[ix], s[ix], threshold) for src in sorted({rows[i]["source"] for i in idx})
+                              for ix in [np.array([i for i in idx if rows[i]["source"] == src])]}
+        result[side] = part
+    return result
+
+
+def report_validation(net: Network, items) -> float:
+    """During training: print validation recall/FPR/AUPRC per side; return mean AUPRC."""
+    rows = [{"kind": i.example.kind, "label": i.example.label, "text": i.example.text, "prompt": i.example.prompt,
+             "source": i.example.source} for i in items]
+    s, y = scores(net, rows), np.array([r["label"] != "safe" for r in rows])
+    auprcs = []
+    for side in ("prompt", "reply"):
+        idx = np.array([i for i, r in enumerate(rows) if (r["kind"] == "prompt") == (side == "prompt")], dtype=int)
+        if len(idx) and y[idx].any() and (~y[idx]).any():
+            m = metrics(y[idx], s[idx], 0.5)
+            auprcs.append(m["auprc"])
+            print(f"  validation {side}: recall {m['recall']:.3f}, FPR {m['fpr']:.3f}, AUPRC {m['auprc']:.3f}, "
+                  f"recall@5%FPR {m['recall_at_5pct_fpr']:.3f}", flush=True)
+    return float(np.mean(auprcs)) if auprcs else 0.0

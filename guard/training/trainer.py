@@ -1,0 +1,176 @@
+"""Fine-tuning the offline classifier: the example weights, the top-layer trainer over
+cached lower-layer outputs, the temperature fit and the operating point chosen on
+validation (guard.training.train runs them in order).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import numpy as np
+import torch  # training computes with it throughout
+
+from guard.offline_model import CLASSES, CONTEXT, TUNED, Network, pad, softmax
+from guard.training.dataset import Item, assign, benign_edgy, framed, long_prompts, pairs
+from guard.training.encoder import SentenceEncoder
+from guard.training.metrics import scores
+
+MAX_VALIDATION_FPR = 0.03  # the targets allow 0.05: the rest is margin for unseen data
+
+
+def example_weights(y: np.ndarray, unsafe_share: float = 0.5) -> np.ndarray:
+    """Weights that give the unsafe classes `unsafe_share` of the total and class 0 ("safe")
+    the rest; the unsafe share is split in proportion to 1/sqrt(category count) per example:
+    rare categories count for more per example without one sentence outweighing a hundred."""
+    counts = np.bincount(y, minlength=len(CLASSES)).astype(np.float64)
+    weights = np.where(y == 0, (1 - unsafe_share) / max(counts[0], 1), 0.0)
+    unsafe = y != 0
+    if unsafe.any():
+        share = 1 / np.sqrt(counts[y[unsafe]])
+        weights[unsafe] = unsafe_share * share / share.sum()
+    return weights * len(y)
+
+
+def dataset(examples, seed: int, embed) -> list[Item]:
+    """Split items, framed and long prompts and reply pairs: everything training and
+    evaluation read."""
+    items = assign(examples, embed, seed)
+    frames = framed([i for i in items if i.example.kind == "prompt"], seed)
+    return ([i for i in items if i.example.kind == "prompt"] + frames + long_prompts(items, seed)
+            + pairs(items + frames, seed))
+
+
+def training_inputs(net: Network, item: Item) -> tuple[list[int], list[int]]:
+    """One (ids, types) input per example, cut to the window (training only: prediction
+    judges every window, see guard.offline_model)."""
+    e = item.example
+    if e.kind == "prompt":
+        return net.prompt_inputs(e.text)[0]
+    return net.reply_inputs(net.ids(e.prompt)[:CONTEXT], e.text)[0]
+
+
+class Trainer:
+    """Top-layer fine-tuning with the frozen lower layers' outputs cached."""
+
+    def __init__(self, net: Network, seed: int, lr: float, batch: int):
+        self.net, self.seed, self.lr, self.batch = net, seed, lr, batch
+        model = net.model
+        first = model.config.num_hidden_layers - TUNED
+        self.layers = torch.nn.ModuleList(model.encoder.layer[first:])
+        self.lower = torch.nn.ModuleList(model.encoder.layer[:first])
+        self.dropout = torch.nn.Dropout(0.1)
+
+    def cache(self, inputs: list[tuple[list[int], list[int]]]):
+        """The frozen lower layers' output per input (a list of (len, hidden) tensors)."""
+        model, out = self.net.model, []
+        full = model.encoder.layer
+        model.encoder.layer = self.lower
+        try:
+            with torch.inference_mode():
+                order = sorted(range(len(inputs)), key=lambda i: len(inputs[i][0]))
+                hidden = [None] * len(inputs)
+                for start in range(0, len(order), 64):
+                    chunk = order[start:start + 64]
+                    batch = [inputs[i] for i in chunk]
+                    ids, types, mask = pad(batch)
+                    h = model(input_ids=ids, token_type_ids=types, attention_mask=mask).last_hidden_state
+                    for row, i in enumerate(chunk):
+                        hidden[i] = h[row, :len(inputs[i][0])].clone()
+                out = hidden
+        finally:
+            model.encoder.layer = full
+        return out
+
+    def upper(self, hidden, mask):
+        """The tuned layers over cached states; mean-pooled output."""
+        extended = (1.0 - mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
+        h = hidden
+        for layer in self.layers:
+            h = layer(h, attention_mask=extended)
+        m = mask.unsqueeze(-1).to(h.dtype)
+        return (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
+
+    def fit(self, hidden, sides, y, epochs: int, on_epoch=None) -> None:
+        torch.manual_seed(self.seed)
+        rng = random.Random(self.seed)
+        weights = np.zeros(len(y))
+        for side in ("prompt", "reply"):
+            idx = np.array([i for i, s in enumerate(sides) if s == side])
+            if len(idx):
+                weights[idx] = example_weights(y[idx])
+        groups = {}
+        for side in ("prompt", "reply"):
+            idx = sorted((i for i, s in enumerate(sides) if s == side), key=lambda i: len(hidden[i]))
+            groups[side] = [idx[s:s + self.batch] for s in range(0, len(idx), self.batch)]
+        batches = [(side, b) for side, bs in groups.items() for b in bs]
+        params = [{"params": self.layers.parameters(), "lr": self.lr},
+                  {"params": list(self.net.prompt_head.parameters()) + list(self.net.reply_head.parameters()),
+                   "lr": self.lr * 20}]
+        opt = torch.optim.AdamW(params, weight_decay=0.01)
+        total = epochs * len(batches)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / (0.06 * total)) *
+                                                  max(0.0, (total - s) / total))
+        for epoch in range(epochs):
+            rng.shuffle(batches)
+            self.layers.train()
+            started, seen = time.perf_counter(), 0.0
+            for side, b in batches:
+                width = max(len(hidden[i]) for i in b)
+                h = torch.zeros(len(b), width, hidden[b[0]].shape[-1])
+                mask = torch.zeros(len(b), width, dtype=torch.long)
+                for row, i in enumerate(b):
+                    h[row, :len(hidden[i])], mask[row, :len(hidden[i])] = hidden[i], 1
+                head = self.net.prompt_head if side == "prompt" else self.net.reply_head
+                logits = head(self.dropout(self.upper(h, mask)))
+                loss = torch.nn.functional.cross_entropy(logits, torch.tensor(y[b]), reduction="none")
+                loss = (loss * torch.tensor(weights[b], dtype=loss.dtype)).mean()
+                opt.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.layers.parameters(), 1.0)
+                opt.step()
+                sched.step()
+                seen += loss.item()
+            self.layers.eval()
+            print(f"epoch {epoch + 1}/{epochs}: mean loss {seen / len(batches):.4f} "
+                  f"({time.perf_counter() - started:.0f} s)", flush=True)
+            if on_epoch:
+                on_epoch(epoch)
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """The temperature that minimises validation negative log-likelihood (grid search)."""
+    best = (np.inf, 1.0)
+    for t in np.exp(np.linspace(np.log(0.2), np.log(5), 200)):
+        p = softmax(logits, float(t))
+        best = min(best, (-np.mean(np.log(np.maximum(p[np.arange(len(y)), y], 1e-12))), float(t)))
+    return best[1]
+
+
+def choose_offsets(net: Network, val: list[Item]) -> tuple[float, float]:
+    """Per side, the operating point: the lowest score threshold t (as an offset log(t/(1-t))
+    on the "safe" logit, so the verdict threshold stays 0.5) at which the validation FPR is
+    at most MAX_VALIDATION_FPR and, on the prompt side, over-refusal on benign-edgy
+    prompts is too. Scored the way OfflineGuard.check scores (every window)."""
+    net.offsets, offsets = (0.0, 0.0), []
+    for side in ("prompt", "reply"):
+        chosen = [i for i in val if (i.example.kind == "prompt") == (side == "prompt")]
+        rows = [{"kind": i.example.kind, "text": i.example.text, "prompt": i.example.prompt} for i in chosen]
+        s = scores(net, rows) if rows else np.zeros(0)
+        benign = np.array([not i.example.unsafe for i in chosen], dtype=bool)
+        edgy = np.array([benign_edgy(i.example) for i in chosen], dtype=bool)
+        t = 0.5
+        for candidate in np.linspace(0.05, 0.95, 91):
+            fpr = (s[benign] >= candidate).mean() if benign.any() else 0.0
+            over = (s[edgy] >= candidate).mean() if edgy.any() else 0.0
+            if fpr <= MAX_VALIDATION_FPR and over <= MAX_VALIDATION_FPR:
+                t = float(candidate)
+                break
+        offsets.append(float(np.log(t / (1 - t))))
+    return tuple(offsets)
+
+
+def base_embedder(net: Network, max_tokens: int = 64):
+    """Base all-MiniLM-L6-v2 sentence embeddings (mean pooled, unit length) for grouping,
+    computed before any training changes the encoder."""
+    return SentenceEncoder(net.model, net.tokenizer, max_tokens).encode
