@@ -1,0 +1,144 @@
+"""Shape of the hand-written data written for issue 20 (not yet used by guard.train).
+
+guard/data/multilingual.tsv, guard/data/multiturn.tsv and guard/data/handwritten_v3.tsv are
+read as guard.training reads its TSV files (csv.DictReader, tab-delimited); these tests check
+their columns, labels, languages, pairing, minimum counts and that no text repeats one of
+another file in guard/data.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from guard.taxonomy import LLAMA_GUARD_2
+
+DATA = Path(__file__).resolve().parent.parent / "guard" / "data"
+MULTILINGUAL = DATA / "multilingual.tsv"
+MULTITURN = DATA / "multiturn.tsv"
+HANDWRITTEN_V3 = DATA / "handwritten_v3.tsv"
+NEW_FILES = (MULTILINGUAL, MULTITURN, HANDWRITTEN_V3)
+
+CODES = [c.code for c in LLAMA_GUARD_2]
+LABELS = set(CODES) | {"safe"}
+KINDS = {"prompt", "reply", "refusal"}
+LANGUAGES = ("fr", "es", "de", "it", "pt", "ru", "ar", "zh")
+COLUMNS = {
+    MULTILINGUAL: ["label", "kind", "lang", "prompt", "text"],
+    MULTITURN: ["pair", "label", "first_user", "first_assistant", "user"],
+    HANDWRITTEN_V3: ["label", "kind", "prompt", "text"],
+}
+
+
+def _read(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+def _key(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
+@pytest.mark.parametrize("path", NEW_FILES, ids=lambda p: p.name)
+def test_columns_and_one_row_per_line(path):
+    rows = _read(path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[0].split("\t") == COLUMNS[path]
+    assert len(rows) == len(lines) - 1, "a quote or newline merged lines"
+    for row in rows:
+        assert None not in row and all(v is not None for v in row.values()), row
+        assert row["label"] in LABELS, row
+
+
+@pytest.mark.parametrize("path", [MULTILINGUAL, HANDWRITTEN_V3], ids=lambda p: p.name)
+def test_kinds_and_their_prompts(path):
+    for row in _read(path):
+        assert row["kind"] in KINDS, row
+        assert row["text"].strip(), row
+        if row["kind"] == "prompt":
+            assert row["prompt"] == "", row
+        else:
+            assert row["prompt"].strip(), row
+        if row["kind"] == "refusal":
+            assert row["label"] == "safe", row
+
+
+def _harmful_and_safe_prompts(rows):
+    prompts = [r for r in rows if r["kind"] == "prompt"]
+    return ([r for r in prompts if r["label"] != "safe"],
+            [r for r in prompts if r["label"] == "safe"])
+
+
+def test_multilingual_counts_per_language():
+    rows = _read(MULTILINGUAL)
+    assert {r["lang"] for r in rows} <= set(LANGUAGES)
+    for lang in LANGUAGES:
+        harmful, safe = _harmful_and_safe_prompts([r for r in rows if r["lang"] == lang])
+        assert len(harmful) >= 30, lang
+        assert len(safe) >= 30, lang
+        assert {r["label"] for r in harmful} == set(CODES), lang
+
+
+def test_handwritten_v3_counts():
+    rows = _read(HANDWRITTEN_V3)
+    harmful, safe = _harmful_and_safe_prompts(rows)
+    assert len(harmful) >= 500
+    assert len(safe) >= 500
+    per_code = Counter(r["label"] for r in harmful)
+    assert all(per_code[code] >= 25 for code in CODES), per_code
+    long_benign = [r for r in rows if r["label"] == "safe"
+                   and 150 <= len(r["text"].split()) <= 400]
+    assert len(long_benign) >= 15
+
+
+def test_multiturn_pairs():
+    rows = _read(MULTITURN)
+    pairs: dict[str, list[dict]] = {}
+    for row in rows:
+        pairs.setdefault(row["pair"], []).append(row)
+    assert len(pairs) >= 120
+    for pair, two in pairs.items():
+        labels = sorted(r["label"] for r in two)
+        assert len(two) == 2 and labels[1] == "safe" and labels[0] in CODES, pair
+        assert two[0]["user"] == two[1]["user"], pair
+        assert _key(two[0]["first_user"]) != _key(two[1]["first_user"]), pair
+        assert all(r["first_user"].strip() and r["first_assistant"].strip() for r in two), pair
+    in_context = Counter(r["label"] for r in rows if r["label"] != "safe")
+    assert set(in_context) == set(CODES), in_context
+
+
+def _single_turn_keys(path: Path) -> list[tuple[str, str, str]]:
+    return [(r["kind"], _key(r["prompt"]), _key(r["text"])) for r in _read(path)]
+
+
+@pytest.mark.parametrize("path", NEW_FILES, ids=lambda p: p.name)
+def test_no_duplicates_within_a_file(path):
+    if path == MULTITURN:
+        keys = [(_key(r["first_user"]), _key(r["first_assistant"]), _key(r["user"]))
+                for r in _read(path)]
+    else:
+        keys = _single_turn_keys(path)
+    repeated = [k for k, n in Counter(keys).items() if n > 1]
+    assert not repeated
+
+
+def _texts(path: Path) -> set[str]:
+    if path == MULTITURN:
+        rows = _read(path)
+        return {_key(r["first_user"]) for r in rows}
+    return {_key(r["text"]) for r in _read(path) if r.get("text")}
+
+
+def test_no_text_repeats_another_file():
+    """Every text of a new file is new: to each other and to every other guard/data/*.tsv."""
+    files = sorted(DATA.glob("*.tsv"))
+    assert set(NEW_FILES) <= set(files)
+    texts = {path: _texts(path) for path in files}
+    for new in NEW_FILES:
+        for other in files:
+            if other != new:
+                shared = texts[new] & texts[other]
+                assert not shared, (new.name, other.name, sorted(shared)[:5])
