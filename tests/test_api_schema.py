@@ -6,12 +6,12 @@ checked value does."""
 from __future__ import annotations
 
 import pytest
-
 from fuzz_kit import readable
-from moderation import schema
-from moderation.api.schema import ApiError, ChatBody, parse_chat_request, parse_moderation_request
 from test_api_flow import AUTH, RecordingChat, api_client, ask
 from test_turn import FakeChat, FakeGuard
+
+from moderation import schema
+from moderation.api.schema import ApiError, ChatBody, parse_chat_request, parse_moderation_request
 
 USER = [{"role": "user", "content": "Hi"}]
 
@@ -89,7 +89,7 @@ def test_the_request_models_take_their_ranges_from_the_settings_schema():
 
 def test_text_parts_are_joined_and_cleaned_as_before():
     body = {"messages": [{"role": "developer", "content": " Be brief.\x00 "},
-                         {"role": "user", "content": [{"type": "text", "text": "one"}, {"type": "text", "text": "two"}]},
+                         {"role": "user", "content": [{"type": "text", "text": t} for t in ("one", "two")]},
                          {"role": "user", "content": "three"}], "stop": "x", "stream": None}
     request = parse_chat_request(body)
     assert (request.system, request.user, request.stop, request.stream) == ("Be brief.", "one\ntwo\n\nthree", ("x",),

@@ -11,9 +11,9 @@ turns into an OpenAI-style error object naming the field:
 >>> parse_chat_request({"messages": []})
 Traceback (most recent call last):
 moderation.api.schema.ApiError: (422, 'messages must be a non-empty list of {"role", "content"} objects')
->>> parse_chat_request({"messages": [{"role": "tool", "content": "x"}], "top_p": 2}).user
+>>> parse_chat_request({"messages": [{"role": "tool", "content": "x"}]})
 Traceback (most recent call last):
-moderation.api.schema.ApiError: (422, "messages[0].role must be system, developer, user or assistant, not 'tool'; top_p must be a number from 0 to 1, not 2")
+moderation.api.schema.ApiError: (422, "messages[0].role must be system, developer, user or assistant, not 'tool'")
 """
 
 from __future__ import annotations
@@ -228,11 +228,13 @@ def parse_json_body(raw: bytes) -> dict:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ApiError(400, f"the request body is not valid UTF-8 (byte {exc.start})", code="invalid_encoding")
+        raise ApiError(400, f"the request body is not valid UTF-8 (byte {exc.start})",
+                       code="invalid_encoding") from None
     try:
         body = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as exc:
-        raise ApiError(400, f"the request body is not valid JSON: {getattr(exc, 'msg', exc)}", code="invalid_json")
+        raise ApiError(400, f"the request body is not valid JSON: {getattr(exc, 'msg', exc)}",
+                       code="invalid_json") from None
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object", code="invalid_json")
     return body
