@@ -21,17 +21,31 @@ import logging
 import math
 import threading
 import time
-from typing import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from moderation.access import RateLimiter, api_exposure, bearer_matches, keyless_refusal
-from moderation.api.replies import (chunk_body, completion_body, finish_reason, moderation_body,
-                                    models_body, moderation_field, new_id)
 from moderation.admission import Admission
-from moderation.api.schema import (MAX_BODY_BYTES, ApiError, ChatRequest, ModerationRequest, parse_chat_request,
-                                   parse_json_body, parse_moderation_request)
+from moderation.api.replies import (
+    chunk_body,
+    completion_body,
+    finish_reason,
+    models_body,
+    moderation_body,
+    moderation_field,
+    new_id,
+)
+from moderation.api.schema import (
+    MAX_BODY_BYTES,
+    ApiError,
+    ChatRequest,
+    ModerationRequest,
+    parse_chat_request,
+    parse_json_body,
+    parse_moderation_request,
+)
 from moderation.api.turn import api_turn_settings, cut_at_stop, history_records, turn_states, usage
 from moderation.log import TurnLog, TurnMeta
 from moderation.turn import ERROR, TurnState, history_messages, run_turn
@@ -73,7 +87,10 @@ def api_router(models, config, turn_log: TurnLog | None = None, admission: Admis
     router = APIRouter(prefix="/v1")
 
     def endpoint(handler: Handler) -> Handler:
-        """Key check, rate limit and OpenAI-style errors around one handler."""
+        """Key check, rate limit and OpenAI-style errors around one handler. The handler
+        reads its body itself (read_body, then the request models of moderation.api.schema,
+        whose validation errors arrive here as one ApiError): a FastAPI body parameter would
+        be read whole and parsed before the key check and the rate limit run."""
 
         async def run(request: Request):
             try:
@@ -203,7 +220,8 @@ class ApiTurn:
                     yield self.chunk({"content": visible[len(sent):]})
                     sent = visible
             if state.outcome == ERROR:
-                yield f"data: {json.dumps(ApiError(502, state.notice, type='server_error', code='chat_model_failed').body())}\n\n"
+                failed = ApiError(502, state.notice, type="server_error", code="chat_model_failed")
+                yield f"data: {json.dumps(failed.body())}\n\n"
                 return
             text, reason, counted = await asyncio.to_thread(self.final, state)
             if reason != "content_filter" and len(text) > len(sent) and text.startswith(sent):
