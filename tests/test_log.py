@@ -299,7 +299,7 @@ def test_the_review_keeps_to_the_newest_turns_and_counts_all(engine, monkeypatch
     log.close()
     r = page.review(engine, TurnFilter())
     assert r.total == 5 and r.counted == 3
-    assert list(r.table["user_text"]) == ["turn 4 bomb", "turn 3"]
+    assert list(r.table["Message"]) == ["turn 4 bomb", "turn 3"]
     assert r.by_outcome.set_index("outcome")["count"].to_dict() == {"answered": 2, "refused": 1}
     newest = list(iter_records(engine))[:3]
     partial = sum(v["stage"] == "partial" for rec in newest for v in rec["verdicts"])

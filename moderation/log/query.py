@@ -150,14 +150,18 @@ def streamed_unscanned(record: dict) -> bool:
 
 
 def summary(record: dict) -> dict:
-    """One row of the review table."""
+    """One row of the review table: the turn's highest score, and its latest label
+    ("false_positive (operator)")."""
     text = record["user_text"]
     latency = sum(v["latency_ms"] for v in record["verdicts"])
-    return {"started_at": record["started_at"], "outcome": record["outcome"] or UNFINISHED,
-            "unscanned": "yes" if streamed_unscanned(record) else "",
-            "categories": " ".join(flagged_codes(record)), "verdicts": len(record["verdicts"]),
-            "guard_ms": round(latency, 1), "tokens": record["tokens"],
-            "user_text": "(not stored)" if text is None else text[:120], "id": record["id"]}
+    scores = [v["score"] for v in record["verdicts"] if v["score"] is not None]
+    last = record.get("labels", [])[-1:]
+    return {"started_at": record["started_at"], "id": record["id"], "session": record["session"],
+            "outcome": record["outcome"] or UNFINISHED, "unscanned": "yes" if streamed_unscanned(record) else "",
+            "categories": " ".join(flagged_codes(record)), "score": round(max(scores), 2) if scores else None,
+            "labels": f"{last[0]['label']} ({last[0]['source']})" if last else "",
+            "verdicts": len(record["verdicts"]), "guard_ms": round(latency, 1), "tokens": record["tokens"],
+            "user_text": "(not stored)" if text is None else text[:120]}
 
 
 def counts_over_time(records: list[dict], by: str = "outcome", bucket: str = "day") -> list[dict]:
