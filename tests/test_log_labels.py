@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, text
+from test_log import play
 
 from moderation.log import TurnLog
 from moderation.log.export import read_records, serialize
 from moderation.log.labels import NOTE_MAX, LabelError, UnknownTurn, add_label
 from moderation.log.query import DISPUTED, UNREVIEWED, TurnFilter, iter_records
 from moderation.log.schema import open_engine, utcnow
-from test_log import play
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -137,3 +137,23 @@ def test_pruning_old_turns_deletes_their_labels(engine, three_turns):
     TurnLog(engine, retention_days=1).close()  # prunes as it opens
     with engine.connect() as conn:
         assert conn.execute(labels.select()).all() == [] and conn.execute(turns.select()).all() == []
+
+
+def test_the_transcript_shows_the_sessions_turns_in_order_with_labels_and_escapes_text(engine):
+    from moderation.log.review import session_transcript
+
+    log = TurnLog(engine)
+    play(log, "<img src=x onerror=alert(1)> hello", session="a")
+    play(log, "bomb <b>now</b>", session="a")
+    play(log, "elsewhere", session="b")
+    log.close()
+    first, second = [r["id"] for r in reversed(list(iter_records(engine, TurnFilter(text="<"))))]
+    add_label(engine, {"turn": second, "stage": "prompt", "label": "false_positive", "categories": ["S1"],
+                       "note": "<script>x</script>"}, author="operator")
+    html, record = session_transcript(engine, second)
+    assert record["id"] == second and "elsewhere" not in html
+    assert html.index("&lt;img src=x") < html.index("bomb &lt;b&gt;now&lt;/b&gt;")  # oldest first
+    assert "<img" not in html and "<script>" not in html and "&lt;script&gt;" in html
+    assert "false positive</b> on prompt" in html and "should have: S1" in html
+    assert f'class="turn selected" data-turn="{second}"' in html and "<details class=\"policy\">" in html
+    assert session_transcript(engine, "nope") == ('<p class="empty">Select a turn to read its conversation.</p>', {})

@@ -17,9 +17,12 @@ from collections.abc import Iterator
 import gradio as gr
 import pytest
 import uvicorn
+from browser_kit import ARTIFACTS
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from gradio.routes import App
+from serve import free_port
+from test_log import play
 
 from moderation.log import TurnLog
 from moderation.log.export import read_records
@@ -27,9 +30,6 @@ from moderation.log.labels import NOTE_MAX
 from moderation.log.query import iter_records
 from moderation.log.review import attach_review
 from moderation.log.schema import open_engine
-from browser_kit import ARTIFACTS
-from serve import free_port
-from test_log import play
 
 OPERATOR = ("operator", "op-secret")
 UNSAFE = "bomb recipe please"
@@ -81,6 +81,8 @@ def test_the_operator_labels_a_verdict_over_http_and_the_export_has_it(client, l
     assert [r["id"] for r in csv] == [ids[1]] and csv[0]["labels"] == exported[1]["labels"]
     queue = read_records(client.get("/review/export.jsonl?queue=unreviewed", auth=OPERATOR).text, "jsonl")
     assert [r["id"] for r in queue] == [ids[2]]  # the labelled flagged turn left the queue
+    scored = read_records(client.get("/review/export.jsonl?score_min=0.8", auth=OPERATOR).text, "jsonl")
+    assert [r["id"] for r in scored] == [ids[2], ids[1]]
 
 
 def test_the_login_cookie_works_as_for_the_downloads(client, logged):
@@ -179,6 +181,7 @@ def test_in_chromium_a_turn_opens_as_its_conversation_and_the_keyboard_labels_it
             assert "prompt" in chip.inner_text() and "0.90 ≥ 0.50" in chip.inner_text() and "S8" in chip.inner_text()
             assert turn.get_by_text("withheld: the prompt was refused").count() == 1
             assert turn.locator("details.policy").get_attribute("open") is None  # the policy is folded
+            ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "review-transcript.png"), full_page=True)
             page.locator("#transcript").click()  # focus outside a text field
             page.keyboard.press("2")  # false positive, then the next turn opens

@@ -39,10 +39,26 @@ from sqlalchemy.engine import Engine
 from moderation.log.export import FORMATS, parse_time
 from moderation.log.labels import LabelError, UnknownTurn, add_label
 from moderation.log.metrics import attach_metrics
-from moderation.log.query import (DISPUTED, UNFINISHED, UNREVIEWED, TurnFilter, count_turns, counts_over_time,
-                                  iter_records, latency_percentiles, summary)
-from moderation.log.routes import (REVIEW_PATH, ReviewBoundary, StartedOnFirstRequest, add_outermost,
-                                   export_endpoint, labels_endpoint, operator_check)
+from moderation.log.query import (
+    DISPUTED,
+    UNFINISHED,
+    UNREVIEWED,
+    TurnFilter,
+    count_turns,
+    counts_over_time,
+    iter_records,
+    latency_percentiles,
+    summary,
+)
+from moderation.log.routes import (
+    REVIEW_PATH,
+    ReviewBoundary,
+    StartedOnFirstRequest,
+    add_outermost,
+    export_endpoint,
+    labels_endpoint,
+    operator_check,
+)
 from moderation.log.transcript import transcript_html
 from moderation.log.writer import ABANDONED, CRASHED
 from moderation.turn import ANSWERED, ERROR, REFUSED, RETRACTED
@@ -114,11 +130,17 @@ class Review:
     counted: int  # the newest ones that the table, counts and percentiles use
 
 
+def _row(summary: dict) -> dict:
+    """A table row under the page's column names, its start time to the second."""
+    row = {name: summary[key] for key, name in COLUMNS.items()}
+    row["Started (UTC)"] = (summary["started_at"] or "")[:19].replace("T", " ")
+    return row
+
+
 def review(engine: Engine, f: TurnFilter) -> Review:
     """Table, counts and percentiles for the newest `STATS_TURNS` matching turns."""
     records = list(iter_records(engine, replace(f, limit=STATS_TURNS)))  # newest first
-    table = [{name: value for key, name in COLUMNS.items() for value in [summary(r)[key]]}
-             for r in records[:TABLE_ROWS]]
+    table = [_row(summary(r)) for r in records[:TABLE_ROWS]]
     return Review(table=pd.DataFrame(table, columns=TABLE_COLUMNS),
                   by_outcome=pd.DataFrame(counts_over_time(records, "outcome"), columns=["period", "outcome", "count"]),
                   by_category=pd.DataFrame(counts_over_time(records, "category"),

@@ -15,12 +15,27 @@ import gradio as gr
 from sqlalchemy.engine import Engine
 
 from moderation.log.labels import LABELS
-from moderation.log.review import (FILTERS, LABELLED, LATENCY_COLUMNS, OUTCOMES, QUEUES, TABLE_COLUMNS,
-                                   TABLE_ROWS, download_links, following, review, save_label, session_transcript,
-                                   step, turn_detail, turn_filter, verdict_choices)
+from moderation.log.review import (
+    FILTERS,
+    LABELLED,
+    LATENCY_COLUMNS,
+    OUTCOMES,
+    QUEUES,
+    TABLE_COLUMNS,
+    TABLE_ROWS,
+    download_links,
+    following,
+    review,
+    save_label,
+    session_transcript,
+    step,
+    turn_detail,
+    turn_filter,
+    verdict_choices,
+)
 from moderation.log.transcript import TRANSCRIPT_CSS
 
-COLUMN_WIDTHS = ["12%", "20%", "7%", "6%", "6%", "11%", "20%", "11%", "7%"]  # as TABLE_COLUMNS: no header breaks
+COLUMN_WIDTHS = ["12%", "20%", "7%", "7%", "6%", "10%", "20%", "11%", "7%"]  # as TABLE_COLUMNS: no header breaks
 KEYS = {"1": "label-correct", "2": "label-false_positive", "3": "label-false_negative",
         "j": "next-turn", "ArrowDown": "next-turn", "k": "prev-turn", "ArrowUp": "prev-turn"}
 BUTTONS = {"correct": "✓ Correct [1]", "false_positive": "False positive [2]", "false_negative": "False negative [3]"}
@@ -30,13 +45,13 @@ document.addEventListener("keydown", (event) => {
   if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
   const target = event.target;
   if (target && (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName))) return;
-  const id = %s[event.key];
+  const id = KEYS[event.key];
   const button = id && document.getElementById(id);
   if (!button) return;
   event.preventDefault();
   button.click();
 });
-</script>""" % json.dumps(KEYS)
+</script>""".replace("KEYS", json.dumps(KEYS))
 PAGE_CSS = TRANSCRIPT_CSS + """
 #turns { max-height: 28rem; }
 #keys { opacity: .75; font-size: .85em; }
@@ -111,7 +126,8 @@ def create_review(engine: Engine, author: str = "operator") -> gr.Blocks:
             with gr.Column(scale=2):
                 turn_id = gr.Textbox(label="Turn id", elem_id="turn-id")
                 verdict = gr.Dropdown([], label="Verdict to label", elem_id="label-verdict")
-                should = gr.Textbox(label="Categories it should have had", placeholder="S1 S8", elem_id="label-categories")
+                should = gr.Textbox(label="Categories it should have had", placeholder="S1 S8",
+                                    elem_id="label-categories")
                 note = gr.Textbox(label="Note", lines=2, max_length=2000, elem_id="label-note")
                 with gr.Row():
                     label_buttons = {kind: gr.Button(BUTTONS[kind], elem_id=f"label-{kind}", size="sm",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
@@ -24,6 +24,9 @@ from starlette.datastructures import Headers
 from moderation.log.export import serialize
 from moderation.log.labels import LabelError, UnknownTurn, add_label
 from moderation.log.query import iter_records
+
+if TYPE_CHECKING:
+    import gradio as gr
 
 REVIEW_PATH = "/review"
 LABEL_BODY_MAX = 64 * 1024  # bytes of a label's JSON body
@@ -127,12 +130,14 @@ def _login_required() -> Response:
 def export_endpoint(engine: Engine, fmt: str, is_operator: Callable[[Request], bool], turn_filter: Callable):
     """GET /review/export.<fmt>: the turns `turn_filter(**query parameters)` selects, newest first."""
     def export(request: Request, outcome: str = "", category: str = "", since: str = "", until: str = "",
-               text: str = "", session: str = "", queue: str = "", labelled: str = "") -> Response:
+               text: str = "", session: str = "", score_min: str = "", score_max: str = "", labelled: str = "",
+               queue: str = "") -> Response:
         if not is_operator(request):
             return _login_required()
         try:
             f = turn_filter(outcome=outcome, category=category, since=since, until=until, text=text,
-                            session=session, queue=queue, labelled=labelled)
+                            session=session, score_min=score_min, score_max=score_max, labelled=labelled,
+                            queue=queue)
         except ValueError as exc:
             return Response(str(exc), status_code=400)
         media = "text/csv" if fmt == "csv" else "application/x-ndjson"

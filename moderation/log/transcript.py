@@ -56,13 +56,15 @@ def _reply_marks(record: dict) -> list[str]:
 def _labels(record: dict) -> str:
     if not record.get("labels"):
         return ""
-    items = "".join(
-        f'<li><b>{html.escape(LABEL_NAMES.get(lab["label"], lab["label"]))}</b> on {html.escape(lab["stage"])} '
-        f'(verdict {lab["seq"]}){" · should have: " + html.escape(", ".join(lab["categories"])) if lab["categories"] else ""}'
-        f'{" · " + html.escape(lab["note"]) if lab["note"] else ""} '
-        f'<span class="by">{html.escape(lab["source"])} {html.escape(lab["author"])}, {html.escape(lab["at"] or "")}</span></li>'
-        for lab in record["labels"])
-    return f'<ul class="labels">{items}</ul>'
+    return f'<ul class="labels">{"".join(_label(lab) for lab in record["labels"])}</ul>'
+
+
+def _label(lab: dict) -> str:
+    should = f' · should have: {html.escape(", ".join(lab["categories"]))}' if lab["categories"] else ""
+    note = f" · {html.escape(lab['note'])}" if lab["note"] else ""
+    by = f"{lab['source']} {lab['author']}, {lab['at'] or ''}"
+    return (f'<li><b>{html.escape(LABEL_NAMES.get(lab["label"], lab["label"]))}</b> on {html.escape(lab["stage"])} '
+            f'(verdict {lab["seq"]}){should}{note} <span class="by">{html.escape(by)}</span></li>')
 
 
 def _policy(record: dict) -> str:
