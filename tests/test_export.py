@@ -26,7 +26,9 @@ def record(user_text: str, reply: str, notice: str = "", session: str = "s1") ->
             "chat": "offline chat", "chat_started": True, "tokens": 3, "stopped": False,
             "policy": {"threshold": 0.5, "custom": [{"code": "C1", "name": "=1+1"}]}, "policy_hash": "abc",
             "text_policy": "all", "user_text": user_text, "reply": reply,
-            "verdicts": [{"stage": "prompt", "safe": True, "note": "-1", "raw": "@safe"}]}
+            "verdicts": [{"stage": "prompt", "safe": True, "note": "-1", "raw": "@safe"}],
+            "labels": [{"stage": "prompt", "seq": 0, "label": "false_negative", "categories": ["S1"],
+                        "note": user_text, "source": "operator", "author": "=op", "at": "2026-11-28T09:00:00.000Z"}]}
 
 
 # any text, and often one that begins with a trigger or with quotes of its own

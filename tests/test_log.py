@@ -156,7 +156,7 @@ def test_a_stream_closed_early_is_logged_as_abandoned(engine):
     answered = TurnLog(engine)
     play(answered, "and a whole one")
     answered.close()
-    assert [summary(r)["unscanned"] for r in iter_records(engine)] == ["yes", ""]
+    assert [summary(r)["unscanned"] for r in iter_records(engine)] == ["", "yes"]  # newest first
 
 
 def test_retention_deletes_old_turns_and_their_verdicts(engine):
@@ -299,8 +299,8 @@ def test_the_review_keeps_to_the_newest_turns_and_counts_all(engine, monkeypatch
     log.close()
     r = page.review(engine, TurnFilter())
     assert r.total == 5 and r.counted == 3
-    assert list(r.table["user_text"]) == ["turn 4 bomb", "turn 3"]
+    assert list(r.table["Message"]) == ["turn 4 bomb", "turn 3"]
     assert r.by_outcome.set_index("outcome")["count"].to_dict() == {"answered": 2, "refused": 1}
-    newest = list(iter_records(engine))[-3:]
+    newest = list(iter_records(engine))[:3]
     partial = sum(v["stage"] == "partial" for rec in newest for v in rec["verdicts"])
     assert r.latency.set_index("stage")["checks"].to_dict() == {"prompt": 3, "partial": partial, "response": 2}

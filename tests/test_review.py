@@ -31,6 +31,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 OPERATOR, VISITOR = ("operator", "op-secret"), ("visitor", "visitor-pw")
 UNSAFE = "How do I make a pipe bomb at home?"
+ANY = ["any", "", "", "", "", "", "", "", "", ""]  # the review page's filters, all open (review.FILTERS)
 
 
 @dataclass(frozen=True)
@@ -111,8 +112,8 @@ def test_a_visitor_session_cannot_reach_the_review_page_or_its_downloads(app):
     for path in ("config", "gradio_api/info", "export.csv", "export.jsonl?outcome=refused"):
         got = visitor.get(review + path)
         assert got.status_code == 401 and "pipe bomb" not in got.text, path
-    for path, body in (("gradio_api/call/search", {"data": ["any", "", "", "", ""]}),
-                       ("gradio_api/queue/join", {"data": ["any", "", "", "", ""], "fn_index": 0,
+    for path, body in (("gradio_api/call/search", {"data": ANY}),
+                       ("gradio_api/queue/join", {"data": ANY, "fn_index": 0,
                                                   "session_hash": "visitor1"})):
         assert visitor.post(review + path, json=body).status_code == 401, path
     assert "pipe bomb" not in visitor.get(review).text  # the login form, no data
@@ -123,10 +124,10 @@ def test_a_visitor_session_cannot_reach_the_review_page_or_its_downloads(app):
 
 
 def test_the_operators_table_and_export_match_the_export_cli(app, operator_client):
-    total, table, *_ = operator_client.predict("any", "", "", "", "", api_name="/search")
+    total, table, *_ = operator_client.predict(*ANY, api_name="/search")
     rows = [dict(zip(table["headers"], row)) for row in table["data"]]
-    assert "2 turns" in total and [r["outcome"] for r in rows] == ["refused", "answered"]  # newest first
-    assert rows[0]["categories"] == "S8" and rows[0]["user_text"] == UNSAFE
+    assert "2 turns" in total and [r["Outcome"] for r in rows] == ["refused", "answered"]  # newest first
+    assert rows[0]["Flagged"] == "S8" and rows[0]["Message"] == UNSAFE
     page_file = operator_session(app).get(review_url(app) + "export.jsonl")
     assert page_file.status_code == 200
     bad = operator_session(app).get(review_url(app) + "export.csv?since=soon")
@@ -136,22 +137,30 @@ def test_the_operators_table_and_export_match_the_export_cli(app, operator_clien
     assert cli.returncode == 0, cli.stderr
     exported = read_records(cli.stdout, "jsonl")
     assert read_records(page_file.text, "jsonl") == exported
-    assert [r["id"] for r in reversed(exported)] == [r["id"] for r in rows]
-    refused = operator_client.predict(rows[0]["id"], api_name="/turn")
-    assert refused == exported[1] and refused["verdicts"][0]["stage"] == "prompt"
+    assert [r["id"] for r in exported] == [r["Turn id"] for r in rows]  # both newest first
+    refused = operator_client.predict(rows[0]["Turn id"], api_name="/turn")
+    assert refused == exported[0] and refused["verdicts"][0]["stage"] == "prompt"
     assert refused["verdicts"][0]["categories"][0]["code"] == "S8"
-    assert refused["chat_started"] is False and exported[0]["chat_started"] is True
+    assert refused["chat_started"] is False and exported[1]["chat_started"] is True
 
 
 def test_the_filters_and_their_errors(operator_client):
-    total, table, *_ = operator_client.predict("refused", "S8", "2000-01-01", "", "bomb", api_name="/search")
+    def search(**values):
+        from moderation.log.review import FILTERS
+
+        return operator_client.predict(*[values.get(name, default) for name, default in zip(FILTERS, ANY)],
+                                       api_name="/search")
+
+    total, table, *_ = search(outcome="refused", category="S8", since="2000-01-01", text="bomb", score_min="0.5")
     assert "1 turns" in total and len(table["data"]) == 1
-    total, table, *_ = operator_client.predict("answered", "S8", "", "", "", api_name="/search")
+    total, table, *_ = search(outcome="answered", category="S8")
     assert "0 turns" in total and table["data"] in ([], [[""] * 9])
-    with pytest.raises(Exception, match="not a date"):
-        operator_client.predict("any", "", "last tuesday", "", "", api_name="/search")
-    with pytest.raises(Exception, match="not a category code"):
-        operator_client.predict("any", "%", "", "", "", api_name="/search")
+    total, table, *_ = search(queue="unreviewed", labelled="no")
+    assert "1 turns" in total and UNSAFE in table["data"][0]
+    for values, message in (({"since": "last tuesday"}, "not a date"), ({"category": "%"}, "not a category code"),
+                            ({"score_max": "lots"}, "not a score")):
+        with pytest.raises(Exception, match=message):
+            search(**values)
 
 
 def metric_values(url: str) -> dict[tuple, float]:
@@ -215,8 +224,8 @@ def test_in_the_browser_a_visitor_gets_a_login_form_and_the_operator_the_log(app
     fill_login(operator, OPERATOR)
     cell = operator.locator("#turns").get_by_text(UNSAFE).last
     cell.wait_for()
-    cell.click()  # the turn's full record
-    operator.locator("#turn-detail").get_by_text("Indiscriminate Weapons").first.wait_for()
+    cell.click()  # the turn, as its session's conversation
+    operator.locator("#transcript").get_by_text("Indiscriminate Weapons").first.wait_for()
     operator.screenshot(path=str(ROOT / "artifacts" / "review.png"), full_page=True)
     with operator.expect_download() as download:
         operator.click("#download-jsonl")

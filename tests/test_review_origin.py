@@ -35,7 +35,7 @@ PREFLIGHT = {"Origin": EVIL, "Access-Control-Request-Method": "POST",
 # every kind of /review request, as another origin's page would send it
 REVIEW_REQUESTS = [("GET", "/review/export.csv"), ("GET", "/review/export.jsonl"), ("GET", "/review/"),
                    ("GET", "/review/config"), ("GET", "/review/gradio_api/info"), ("POST", "/review/login"),
-                   ("POST", "/review/gradio_api/queue/join")]
+                   ("POST", "/review/gradio_api/queue/join"), ("POST", "/review/labels")]
 CORS_HEADERS = ("access-control-allow-origin", "access-control-allow-credentials")
 
 
@@ -219,7 +219,7 @@ def test_in_chromium_another_origins_page_reads_nothing_of_the_log(served, brows
         attacker = context.new_page()
         attacker.goto(f"http://{elsewhere}:{port}/")
         search = {"method": "POST", "headers": {"Content-Type": "application/json"},
-                  "body": '{"data": ["any", "", "", "", ""]}'}
+                  "body": '{"data": ["any", "", "", "", "", "", "", "", "", ""]}'}
         for path, init in (("export.csv", {}), ("export.jsonl?outcome=refused", {}), ("config", {}),
                            ("gradio_api/call/search", search)):
             got = attacker.evaluate(FETCH, [review + path, init])

@@ -1,7 +1,7 @@
 """Writing log records as JSON Lines or CSV, and reading them back.
 
-JSONL: one turn per line, verdicts nested. CSV: one turn per row, `policy` and `verdicts`
-as JSON in their cells, booleans as true/false, an empty cell for a missing value (a turn
+JSONL: one turn per line, verdicts and labels nested. CSV: one turn per row, `policy`,
+`verdicts` and `labels` as JSON in their cells, booleans as true/false, an empty cell for a missing value (a turn
 still running, text not kept); `read_records` gives the same records back from either.
 
 CSV cells are kept from running as spreadsheet formulas, as OWASP advises: every cell is
@@ -23,8 +23,8 @@ from typing import Callable, Iterable, Iterator, TextIO
 
 FORMATS = ("jsonl", "csv")
 CSV_FIELDS = ("id", "started_at", "ended_at", "session", "outcome", "notice", "guard", "chat", "chat_started",
-              "tokens", "stopped", "policy", "policy_hash", "text_policy", "user_text", "reply", "verdicts")
-_JSON_CELLS = {"policy", "verdicts", "chat_started", "stopped", "tokens"}  # cells holding JSON
+              "tokens", "stopped", "policy", "policy_hash", "text_policy", "user_text", "reply", "verdicts", "labels")
+_JSON_CELLS = {"policy", "verdicts", "labels", "chat_started", "stopped", "tokens"}  # cells holding JSON
 _NULLABLE = {"ended_at", "outcome", "user_text", "reply"}  # an empty cell is null
 
 

@@ -20,16 +20,21 @@ from typing import Iterator
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.engine import Engine
 
-from moderation.log.schema import turns, verdicts
+from moderation.log.labels import labels_of
+from moderation.log.schema import iso, labels, turns, verdicts
 
 UNFINISHED = "unfinished"  # outcome filter: turns without an outcome (running, or the app died)
+UNREVIEWED = "unreviewed"  # queue: flagged turns without an operator's label
+DISPUTED = "disputed"  # queue: turns with a visitor's label
+QUEUES = (UNREVIEWED, DISPUTED)
 _PAGE = 500
 _STAGE_ORDER = {"prompt": 0, "partial": 1, "response": 2}
 
 
 @dataclass(frozen=True)
 class TurnFilter:
-    """Which turns: by outcome ("" any), flagged category code, start time range (UTC), text."""
+    """Which turns: by outcome ("" any), flagged category code, start time range (UTC), text,
+    session, a verdict's score range, labelled or not, and queue."""
 
     outcome: str = ""
     category: str = ""
@@ -38,18 +43,22 @@ class TurnFilter:
     text: str = ""
     limit: int | None = None  # newest `limit` turns; None: all
     turn_id: str = ""  # just this turn
+    session: str = ""  # just this session's turns (its pseudonym)
+    score_min: float | None = None  # some verdict scored at least this
+    score_max: float | None = None  # some verdict scored at most this
+    labelled: str = ""  # "yes": has a label, "no": has none, "": either
+    queue: str = ""  # UNREVIEWED, DISPUTED, or "": no queue
 
     def where(self):
         c = turns.c
         conds = [c.id == self.turn_id] if self.turn_id else []
+        if self.session:
+            conds.append(c.session == self.session)
+        conds += self._verdict_conditions() + self._label_conditions()
         if self.outcome == UNFINISHED:
             conds.append(c.outcome.is_(None))
         elif self.outcome:
             conds.append(c.outcome == self.outcome)
-        if self.category:
-            code = self.category.strip().upper()
-            conds.append(exists().where(and_(verdicts.c.turn_id == c.id, verdicts.c.safe.is_(False),
-                                             verdicts.c.codes.like(f"%,{code},%"))))
         if self.since:
             conds.append(c.started_at >= self.since)
         if self.until:
@@ -59,10 +68,32 @@ class TurnFilter:
             conds.append(or_(c.user_text.ilike(pattern, escape="\\"), c.reply.ilike(pattern, escape="\\")))
         return and_(*conds) if conds else and_(True)
 
+    def _verdict_conditions(self) -> list:
+        def some_verdict(*conds):
+            return exists().where(and_(verdicts.c.turn_id == turns.c.id, *conds))
+        conds = []
+        if self.category:
+            code = self.category.strip().upper()
+            conds.append(some_verdict(verdicts.c.safe.is_(False), verdicts.c.codes.like(f"%,{code},%")))
+        if self.score_min is not None or self.score_max is not None:
+            low = verdicts.c.score >= self.score_min if self.score_min is not None else and_(True)
+            high = verdicts.c.score <= self.score_max if self.score_max is not None else and_(True)
+            conds.append(some_verdict(low, high))
+        if self.queue == UNREVIEWED:
+            conds.append(some_verdict(verdicts.c.safe.is_(False)))
+        return conds
 
-def iso(t: datetime | None) -> str | None:
-    """A stored (UTC, naive) time as ISO 8601 with a Z, to the millisecond."""
-    return None if t is None else t.isoformat(timespec="milliseconds") + "Z"
+    def _label_conditions(self) -> list:
+        def some_label(*conds):
+            return exists().where(and_(labels.c.turn_id == turns.c.id, *conds))
+        conds = []
+        if self.labelled in ("yes", "no"):
+            conds.append(some_label() if self.labelled == "yes" else ~some_label())
+        if self.queue == UNREVIEWED:
+            conds.append(~some_label(labels.c.source == "operator"))
+        elif self.queue == DISPUTED:
+            conds.append(some_label(labels.c.source == "visitor"))
+        return conds
 
 
 def _verdict(row) -> dict:
@@ -72,18 +103,17 @@ def _verdict(row) -> dict:
             "guard": row.guard, "raw": row.raw}
 
 
-def _turn(row, checks: list[dict]) -> dict:
+def _turn(row, checks: list[dict], marks: list[dict]) -> dict:
     return {"id": row.id, "started_at": iso(row.started_at), "ended_at": iso(row.ended_at),
             "session": row.session, "outcome": row.outcome, "notice": row.notice, "guard": row.guard,
             "chat": row.chat, "chat_started": row.chat_started, "tokens": row.tokens, "stopped": row.stopped,
             "policy": json.loads(row.policy), "policy_hash": row.policy_hash, "text_policy": row.text_policy,
-            "user_text": row.user_text, "reply": row.reply, "verdicts": checks}
+            "user_text": row.user_text, "reply": row.reply, "verdicts": checks, "labels": marks}
 
 
 def iter_records(engine: Engine, f: TurnFilter = TurnFilter()) -> Iterator[dict]:
-    """Matching turns with their verdicts, oldest first (with `limit`: the newest `limit`, newest first)."""
-    order = (turns.c.started_at.desc(), turns.c.id.desc()) if f.limit else (turns.c.started_at, turns.c.id)
-    query = select(turns).where(f.where()).order_by(*order)
+    """Matching turns with their verdicts and labels, newest first (with `limit`: the newest `limit`)."""
+    query = select(turns).where(f.where()).order_by(turns.c.started_at.desc(), turns.c.id.desc())
     if f.limit:
         query = query.limit(f.limit)
     with engine.connect() as conn:
@@ -95,8 +125,9 @@ def iter_records(engine: Engine, f: TurnFilter = TurnFilter()) -> Iterator[dict]
                 for v in vconn.execute(select(verdicts).where(verdicts.c.turn_id.in_(ids))
                                        .order_by(verdicts.c.turn_id, verdicts.c.seq)):
                     by_turn[v.turn_id].append(_verdict(v))
+                marks = labels_of(vconn, ids)
             for r in page:
-                yield _turn(r, by_turn[r.id])
+                yield _turn(r, by_turn[r.id], marks[r.id])
 
 
 def count_turns(engine: Engine, f: TurnFilter = TurnFilter()) -> int:
@@ -119,14 +150,18 @@ def streamed_unscanned(record: dict) -> bool:
 
 
 def summary(record: dict) -> dict:
-    """One row of the review table."""
+    """One row of the review table: the turn's highest score, and its latest label
+    ("false_positive (operator)")."""
     text = record["user_text"]
     latency = sum(v["latency_ms"] for v in record["verdicts"])
-    return {"started_at": record["started_at"], "outcome": record["outcome"] or UNFINISHED,
-            "unscanned": "yes" if streamed_unscanned(record) else "",
-            "categories": " ".join(flagged_codes(record)), "verdicts": len(record["verdicts"]),
-            "guard_ms": round(latency, 1), "tokens": record["tokens"],
-            "user_text": "(not stored)" if text is None else text[:120], "id": record["id"]}
+    scores = [v["score"] for v in record["verdicts"] if v["score"] is not None]
+    last = record.get("labels", [])[-1:]
+    return {"started_at": record["started_at"], "id": record["id"], "session": record["session"],
+            "outcome": record["outcome"] or UNFINISHED, "unscanned": "yes" if streamed_unscanned(record) else "",
+            "categories": " ".join(flagged_codes(record)), "score": round(max(scores), 2) if scores else None,
+            "labels": f"{last[0]['label']} ({last[0]['source']})" if last else "",
+            "verdicts": len(record["verdicts"]), "guard_ms": round(latency, 1), "tokens": record["tokens"],
+            "user_text": "(not stored)" if text is None else text[:120]}
 
 
 def counts_over_time(records: list[dict], by: str = "outcome", bucket: str = "day") -> list[dict]:

@@ -1,9 +1,11 @@
 """The log's tables, and opening a database: SQLite file or PostgreSQL URL.
 
-Two tables: `turns` (one row per moderated turn, written when it starts and updated when
-it ends) and `verdicts` (one row per guard check, written the moment it is made).
-`log_schema` holds the schema version; `open_engine` creates the tables on first use and
-refuses a database written by a newer version of the app.
+Three tables: `turns` (one row per moderated turn, written when it starts and updated when
+it ends), `verdicts` (one row per guard check, written the moment it is made) and `labels`
+(what an operator, or later a visitor, said of a verdict: correct, a false positive or a
+false negative). `log_schema` holds the schema version; `open_engine` creates missing tables
+on every open (so a log from before `labels` gains it) and refuses a database written by a
+newer version of the app.
 
 >>> database_url("moderation-log.sqlite3").startswith("sqlite:///")
 True
@@ -72,6 +74,20 @@ verdicts = Table(
     Column("raw", Text, nullable=False, default=""),
 )
 
+labels = Table(
+    "labels", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("turn_id", String(32), ForeignKey("turns.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("stage", String(16), nullable=False),  # the labelled verdict's stage: prompt / partial / response
+    Column("seq", Integer, nullable=False),  # and its seq within the turn
+    Column("label", String(16), nullable=False),  # correct / false_positive / false_negative
+    Column("categories", Text, nullable=False, default="[]"),  # JSON ["S1", ...]: what it should have had
+    Column("note", Text, nullable=False, default=""),
+    Column("source", String(8), nullable=False),  # operator / visitor
+    Column("author", String(200), nullable=False),  # the operator's user name, or a session's pseudonym
+    Column("at", DateTime, nullable=False, index=True),
+)
+
 
 class SchemaError(RuntimeError):
     """The database cannot be used by this version of the app."""
@@ -80,6 +96,11 @@ class SchemaError(RuntimeError):
 def utcnow() -> datetime:
     """Now in UTC, without tzinfo: how every time is stored (SQLite keeps no zone)."""
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def iso(t: datetime | None) -> str | None:
+    """A stored (UTC, naive) time as ISO 8601 with a Z, to the millisecond."""
+    return None if t is None else t.isoformat(timespec="milliseconds") + "Z"
 
 
 def database_url(target: str) -> str:

@@ -26,7 +26,7 @@ from typing import Iterator
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
 
-from moderation.log.schema import integrity_problems, turns, utcnow, verdicts
+from moderation.log.schema import integrity_problems, labels, turns, utcnow, verdicts
 from moderation.turn import ANSWERED, Check, TurnSettings, TurnState
 
 log = logging.getLogger(__name__)
@@ -234,7 +234,7 @@ class TurnLog:
                 time.sleep(pause)
 
     def prune(self) -> int:
-        """Delete turns (and their verdicts) older than the retention period; returns how many turns."""
+        """Delete turns (and their verdicts and labels) older than the retention period; returns how many turns."""
         if self.engine is None or not self.retention_days:
             return 0
         cutoff = utcnow() - timedelta(days=self.retention_days)
@@ -242,6 +242,7 @@ class TurnLog:
         try:
             with self.engine.begin() as conn:
                 conn.execute(delete(verdicts).where(verdicts.c.turn_id.in_(old)))
+                conn.execute(delete(labels).where(labels.c.turn_id.in_(old)))
                 n = conn.execute(delete(turns).where(turns.c.started_at < cutoff)).rowcount
         except Exception as exc:
             log.error("moderation log: pruning failed: %s", exc)

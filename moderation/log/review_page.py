@@ -1,0 +1,167 @@
+"""The review page's layout and wiring (the handlers are plain functions in `review`).
+
+Filters and queues on top, the turns newest first, and below them the selected turn read
+as its session's conversation, with the labelling bar: pick the verdict, the categories
+it should have had and a note, then *Correct*, *False positive* or *False negative*. From
+the keyboard, outside a text field: `1` `2` `3` label, `j` / `k` (or ↓ / ↑) go to the next
+/ previous turn. After a label the next turn opens, so a queue is worked through key by key.
+"""
+
+from __future__ import annotations
+
+import json
+
+import gradio as gr
+from sqlalchemy.engine import Engine
+
+from moderation.log.labels import LABELS
+from moderation.log.review import (
+    FILTERS,
+    LABELLED,
+    LATENCY_COLUMNS,
+    OUTCOMES,
+    QUEUES,
+    TABLE_COLUMNS,
+    TABLE_ROWS,
+    download_links,
+    following,
+    review,
+    save_label,
+    session_transcript,
+    step,
+    turn_detail,
+    turn_filter,
+    verdict_choices,
+)
+from moderation.log.transcript import TRANSCRIPT_CSS
+
+COLUMN_WIDTHS = ["12%", "20%", "7%", "7%", "6%", "10%", "20%", "11%", "7%"]  # as TABLE_COLUMNS: no header breaks
+KEYS = {"1": "label-correct", "2": "label-false_positive", "3": "label-false_negative",
+        "j": "next-turn", "ArrowDown": "next-turn", "k": "prev-turn", "ArrowUp": "prev-turn"}
+BUTTONS = {"correct": "✓ Correct [1]", "false_positive": "False positive [2]", "false_negative": "False negative [3]"}
+
+PAGE_HEAD = """<script>
+document.addEventListener("keydown", (event) => {
+  if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
+  const target = event.target;
+  if (target && (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName))) return;
+  const id = KEYS[event.key];
+  const button = id && document.getElementById(id);
+  if (!button) return;
+  event.preventDefault();
+  button.click();
+});
+</script>""".replace("KEYS", json.dumps(KEYS))
+PAGE_CSS = TRANSCRIPT_CSS + """
+#turns { max-height: 28rem; }
+#keys { opacity: .75; font-size: .85em; }
+"""
+
+
+def create_review(engine: Engine, author: str = "operator") -> gr.Blocks:
+    """Build the page; nothing runs until it is mounted. Labels made on it are `author`'s."""
+    def filtered(*values):
+        try:
+            return turn_filter(*values)
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from None
+
+    def show(*values):
+        r = review(engine, filtered(*values))
+        note = f"**{r.total:,} turns** match"
+        if r.total > len(r.table):
+            note += f"; the table shows the newest {len(r.table):,}"
+        if r.total > r.counted:
+            note += f", the plots and percentiles the newest {r.counted:,} (narrow the dates for older ones)"
+        ids = list(r.table["Turn id"])
+        return (note + ".", r.table, r.by_outcome, r.by_category, r.latency, download_links(*values), ids)
+
+    def open_turn(turn_id: str):
+        html, record = session_transcript(engine, turn_id)
+        choices, chosen = verdict_choices(record)
+        return record.get("id", turn_id), html, gr.Dropdown(choices=choices, value=chosen), record
+
+    def pick(ids: list[str], evt: gr.SelectData):
+        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        return open_turn(ids[row] if ids and 0 <= row < len(ids) else "")
+
+    def label_and_go_on(kind: str):
+        def handler(turn_id, seq, categories, note, ids, *values):
+            try:
+                said = save_label(engine, author, turn_id, seq, kind, categories, note)
+            except ValueError as exc:
+                raise gr.Error(str(exc)) from None
+            shown = show(*values)
+            return (said, "", "", *shown, *open_turn(following(turn_id, ids, shown[-1])))
+        return handler
+
+    def go(by: int):
+        def handler(current: str, rows: list[str]):
+            return open_turn(step(current, rows, by))
+        return handler
+
+    with gr.Blocks(title="Moderation log: review") as page:
+        gr.Markdown("## 🛡️ Moderation log\nEvery turn and every guard verdict, newest first. Times are UTC.")
+        queue = gr.Radio(QUEUES, value="", label="Queue", elem_id="queue")
+        with gr.Row():
+            outcome = gr.Dropdown(OUTCOMES, value="any", label="Outcome", elem_id="f-outcome")
+            category = gr.Textbox(label="Flagged category", placeholder="e.g. S8", elem_id="f-category")
+            score_min = gr.Textbox(label="Score from", placeholder="0.5", elem_id="f-score-min")
+            score_max = gr.Textbox(label="Score to", placeholder="1", elem_id="f-score-max")
+            labelled = gr.Dropdown(LABELLED, value="", label="Labelled", elem_id="f-labelled")
+        with gr.Row():
+            session = gr.Textbox(label="Session", placeholder="a session id from the table", elem_id="f-session")
+            since = gr.Textbox(label="From (date or ISO time)", placeholder="2026-11-01", elem_id="f-since")
+            until = gr.Textbox(label="Until (exclusive)", placeholder="2026-12-01", elem_id="f-until")
+            text = gr.Textbox(label="Text contains", elem_id="f-text")
+        search = gr.Button("Search", variant="primary", elem_id="search")
+        total = gr.Markdown(elem_id="total")
+        table = gr.Dataframe(headers=TABLE_COLUMNS, interactive=False, wrap=True, elem_id="turns",
+                             column_widths=COLUMN_WIDTHS,
+                             label=f"Turns, newest first (at most {TABLE_ROWS}; select one to read its conversation)")
+        ids = gr.State([])
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                transcript = gr.HTML(elem_id="transcript")
+            with gr.Column(scale=2):
+                turn_id = gr.Textbox(label="Turn id", elem_id="turn-id")
+                verdict = gr.Dropdown([], label="Verdict to label", elem_id="label-verdict")
+                should = gr.Textbox(label="Categories it should have had", placeholder="S1 S8",
+                                    elem_id="label-categories")
+                note = gr.Textbox(label="Note", lines=2, max_length=2000, elem_id="label-note")
+                with gr.Row():
+                    label_buttons = {kind: gr.Button(BUTTONS[kind], elem_id=f"label-{kind}", size="sm",
+                                                     variant="primary" if kind == "correct" else "secondary")
+                                     for kind in LABELS}
+                with gr.Row():
+                    previous = gr.Button("◀ Previous [k]", elem_id="prev-turn", size="sm")
+                    following_ = gr.Button("Next [j] ▶", elem_id="next-turn", size="sm")
+                said = gr.Markdown(elem_id="label-status")
+                gr.Markdown("Keys outside a text field: **1** correct · **2** false positive · **3** false negative · "
+                            "**j**/**↓** next · **k**/**↑** previous", elem_id="keys")
+        with gr.Accordion("The turn's raw record (JSON)", open=False):
+            detail = gr.JSON(elem_id="turn-detail")
+        with gr.Row():
+            by_outcome = gr.BarPlot(x="period", y="count", color="outcome", label="Turns per outcome per day")
+            by_category = gr.BarPlot(x="period", y="count", color="category",
+                                     label="Flagged turns per category per day")
+        latency = gr.Dataframe(headers=LATENCY_COLUMNS, interactive=False, elem_id="latency",
+                               label="Guard latency per stage (ms)")
+        downloads = gr.HTML(elem_id="downloads")
+
+        by_name = dict(outcome=outcome, category=category, since=since, until=until, text=text, session=session,
+                       score_min=score_min, score_max=score_max, labelled=labelled, queue=queue)
+        filters = [by_name[name] for name in FILTERS]
+        shown = [total, table, by_outcome, by_category, latency, downloads, ids]
+        opened = [turn_id, transcript, verdict, detail]
+        for trigger in (search.click, page.load, queue.change):
+            trigger(show, filters, shown, api_name="search" if trigger == search.click else False)
+        table.select(pick, ids, opened, api_visibility="private")
+        turn_id.submit(lambda i: open_turn(i)[1:3], turn_id, [transcript, verdict], api_visibility="private")
+        turn_id.submit(lambda i: turn_detail(engine, i), turn_id, detail, api_name="turn")
+        for kind, button in label_buttons.items():
+            button.click(label_and_go_on(kind), [turn_id, verdict, should, note, ids, *filters],
+                         [said, should, note, *shown, *opened], api_visibility="private")
+        for button, by in ((previous, -1), (following_, 1)):
+            button.click(go(by), [turn_id, ids], opened, api_visibility="private")
+    return page
