@@ -20,7 +20,7 @@ from chat.context import fit_messages
 from chat.sampling import own_sampler
 from chat.streamer import IncrementalText, TokenPipe
 from chat.workers import GenerationThreads
-from chat.specials import defuse_messages, special_strings
+from weights.specials import defuse_messages, special_strings
 from compute import cpu, prepare
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ class LocalChat(ChatBackend):
 
     def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
         """Token ids from the model's own chat template, with the assistant header; special
-        tokens typed in a message stay text (chat.specials)."""
+        tokens typed in a message stay text (weights.specials)."""
         out = self.tokenizer.apply_chat_template(defuse_messages(messages, self.special_strings),
                                                  add_generation_prompt=True, tokenize=True, return_dict=True)
         return list(out["input_ids"])
