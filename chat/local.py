@@ -20,8 +20,8 @@ from chat.context import fit_messages
 from chat.sampling import own_sampler
 from chat.streamer import IncrementalText, TokenPipe
 from chat.workers import GenerationThreads
-from weights.specials import defuse_messages, special_strings
 from compute import cpu, prepare
+from weights.specials import defuse_messages, special_strings
 
 log = logging.getLogger(__name__)
 LLAMA3_EOT = "<|eot_id|>"

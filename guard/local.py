@@ -23,9 +23,9 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from compute import cpu, prepare
 from guard.incremental import IncrementalSession, fork_cache
 from guard.prompt import GuardPrompt, prompt_ids, token_ends
-from compute import cpu, prepare
 
 MAX_CATEGORY_TOKENS = 16  # "\nS1,S2,S10" is a handful of tokens
 MAX_CACHED_PREFIXES = 8  # one per (policy, role) in use

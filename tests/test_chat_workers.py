@@ -1,5 +1,6 @@
 """The kept generation threads (chat.workers): reused one call after another, one per
-concurrent call, never lost to a job's error, and a burst's extra threads end."""
+concurrent call, never lost to a job's error, a burst's extra threads end, and close()
+ends them all."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import threading
 import time
 
 import pytest
+from thread_watch import named, still_alive
 
 from chat.workers import GenerationThreads
-from thread_watch import named, still_alive
 
 
 def ran_on(workers: GenerationThreads, job=None) -> int:
