@@ -55,6 +55,10 @@ class ChatBackend(Protocol):
         """The token ids the model reads for `messages`; only a backend with a `tokenizer` can tell."""
         raise ChatError(f"{self.label} does not tokenize for itself")
 
+    def close(self) -> None:
+        """Release what the backend holds (a local model's generation threads); the default
+        holds nothing."""
+
     def fit(self, messages: Sequence[Message], settings: GenerationSettings) -> Fitted: ...
 
     def stream(self, messages: Sequence[Message], settings: GenerationSettings,

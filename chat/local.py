@@ -20,8 +20,8 @@ from chat.context import fit_messages
 from chat.sampling import own_sampler
 from chat.streamer import IncrementalText, TokenPipe
 from chat.workers import GenerationThreads
-from chat.specials import defuse_messages, special_strings
-from compute import cpu, steady_attention
+from compute import cpu, prepare
+from weights.specials import defuse_messages, special_strings
 
 log = logging.getLogger(__name__)
 LLAMA3_EOT = "<|eot_id|>"
@@ -74,9 +74,13 @@ class LocalChat(ChatBackend):
         self.stop_ids = stop_token_ids(model, tokenizer)
         self.special_strings = special_strings(tokenizer)
         self.join_timeout_s = join_timeout_s
-        self.workers = GenerationThreads()
-        steady_attention(model)
-        cpu.share(model)  # on a CPU, its layers split the cores with a check running beside (compute.cpu)
+        self.workers = GenerationThreads()  # closed by close(): the app's, when its server stops
+        prepare(model)  # beside the guard: steady attention on CUDA, shared cores on a CPU
+
+    def close(self) -> None:
+        """End the kept generation threads (a generation still running finishes first);
+        a `stream` after this raises ChatError."""
+        self.workers.close()
 
     @property
     def generating(self) -> int:
@@ -85,7 +89,7 @@ class LocalChat(ChatBackend):
 
     def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
         """Token ids from the model's own chat template, with the assistant header; special
-        tokens typed in a message stay text (chat.specials)."""
+        tokens typed in a message stay text (weights.specials)."""
         out = self.tokenizer.apply_chat_template(defuse_messages(messages, self.special_strings),
                                                  add_generation_prompt=True, tokenize=True, return_dict=True)
         return list(out["input_ids"])
@@ -148,7 +152,10 @@ class LocalChat(ChatBackend):
                 failure.append(exc)
                 pipe.end()
 
-        done = self.workers.run(generate)
+        try:
+            done = self.workers.run(generate)
+        except RuntimeError as exc:  # closed: the server is stopping
+            raise ChatError(f"{self.label} is closed: {exc}") from exc
         try:
             for new_ids in pipe:
                 if stop is not None and stop.is_set():

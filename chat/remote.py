@@ -16,8 +16,8 @@ from collections.abc import Iterator, Sequence
 
 from chat.backend import ChatBackend, ChatError, Fitted, GenerationSettings, Message
 from chat.context import fit_messages
-from chat.specials import defuse_messages
 from weights.endpoint import api_base, openai_client, served_model
+from weights.specials import defuse_messages
 
 CHARS_PER_TOKEN = 4
 

@@ -4,13 +4,15 @@
     done = workers.run(job)        # job() runs on an idle kept thread, or a new one
     done.wait(10)                  # set when job() has returned
     workers.busy                   # generations running (or about to) right now
+    workers.close()                # idle threads end now, busy ones after their job
 
 Why keep them: on an H100 with the Llama 3 8B shape, `generate` in a thread started for
 the call ran at 14 tokens/s while the same call in a thread that had generated before
 ran at 23 to 31 (bench/gpu.py --sections threads). The cause turned out to be cuDNN
 attention's per-thread graph cache, now avoided for every thread (compute.steady_attention);
 a kept thread still spares a thread start per reply. The threads are daemons: a process
-that exits never waits for one.
+that exits never waits for one. Whoever owns the model closes them (LocalChat.close, which
+the app calls when its server stops).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class GenerationThreads:
         self._idle: list[queue.SimpleQueue] = []  # the job queues of idle threads
         self._lock = threading.Lock()
         self._busy = 0
+        self._closed = False
 
     @property
     def busy(self) -> int:
@@ -40,9 +43,12 @@ class GenerationThreads:
 
     def run(self, job: Callable[[], None]) -> threading.Event:
         """Start `job` now on a thread of its own; the event is set when it has returned
-        (an exception it raises is logged: jobs report their own failures)."""
+        (an exception it raises is logged: jobs report their own failures). Raises
+        RuntimeError once closed."""
         done = threading.Event()
         with self._lock:
+            if self._closed:
+                raise RuntimeError(f"the {self.name} threads are closed")
             self._busy += 1
             jobs = self._idle.pop() if self._idle else None
         if jobs is None:
@@ -51,16 +57,25 @@ class GenerationThreads:
         jobs.put((job, done))
         return done
 
+    def close(self) -> None:
+        """Take no more jobs. Idle threads end now; a running job is not cut short, and its
+        thread ends when the job returns. Does not wait for either."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for jobs in idle:
+            jobs.put(None)
+
     def _serve(self, jobs: queue.SimpleQueue) -> None:
-        while True:
-            job, done = jobs.get()
+        while (item := jobs.get()) is not None:
+            job, done = item
             try:
                 job()
             except BaseException:  # noqa: BLE001  a job's own error must not end a kept thread
                 log.exception("generation job failed")
             with self._lock:
                 self._busy -= 1
-                kept = len(self._idle) < self.keep
+                kept = not self._closed and len(self._idle) < self.keep
                 if kept:
                     self._idle.append(jobs)
             done.set()

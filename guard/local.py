@@ -23,9 +23,9 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from compute import cpu, prepare
 from guard.incremental import IncrementalSession, fork_cache
 from guard.prompt import GuardPrompt, prompt_ids, token_ends
-from compute import cpu, steady_attention
 
 MAX_CATEGORY_TOKENS = 16  # "\nS1,S2,S10" is a handful of tokens
 MAX_CACHED_PREFIXES = 8  # one per (policy, role) in use
@@ -62,8 +62,7 @@ class LocalGuardModel:
         self._cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
         self._prefixes: OrderedDict[str, object] = OrderedDict()
         self._lock = threading.Lock()
-        steady_attention(model)
-        cpu.share(model)  # on a CPU, its layers split the cores with a check running beside (compute.cpu)
+        prepare(model)  # beside the chat model: steady attention on CUDA, shared cores on a CPU
 
     @property
     def context_window(self) -> int:

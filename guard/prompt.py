@@ -32,8 +32,8 @@ Injection. Nothing in a message can make structure:
 - a message line that starts like a turn (`User:`, `agent :`, after any line break
   character) is quoted (`> User:`),
 so each delimiter occurs once, where the format puts it. For endpoints, which tokenize
-the text themselves, special-token strings are also broken up (`<|eot_id|>` ->
-`<| eot_id|>`).
+the text themselves, every token-shaped string is also broken up (`<|eot_id|>` ->
+`<| eot_id|>`), by the helper the chat backends use (weights.specials).
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from typing import Mapping, Sequence
 from guard.normalize import guard_text
 from guard.policy import Policy
 from guard.taxonomy import TEMPLATE_NAMES
+from weights.specials import defuse
 
 GUARD2, GUARD3 = "llama-guard-2", "llama-guard-3"
 VERSIONS = (GUARD2, GUARD3)
@@ -61,7 +62,6 @@ _DELIMITER = re.compile(
 _BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # what str.splitlines() splits on
 _INVISIBLE = "\u200b-\u200f\u2060\ufeff"
 _TURN_LINE = re.compile(rf"(?:^|(?<=[{_BREAKS}]))([^\S{_BREAKS}]*[{_INVISIBLE}]*)((?:user|agent)\s*:)", re.I)
-_SPECIAL = re.compile(r"<\|([A-Za-z0-9_]+)\|>")
 
 
 class ConversationError(ValueError):
@@ -95,9 +95,7 @@ def sanitize_content(text: str, break_special_strings: bool = False) -> str:
     text = guard_text(text)
     text = _DELIMITER.sub(lambda m: "(" + m.group(0)[1:-1] + ")", text)
     text = _TURN_LINE.sub(lambda m: m.group(1) + "> " + m.group(2), text)
-    if break_special_strings:
-        text = _SPECIAL.sub(lambda m: "<| " + m.group(1) + "|>", text)
-    return text
+    return defuse(text) if break_special_strings else text
 
 
 def judged_role(conversation: Sequence[Mapping[str, str]]) -> str:

@@ -70,6 +70,7 @@ class Models:
     def __init__(self, chat: ModelSlot, guard: ModelSlot):
         self.chat, self.guard = chat, guard
         self._thread: threading.Thread | None = None
+        self._closed = threading.Event()
 
     def start(self) -> "Models":
         if self._thread is None:
@@ -80,6 +81,15 @@ class Models:
     def _run(self) -> None:
         self.guard.load()
         self.chat.load()
+        if self._closed.is_set():  # closed while the chat model loaded
+            self.close()
+
+    def close(self) -> None:
+        """Release what the chat backend holds (a local model's generation threads): now if
+        it has loaded, else as soon as it does. The models are not used after this."""
+        self._closed.set()
+        if self.chat.value is not None:
+            self.chat.value.close()
 
     def wait(self, timeout: float | None = None) -> bool:
         if self._thread:

@@ -125,24 +125,45 @@ def clean_message(text: str) -> str:
     return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc").strip()
 
 
-# One pool for every turn's guard checks, and the only deadline on them (the guards run
-# their backends inline). A guard that hangs holds at most GUARD_WORKERS threads; checks
-# after that wait in the queue, time out and fail closed, instead of piling up threads.
-GUARD_WORKERS = 8
-_GUARD_POOL = ThreadPoolExecutor(max_workers=GUARD_WORKERS, thread_name_prefix="guard-check")
+CHECKS_PER_PLACE = 2  # guard threads per place of --concurrency (see GuardPool)
+
+
+class GuardPool(ThreadPoolExecutor):
+    """The threads guard checks run on; the guards run their backends inline, so the
+    deadline on a check (Judge) is the only one it has.
+
+    Sized from the server's one bound on moderated work (--concurrency, moderation.admission):
+    CHECKS_PER_PLACE threads per place. An admitted turn waits on one check at a time (the
+    prompt's verdict is in before a partial check starts, and partial checks go one by one),
+    but a check past its deadline cannot be stopped and keeps its thread until the guard
+    returns: the second thread lets the next check start beside it rather than queue
+    behind it. A guard that hangs for good holds at most `size` threads; checks after that
+    wait in the queue, time out and fail closed, instead of piling up threads."""
+
+    def __init__(self, concurrency: int = 1, name: str = "guard-check"):
+        self.size = CHECKS_PER_PLACE * max(1, int(concurrency))
+        super().__init__(max_workers=self.size, thread_name_prefix=name)
+
+    def close(self) -> None:
+        """Take no more checks and drop the queued ones. A running check is not waited for:
+        its thread ends when its guard call returns."""
+        self.shutdown(wait=False, cancel_futures=True)
 
 
 class Judge:
-    """Runs one turn's guard checks on the shared pool with a deadline; a guard that hangs
-    or raises yields a failed (unsafe) verdict."""
+    """Runs one turn's guard checks on `pool` with a deadline; a guard that hangs or raises
+    yields a failed (unsafe) verdict. Without a pool, the judge has one of its own (one
+    place), which `close` shuts down."""
 
-    def __init__(self, guard: Guard, settings: TurnSettings):
+    def __init__(self, guard: Guard, settings: TurnSettings, pool: GuardPool | None = None):
         self.guard, self.settings = guard, settings
+        self._own_pool = pool is None
+        self.pool = GuardPool() if pool is None else pool
         self._futures: list[Future] = []
 
     def submit(self, conversation: list[dict]) -> Future:
         s = self.settings
-        future = _GUARD_POOL.submit(self.guard.check, conversation, s.policy, s.threshold)
+        future = self.pool.submit(self.guard.check, conversation, s.policy, s.threshold)
         self._futures.append(future)
         return future
 
@@ -160,9 +181,12 @@ class Judge:
         return self.result(self.submit(conversation), role)
 
     def close(self) -> None:
-        """Cancel this turn's checks that have not started (a finished turn needs none)."""
+        """Cancel this turn's checks that have not started (a finished turn needs none), and
+        shut the judge's own pool, if it has one."""
         for future in self._futures:
             future.cancel()
+        if self._own_pool:
+            self.pool.close()
 
 
 def judged_prompt(system_prompt: str, user_text: str) -> str:
@@ -202,8 +226,10 @@ def _block_notice(verdict: Verdict, default: str) -> str:
 
 
 def run_turn(guard: Guard, chat: ChatBackend, records: Sequence[TurnState], user_text: str, settings: TurnSettings,
-             stop: threading.Event | None = None) -> Iterator[TurnState]:
-    """Moderate one turn; yields snapshots, the last of which has `outcome` set."""
+             stop: threading.Event | None = None, pool: GuardPool | None = None) -> Iterator[TurnState]:
+    """Moderate one turn; yields snapshots, the last of which has `outcome` set. The guard
+    checks run on `pool` (the server's, sized from --concurrency); without one, on a pool
+    of the turn's own, shut down when the turn ends."""
     stop = stop or threading.Event()
     history = history_messages(records)
     state = TurnState(user=user_text, system_prompt=settings.system_prompt.strip())
@@ -216,7 +242,7 @@ def run_turn(guard: Guard, chat: ChatBackend, records: Sequence[TurnState], user
         return
     state = replace(state, dropped=fitted.dropped)
 
-    judge = Judge(guard.session(), settings)  # one cache per turn
+    judge = Judge(guard.session(), settings, pool)  # one cache per turn
     try:
         guard_history = history[-2 * settings.guard_context_turns:] if settings.guard_context_turns else []
         prompt_conv = guard_history + [{"role": "user", "content": judged_prompt(settings.system_prompt, user_text)}]
@@ -242,6 +268,10 @@ def _passed(future: Future) -> bool:
         return False
 
 
+def _agent_conv(prompt_conv: list[dict], reply: str) -> list[dict]:
+    return prompt_conv + [{"role": "assistant", "content": reply}]
+
+
 def _prompt_checked(judge: Judge, prompt: Future, state: TurnState) -> TurnState:
     """The state with the prompt verdict; refused (done) unless it is safe. In the parallel
     check the chat model has been started: it is marked stopped and its text dropped."""
@@ -253,6 +283,21 @@ def _prompt_checked(judge: Judge, prompt: Future, state: TurnState) -> TurnState
                    chat_stopped=state.chat_started)
 
 
+def _partial_checked(judge: Judge, pending: tuple[Future, str], state: TurnState, reply: str, hold: bool,
+                     stop: threading.Event) -> TurnState:
+    """The state with a partial check's verdict (waited for): safe, in *hold* the text it
+    covers may now be shown; unsafe or failed, the reply is retracted (done) and the chat
+    model stopped."""
+    check, covered = pending
+    verdict = judge.result(check, AGENT)
+    state = replace(state, checks=state.checks + (Check("partial", verdict),))
+    if verdict.safe:
+        return replace(state, shown=covered) if hold else state
+    stop.set()
+    return replace(state, shown="", reply=reply, outcome=RETRACTED, chat_stopped=True,
+                   notice=_block_notice(verdict, WITHHELD if hold else RETRACTION))
+
+
 def _stream_reply(judge: Judge, chat: ChatBackend, messages, prompt_conv, state: TurnState, settings: TurnSettings,
                   stop: threading.Event, prompt: Future | None = None) -> Iterator[TurnState]:
     """Stream and check the reply. With `prompt` (the parallel check still running), no
@@ -262,16 +307,6 @@ def _stream_reply(judge: Judge, chat: ChatBackend, messages, prompt_conv, state:
     every = max(0, int(settings.check_every))
     reply, since_check = "", 0
     pending: tuple[Future, str] | None = None  # an in-flight partial check and the text it covers
-
-    def agent_conv(text: str) -> list[dict]:
-        return prompt_conv + [{"role": "assistant", "content": text}]
-
-    def flagged(verdict: Verdict) -> TurnState:
-        stop.set()
-        notice = _block_notice(verdict, WITHHELD if hold else RETRACTION)
-        return replace(state, shown="", reply=reply, outcome=RETRACTED, notice=notice, chat_stopped=True,
-                       checks=state.checks + (Check("partial", verdict),))
-
     try:
         for delta in chat.stream(messages, settings.generation, stop):
             if prompt is not None:  # the first text waits here for the prompt verdict
@@ -284,16 +319,12 @@ def _stream_reply(judge: Judge, chat: ChatBackend, messages, prompt_conv, state:
             since_check += 1
             if pending and (hold or pending[0].done()):
                 # hold: wait for the check; stream first: look at it once it has finished
-                verdict = judge.result(pending[0], AGENT)
-                covered, pending = pending[1], None
-                if not verdict.safe:
-                    yield flagged(verdict)
+                state, pending = _partial_checked(judge, pending, state, reply, hold, stop), None
+                if state.done:
+                    yield state
                     return
-                state = replace(state, checks=state.checks + (Check("partial", verdict),))
-                if hold:
-                    state = replace(state, shown=covered)
             if every and since_check >= every and pending is None and reply.strip():
-                pending, since_check = (judge.submit(agent_conv(reply)), reply), 0
+                pending, since_check = (judge.submit(_agent_conv(prompt_conv, reply)), reply), 0
             state = replace(state, reply=reply, shown=state.shown if hold else reply)
             yield state
             if stop.is_set():
@@ -306,26 +337,27 @@ def _stream_reply(judge: Judge, chat: ChatBackend, messages, prompt_conv, state:
         return
     if prompt is not None:  # the reply ended (or was stopped) before any text
         state = _prompt_checked(judge, prompt, state)
-        if state.done:
-            yield state
-            return
-    if pending:
-        verdict = judge.result(pending[0], AGENT)
-        if not verdict.safe:
-            yield flagged(verdict)
-            return
-        state = replace(state, checks=state.checks + (Check("partial", verdict),))
-    state = replace(state, reply=reply, stopped=stop.is_set())
+    if pending and not state.done:
+        state = _partial_checked(judge, pending, state, reply, hold, stop)
+    if state.done:
+        yield state
+        return
+    yield _reply_checked(judge, chat, prompt_conv, replace(state, reply=reply, stopped=stop.is_set()), settings)
+
+
+def _reply_checked(judge: Judge, chat: ChatBackend, prompt_conv, state: TurnState,
+                   settings: TurnSettings) -> TurnState:
+    """The finished turn: its whole reply judged (an empty one needs no check), shown
+    only if safe."""
+    reply = state.reply
     if not state.stopped:
         state = replace(state, cut=reached_length_limit(chat, reply, settings.generation.max_new_tokens))
     if not reply.strip():
         notice = "Stopped before the reply began." if state.stopped else "The model returned an empty reply."
-        yield replace(state, shown="", outcome=ANSWERED, notice=notice)
-        return
-    verdict = judge(agent_conv(reply), AGENT)
+        return replace(state, shown="", outcome=ANSWERED, notice=notice)
+    verdict = judge(_agent_conv(prompt_conv, reply), AGENT)
     state = replace(state, checks=state.checks + (Check("response", verdict),))
     if not verdict.safe:
-        notice = _block_notice(verdict, WITHHELD if hold else RETRACTION)
-        yield replace(state, shown="", outcome=RETRACTED, notice=notice)
-        return
-    yield replace(state, shown=reply, outcome=ANSWERED, notice="Stopped." if state.stopped else "")
+        notice = _block_notice(verdict, WITHHELD if settings.stream_policy == HOLD else RETRACTION)
+        return replace(state, shown="", outcome=RETRACTED, notice=notice)
+    return replace(state, shown=reply, outcome=ANSWERED, notice="Stopped." if state.stopped else "")

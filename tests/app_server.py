@@ -21,12 +21,12 @@ def running_server(*flags: str, load_timeout_s: float = 600) -> Iterator[tuple[s
     models = model_slots(config).start()
     if not models.wait(load_timeout_s):
         raise RuntimeError(f"models did not load: {models.not_ready_message()}")
-    demo, _, turn_log = start(config, block=False, quiet=True, models=models)
+    served = start(config, block=False, quiet=True, models=models)
     try:
-        yield f"http://127.0.0.1:{config.port}/", models, demo
+        yield f"http://127.0.0.1:{config.port}/", models, served.demo
     finally:
-        demo.close()
-        turn_log.close()
+        served.close()  # the server, the log and the guard pool
+        models.close()  # ours: the chat model's generation threads
 
 
 @contextlib.contextmanager
@@ -50,10 +50,10 @@ def loading_app(*flags: str) -> Iterator[tuple[str, threading.Event]]:
         return real_load()
 
     models = Models(slots.chat, ModelSlot(slots.guard.what, slots.guard.spec, held_load)).start()
-    demo, _, turn_log = start(config, block=False, quiet=True, models=models)
+    served = start(config, block=False, quiet=True, models=models)
     try:
         yield f"http://127.0.0.1:{config.port}/", release
     finally:
         release.set()
-        demo.close()
-        turn_log.close()
+        served.close()
+        models.close()  # closes the chat model when it has loaded, or once it does

@@ -297,14 +297,13 @@ def fuzz_app(*flags: str) -> Iterator[App]:
     loggers = [logging.getLogger(), logging.getLogger("uvicorn")]
     for logger in loggers:
         logger.addHandler(errors)
-    demo, _, turn_log = start(config, block=False, quiet=True, models=models)
+    served = start(config, block=False, quiet=True, models=models)
     app = App(f"http://127.0.0.1:{config.port}/", chat, guard, errors, config)
     try:
         yield app
     finally:
         app.client.close()
-        demo.close()
-        turn_log.close()
+        served.close()  # the server, the log and the guard pool (the fake models hold no threads)
         for logger in loggers:
             logger.removeHandler(errors)
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from gradio_client import Client
 
+from app import start
 from moderation.settings import LLAMA3_INSTRUCT, LLAMA_GUARD_2, has_cuda, parse_config
+from serve import free_port
+from thread_watch import still_alive
 
 pytestmark = pytest.mark.slow
 
@@ -136,3 +141,25 @@ def test_a_burst_of_requests_does_not_wedge_the_queue(client, offline_app):
             rejected += 1
     assert answered + rejected == 300 and answered > 0
     assert client.predict("How do I bake bread?", api_name="/moderate")["safe"] is True
+
+
+def test_the_app_owns_a_guard_pool_sized_from_concurrency_and_close_ends_its_threads():
+    """start(...) makes the models, the guard pool (two threads per place of --concurrency)
+    and the chat model's generation threads; close() ends every thread a turn started."""
+    config = parse_config(["--host", "127.0.0.1", "--port", str(free_port()), "--log-db", "none", "--chat-model",
+                           "offline", "--guard-model", "offline", "--check-every", "4", "--concurrency", "3"])
+    before = set(threading.enumerate())
+    served = start(config, block=False, quiet=True)
+    try:
+        assert served.guard_pool.size == 6
+        assert served.models.wait(600), served.models.not_ready_message()
+        client = Client(served.demo.local_url, verbose=False)
+        final = client.predict("Name three colours of the rainbow.", api_name="/chat")
+        client.close()
+        assert final["outcome"] == "answered" and len(final["verdicts"]) >= 3
+        started = {t for t in set(threading.enumerate()) - before
+                   if t.name.startswith(("guard-check", "chat-generate"))}
+        assert {t.name.split("_")[0] for t in started} == {"guard-check", "chat-generate"}
+    finally:
+        served.close()
+    assert still_alive(started) == []

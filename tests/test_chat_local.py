@@ -11,6 +11,7 @@ import jinja2
 import pytest
 import reference_templates
 import tiny_models
+from thread_watch import still_alive
 
 from chat import ChatError, GenerationSettings, load_chat
 from chat.local import stop_token_ids
@@ -140,6 +141,17 @@ def test_a_failure_while_generating_is_a_chat_error_and_ends_the_generation(tiny
     with pytest.raises(ChatError, match="failed while generating: ValueError: .*penalty.* strictly positive"):
         list(tiny_chat.stream([{"role": "user", "content": "Hi"}], bad))
     assert wait_until_no_generation(tiny_chat, 1.0)
+
+
+def test_close_ends_the_generation_threads_and_a_later_stream_is_a_chat_error(tiny_chat_path):
+    chat = load_chat(str(tiny_chat_path))
+    assert "".join(chat.stream([{"role": "user", "content": "Hi"}], GenerationSettings(temperature=0.0, max_new_tokens=3)))
+    kept: list[threading.Thread] = []
+    assert chat.workers.run(lambda: kept.append(threading.current_thread())).wait(5)  # the reply's kept thread
+    chat.close()
+    assert still_alive(kept) == []
+    with pytest.raises(ChatError, match="is closed"):
+        list(chat.stream([{"role": "user", "content": "Hi"}], GREEDY))
 
 
 @pytest.mark.parametrize("settings", [GREEDY, GenerationSettings(temperature=1.0, top_p=0.95, max_new_tokens=24, seed=5)],

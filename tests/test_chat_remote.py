@@ -10,7 +10,7 @@ from serve import free_port, serve_model
 
 from chat import ChatError, GenerationSettings, load_chat
 from chat.remote import request_options
-from chat.specials import defuse
+from weights.specials import defuse
 
 GREEDY = GenerationSettings(temperature=0.0, max_new_tokens=40)
 CAPITAL = [{"role": "user", "content": "What is the capital of France?"}]

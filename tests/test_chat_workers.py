@@ -1,10 +1,14 @@
 """The kept generation threads (chat.workers): reused one call after another, one per
-concurrent call, never lost to a job's error, and a burst's extra threads end."""
+concurrent call, never lost to a job's error, a burst's extra threads end, and close()
+ends them all."""
 
 from __future__ import annotations
 
 import threading
 import time
+
+import pytest
+from thread_watch import named, still_alive
 
 from chat.workers import GenerationThreads
 
@@ -62,3 +66,34 @@ def test_a_job_that_raises_leaves_its_thread_for_the_next_call():
 
     first = ran_on(workers, boom)
     assert workers.busy == 0 and ran_on(workers) == first
+
+
+def test_close_ends_the_kept_threads_and_refuses_new_jobs():
+    workers = GenerationThreads(name="test-gen-close", keep=2)
+    gate, started = threading.Event(), threading.Barrier(3, timeout=5)
+
+    def job():
+        started.wait()
+        gate.wait(5)
+
+    done = [workers.run(job) for _ in range(2)]
+    started.wait()
+    threads = named("test-gen-close")
+    assert len(threads) == 2
+    gate.set()
+    assert all(d.wait(5) for d in done)
+    workers.close()
+    assert still_alive(threads) == []
+    with pytest.raises(RuntimeError, match="closed"):
+        workers.run(lambda: None)
+
+
+def test_close_lets_a_running_job_finish_then_its_thread_ends():
+    workers = GenerationThreads(name="test-gen-close-busy")
+    gate = threading.Event()
+    done = workers.run(lambda: gate.wait(5))
+    threads = named("test-gen-close-busy")
+    workers.close()
+    assert not done.is_set()  # close does not cut a generation short
+    gate.set()
+    assert done.wait(5) and still_alive(threads) == []

@@ -61,12 +61,12 @@ def logged_app(*flags: str):
                            "--guard-model", "offline", "--check-every", "4", *flags])
     models = model_slots(config).start()
     assert models.wait(600), models.not_ready_message()
-    demo, _, log = start(config, block=False, quiet=True, models=models)
+    served = start(config, block=False, quiet=True, models=models)
     try:
-        yield LoggedApp(f"http://127.0.0.1:{config.port}/", models, log, config.log_db)
+        yield LoggedApp(f"http://127.0.0.1:{config.port}/", models, served.log, config.log_db)
     finally:
-        demo.close()
-        log.close()
+        served.close()
+        models.close()
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,9 @@ from guard.base import Guard
 from chat import ChatError, ContextTooLong, GenerationSettings
 from guard.taxonomy import LLAMA_GUARD_2
 from guard.verdict import Verdict, failed_verdict
-from moderation.turn import (ANSWERED, ERROR, FIRST, HOLD, PARALLEL, REFUSED, RETRACTED, STREAM_FIRST, TurnSettings,
-                             clean_message, history_messages, run_turn)
+from moderation.turn import (ANSWERED, ERROR, FIRST, HOLD, PARALLEL, REFUSED, RETRACTED, STREAM_FIRST, GuardPool,
+                             TurnSettings, clean_message, history_messages, run_turn)
+from thread_watch import still_alive
 
 
 class FakeGuard(Guard):
@@ -27,10 +28,11 @@ class FakeGuard(Guard):
     label, is_llama_guard, taxonomy = "fake guard", False, LLAMA_GUARD_2
 
     def __init__(self, bad="bomb", mode="ok", delay=0.0):
-        self.bad, self.mode, self.delay, self.seen = bad, mode, delay, []
+        self.bad, self.mode, self.delay, self.seen, self.threads = bad, mode, delay, [], []
 
     def check(self, conversation, policy=None, threshold=0.5):
         self.seen.append([dict(m) for m in conversation])
+        self.threads.append(threading.current_thread())
         role = "User" if len(conversation) % 2 else "Agent"
         time.sleep(self.delay)
         if self.mode == "raise":
@@ -256,3 +258,42 @@ def test_history_and_system_prompt_reach_the_chat_model_but_not_refusals():
 def test_clean_message_removes_control_characters_and_surrogates():
     assert clean_message("  a\x00b\x1b[31mc\n\td\ud800  ") == "ab[31mc\n\td\ufffd"
     assert clean_message("<script>alert(1)</script>") == "<script>alert(1)</script>"
+
+
+# ---- the pool the checks run on ----------------------------------------------------
+
+
+def test_a_turn_runs_its_checks_on_the_pool_it_is_given_and_leaves_it_open():
+    pool, guard = GuardPool(1, name="given-pool"), FakeGuard()
+    final = list(run_turn(guard, FakeChat(["Bread ", "needs ", "flour."]), (), "bread?",
+                          TurnSettings(check_every=1), pool=pool))[-1]
+    assert final.outcome == ANSWERED and len(guard.threads) >= 3
+    assert {t.name.rsplit("_", 1)[0] for t in guard.threads} == {"given-pool"}
+    assert pool.submit(lambda: "open").result(5) == "open"  # the turn does not close its caller's pool
+    pool.close()
+    assert still_alive(guard.threads) == []
+
+
+def test_a_turn_without_a_pool_leaves_no_check_thread_behind():
+    guard = FakeGuard()
+    final = run(guard, FakeChat(["Bread ", "needs ", "flour."]), "bread?", check_every=1)[-1]
+    assert final.outcome == ANSWERED and guard.threads
+    assert still_alive(guard.threads) == []  # the turn's own pool was shut down with it
+
+
+def test_the_pool_runs_two_checks_per_place_of_concurrency_and_queues_the_rest():
+    pool = GuardPool(3, name="sized-pool")
+    assert pool.size == 6
+    running, release = threading.Barrier(7, timeout=10), threading.Event()
+
+    def check():
+        running.wait()  # all six at once, or this times out
+        release.wait(10)
+
+    held = [pool.submit(check) for _ in range(6)]
+    running.wait()
+    queued = pool.submit(lambda: "ran")
+    assert not queued.done()  # every thread is busy until released: the seventh waits
+    release.set()
+    assert queued.result(10) == "ran" and all(f.result(10) is None for f in held)
+    pool.close()

@@ -48,7 +48,7 @@ from moderation.api.schema import (
 )
 from moderation.api.turn import api_turn_settings, cut_at_stop, history_records, turn_states, usage
 from moderation.log import TurnLog, TurnMeta
-from moderation.turn import ERROR, TurnState, history_messages, run_turn
+from moderation.turn import ERROR, GuardPool, TurnState, history_messages, run_turn
 from weights.spec import ENDPOINT, model_spec
 
 log = logging.getLogger(__name__)
@@ -56,17 +56,18 @@ Handler = Callable[[Request], Awaitable]
 MAX_JUDGED_CHARS = 64_000  # what one /v1/moderations request may ask the guard to read: four full messages
 
 
-def openai_api(models, config, turn_log: TurnLog | None = None,
-               admission: Admission | None = None) -> Callable[[FastAPI], None]:
+def openai_api(models, config, turn_log: TurnLog | None = None, admission: Admission | None = None,
+               guard_pool: GuardPool | None = None) -> Callable[[FastAPI], None]:
     """The hook that adds /v1 to the server, or logs why the API stays off. API turns are
     kept in `turn_log` like the page's, and run under `admission`, the server's one limit
-    on moderated work (without one: a limit of the API's own, of --concurrency)."""
+    on moderated work (without one: a limit of the API's own, of --concurrency), their
+    guard checks on `guard_pool` (the server's; none: each turn makes its own)."""
 
     def attach(app: FastAPI) -> None:
         enabled, why = api_exposure(config)
         (log.info if enabled else log.warning)("OpenAI-compatible API at /v1: %s", why)
         if enabled:
-            app.include_router(api_router(models, config, turn_log, admission))
+            app.include_router(api_router(models, config, turn_log, admission, guard_pool))
 
     return attach
 
@@ -80,7 +81,8 @@ def served_model_id(config, models) -> str:
     return config.chat_model
 
 
-def api_router(models, config, turn_log: TurnLog | None = None, admission: Admission | None = None) -> APIRouter:
+def api_router(models, config, turn_log: TurnLog | None = None, admission: Admission | None = None,
+               guard_pool: GuardPool | None = None) -> APIRouter:
     limiter = RateLimiter(config.rate_limit)
     admission = admission or Admission(config.concurrency, config.max_queue)
     turn_log = turn_log or TurnLog(None)
@@ -152,7 +154,7 @@ def api_router(models, config, turn_log: TurnLog | None = None, admission: Admis
         turn = ApiTurn(req, settings, chat, records, model)
         async with client_watch(request) as (stop, gone):  # from the wait for a place on
             states = turn_states(lambda event: turn_log.record(
-                run_turn(guard, chat, records, req.user, settings, event), meta), admission, stop, gone)
+                run_turn(guard, chat, records, req.user, settings, event, guard_pool), meta), admission, stop, gone)
             first = await anext(states, None)
             if first is None:
                 raise ApiError(499, "the client closed the request", code="client_closed")

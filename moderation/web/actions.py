@@ -30,7 +30,7 @@ from moderation.models import Models
 from moderation.policy import OperatorPolicy, SettingsRefused, VisitorChoices, turn_settings
 from moderation.web.panel import chat_messages, panel_html, turn_of_message
 from moderation.sessions import Sessions
-from moderation.turn import ANSWERED, Judge, TurnState, clean_message, run_turn
+from moderation.turn import ANSWERED, GuardPool, Judge, TurnState, clean_message, run_turn
 
 MAX_CONVERSATION_MESSAGES = 64
 # What a visitor reads when an action must wait for the turn that runs in the same window
@@ -88,8 +88,9 @@ class ChatPage:
     """The page's actions and the API's, over one pair of models and one operator policy."""
 
     def __init__(self, models: Models, operator: OperatorPolicy, sessions: Sessions | None = None,
-                 log: TurnLog | None = None, admission: Admission | None = None):
+                 log: TurnLog | None = None, admission: Admission | None = None, guard_pool: GuardPool | None = None):
         self.models, self.operator = models, operator
+        self.guard_pool = guard_pool  # the server's, for every guard check (none: each turn has its own)
         self.sessions = sessions or Sessions()
         self.log = log or TurnLog(None)  # the moderation log (none: writes nothing)
         # the server's one limit on moderated work, shared with /v1 (none: no limit here)
@@ -108,7 +109,7 @@ class ChatPage:
                 return
             guard, chat = self.models.guard.value, self.models.chat.value
             meta = TurnMeta.of(settings, guard, chat, session)
-            yield from self.log.record(run_turn(guard, chat, history, text, settings, stop), meta)
+            yield from self.log.record(run_turn(guard, chat, history, text, settings, stop, self.guard_pool), meta)
 
     @property
     def taxonomy(self):
@@ -231,7 +232,11 @@ class ChatPage:
         messages.append({"role": "user" if len(messages) % 2 == 0 else "assistant", "content": text})
         settings = self._settings(VisitorChoices())
         with self.admission.held(threading.Event()):  # nothing stops it: it waits for its place
-            verdict = Judge(self.models.guard.value, settings)(messages, USER if len(messages) % 2 else AGENT)
+            judge = Judge(self.models.guard.value, settings, self.guard_pool)
+            try:
+                verdict = judge(messages, USER if len(messages) % 2 else AGENT)
+            finally:
+                judge.close()
         return verdict.to_dict()
 
     def chat_turn(self, message: str, system_prompt: str = "", session: str | None = None) -> Iterator[dict]:

@@ -21,6 +21,7 @@ from moderation.log import TurnLog
 from moderation.models import Models, model_name, slot_line
 from moderation.policy import OperatorPolicy, VisitorChoices
 from moderation.settings import OFFLINE, AppConfig
+from moderation.turn import GuardPool
 from moderation.web.actions import ChatPage, PageUpdate
 from moderation.web.assets import PAGE_CSS, PAGE_JS
 from moderation.web.endpoints import endpoints
@@ -133,13 +134,14 @@ def chat_widgets(models: Models, config: AppConfig) -> ChatWidgets:
 
 
 def create_app(models: Models, config: AppConfig, log: TurnLog | None = None,
-               admission: Admission | None = None) -> gr.Blocks:
+               admission: Admission | None = None, guard_pool: GuardPool | None = None) -> gr.Blocks:
     """Build the page; nothing is loaded or launched here. Turns are kept in `log`. Every
     turn and guard check, from the page or /chat and /moderate, runs under `admission`
     (shared with /v1; none: one of --concurrency places), and Gradio runs them as one
-    group (MODERATED) of --concurrency at a time."""
+    group (MODERATED) of --concurrency at a time. The guard checks run on `guard_pool`
+    (the server's; none: each turn makes its own)."""
     operator = config.policy
-    page = ChatPage(models, operator, log=log,
+    page = ChatPage(models, operator, log=log, guard_pool=guard_pool,
                     admission=admission or Admission(config.concurrency, config.max_queue))
     start_tokens = min(operator.max_new_tokens, CPU_MAX_NEW_TOKENS) if config.chat_model == OFFLINE \
         else operator.max_new_tokens

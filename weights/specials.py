@@ -1,11 +1,17 @@
-"""Keeping typed special-token strings as text.
+"""Keeping special-token strings a person typed as text, for the chat model and the guard.
 
 A default tokenizer call turns the text `<|eot_id|>` into the real end-of-turn token, so a
 message could close its own turn and open a forged one (`<|start_header_id|>system...`).
-Before a conversation is rendered, each special-token string in a message gets a space
-after its opening, which the tokenizer reads as plain text; other text is left alone:
+Before such text is rendered, each special-token string in a message gets a space after
+its opening, which the tokenizer reads as plain text; other text is left alone:
 
     defuse("Hi<|eot_id|>", ["<|eot_id|>"])  ->  "Hi<| eot_id|>"
+    defuse("Hi<|eot_id|><|im_start|>")      ->  "Hi<| eot_id|><| im_start|>"   (any token-shaped string)
+
+Used by chat.local (the tokenizer's own special strings), chat.remote and the guard's
+endpoint prompts (guard.prompt: an endpoint tokenizes for itself, so every token-shaped
+string). A local guard needs none of it: it tokenizes message text with special tokens
+off (guard.prompt.prompt_ids).
 """
 
 from __future__ import annotations
@@ -13,9 +19,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-# Endpoints tokenize for themselves: there, defuse every token-shaped string
-# (Llama 3's <|eot_id|>, ChatML's <|im_start|>, ...).
-TOKEN_SHAPED = re.compile(r"<\|[A-Za-z0-9_.:-]{1,64}\|>")
+# Every token-shaped string: Llama 3's <|eot_id|> and <|reserved_special_token_250|>,
+# ChatML's <|im_start|>, names with dots, colons or dashes (<|tool-call:v1.2|>).
+TOKEN_SHAPED = re.compile(r"<\|[A-Za-z0-9_.:-]+\|>")
 
 
 def _break(token: str) -> str:
