@@ -123,7 +123,7 @@ class PolicyFields(BaseModel):
 
 
 class ServerFields(BaseModel):
-    """The server, who may call its API, and its moderation log: flags and variables only.
+    """The models, the server, who may call its API, and its moderation log: flags and variables only.
     Each value arrives as the text of a flag or variable; `moderation.settings` turns it
     into its type (a login, a rate, a number of days) with the converter named there."""
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from serve import free_port
 
 from moderation.models import model_slots
 from moderation.settings import parse_config
-from serve import free_port
 from weights import CONTEXT_WINDOW
 
 MODEL_VARIABLES = ("CHAT_MODEL_NAME", "GUARD_MODEL_NAME", "CHAT_CONTEXT_WINDOW", "OPENAI_API_KEY", "HF_TOKEN",

@@ -144,7 +144,7 @@ def test_unwritable_cache_is_a_clear_error(tmp_path, monkeypatch):
 def fresh_cache(tmp_path_factory) -> Path:
     """A cache folder that two processes fill with the converted SmolLM2 at the same time."""
     cache = tmp_path_factory.mktemp("model-cache")
-    code = f"from pathlib import Path; from weights import offline_chat_model; print(offline_chat_model(Path({str(cache)!r})))"
+    code = f"from pathlib import Path; from weights import offline_chat_model as m; print(m(Path({str(cache)!r})))"
     procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
     outputs = [p.communicate(timeout=600) for p in procs]

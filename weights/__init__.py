@@ -20,8 +20,8 @@ from weights.errors import ModelLoadError
 from weights.offline import offline_chat_model
 from weights.spec import model_spec, pretrained_source
 
-__all__ = ["CONTEXT_WINDOW", "DTYPES", "context_window", "LoadOptions", "ModelLoadError", "explain_load_error", "load_causal_lm",
-           "load_tokenizer", "offline_chat_model", "resolve_dtype"]
+__all__ = ["CONTEXT_WINDOW", "DTYPES", "LoadOptions", "ModelLoadError", "context_window", "explain_load_error",
+           "load_causal_lm", "load_tokenizer", "offline_chat_model", "resolve_dtype"]
 
 log = logging.getLogger(__name__)
 DTYPES = ("auto", "bfloat16", "float16", "float32")
@@ -96,8 +96,8 @@ def explain_load_error(spec: str, exc: Exception, has_token: bool = False) -> st
     page = f"https://huggingface.co/{spec}"
     get_token = "create a token at https://huggingface.co/settings/tokens and set HF_TOKEN=<token>"
     if "gated" in lowered or "awaiting a review" in lowered or "restricted" in lowered:
-        then = ("A token is set (HF_TOKEN or `hf auth login`): check that it belongs to the account that accepted the license and "
-                "that access was granted (the model page says so)." if has_token
+        then = ("A token is set (HF_TOKEN or `hf auth login`): check that it belongs to the account that "
+                "accepted the license and that access was granted (the model page says so)." if has_token
                 else f"HF_TOKEN is not set: {get_token} before starting.")
         return f"{spec} is a gated model. Accept its license on {page} while logged in. {then}"
     if "401" in lowered or "invalid" in lowered and "token" in lowered:
