@@ -1,4 +1,7 @@
-"""python -m chat: stream one reply to stdout (no guard: this is the bare chat model)."""
+"""python -m chat: stream one reply to stdout (no guard: this is the bare chat model).
+
+Its own settings surface: flags, and the variables it reads here (the same names as the
+app's, which `moderation.settings` reads for `python app.py`)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,8 @@ import os
 import sys
 
 from chat import ChatError, GenerationSettings, load_chat
-from weights import LoadOptions, ModelLoadError
+from weights import CONTEXT_WINDOW, LoadOptions, ModelLoadError
+from weights.offline import cache_dir
 
 DEFAULTS = GenerationSettings()  # the same defaults as the app's (moderation.schema reads them from here)
 
@@ -18,10 +22,16 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m chat", description="Stream a reply from the chat model to stdout, as it is generated.",
         epilog="MODEL: a hub id (meta-llama/Meta-Llama-3-8B-Instruct; gated: set HF_TOKEN), a local folder, "
                "a .gguf file, 'offline' (bundled SmolLM2-135M-Instruct), or an http(s):// OpenAI-compatible "
-               "endpoint (key from OPENAI_API_KEY or HF_TOKEN).")
+               "endpoint (key from OPENAI_API_KEY or HF_TOKEN; the model it is asked for from CHAT_MODEL_NAME, "
+               "default the first it lists). The bundled model is converted once into MODEL_CACHE_DIR (default "
+               "$XDG_CACHE_HOME/moderated-llama3-chat, else ~/.cache/moderated-llama3-chat).")
     p.add_argument("message", metavar="MESSAGE", help="the user message")
     p.add_argument("--model", metavar="MODEL", default=os.environ.get("CHAT_MODEL", "offline"),
                    help="chat model, see below (default: $CHAT_MODEL or offline)")
+    p.add_argument("--context-window", metavar="N", type=int, default=os.environ.get("CHAT_CONTEXT_WINDOW",
+                                                                                  CONTEXT_WINDOW),
+                   help=f"tokens an endpoint reads, prompt and reply together (default: $CHAT_CONTEXT_WINDOW or "
+                        f"{CONTEXT_WINDOW}); a local model's config says its own")
     p.add_argument("--system", metavar="TEXT", default="", help="system prompt")
     p.add_argument("--max-new-tokens", metavar="N", type=int, default=DEFAULTS.max_new_tokens,
                    help=f"reply length limit (default: {DEFAULTS.max_new_tokens})")
@@ -37,8 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if not a.message.strip():
         p.error("the message is empty")
-    if a.max_new_tokens < 1 or a.temperature < 0 or not 0 <= a.top_p <= 1:
-        p.error("--max-new-tokens must be at least 1, --temperature at least 0, --top-p in [0, 1]")
+    if a.max_new_tokens < 1 or a.temperature < 0 or not 0 <= a.top_p <= 1 or a.context_window < 1:
+        p.error("--max-new-tokens and --context-window must be at least 1, --temperature at least 0, "
+                "--top-p in [0, 1]")
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
     for name in ("weights", "chat"):  # what loads and how long it took; the reply alone goes to stdout
         logging.getLogger(name).setLevel(logging.WARNING if a.quiet else logging.INFO)
@@ -47,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = GenerationSettings(temperature=a.temperature, top_p=a.top_p, max_new_tokens=a.max_new_tokens,
                                   repetition_penalty=a.repetition_penalty, seed=a.seed)
     try:
-        backend = load_chat(a.model, LoadOptions(load_in_4bit=a.load_in_4bit, load_in_8bit=a.load_in_8bit))
+        backend = load_chat(a.model, _load_options(a), api_key=_endpoint_key(), context_window=a.context_window,
+                            model_name=os.environ.get("CHAT_MODEL_NAME") or None)
         for delta in backend.stream(messages, settings):
             sys.stdout.write(delta)
             sys.stdout.flush()
@@ -58,6 +70,18 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     sys.stdout.write("\n")
     return 0
+
+
+def _endpoint_key() -> str | None:
+    """An endpoint's key: OPENAI_API_KEY, else HF_TOKEN (Inference Endpoints)."""
+    return os.environ.get("OPENAI_API_KEY") or os.environ.get("HF_TOKEN") or None
+
+
+def _load_options(a: argparse.Namespace) -> LoadOptions:
+    """Quantization from the flags; the hub token and the offline model's cache from the variables."""
+    return LoadOptions(load_in_4bit=a.load_in_4bit, load_in_8bit=a.load_in_8bit,
+                       token=os.environ.get("HF_TOKEN") or None,
+                       cache_dir=cache_dir(os.environ.get("MODEL_CACHE_DIR"), os.environ.get("XDG_CACHE_HOME")))
 
 
 if __name__ == "__main__":

@@ -5,20 +5,23 @@ from __future__ import annotations
 from chat.backend import ChatBackend, ChatError
 from chat.local import LocalChat
 from chat.remote import RemoteChat
-from weights import LoadOptions, load_causal_lm, offline_chat_model
+from weights import CONTEXT_WINDOW, LoadOptions, load_causal_lm, offline_chat_model
 from weights.offline import OFFLINE_LABEL
 from weights.spec import ENDPOINT, OFFLINE, model_spec
 
 
-def load_chat(spec: str = "offline", options=None, *, base_url: str | None = None, api_key: str | None = None,
+def load_chat(spec: str = "offline", options: LoadOptions | None = None, *, base_url: str | None = None,
+              api_key: str | None = None, model_name: str | None = None, context_window: int = CONTEXT_WINDOW,
               timeout_s: float = 60.0) -> ChatBackend:
     """Load the chat backend `spec` names.
 
-    'offline'          the bundled SmolLM2-135M-Instruct (converted once from its GGUF)
-    'http(s)://...'    an OpenAI-compatible endpoint serving one model (key: api_key,
-                       else OPENAI_API_KEY, else HF_TOKEN)
-    anything else      a hub id, a local folder or a .gguf file, loaded with transformers;
-                       with base_url, the model of that name behind the endpoint instead
+    'offline'          the bundled SmolLM2-135M-Instruct (converted once from its GGUF into
+                       options.cache_dir)
+    'http(s)://...'    an OpenAI-compatible endpoint serving one model: `model_name` (default:
+                       the first it lists), reading `context_window` tokens, sent `api_key`
+    anything else      a hub id, a local folder or a .gguf file, loaded with transformers
+                       (options.token for the hub); with base_url, the model of that name
+                       behind the endpoint instead
 
     load_chat("meta-llama/Meta-Llama-3-8B-Instruct", base_url="http://tgi:8080")  # remote
 
@@ -28,11 +31,13 @@ def load_chat(spec: str = "offline", options=None, *, base_url: str | None = Non
     named = model_spec(spec)
     if not named.text and not base_url:
         raise ChatError("No chat model given.")
+    remote = dict(key=api_key, timeout_s=timeout_s, context_window=context_window)
     if base_url:
         model = None if named.text in ("", OFFLINE) else named.text
-        return RemoteChat(base_url, key=api_key, model=model, timeout_s=timeout_s)
+        return RemoteChat(base_url, model=model, **remote)
     if named.kind == ENDPOINT:
-        return RemoteChat(named.text, key=api_key, timeout_s=timeout_s)
+        return RemoteChat(named.text, model=model_name, **remote)
+    options = options or LoadOptions()
     offline = named.kind == OFFLINE
-    model, tokenizer = load_causal_lm(str(offline_chat_model()) if offline else named.text, options or LoadOptions())
+    model, tokenizer = load_causal_lm(str(offline_chat_model(options.cache_dir)) if offline else named.text, options)
     return LocalChat(model, tokenizer, OFFLINE_LABEL if offline else named.text)

@@ -22,6 +22,7 @@ from chat.streamer import IncrementalText, TokenPipe
 from chat.workers import GenerationThreads
 from compute import cpu, prepare
 from weights.specials import defuse_messages, special_strings
+from weights import context_window
 
 log = logging.getLogger(__name__)
 LLAMA3_EOT = "<|eot_id|>"
@@ -70,7 +71,7 @@ class LocalChat(ChatBackend):
         if not tokenizer.chat_template:
             raise ChatError(f"{label} has no chat template: use an instruct/chat model.")
         self.model, self.tokenizer, self.label = model, tokenizer, label
-        self.context_window = int(getattr(model.config, "max_position_embeddings", 8192) or 8192)
+        self.context_window = context_window(model.config)
         self.stop_ids = stop_token_ids(model, tokenizer)
         self.special_strings = special_strings(tokenizer)
         self.join_timeout_s = join_timeout_s

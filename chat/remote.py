@@ -3,6 +3,9 @@ Messages API, vLLM, Inference Endpoints, `transformers serve`).
 
     RemoteChat("http://127.0.0.1:8080/v1", key="hf_...").stream(messages, settings)
 
+The key, the served model's name and the context window are parameters (the app reads
+OPENAI_API_KEY, CHAT_MODEL_NAME and CHAT_CONTEXT_WINDOW in `moderation.settings`).
+
 The endpoint does the tokenising, so the context fit here is an estimate (about four
 characters a token, plus a margin); the server still rejects what it cannot take, and
 that rejection reaches the person as a ChatError.
@@ -10,12 +13,12 @@ that rejection reaches the person as a ChatError.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator, Sequence
 
 from chat.backend import ChatBackend, ChatError, Fitted, GenerationSettings, Message
 from chat.context import fit_messages
+from weights import CONTEXT_WINDOW
 from weights.endpoint import api_base, openai_client, served_model
 from weights.specials import defuse_messages
 
@@ -78,14 +81,16 @@ def request_options(settings: GenerationSettings) -> dict:
 
 
 class RemoteChat(ChatBackend):
-    """An OpenAI-compatible endpoint behind the chat interface."""
+    """An OpenAI-compatible endpoint behind the chat interface. `model`: the served model's
+    name (default: the first the endpoint lists); `context_window`: the tokens it reads,
+    prompt and reply together (the server does not say)."""
 
     def __init__(self, url: str, *, key: str | None = None, model: str | None = None,
-                 timeout_s: float = 60.0, context_window: int | None = None):
+                 timeout_s: float = 60.0, context_window: int = CONTEXT_WINDOW):
         self.url = api_base(url)
         self.client = openai_client(url, key, timeout_s)
-        self.model = model or os.environ.get("CHAT_MODEL_NAME") or self._served_model()
-        self.context_window = context_window or int(os.environ.get("CHAT_CONTEXT_WINDOW", "8192"))
+        self.model = model or self._served_model()
+        self.context_window = context_window
         self.label = f"{self.model} @ {self.url}"
         self.served_model = self.model
 

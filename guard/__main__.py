@@ -121,6 +121,8 @@ def _policy(args, guard):
     return policy
 
 
+# This command line is a settings surface of its own: its flags, and the variables read here
+# and in `_parser` (the same names as the app's, which moderation.settings reads for app.py).
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -138,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         guard = load_guard(args.model, version=args.version, load_in_4bit=args.load_in_4bit,
                            load_in_8bit=args.load_in_8bit, dtype=args.dtype, timeout_s=args.timeout,
-                           prompt_only=printing)
+                           prompt_only=printing, token=os.environ.get("HF_TOKEN") or None,
+                           api_key=os.environ.get("OPENAI_API_KEY") or os.environ.get("HF_TOKEN") or None,
+                           model_name=os.environ.get("GUARD_MODEL_NAME") or None)
     except (ModelLoadError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

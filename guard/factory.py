@@ -12,7 +12,6 @@ template when it has one, else its name (hub id, folder, config, served model na
 
 from __future__ import annotations
 
-import os
 import re
 
 from guard.base import Guard
@@ -22,8 +21,8 @@ from guard.offline import OfflineGuard
 from guard.prompt import GUARD2, GUARD3, VERSIONS
 from guard.remote import RemoteGuardModel
 from guard.taxonomy import LLAMA_GUARD_3_1B, TAXONOMIES, Category
-from weights import LoadOptions, ModelLoadError, explain_load_error, load_causal_lm
-from weights.spec import ENDPOINT, OFFLINE, ModelSpec, model_spec, pretrained_source
+from weights import LoadOptions, ModelLoadError, load_causal_lm, load_tokenizer
+from weights.spec import ENDPOINT, OFFLINE, model_spec
 
 
 def detect_version(*names: str, chat_template: str | None = None) -> str:
@@ -55,23 +54,11 @@ def describe(version: str, spec: str) -> str:
     return label
 
 
-def load_tokenizer(spec: ModelSpec):
-    """Only the tokenizer of a local or hub model (for printing prompts and token ids)."""
-    from transformers import AutoTokenizer  # heavy: only when a local guard is loaded
-
-    source, extra = pretrained_source(spec)
-    token = os.environ.get("HF_TOKEN") or None
-    try:
-        return AutoTokenizer.from_pretrained(source, token=token, **extra)
-    except Exception as exc:  # noqa: BLE001 - a message that says what to do, not a traceback
-        raise ModelLoadError(explain_load_error(spec.text, exc, has_token=bool(token))) from exc
-
-
-def _remote(spec: str, version: str | None, api_key: str | None, timeout_s: float):
+def _remote(spec: str, version: str | None, api_key: str | None, model_name: str | None, timeout_s: float):
     import openai  # imported with an endpoint only (it takes a while)
 
     try:
-        backend = RemoteGuardModel(spec, key=api_key, timeout_s=timeout_s)
+        backend = RemoteGuardModel(spec, key=api_key, model=model_name, timeout_s=timeout_s)
     except openai.AuthenticationError as exc:
         raise ModelLoadError(f"The guard endpoint {spec} refused the key ({exc}): set OPENAI_API_KEY "
                              "(or HF_TOKEN for Inference Endpoints) to a key it accepts.") from exc
@@ -86,10 +73,13 @@ def _remote(spec: str, version: str | None, api_key: str | None, timeout_s: floa
 
 def load_guard(spec: str = "offline", *, version: str | None = None, load_in_4bit: bool = False,
                load_in_8bit: bool = False, dtype: str = "auto", device_map: str | None = None,
-               api_key: str | None = None, timeout_s: float = 60.0, reuse_prefix: bool = True,
-               prompt_only: bool = False) -> Guard:
+               api_key: str | None = None, model_name: str | None = None, token: str | None = None,
+               timeout_s: float = 60.0, reuse_prefix: bool = True, prompt_only: bool = False) -> Guard:
     """Load the guard `spec` names (see the module docstring). Raises weights.ModelLoadError
     or ValueError with a message that says what to do.
+
+    api_key, model_name: an endpoint's key and served model (default: the first it lists).
+    token: the Hugging Face token for a hub model (default: the hub client's own).
 
     timeout_s: an endpoint's HTTP timeout for one request; it does not apply to local
     models. A check has no deadline of its own: the caller sets it (the moderated turn).
@@ -104,13 +94,14 @@ def load_guard(spec: str = "offline", *, version: str | None = None, load_in_4bi
     if named.kind == OFFLINE:
         return OfflineGuard.load()
     if named.kind == ENDPOINT:
-        return _remote(spec, version, api_key, timeout_s)
+        return _remote(spec, version, api_key, model_name, timeout_s)
+    options = LoadOptions(dtype=dtype, device_map=device_map, load_in_4bit=load_in_4bit, load_in_8bit=load_in_8bit,
+                          token=token)
     if prompt_only:
-        tokenizer, name = load_tokenizer(named), ""
+        tokenizer, name = load_tokenizer(spec, options), ""
         backend = TokenizerOnly(tokenizer)
     else:
-        model, tokenizer = load_causal_lm(spec, LoadOptions(dtype=dtype, device_map=device_map,
-                                                            load_in_4bit=load_in_4bit, load_in_8bit=load_in_8bit))
+        model, tokenizer = load_causal_lm(spec, options)
         name = getattr(model.config, "_name_or_path", "") or ""
         backend = LocalGuardModel(model, tokenizer, reuse_prefix)
     version = version or detect_version(spec, name, chat_template=getattr(tokenizer, "chat_template", None))

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from compute import cpu, prepare
 from guard.incremental import IncrementalSession, fork_cache
 from guard.prompt import GuardPrompt, prompt_ids, token_ends
+from weights import CONTEXT_WINDOW, context_window
 
 MAX_CATEGORY_TOKENS = 16  # "\nS1,S2,S10" is a handful of tokens
 MAX_CACHED_PREFIXES = 8  # one per (policy, role) in use
@@ -67,7 +68,7 @@ class LocalGuardModel:
     @property
     def context_window(self) -> int:
         """The most tokens the model reads, prompt and answer together (guard.window)."""
-        return int(getattr(self.model.config, "max_position_embeddings", 0) or 8192)
+        return context_window(self.model.config)
 
     def count(self, prompt: GuardPrompt) -> int:
         """How many ids the model reads for `prompt`: exactly those `first_step` feeds it."""
@@ -171,7 +172,7 @@ class TokenizerOnly:
     (`python -m guard --print-prompt/--print-ids`), not to judge one."""
 
     remote = False
-    context_window = 8192  # Llama 3's; nothing is judged here anyway
+    context_window = CONTEXT_WINDOW  # Llama 3's; nothing is judged here anyway
     count, token_ends = LocalGuardModel.count, LocalGuardModel.token_ends
 
     def __init__(self, tokenizer):

@@ -9,24 +9,25 @@ the local backend. A server that ignores the parameter (transformers serve) or r
 it gets a verdict from the answer text alone, and the verdict's note says so.
 
 The server tokenizes, so we count in UTF-8 bytes, a guaranteed upper bound (`count`); the
-window is the server's `max_model_len` when it lists one (vLLM), else 8,192 (Llama 3)."""
+window is the server's `max_model_len` when it lists one (vLLM), else 8,192 (Llama 3).
+The key and the served model's name are parameters (the app reads OPENAI_API_KEY and
+GUARD_MODEL_NAME in `moderation.settings`)."""
 
 from __future__ import annotations
 
 import logging
 import math
-import os
 
 from guard.local import Assessment
 from guard.parse import parse_verdict
 from guard.prompt import GuardPrompt, endpoint_text
+from weights import CONTEXT_WINDOW
 from weights.endpoint import api_base, openai_client, served_model
 
 log = logging.getLogger(__name__)
 TOP_LOGPROBS = 5
 MAX_TOKENS = 12  # "unsafe\nS1,S10" and an end-of-turn
 NO_LOGPROBS = "the endpoint returned no log-probabilities: the verdict rests on the answer text alone"
-DEFAULT_WINDOW = 8192  # Llama Guard 2 and 3 read 8,192 tokens
 
 
 def utf8_ends(text: str) -> list[int]:
@@ -46,7 +47,7 @@ def served_window(client, model: str) -> int | None:
     try:
         listed = client.models.list().data
     except openai.OpenAIError as exc:
-        log.warning("could not read the guard endpoint's model list (%s): assuming %d tokens", exc, DEFAULT_WINDOW)
+        log.warning("could not read the guard endpoint's model list (%s): assuming %d tokens", exc, CONTEXT_WINDOW)
         return None
     for entry in listed:
         length = getattr(entry, "max_model_len", None)
@@ -86,12 +87,13 @@ class RemoteGuardModel:
 
     def __init__(self, url: str, *, key: str | None = None, model: str | None = None, timeout_s: float = 60.0,
                  context_window: int | None = None):
-        """timeout_s: the HTTP client's timeout for one request (the transport's own; the
-        caller sets the deadline on a whole check)."""
+        """model: the served model's name (default: the first the endpoint lists). timeout_s:
+        the HTTP client's timeout for one request (the transport's own; the caller sets the
+        deadline on a whole check)."""
         self.url = api_base(url)
         self.client = openai_client(url, key, timeout_s)
-        self.model = model or os.environ.get("GUARD_MODEL_NAME") or served_model(self.client)
-        self.context_window = context_window or served_window(self.client, self.model) or DEFAULT_WINDOW
+        self.model = model or served_model(self.client)
+        self.context_window = context_window or served_window(self.client, self.model) or CONTEXT_WINDOW
         self.ask_logprobs = True  # cleared when the server rejects the parameter
 
     def count(self, prompt: GuardPrompt) -> int:

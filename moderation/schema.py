@@ -4,8 +4,9 @@ help text and, for the operator's policy, which way is stricter.
 Three pydantic models hold them: `Generation` (how a reply is sampled: the page's
 sliders, /chat, /v1, `python -m chat`), `PolicyFields` (the operator's moderation policy:
 flags, variables, the policy file; `moderation.policy.OperatorPolicy` is this model
-with its behaviour) and `ServerFields` (the server, the API's access and the log: flags
-and variables only). The command line (`moderation.settings`), the policy file, the
+with its behaviour) and `ServerFields` (the models, the server, the API's access and the
+log: flags and variables only; `flag=False` marks a variable without a flag: a secret, or
+one the platform sets). The command line (`moderation.settings`), the policy file, the
 page's slider ranges, `/chat` and `/v1` all derive their checks from these fields, so
 they accept exactly the same values. A number is an int or a float, never a bool, a
 text, NaN or infinity; a whole number may be written 16 or 16.0:
@@ -29,6 +30,7 @@ from pydantic.fields import FieldInfo
 
 from chat.backend import GenerationSettings
 from guard.base import DEFAULT_THRESHOLD
+from weights import CONTEXT_WINDOW
 
 # The defaults of the lower layers' own values are the schema's (chat and guard, and their
 # `python -m chat` / `python -m guard`, cannot import moderation).
@@ -56,12 +58,13 @@ Number = Annotated[float, BeforeValidator(_number)]  # what JSON, TOML and a sli
 Whole = Annotated[int, BeforeValidator(_whole)]
 
 
-def setting(default, help: str, *, env: str | None = None, flag: str | None = None, key: str | None = None,
+def setting(default, help: str, *, env: str | None = None, flag: str | bool | None = None, key: str | None = None,
             stricter: str | None = None, metavar: str | None = None, show_default: bool = True,
             **constraints) -> Any:
     """A field with its help text and where it is read: `env` (the variable), `flag`
-    (default: --name), `key` (its name in a policy file and in messages; default: the
-    field's), `stricter` (for a policy setting: which way a visitor may move it)."""
+    (default: --name; False: the variable only), `key` (its name in a policy file and in
+    messages; default: the field's), `stricter` (for a policy setting: which way a visitor
+    may move it)."""
     extra = {"env": env, "flag": flag, "key": key, "stricter": stricter, "metavar": metavar,
              "show_default": show_default}
     return Field(default, description=help, json_schema_extra={k: v for k, v in extra.items() if v is not None},
@@ -120,7 +123,7 @@ class PolicyFields(BaseModel):
 
 
 class ServerFields(BaseModel):
-    """The server, who may call its API, and its moderation log: flags and variables only.
+    """The models, the server, who may call its API, and its moderation log: flags and variables only.
     Each value arrives as the text of a flag or variable; `moderation.settings` turns it
     into its type (a login, a rate, a number of days) with the converter named there."""
 
@@ -135,6 +138,26 @@ class ServerFields(BaseModel):
     guard_version: Literal["llama-guard-2", "llama-guard-3"] | None = setting(
         None, "taxonomy and prompt format of the guard; default: from the model", env="GUARD_VERSION",
         metavar="{llama-guard-2,llama-guard-3}")
+    # An endpoint model (http(s)://): which model to ask for, how much it reads, its key.
+    chat_model_name: str | None = setting(
+        None, "the model a chat endpoint is asked for; default: the first it lists", env="CHAT_MODEL_NAME",
+        metavar="NAME")
+    guard_model_name: str | None = setting(
+        None, "the model a guard endpoint is asked for; default: the first it lists", env="GUARD_MODEL_NAME",
+        metavar="NAME")
+    chat_context_window: Whole = setting(
+        CONTEXT_WINDOW, "tokens a chat endpoint reads, prompt and reply together (a local model's config says "
+        "its own)", env="CHAT_CONTEXT_WINDOW", metavar="N", ge=1, le=10_000_000)
+    endpoint_key: str | None = setting(
+        None, "the key sent to chat and guard endpoints; default: HF_TOKEN (Inference Endpoints)",
+        env="OPENAI_API_KEY", flag=False)
+    hf_token: str | None = setting(
+        None, "Hugging Face token for gated hub models (accept the license on the model page first); default: "
+        "the saved `hf auth login`", env="HF_TOKEN", flag=False)
+    model_cache_dir: str | None = setting(
+        None, "where the bundled offline chat model is converted to, once; default: "
+        "$XDG_CACHE_HOME/moderated-llama3-chat, else ~/.cache/moderated-llama3-chat", env="MODEL_CACHE_DIR",
+        metavar="DIR")
     load_in_4bit: bool = setting(False, "load local models in 4 bits with bitsandbytes; needs CUDA",
                                  env="LOAD_IN_4BIT")
     load_in_8bit: bool = setting(False, "load local models in 8 bits with bitsandbytes; needs CUDA",
@@ -173,7 +196,12 @@ class ServerFields(BaseModel):
     metrics: bool = setting(False, "serve Prometheus metrics at /metrics", env="METRICS")
     # Hugging Face Spaces set these (moderation.web.space); not flags.
     zero_gpu_seconds: Whole = setting(120, "seconds of GPU one call may hold on ZeroGPU hardware",
-                                      env="ZERO_GPU_DURATION", ge=1, le=3600)
+                                      env="ZERO_GPU_DURATION", flag=False, ge=1, le=3600)
+
+
+def is_flag(model: type[BaseModel], name: str) -> bool:
+    """Whether a field has a flag (every one but those declared `flag=False`)."""
+    return extra(model.model_fields[name], "flag") is not False
 
 
 def bound(name: str, model: type[BaseModel] | None = None) -> "Bound":

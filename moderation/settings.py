@@ -13,21 +13,36 @@ from __future__ import annotations
 import argparse
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
 from moderation.access import Rate, check_api_key, check_trusted_proxies, is_loopback, parse_rate
 from moderation.policy import OperatorPolicy, PolicyFileError, codes, read_policy_file
-from moderation.schema import DEFAULT_LOG_DB, OutOfBounds, PolicyFields, ServerFields, bound, extra, key_of, problems
+from moderation.schema import (
+    DEFAULT_LOG_DB,
+    OutOfBounds,
+    PolicyFields,
+    ServerFields,
+    bound,
+    extra,
+    is_flag,
+    key_of,
+    problems,
+)
+from weights import CONTEXT_WINDOW
+from weights.offline import cache_dir
 
 LLAMA3_INSTRUCT = "meta-llama/Meta-Llama-3-8B-Instruct"
 LLAMA_GUARD_2 = "meta-llama/Meta-Llama-Guard-2-8B"
 OFFLINE = "offline"
 TRUE = ("1", "true", "yes", "on")  # the one reading of a yes/no variable
-FALLBACK = {"TRUSTED_PROXIES": "FORWARDED_ALLOW_IPS"}  # read when the first is not set (uvicorn's own)
-SERVER = ("chat_model", "guard_model", "guard_version", "load_in_4bit", "load_in_8bit", "host", "port", "share",
-          "auth", "concurrency", "max_queue")
+# read when the first is not set: uvicorn's own; Inference Endpoints take the hub token as their key
+FALLBACK = {"TRUSTED_PROXIES": "FORWARDED_ALLOW_IPS", "OPENAI_API_KEY": "HF_TOKEN"}
+SERVER = ("chat_model", "guard_model", "guard_version", "chat_model_name", "guard_model_name", "chat_context_window",
+          "model_cache_dir", "load_in_4bit", "load_in_8bit", "host", "port", "share", "auth", "concurrency",
+          "max_queue")
 API = ("api_keys", "trusted_proxies", "rate_limit")
 LOG = ("log_db", "log_text", "log_retention_days", "operator", "metrics")
 __all__ = ["AppConfig", "DEFAULT_LOG_DB", "build_parser", "parse_config", "truthy", "environment"]
@@ -38,6 +53,12 @@ class AppConfig:
     chat_model: str
     guard_model: str
     guard_version: str | None = None
+    chat_model_name: str | None = None  # the model asked of a chat endpoint; None: the first it lists
+    guard_model_name: str | None = None  # the same for a guard endpoint
+    chat_context_window: int = CONTEXT_WINDOW  # tokens a chat endpoint reads
+    endpoint_key: str | None = field(default=None, repr=False)  # OPENAI_API_KEY, else HF_TOKEN
+    hf_token: str | None = field(default=None, repr=False)  # None: the hub client's own (hf auth login)
+    model_cache_dir: Path | None = None  # where the offline chat model is converted to; None: weights.offline's
     load_in_4bit: bool = False
     load_in_8bit: bool = False
     host: str | None = None  # the flag, else GRADIO_SERVER_NAME; None: Gradio's 127.0.0.1
@@ -67,6 +88,12 @@ def truthy(text: str | None) -> bool:
 def environment(name: str, default: str | None = None) -> str | None:
     """One environment variable (the only place the app reads them)."""
     return os.environ.get(name, default)
+
+
+def variable(name: str) -> str | None:
+    """A setting's variable (or its FALLBACK's), stripped; None when neither is set or both are blank."""
+    env = extra(ServerFields.model_fields[name], "env")
+    return (environment(env) or "").strip() or (environment(FALLBACK.get(env, "")) or "").strip() or None
 
 
 def has_cuda() -> bool:
@@ -201,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     log = p.add_argument_group("moderation log, review page and metrics")
     for name in LOG:
         _add(log, ServerFields, name)
+    p.epilog += " Variables without a flag: " + "; ".join(
+        f"{extra(info, 'env')} ({info.description})" for name, info in ServerFields.model_fields.items()
+        if not is_flag(ServerFields, name)) + "."
     return p
 
 
@@ -257,13 +287,17 @@ def parse_config(argv: list[str] | None = None) -> AppConfig:
     log_db = (a.log_db or "").strip()
     cuda = None if (a.chat_model and a.guard_model) else has_cuda()
     try:
-        gpu_seconds = bound("zero_gpu_seconds", ServerFields).parse(environment("ZERO_GPU_DURATION") or "120")
+        gpu_seconds = bound("zero_gpu_seconds", ServerFields).parse(variable("zero_gpu_seconds") or "120")
     except OutOfBounds as exc:
         parser.error(f"ZERO_GPU_DURATION: {exc}")
     return AppConfig(
         chat_model=a.chat_model or (LLAMA3_INSTRUCT if cuda else OFFLINE),
         guard_model=a.guard_model or (LLAMA_GUARD_2 if cuda else OFFLINE),
-        guard_version=a.guard_version, load_in_4bit=a.load_in_4bit, load_in_8bit=a.load_in_8bit,
+        guard_version=a.guard_version, chat_model_name=(a.chat_model_name or "").strip() or None,
+        guard_model_name=(a.guard_model_name or "").strip() or None, chat_context_window=a.chat_context_window,
+        endpoint_key=variable("endpoint_key"), hf_token=variable("hf_token"),
+        model_cache_dir=cache_dir((a.model_cache_dir or "").strip() or None, environment("XDG_CACHE_HOME")),
+        load_in_4bit=a.load_in_4bit, load_in_8bit=a.load_in_8bit,
         host=host, port=a.port, share=a.share, auth=a.auth,
         concurrency=a.concurrency, max_queue=a.max_queue, policy=policy, api_keys=keys, rate_limit=a.rate_limit,
         log_db=None if log_db.lower() in {"", "none", "off"} else log_db,

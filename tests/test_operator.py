@@ -130,7 +130,8 @@ def test_a_bad_policy_file_is_a_usage_error(tmp_path, content, why, capsys):
 @pytest.mark.parametrize("variable, value", [
     ("PORT", "abc"), ("PORT", "70000"), ("THRESHOLD", "high"), ("THRESHOLD", "1.5"), ("AUTH", "nopassword"),
     ("CONCURRENCY", "0"), ("CONCURRENCY", "two"), ("STREAM_POLICY", "sometimes"), ("CHECK_EVERY", "-1"),
-    ("VISITOR_SETTINGS", "wide-open"), ("GUARD_VERSION", "llama-guard-9"),
+    ("VISITOR_SETTINGS", "wide-open"), ("GUARD_VERSION", "llama-guard-9"), ("CHAT_CONTEXT_WINDOW", "lots"),
+    ("CHAT_CONTEXT_WINDOW", "0"),
 ])
 def test_a_bad_environment_value_is_one_readable_line_and_exit_2(variable, value):
     env = dict(os.environ, **{variable: value})

@@ -128,7 +128,7 @@ def test_gated_model_without_token_says_accept_the_license_and_set_hf_token():
     assert result.returncode == 3, result.stderr[-2000:]
     assert f"Accept its license on https://huggingface.co/{GATED}" in result.stdout
     assert "HF_TOKEN is not set" in result.stdout
-    assert "HF_TOKEN is set: check that it belongs" in with_token.stdout
+    assert "A token is set (HF_TOKEN or `hf auth login`): check that it belongs" in with_token.stdout
     assert "neither a local folder, a .gguf file, nor a model on the Hugging Face Hub" in missing.stdout
     assert "set HF_TOKEN" in missing.stdout
 
@@ -136,18 +136,16 @@ def test_gated_model_without_token_says_accept_the_license_and_set_hf_token():
 def test_unwritable_cache_is_a_clear_error(tmp_path, monkeypatch):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    monkeypatch.setenv("MODEL_CACHE_DIR", str(blocker / "cache"))
     with pytest.raises(ModelLoadError, match="Cannot write the converted offline model .* set MODEL_CACHE_DIR"):
-        offline_chat_model()
+        offline_chat_model(blocker / "cache")
 
 
 @pytest.fixture(scope="module")
 def fresh_cache(tmp_path_factory) -> Path:
     """A cache folder that two processes fill with the converted SmolLM2 at the same time."""
     cache = tmp_path_factory.mktemp("model-cache")
-    code = "from weights import offline_chat_model; print(offline_chat_model())"
-    env = dict(os.environ, MODEL_CACHE_DIR=str(cache))
-    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, text=True,
+    code = f"from pathlib import Path; from weights import offline_chat_model as m; print(m(Path({str(cache)!r})))"
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
     outputs = [p.communicate(timeout=600) for p in procs]
     for p, (out, err) in zip(procs, outputs):
@@ -161,9 +159,8 @@ def test_offline_model_is_converted_once_and_atomically(fresh_cache, monkeypatch
     target = fresh_cache / "SmolLM2-135M-Instruct"
     assert sorted(p.name for p in fresh_cache.iterdir()) == ["SmolLM2-135M-Instruct"]  # no temp left
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in target.iterdir()}
-    monkeypatch.setenv("MODEL_CACHE_DIR", str(fresh_cache))
     monkeypatch.setattr("weights.offline.bundled_gguf", lambda: pytest.fail("converted again"))
-    assert offline_chat_model() == target
+    assert offline_chat_model(fresh_cache) == target
 
 
 @pytest.mark.slow

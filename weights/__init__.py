@@ -4,25 +4,36 @@
 
 `spec` is a hub id, a local folder, or a `.gguf` file. Failures become a `ModelLoadError`
 whose message says what to do (accept the license on the model page, set HF_TOKEN,
-use a local folder or `offline`). Nothing is imported or loaded until called.
+use a local folder or `offline`). Nothing is imported or loaded until called, and nothing
+here reads the environment: the hub token and the cache folder arrive in `LoadOptions`
+(from `moderation.settings`, or `python -m chat` / `python -m guard`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from weights.errors import ModelLoadError
 from weights.offline import offline_chat_model
 from weights.spec import model_spec, pretrained_source
 
-__all__ = ["DTYPES", "LoadOptions", "ModelLoadError", "explain_load_error", "load_causal_lm", "offline_chat_model",
-           "resolve_dtype"]
+__all__ = ["CONTEXT_WINDOW", "DTYPES", "LoadOptions", "ModelLoadError", "context_window", "explain_load_error",
+           "load_causal_lm", "load_tokenizer", "offline_chat_model", "resolve_dtype"]
 
 log = logging.getLogger(__name__)
 DTYPES = ("auto", "bfloat16", "float16", "float32")
+# Llama 3 and Llama Guard 2 and 3 read 8,192 tokens: the window of a model that does not
+# say its own (an endpoint that lists none, a config without max_position_embeddings).
+CONTEXT_WINDOW = 8192
+
+
+def context_window(config) -> int:
+    """The tokens a loaded model reads, prompt and reply together: its config's
+    max_position_embeddings, else CONTEXT_WINDOW."""
+    return int(getattr(config, "max_position_embeddings", 0) or CONTEXT_WINDOW)
 
 
 @dataclass(frozen=True)
@@ -31,7 +42,8 @@ class LoadOptions:
     device_map: str | None = None  # None: "auto" with CUDA (accelerate), else CPU
     load_in_4bit: bool = False
     load_in_8bit: bool = False
-    token: str | None = None  # None: HF_TOKEN from the environment
+    token: str | None = None  # the Hugging Face token; None: the hub client's own (HF_TOKEN, or `hf auth login`)
+    cache_dir: Path | None = None  # where the bundled offline chat model is converted to; None: weights.offline's
 
 
 def _cuda() -> bool:
@@ -84,8 +96,8 @@ def explain_load_error(spec: str, exc: Exception, has_token: bool = False) -> st
     page = f"https://huggingface.co/{spec}"
     get_token = "create a token at https://huggingface.co/settings/tokens and set HF_TOKEN=<token>"
     if "gated" in lowered or "awaiting a review" in lowered or "restricted" in lowered:
-        then = ("HF_TOKEN is set: check that it belongs to the account that accepted the license and "
-                "that access was granted (the model page says so)." if has_token
+        then = ("A token is set (HF_TOKEN or `hf auth login`): check that it belongs to the account that "
+                "accepted the license and that access was granted (the model page says so)." if has_token
                 else f"HF_TOKEN is not set: {get_token} before starting.")
         return f"{spec} is a gated model. Accept its license on {page} while logged in. {then}"
     if "401" in lowered or "invalid" in lowered and "token" in lowered:
@@ -103,13 +115,33 @@ def explain_load_error(spec: str, exc: Exception, has_token: bool = False) -> st
     return f"Loading {spec} failed: {text}"
 
 
-def load_causal_lm(spec: str, options: LoadOptions = LoadOptions()):
-    """Load (model, tokenizer) for generation, in eval mode."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def has_token(token: str | None) -> bool:
+    """Whether a hub request carries a token: the one given, else the hub client's own
+    (huggingface_hub reads HF_TOKEN and the saved login itself)."""
+    if token:
+        return True
+    from huggingface_hub import get_token
+
+    return get_token() is not None
+
+
+def load_tokenizer(spec: str, options: LoadOptions = LoadOptions()):
+    """Only the tokenizer of a hub id, folder or .gguf file (for printing prompts and ids)."""
+    from transformers import AutoTokenizer  # heavy: only when a local model is loaded
 
     source, extra = pretrained_source(model_spec(spec))
-    token = options.token or os.environ.get("HF_TOKEN") or None
-    kwargs = dict(extra, token=token, dtype=resolve_dtype(options.dtype))
+    try:
+        return AutoTokenizer.from_pretrained(source, token=options.token, **extra)
+    except Exception as exc:  # noqa: BLE001 - a message that says what to do, not a traceback
+        raise ModelLoadError(explain_load_error(spec, exc, has_token=has_token(options.token))) from exc
+
+
+def load_causal_lm(spec: str, options: LoadOptions = LoadOptions()):
+    """Load (model, tokenizer) for generation, in eval mode."""
+    from transformers import AutoModelForCausalLM
+
+    source, extra = pretrained_source(model_spec(spec))
+    kwargs = dict(extra, token=options.token, dtype=resolve_dtype(options.dtype))
     quant = quantization_config(options)
     if quant is not None:
         kwargs["quantization_config"] = quant
@@ -118,13 +150,11 @@ def load_causal_lm(spec: str, options: LoadOptions = LoadOptions()):
         kwargs["device_map"] = device_map
     started = time.monotonic()
     log.info("loading %s (%s)", spec, ", ".join(f"{k}={v}" for k, v in kwargs.items() if k != "token"))
+    tokenizer = load_tokenizer(spec, options)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, token=token, **extra)
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-    except ModelLoadError:
-        raise
     except Exception as exc:  # hub, file and format errors alike: say what to do, not a traceback
-        raise ModelLoadError(explain_load_error(spec, exc, has_token=bool(token))) from exc
+        raise ModelLoadError(explain_load_error(spec, exc, has_token=has_token(options.token))) from exc
     model.eval()
     log.info("loaded %s in %.1f s", spec, time.monotonic() - started)
     return model, tokenizer

@@ -2,11 +2,12 @@
 guard sides share.
 
     api_base("http://127.0.0.1:8080")  ->  "http://127.0.0.1:8080/v1"
+
+The key is a parameter: `moderation.settings` (and `python -m chat` / `python -m guard`)
+read it from OPENAI_API_KEY, else HF_TOKEN (Inference Endpoints).
 """
 
 from __future__ import annotations
-
-import os
 
 
 def api_base(url: str) -> str:
@@ -15,15 +16,12 @@ def api_base(url: str) -> str:
     return url if "/v1" in url else url + "/v1"
 
 
-def api_key(explicit: str | None = None) -> str:
-    """The key to send: given, else OPENAI_API_KEY, else HF_TOKEN (Inference Endpoints)."""
-    return explicit or os.environ.get("OPENAI_API_KEY") or os.environ.get("HF_TOKEN") or "not-needed"
-
-
 def openai_client(url: str, key: str | None = None, timeout_s: float = 60.0):
+    """A client for the endpoint; without a key it sends a placeholder (the client wants
+    one, and a server without keys ignores it)."""
     import openai
 
-    return openai.OpenAI(base_url=api_base(url), api_key=api_key(key), timeout=timeout_s, max_retries=0)
+    return openai.OpenAI(base_url=api_base(url), api_key=key or "not-needed", timeout=timeout_s, max_retries=0)
 
 
 def served_model(client) -> str:

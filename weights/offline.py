@@ -6,13 +6,15 @@ call converts it once to a transformers folder in the cache; later calls return 
 folder at once:
 
     offline_chat_model()  ->  ~/.cache/moderated-llama3-chat/SmolLM2-135M-Instruct
+
+The cache folder is a parameter (`cache_dir` says the default rule); the app's
+MODEL_CACHE_DIR and XDG_CACHE_HOME are read by `moderation.settings` and `python -m chat`.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -25,12 +27,16 @@ GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 OFFLINE_LABEL = "SmolLM2-135M-Instruct (bundled offline model)"
 
 
-def cache_dir() -> Path:
-    """MODEL_CACHE_DIR, else $XDG_CACHE_HOME/moderated-llama3-chat, else ~/.cache/...."""
-    if os.environ.get("MODEL_CACHE_DIR"):
-        return Path(os.environ["MODEL_CACHE_DIR"]).expanduser()
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "moderated-llama3-chat"
+def cache_dir(model_cache_dir: str | None = None, xdg_cache_home: str | None = None) -> Path:
+    """The folder the offline chat model is converted into: `model_cache_dir` (MODEL_CACHE_DIR),
+    else `xdg_cache_home`/moderated-llama3-chat (XDG_CACHE_HOME), else ~/.cache/moderated-llama3-chat.
+
+    >>> str(cache_dir(xdg_cache_home="/var/cache"))
+    '/var/cache/moderated-llama3-chat'
+    """
+    if model_cache_dir:
+        return Path(model_cache_dir).expanduser()
+    return Path(xdg_cache_home or Path.home() / ".cache").expanduser() / "moderated-llama3-chat"
 
 
 def bundled_gguf() -> Path:
@@ -42,9 +48,10 @@ def bundled_gguf() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / GGUF_NAME
 
 
-def offline_chat_model() -> Path:
-    """A transformers folder holding SmolLM2-135M-Instruct, converted once from the GGUF."""
-    target = cache_dir() / "SmolLM2-135M-Instruct"
+def offline_chat_model(cache: Path | None = None) -> Path:
+    """A transformers folder holding SmolLM2-135M-Instruct, converted once from the GGUF into
+    `cache` (default: `cache_dir()`)."""
+    target = (cache or cache_dir()) / "SmolLM2-135M-Instruct"
     if (target / "config.json").is_file() and (target / "tokenizer_config.json").is_file():
         return target
     gguf = bundled_gguf()
