@@ -28,7 +28,7 @@ from moderation.admission import Admission  # noqa: E402  (after the variable ab
 from moderation.api.routes import openai_api  # noqa: E402
 from moderation.log import LogUnavailable, TurnLog, open_log  # noqa: E402
 from moderation.log.metrics import Metrics  # noqa: E402
-from moderation.log.review import server_extras  # noqa: E402
+from moderation.log.mount import server_extras  # noqa: E402
 from moderation.models import Models, model_slots  # noqa: E402
 from moderation.settings import parse_config  # noqa: E402
 from moderation.turn import GuardPool  # noqa: E402

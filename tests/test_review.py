@@ -22,7 +22,8 @@ from guard.policy import Policy
 from moderation.log import TurnLog, TurnMeta, open_log
 from moderation.log.export import read_records
 from moderation.log.metrics import Metrics
-from moderation.log.review import REVIEW_PATH, server_extras
+from moderation.log.mount import server_extras
+from moderation.log.routes import REVIEW_PATH
 from moderation.settings import parse_config
 from moderation.turn import TurnSettings, run_turn
 from serve import free_port
@@ -241,7 +242,7 @@ def test_the_review_page_also_mounts_before_the_server_starts(tmp_path):
     from fastapi.testclient import TestClient
 
     from moderation.log.schema import open_engine
-    from moderation.log.review import attach_review
+    from moderation.log.mount import attach_review
 
     engine = open_engine(str(tmp_path / "l.sqlite3"))
     log = TurnLog(engine)

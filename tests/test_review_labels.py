@@ -28,7 +28,7 @@ from moderation.log import TurnLog
 from moderation.log.export import read_records
 from moderation.log.labels import NOTE_MAX
 from moderation.log.query import iter_records
-from moderation.log.review import attach_review
+from moderation.log.mount import attach_review
 from moderation.log.schema import open_engine
 
 OPERATOR = ("operator", "op-secret")

@@ -24,7 +24,8 @@ from gradio.routes import App
 
 from moderation.log import TurnLog, TurnMeta
 from moderation.log.schema import open_engine
-from moderation.log.review import REVIEW_PATH, attach_review
+from moderation.log.mount import attach_review
+from moderation.log.routes import REVIEW_PATH
 from moderation.turn import TurnSettings, run_turn
 
 OPERATOR = ("operator", "op-secret")

@@ -15,7 +15,7 @@ the server): responses under /review carry no CORS headers, CORS preflights and 
 that the browser marks as another site's get a 403, and the login cookie is
 `SameSite=Strict; HttpOnly; Path=/review`.
 
-    attach_review(demo.app, engine, ("admin", "secret"))    # after the chat app exists
+    mount.attach_review(demo.app, engine, ("admin", "secret"))    # after the chat app exists
 
 Handlers are plain functions of (engine, filter values); `review_page.create_review` only
 wires them.
@@ -26,19 +26,14 @@ on a server already running: then its queue starts with the first request to it.
 from __future__ import annotations
 
 import html
-import logging
 from dataclasses import dataclass, replace
-from typing import Callable
 from urllib.parse import urlencode
 
-import gradio as gr
 import pandas as pd
-from fastapi.routing import APIRoute
 from sqlalchemy.engine import Engine
 
 from moderation.log.export import FORMATS, parse_time
 from moderation.log.labels import LabelError, UnknownTurn, add_label
-from moderation.log.metrics import attach_metrics
 from moderation.log.query import (
     DISPUTED,
     UNFINISHED,
@@ -50,20 +45,10 @@ from moderation.log.query import (
     latency_percentiles,
     summary,
 )
-from moderation.log.routes import (
-    REVIEW_PATH,
-    ReviewBoundary,
-    StartedOnFirstRequest,
-    add_outermost,
-    export_endpoint,
-    labels_endpoint,
-    operator_check,
-)
 from moderation.log.transcript import transcript_html
 from moderation.log.writer import ABANDONED, CRASHED
 from moderation.turn import ANSWERED, ERROR, REFUSED, RETRACTED
 
-logger = logging.getLogger(__name__)
 OUTCOMES = ["any", ANSWERED, REFUSED, RETRACTED, ERROR, ABANDONED, CRASHED, UNFINISHED]
 TABLE_ROWS = 500  # newest matching turns in the table
 STATS_TURNS = 20_000  # newest matching turns in the counts and percentiles (the downloads have all)
@@ -218,43 +203,3 @@ def download_links(*values) -> str:
     query = urlencode({k: v for k, v in zip(FILTERS, values) if v not in (None, "", "any")})
     return " · ".join(f'<a href="export.{fmt}?{html.escape(query)}" download="moderation-log.{fmt}" '
                       f'id="download-{fmt}">Download {fmt.upper()}</a>' for fmt in FORMATS)
-
-
-def server_extras(config, log, metrics=None) -> list[Callable]:
-    """Hooks `hook(app)` that add the review page and /metrics to the server's FastAPI app,
-    as `config` asks: the review page needs the log and an operator login, /metrics `--metrics`."""
-    hooks: list[Callable] = []
-    if metrics is not None:
-        hooks.append(lambda app: attach_metrics(app, metrics))
-    if log.engine is not None and config.operator:
-        hooks.append(lambda app: attach_review(app, log.engine, config.operator))
-    elif log.engine is not None:
-        logger.info("review page off: give --operator USER:PASSWORD (or --auth) to open %s", REVIEW_PATH)
-    return hooks
-
-
-def attach_review(app, engine: Engine, operator: tuple[str, str], path: str = REVIEW_PATH) -> gr.Blocks:
-    """Mount the review page at `path` of a FastAPI app (e.g. the chat's `demo.app`), behind
-    the operator login. The mount goes first among the app's routes, before any catch-all."""
-    if not operator:
-        raise ValueError("the review page needs an operator login")
-    from moderation.log.review_page import PAGE_CSS, PAGE_HEAD, create_review
-
-    page = create_review(engine, author=operator[0])
-    gr.mount_gradio_app(app, page, path=path, auth=operator,
-                        auth_message="Operator login: the moderation log.", footer_links=[],
-                        ssr_mode=False, theme=gr.themes.Soft(), css=PAGE_CSS, head=PAGE_HEAD)
-    routes = app.router.routes
-    mount = routes.pop()  # mount_gradio_app appended it: put it first, started on first use
-    is_operator = operator_check(mount.app, operator)
-    mount.app = StartedOnFirstRequest(mount.app, page)
-    routes.insert(0, mount)
-    for fmt in FORMATS:  # before the mount, which would take every path under it
-        routes.insert(0, APIRoute(f"{path}/export.{fmt}", export_endpoint(engine, fmt, is_operator, turn_filter),
-                                  methods=["GET"], include_in_schema=False))
-    routes.insert(0, APIRoute(f"{path}/labels", labels_endpoint(engine, is_operator, operator[0]),
-                              methods=["POST"], include_in_schema=False))
-    add_outermost(app, ReviewBoundary, prefix=path)
-    return page
-
-
