@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from guard.verdict import AGENT, USER
 from moderation.access import RateLimiter, api_exposure, bearer_matches, keyless_refusal
 from moderation.admission import Admission
 from moderation.api.replies import (
@@ -48,7 +49,7 @@ from moderation.api.schema import (
 )
 from moderation.api.turn import api_turn_settings, cut_at_stop, history_records, turn_states, usage
 from moderation.log import TurnLog, TurnMeta
-from moderation.turn import ERROR, GuardPool, TurnState, history_messages, run_turn
+from moderation.turn import ERROR, GuardPool, Judge, TurnState, history_messages, run_turn
 from weights.spec import ENDPOINT, model_spec
 
 log = logging.getLogger(__name__)
@@ -83,21 +84,38 @@ def served_model_id(config, models) -> str:
 
 def api_router(models, config, turn_log: TurnLog | None = None, admission: Admission | None = None,
                guard_pool: GuardPool | None = None) -> APIRouter:
-    limiter = RateLimiter(config.rate_limit)
-    admission = admission or Admission(config.concurrency, config.max_queue)
-    turn_log = turn_log or TurnLog(None)
+    """The /v1 router: each route behind the key check, the rate limit and OpenAI-style errors."""
+    api = OpenAIApi(models, config, turn_log, admission, guard_pool)
     router = APIRouter(prefix="/v1")
+    router.add_api_route("/models", api.endpoint(api.list_models), methods=["GET"])
+    router.add_api_route("/moderations", api.endpoint(api.moderations), methods=["POST"])
+    router.add_api_route("/chat/completions", api.endpoint(api.chat_completions), methods=["POST"])
+    return router
 
-    def endpoint(handler: Handler) -> Handler:
+
+class OpenAIApi:
+    """The three /v1 handlers over one pair of models, with the server's limits: API turns
+    are kept in `turn_log`, run under `admission` (none: a limit of the API's own, of
+    --concurrency) and check on `guard_pool` (none: each turn makes its own)."""
+
+    def __init__(self, models, config, turn_log: TurnLog | None = None, admission: Admission | None = None,
+                 guard_pool: GuardPool | None = None):
+        self.models, self.config, self.guard_pool = models, config, guard_pool
+        self.limiter = RateLimiter(config.rate_limit)
+        self.admission = admission or Admission(config.concurrency, config.max_queue)
+        self.turn_log = turn_log or TurnLog(None)
+
+    def endpoint(self, handler: Handler) -> Handler:
         """Key check, rate limit and OpenAI-style errors around one handler. The handler
         reads its body itself (read_body, then the request models of moderation.api.schema,
         whose validation errors arrive here as one ApiError): a FastAPI body parameter would
         be read whole and parsed before the key check and the rate limit run."""
+        config = self.config
 
         async def run(request: Request):
             try:
                 identity = admit(request, config.api_keys)
-                wait = limiter.take(identity, time.monotonic())
+                wait = self.limiter.take(identity, time.monotonic())
                 if wait:
                     raise ApiError(429, f"rate limit of {config.rate_limit} reached: retry in {math.ceil(wait)} s",
                                    type="rate_limit_error", code="rate_limit_exceeded", retry_after=wait)
@@ -110,51 +128,59 @@ def api_router(models, config, turn_log: TurnLog | None = None, admission: Admis
 
         return run
 
-    def ready():
-        if not models.ready:
-            raise ApiError(503, models.not_ready_message() or "the models are loading", type="server_error",
+    def ready(self):
+        if not self.models.ready:
+            raise ApiError(503, self.models.not_ready_message() or "the models are loading", type="server_error",
                            code="model_not_ready", retry_after=10)
-        return models.guard.value, models.chat.value
+        return self.models.guard.value, self.models.chat.value
 
-    async def list_models(request: Request):
-        chat, guard = models.statuses()
-        return JSONResponse(models_body(served_model_id(config, models), guard.label or guard.spec,
+    async def list_models(self, request: Request):
+        chat, guard = self.models.statuses()
+        return JSONResponse(models_body(served_model_id(self.config, self.models), guard.label or guard.spec,
                                         chat.label or chat.spec))
 
-    async def moderations(request: Request):
+    async def moderations(self, request: Request):
         body = parse_moderation_request(parse_json_body(await read_body(request)))
         refuse_over_budget(body)
-        guard, _ = ready()
-        settings = api_turn_settings(config, guard)
+        guard, _ = self.ready()
+        settings = api_turn_settings(self.config, guard)
         role = "assistant" if len(body.conversation) % 2 else "user"  # the turn after the conversation
+        judged_as = AGENT if role == "assistant" else USER
 
         def judge_each(stop: threading.Event):
-            for text in body.inputs:
-                if stop.is_set():
-                    return
-                yield guard.check(list(body.conversation) + [{"role": role, "content": text}], settings.policy,
-                                  settings.threshold)
+            judge = Judge(guard, settings, self.guard_pool)  # the checks' deadline; a failed check fails closed
+            try:
+                for text in body.inputs:
+                    if stop.is_set():
+                        return
+                    yield judge(list(body.conversation) + [{"role": role, "content": text}], judged_as)
+            finally:
+                judge.close()
 
         async with client_watch(request) as (stop, gone):
-            verdicts = [v async for v in turn_states(judge_each, admission, stop, gone)]
+            verdicts = [v async for v in turn_states(judge_each, self.admission, stop, gone)]
         if len(verdicts) < len(body.inputs):  # the client left: nobody reads the answer
             raise ApiError(499, "the client closed the request", code="client_closed")
         return JSONResponse(moderation_body(verdicts, guard.label))
 
-    async def chat_completions(request: Request):
+    async def chat_completions(self, request: Request):
         req = parse_chat_request(parse_json_body(await read_body(request)))
-        guard, chat = ready()
-        model = served_model_id(config, models)
+        guard, chat = self.ready()
+        model = served_model_id(self.config, self.models)
         if req.model not in (None, model):
             raise ApiError(404, f"model {req.model!r} is not served here; use {model!r} (see /v1/models)",
                            code="model_not_found", param="model")
-        settings = api_turn_settings(config, guard, req)
+        settings = api_turn_settings(self.config, guard, req)
         records = history_records(req)
         meta = TurnMeta.of(settings, guard, chat, f"api:{request.client.host if request.client else ''}")
         turn = ApiTurn(req, settings, chat, records, model)
+
+        def run(event: threading.Event):
+            return self.turn_log.record(run_turn(guard, chat, records, req.user, settings, event, self.guard_pool),
+                                        meta)
+
         async with client_watch(request) as (stop, gone):  # from the wait for a place on
-            states = turn_states(lambda event: turn_log.record(
-                run_turn(guard, chat, records, req.user, settings, event, guard_pool), meta), admission, stop, gone)
+            states = turn_states(run, self.admission, stop, gone)
             first = await anext(states, None)
             if first is None:
                 raise ApiError(499, "the client closed the request", code="client_closed")
@@ -174,11 +200,6 @@ def api_router(models, config, turn_log: TurnLog | None = None, admission: Admis
         if not last.done:  # the client left: the turn was closed, and nobody reads an answer
             raise ApiError(499, "the client closed the request", code="client_closed")
         return JSONResponse(await asyncio.to_thread(turn.completion, last))  # usage tokenizes: not on the loop
-
-    router.add_api_route("/models", endpoint(list_models), methods=["GET"])
-    router.add_api_route("/moderations", endpoint(moderations), methods=["POST"])
-    router.add_api_route("/chat/completions", endpoint(chat_completions), methods=["POST"])
-    return router
 
 
 class ApiTurn:
