@@ -70,7 +70,7 @@ class OperatorPolicy(PolicyFields):
         return parse_thresholds(value)
 
     @model_validator(mode="after")
-    def _threshold_codes(self) -> "OperatorPolicy":
+    def _threshold_codes(self) -> OperatorPolicy:
         """A category threshold names a taxonomy code (S1..S14) or one of the custom categories."""
         known = {f"S{i}" for i in range(1, 15)} | {c.code for c in self.custom}
         unknown = sorted(set(self.category_thresholds) - known)

@@ -9,6 +9,7 @@ the test sees which threshold the turn asked it at."""
 from __future__ import annotations
 
 import pytest
+from test_turn import FakeChat
 
 from guard.base import Guard
 from guard.taxonomy import LLAMA_GUARD_2
@@ -17,7 +18,6 @@ from moderation.policy import OperatorPolicy, SettingsRefused, VisitorChoices, t
 from moderation.settings import parse_config
 from moderation.thresholds import decide, floor
 from moderation.turn import ANSWERED, REFUSED, run_turn
-from test_turn import FakeChat
 
 S1, S8, S10 = LLAMA_GUARD_2[0], LLAMA_GUARD_2[7], LLAMA_GUARD_2[9]
 
@@ -43,8 +43,8 @@ class ScoredGuard(Guard):
 TABLE = {"fertilizer": (0.4, (S8,)), "punch": (0.4, (S1,)), "sad": (0.7, (S10,)), "both": (0.7, (S10, S1))}
 
 
-def _turn(text: str, guard: Guard, operator: OperatorPolicy, choices: VisitorChoices = VisitorChoices()):
-    settings = turn_settings(operator, choices, LLAMA_GUARD_2)
+def _turn(text: str, guard: Guard, operator: OperatorPolicy):
+    settings = turn_settings(operator, VisitorChoices(), LLAMA_GUARD_2)
     return list(run_turn(guard, FakeChat(["Sure", ", here"]), [], text, settings))[-1]
 
 

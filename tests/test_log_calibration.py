@@ -149,3 +149,14 @@ def test_dataset_writes_the_labelled_turns_that_kept_their_text(labelled_log, lo
     assert not any(r["text"].startswith("x 31") for r in rows)  # a visitor's label is not ground truth
     assert len(rows) == 31 and {r["split"] for r in rows} <= {"train", "heldout"}
     assert "1 turn kept no text" in done.stderr
+
+
+def test_the_review_pages_calibration_shows_the_commands_numbers(labelled_log):
+    from moderation.log.review_page import create_review
+
+    page = create_review(labelled_log)
+    table = next(b for b in page.blocks.values() if getattr(b, "elem_id", None) == "calibration-table")
+    handler = next(f for f in page.fns.values() if table in f.outputs)
+    rows, snippet = handler.fn(0.05)
+    assert rows[0] == ["global", 0.35, round(11 / 12, 3), 1.0, 11, 21, ""]
+    assert next(r for r in rows if r[0] == "S8")[1] is None and snippet.endswith("threshold = 0.35")

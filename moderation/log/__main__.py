@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 
-from moderation.log.calibration import DEFAULT_TARGET_FPR, calibrate, report
+from moderation.log.calibration import DEFAULT_TARGET_FPR, calibrate_log, report
 from moderation.log.dataset import write_dataset
 from moderation.log.export import FORMATS, parse_time, write_records
 from moderation.log.query import TurnFilter, iter_records
@@ -44,7 +44,8 @@ def _rate(value: str) -> float:
 
 def _command(sub, name: str, help: str) -> argparse.ArgumentParser:
     c = sub.add_parser(name, help=help, description=help, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    c.add_argument("--db", default=environment("LOG_DB") or DEFAULT_LOG_DB, help="SQLite file or PostgreSQL URL [LOG_DB]")
+    c.add_argument("--db", default=environment("LOG_DB") or DEFAULT_LOG_DB,
+                   help="SQLite file or PostgreSQL URL [LOG_DB]")
     return c
 
 
@@ -82,19 +83,15 @@ def _open(db: str):
         return None
 
 
-def _labelled_records(engine):
-    return iter_records(engine, TurnFilter(labelled="yes"))
-
-
 def thresholds(args, engine) -> int:
-    print(report(calibrate(_labelled_records(engine), args.target_fpr)))
+    print(report(calibrate_log(engine, args.target_fpr)))
     return 0
 
 
 def dataset(args, engine) -> int:
     try:
         with open(args.out, "w", encoding="utf-8", newline="") as out:
-            written, skipped = write_dataset(_labelled_records(engine), out)
+            written, skipped = write_dataset(iter_records(engine, TurnFilter(labelled="yes")), out)
     except OSError as exc:
         print(f"error: cannot write {args.out}: {exc}", file=sys.stderr)
         return 2

@@ -153,6 +153,22 @@ def report(cal: Calibration) -> str:
     return "\n".join(lines + ["", "# policy file (python app.py --policy FILE):", policy_snippet(cal)])
 
 
+CALIBRATION_COLUMNS = ["Threshold for", "Suggested", "Precision", "Recall", "Unsafe labels", "Safe labels", "Note"]
+
+
+def table_rows(cal: Calibration) -> list[list]:
+    """The report as rows under CALIBRATION_COLUMNS (the review page's Calibration table)."""
+    return [[s.name, s.threshold, s.precision, s.recall, s.n_unsafe, s.n_safe, s.why_none]
+            for s in (cal.overall, *cal.categories)]
+
+
+def calibrate_log(engine, target_fpr: float = DEFAULT_TARGET_FPR) -> Calibration:
+    """`calibrate` over every labelled turn of a log."""
+    from moderation.log.query import TurnFilter, iter_records  # query imports labels; this stays plain
+
+    return calibrate(iter_records(engine, TurnFilter(labelled="yes")), target_fpr)
+
+
 def policy_snippet(cal: Calibration) -> str:
     """A TOML policy-file fragment with the numbers the labels support (and none they do not)."""
     lines = [f"# suggested by python -m moderation.log thresholds --target-fpr {cal.target_fpr:g}"]
