@@ -7,6 +7,8 @@ turn's `TurnSettings`, refusing any choice that would loosen the policy:
 
     operator threshold 0.5, visitor 0.3    -> 0.3 (stricter: allowed)
     operator threshold 0.5, visitor 0.9    -> SettingsRefused("... threshold 0.9 ...")
+    operator S8 = 0.3, visitor S8 = 0.2    -> 0.2; visitor S8 = 0.4 -> SettingsRefused
+    operator S8 = 0.3, visitor threshold 0.2 -> S8 at 0.2 too (a visitor's threshold caps each category's)
     operator checks every 16 tokens, visitor every 4   -> 4
     operator hold, visitor stream-first                 -> SettingsRefused
     operator disables S5, visitor enables it            -> S5 checked too
@@ -25,12 +27,13 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import field_validator
+from pydantic import field_validator, model_validator
 
 from chat import GenerationSettings
 from guard.policy import Policy
 from guard.taxonomy import Category
 from moderation.schema import MAX_SYSTEM_CHARS, Generation, OutOfBounds, PolicyFields, bound, key_of
+from moderation.thresholds import parse_thresholds
 from moderation.turn import HOLD, TurnSettings
 
 LOCKED, OPEN = "locked", "open"
@@ -61,6 +64,21 @@ class OperatorPolicy(PolicyFields):
             raise ValueError(f"unknown category codes {', '.join(bad)} (use S1, S2, ...)")
         return found
 
+    @field_validator("category_thresholds", mode="before")
+    @classmethod
+    def _thresholds(cls, value) -> dict[str, float]:
+        return parse_thresholds(value)
+
+    @model_validator(mode="after")
+    def _threshold_codes(self) -> OperatorPolicy:
+        """A category threshold names a taxonomy code (S1..S14) or one of the custom categories."""
+        known = {f"S{i}" for i in range(1, 15)} | {c.code for c in self.custom}
+        unknown = sorted(set(self.category_thresholds) - known)
+        if unknown:
+            custom = f", or C1..C{len(self.custom)} for the custom categories" if self.custom else ""
+            raise ValueError(f"thresholds: no category {', '.join(unknown)} (S1..S14{custom})")
+        return self
+
     @field_validator("custom", mode="before")
     @classmethod
     def _categories(cls, value) -> tuple[Category, ...]:
@@ -81,7 +99,8 @@ class OperatorPolicy(PolicyFields):
 
     def summary(self, taxonomy: tuple[Category, ...]) -> dict:
         """The policy as plain data (the page shows it; the log stores it)."""
-        return {"threshold": self.threshold, "check_every": self.check_every,
+        return {"threshold": self.threshold, "thresholds": dict(self.category_thresholds),
+                "check_every": self.check_every,
                 "stream_policy": self.stream_policy, "system_prompt": self.system_prompt,
                 "enabled": [c.code for c in taxonomy if c.code not in self.disabled],
                 "disabled": sorted(self.disabled & {c.code for c in taxonomy}),
@@ -147,6 +166,7 @@ class VisitorChoices:
     top_p: float = GENERATION.top_p
     max_new_tokens: int | None = None
     threshold: float | None = None
+    thresholds: dict | None = None  # category code -> its own threshold; None: the operator's
     check_every: int | None = None
     stream_policy: str | None = None
     enabled: frozenset[str] | None = None  # taxonomy codes to check; None: the operator's
@@ -189,11 +209,36 @@ def turn_settings(operator: OperatorPolicy, choices: VisitorChoices,
     enabled = known - operator.disabled if choices.enabled is None else frozenset(choices.enabled)
     if enabled - known:
         raise SettingsRefused(f"unknown categories: {', '.join(sorted(enabled - known))}")
+    per_category = category_thresholds(operator, choices, threshold)
     if not operator.is_open:
         _refuse_loosening(operator, threshold, every, stream, system, enabled, known)
-    return TurnSettings(threshold=threshold, check_every=every, stream_policy=stream,
+        _refuse_looser_categories(operator, per_category)
+    return TurnSettings(threshold=threshold, category_thresholds=per_category, check_every=every, stream_policy=stream,
                         policy=operator.guard_policy(taxonomy, enabled), generation=generation,
                         system_prompt=system, prompt_check=operator.prompt_check)
+
+
+def category_thresholds(operator: OperatorPolicy, choices: VisitorChoices, threshold: float) -> dict[str, float]:
+    """The turn's per-category thresholds: the operator's, each capped by a visitor's global
+    threshold when they set one, then the visitor's own (checked: codes and 0..1)."""
+    found = dict(operator.category_thresholds)
+    if choices.threshold is not None:
+        found = {code: min(t, threshold) for code, t in found.items()}
+    try:
+        asked = parse_thresholds(choices.thresholds or {})
+    except ValueError as exc:
+        raise SettingsRefused(str(exc)) from None
+    return {**found, **asked}
+
+
+def _refuse_looser_categories(operator: OperatorPolicy, per_category: dict[str, float]) -> None:
+    """A visitor may lower a category's threshold, never raise it above the operator's (its
+    own, else the operator's global threshold)."""
+    looser = [f"{code} {t:g} is above the operator's {operator.category_thresholds.get(code, operator.threshold):g}"
+              for code, t in per_category.items() if t > operator.category_thresholds.get(code, operator.threshold)]
+    if looser:
+        raise SettingsRefused("Settings refused: category thresholds " + "; ".join(looser) + ". Visitors may only "
+                              "tighten the operator's policy.")
 
 
 def _refuse_loosening(operator: OperatorPolicy, threshold: float, every: int, stream: str, system: str,

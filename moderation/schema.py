@@ -113,6 +113,11 @@ class PolicyFields(BaseModel):
     custom: tuple = setting(
         (), "one more category for Llama Guard (repeatable)", env="CUSTOM_CATEGORY", flag="--custom-category",
         metavar="'NAME: DESCRIPTION'", stricter="operator only", show_default=False)
+    category_thresholds: dict[str, float] = setting(
+        {}, "a category's own threshold, in place of --threshold for that category, e.g. S8=0.3,S10=0.8 "
+        "(policy file: a [thresholds] table; rule in moderation/thresholds.py)", env="CATEGORY_THRESHOLDS",
+        flag="--category-thresholds", key="thresholds", alias="thresholds", metavar="CODE=N,...",
+        stricter="lower, each", show_default=False)
     max_new_tokens: Whole = setting(
         SAMPLING.max_new_tokens, "the reply length a visitor may ask for at most", env="MAX_NEW_TOKENS", stricter="lower",
         ge=1, le=4096)

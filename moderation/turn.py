@@ -33,12 +33,13 @@ import unicodedata
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 from chat import ChatBackend, ChatError, GenerationSettings
 from guard.base import Guard
 from guard.policy import Policy
 from guard.verdict import AGENT, USER, Verdict, failed_verdict
+from moderation.thresholds import decide, floor
 
 STREAM_FIRST, HOLD = "stream-first", "hold"
 FIRST, PARALLEL = "first", "parallel"  # the prompt check: before generation starts, or beside it
@@ -57,6 +58,7 @@ class TurnSettings:
     each); 0 checks only the finished reply."""
 
     threshold: float = 0.5
+    category_thresholds: Mapping[str, float] = field(default_factory=dict)  # code -> its own (moderation.thresholds)
     check_every: int = 16
     stream_policy: str = STREAM_FIRST
     policy: Policy = field(default_factory=Policy)
@@ -162,10 +164,15 @@ class Judge:
         self._futures: list[Future] = []
 
     def submit(self, conversation: list[dict]) -> Future:
-        s = self.settings
-        future = self.pool.submit(self.guard.check, conversation, s.policy, s.threshold)
+        future = self.pool.submit(self._check, conversation)
         self._futures.append(future)
         return future
+
+    def _check(self, conversation: list[dict]) -> Verdict:
+        """The guard asked at the lowest threshold in force, then the per-category rule."""
+        s = self.settings
+        verdict = self.guard.check(conversation, s.policy, floor(s.threshold, s.category_thresholds))
+        return decide(verdict, s.threshold, s.category_thresholds)
 
     def result(self, future: Future, role: str) -> Verdict:
         try:

@@ -4,6 +4,7 @@
     python -m guard.evaluate --split test --json   # the test split (once per committed model)
     python -m guard.evaluate --split sample        # every 10th test example (what CI checks)
     python -m guard.evaluate --split test --write-figures   # also update guard/data/offline_figures.json
+    python -m guard.evaluate --split test --labels labels.tsv --model new.safetensors   # before / after
 
 Reads guard/data/examples.tsv (written by `python -m guard.train`) and the committed model,
 and judges every example the way OfflineGuard.check does (normalised text, every window).
@@ -12,6 +13,11 @@ Llama Guard's default), AUPRC, recall at 1% and 5% FPR (the threshold that lets 
 of benign examples through), over-refusal on benign-edgy prompts (benign prompts with
 words of harm, see guard.training.dataset.benign_edgy), per-category recall with n, and
 the median latency of OfflineGuard.check on 50 of the split's prompts.
+
+With --model (a model trained with `python -m guard.train --with-labels`), it compares
+the committed model (before) with that one (after) on the split, and with --labels FILE
+also on the `heldout` rows of a file of `python -m moderation.log dataset` (rows no
+training run reads).
 """
 
 from __future__ import annotations
@@ -26,8 +32,10 @@ from pathlib import Path
 import torch  # the figures record torch's thread count
 
 from guard.offline import OfflineGuard
+from guard.offline_model import Network
 from guard.training.manifest import read_manifest
 from guard.training.metrics import evaluate_rows
+from guard.training.sources import labelled_turns
 
 FIGURES = Path(__file__).resolve().parent.parent / "data" / "offline_figures.json"
 
@@ -68,6 +76,25 @@ def table(result: dict) -> list[str]:
     return lines
 
 
+def label_rows(path: Path) -> list[dict]:
+    """The held-out labelled turns as manifest rows."""
+    return [{"split": "heldout", "label": e.label, "kind": e.kind, "source": e.source, "prompt": e.prompt,
+             "text": e.text} for e in labelled_turns(path, "heldout")]
+
+
+def comparison(models: dict[str, Network], parts: dict[str, list[dict]], threshold: float) -> list[str]:
+    """Each model's precision, recall, FPR and AUPRC per part and side, one line each."""
+    cols = ("n_unsafe", "n_benign", "precision", "recall", "fpr", "auprc")
+    lines = [f"{'':<34}" + "".join(f"{c:>10}" for c in cols)]
+    for part, rows in parts.items():
+        results = {name: evaluate_rows(net, rows, threshold) for name, net in models.items()}
+        for side in ("prompt", "reply"):
+            for name, result in results.items():
+                if side in result:
+                    lines.append(f"{f'{part}, {side}, {name}':<34}" + "".join(f"{result[side][c]:>10}" for c in cols))
+    return lines
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m guard.evaluate", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -75,9 +102,20 @@ def main(argv=None) -> int:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--threshold", type=float, default=0.5)
     p.add_argument("--write-figures", action="store_true", help=f"store the result in {FIGURES.name}")
+    p.add_argument("--model", type=Path, help="compare the committed model (before) with this one (after)")
+    p.add_argument("--labels", type=Path, metavar="FILE",
+                   help="also score the heldout rows of this `python -m moderation.log dataset` file")
     a = p.parse_args(argv)
     rows = select(read_manifest(), a.split)
     guard = OfflineGuard.load()
+    if a.model or a.labels:
+        models = {"before": guard.net, **({"after": OfflineGuard.load(a.model).net} if a.model else {})}
+        try:
+            parts = {a.split: rows, **({"held-out labels": label_rows(a.labels)} if a.labels else {})}
+        except (OSError, ValueError) as exc:
+            p.error(str(exc))
+        print("\n".join([f"threshold {a.threshold:g}"] + comparison(models, parts, a.threshold)))
+        return 0
     result = {"split": a.split, "threshold": a.threshold, "torch_threads": torch.get_num_threads(),
               **evaluate_rows(guard.net, rows, a.threshold)}
     result["median_latency_ms"] = median_latency_ms(guard, rows)

@@ -203,22 +203,43 @@ def read_replies(path: Path = REPLIES) -> list[Example]:
                 for row in csv.DictReader(f, delimiter="\t")]
 
 
+LABELS_SOURCE = "operator labels"
+
+
+def labelled_turns(path: Path, split: str = "train") -> list[Example]:
+    """The rows of one split ("train" or "heldout") of a file written by
+    `python -m moderation.log dataset` (label, kind, prompt, text, split, turn), as examples.
+    Raises ValueError naming the file when it is not such a file."""
+    with Path(path).open(encoding="utf-8") as f:
+        reader = csv.DictReader(f, delimiter="\t")
+        missing = {"split", "label", "kind", "prompt", "text"} - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"{path} is not a labels file of `python -m moderation.log dataset` "
+                             f"(no column {', '.join(sorted(missing))})")
+        return [Example(row["text"].strip(), row["label"], row["kind"], f"{LABELS_SOURCE} ({Path(path).name})",
+                        "the operator's own", (row["prompt"] or "").strip())
+                for row in reader if row["split"] == split and row["text"].strip()]
+
+
 def smoke_texts() -> set[str]:
     """The unit tests' clear cases (guard/data/smoke.tsv), lower-cased: never trained on."""
     with SMOKE.open(encoding="utf-8") as f:
         return {row["text"].strip().lower() for row in csv.DictReader(f, delimiter="\t")}
 
 
-def all_examples(cache: Path | None, tiny: bool = False, with_generated: bool = True) -> list[Example]:
+def all_examples(cache: Path | None, tiny: bool = False, with_generated: bool = True,
+                 first: list[Example] = ()) -> list[Example]:
     """Every example, deduplicated by (kind, prompt, text) (first source wins), the smoke
     cases left out, in a fixed order. tiny: the committed hand-written tables only (no
     download), for the CI run of the training loop. with_generated: also the offline chat
-    model's own replies (guard.training.replies)."""
+    model's own replies (guard.training.replies). first: examples that come before all
+    others (the operator's labels: a labelled text wins over the same text elsewhere)."""
     examples = handwritten() + handwritten(HANDWRITTEN_MORE) + handwritten(HANDWRITTEN_EXTRA)
     if not tiny:
         pyrit, inspect_evals = fetch_wheel(PYRIT, cache), fetch_wheel(INSPECT_EVALS, cache)
         examples = (advbench(pyrit) + pyrit_airt(pyrit) + freshqa(inspect_evals) + writingbench(inspect_evals)
                     + examples + (read_replies() if with_generated else []))
+    examples = list(first) + examples
     seen, unique = smoke_texts(), []
     for e in examples:
         key = (e.kind, e.prompt.lower(), e.text.lower())

@@ -4,6 +4,7 @@
     python -m guard.train --check      # train and report on validation; write nothing
     python -m guard.train --tiny --out /tmp/m.safetensors   # a minute-long run (CI)
     python -m guard.train --without-chat-replies   # leave out the chat model's own replies
+    python -m guard.train --with-labels labels.tsv  # also the operator's labelled turns (their train rows)
 
 Steps, all with a fixed seed (guard.training.dataset says how the data is split):
 read the examples, group near-duplicates and give each group one split (train /
@@ -31,9 +32,8 @@ import torch  # training needs it from the first step
 from guard.offline_model import CLASSES, MODEL_PATH, WINDOW, Network
 from guard.training.manifest import MANIFEST, write_manifest
 from guard.training.metrics import report_validation
-from guard.training.sources import all_examples
-from guard.training.trainer import (Trainer, base_embedder, choose_offsets, dataset, fit_temperature,
-                                    training_inputs)
+from guard.training.sources import LABELS_SOURCE, all_examples, labelled_turns
+from guard.training.trainer import Trainer, base_embedder, choose_offsets, dataset, fit_temperature, training_inputs
 
 
 def parser() -> argparse.ArgumentParser:
@@ -52,6 +52,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="train and report, but write no files")
     p.add_argument("--without-chat-replies", action="store_true",
                    help="leave out the offline chat model's own replies (guard/data/smollm2_replies.tsv)")
+    p.add_argument("--with-labels", type=Path, metavar="FILE",
+                   help="also train on the `train` rows of a file written by `python -m moderation.log dataset` "
+                        "(its `heldout` rows are left for `python -m guard.evaluate --labels FILE`)")
     return p
 
 
@@ -73,16 +76,28 @@ def main(argv=None) -> int:
     a = parser().parse_args(argv)
     torch.manual_seed(a.seed)
     started = time.perf_counter()
+    try:
+        labels = labelled_turns(a.with_labels) if a.with_labels else []
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if a.with_labels:
+        print(f"labels: {len(labels)} examples from {a.with_labels}", flush=True)
     net = Network.base()
-    examples = all_examples(a.cache, tiny=a.tiny, with_generated=not a.without_chat_replies)
+    examples = all_examples(a.cache, tiny=a.tiny, with_generated=not a.without_chat_replies, first=labels)
     items = dataset(examples, a.seed, base_embedder(net))
     train = [i for i in items if i.split == "train"]
     val = [i for i in items if i.split == "validation"]
     if a.tiny:
         rng = random.Random(a.seed)
-        train, val, a.epochs = rng.sample(train, min(200, len(train))), rng.sample(val, min(100, len(val))), 1
+        own = [i for i in train if i.example.source.startswith(LABELS_SOURCE)]  # kept whole
+        rest = [i for i in train if not i.example.source.startswith(LABELS_SOURCE)]
+        train, val, a.epochs = own + rng.sample(rest, min(200, len(rest))), rng.sample(val, min(100, len(val))), 1
     print(f"examples: {len(items)}; train {len(train)}, validation {len(val)}, "
           f"test {sum(i.split == 'test' for i in items)} (not read here)", flush=True)
+    if a.with_labels:
+        print("labelled examples in train: " + str(sum(i.example.source.startswith(LABELS_SOURCE) for i in train)),
+              flush=True)
 
     trainer = Trainer(net, a.seed, a.lr, a.batch)
     hidden = trainer.cache([training_inputs(net, i) for i in train])

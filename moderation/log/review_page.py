@@ -4,7 +4,9 @@ Filters and queues on top, the turns newest first, and below them the selected t
 as its session's conversation, with the labelling bar: pick the verdict, the categories
 it should have had and a note, then *Correct*, *False positive* or *False negative*. From
 the keyboard, outside a text field: `1` `2` `3` label, `j` / `k` (or ↓ / ↑) go to the next
-/ previous turn. After a label the next turn opens, so a queue is worked through key by key.
+/ previous turn. After a label the next turn opens, so a queue is worked through key by key. The
+*Calibration* section shows what `python -m moderation.log thresholds` prints: the
+thresholds the operator's labels suggest, with their precision, recall and support.
 """
 
 from __future__ import annotations
@@ -14,6 +16,13 @@ import json
 import gradio as gr
 from sqlalchemy.engine import Engine
 
+from moderation.log.calibration import (
+    CALIBRATION_COLUMNS,
+    DEFAULT_TARGET_FPR,
+    calibrate_log,
+    policy_snippet,
+    table_rows,
+)
 from moderation.log.labels import LABELS
 from moderation.log.review import (
     FILTERS,
@@ -95,6 +104,12 @@ def create_review(engine: Engine, author: str = "operator") -> gr.Blocks:
             return (said, "", "", *shown, *open_turn(following(turn_id, ids, shown[-1])))
         return handler
 
+    def calibration(target):
+        if not isinstance(target, (int, float)) or not 0 <= target < 1:
+            raise gr.Error("the target false positive rate is a number from 0 up to 1")
+        cal = calibrate_log(engine, float(target))
+        return table_rows(cal), policy_snippet(cal)
+
     def go(by: int):
         def handler(current: str, rows: list[str]):
             return open_turn(step(current, rows, by))
@@ -148,6 +163,15 @@ def create_review(engine: Engine, author: str = "operator") -> gr.Blocks:
         latency = gr.Dataframe(headers=LATENCY_COLUMNS, interactive=False, elem_id="latency",
                                label="Guard latency per stage (ms)")
         downloads = gr.HTML(elem_id="downloads")
+        with gr.Accordion("Calibration: thresholds from the operator's labels", open=False, elem_id="calibration"):
+            gr.Markdown("The lowest threshold that flags at most the target share of truly safe verdicts; a number "
+                        "needs 5 labels of each kind (docs/log.md, *Calibration*).")
+            with gr.Row():
+                target = gr.Number(DEFAULT_TARGET_FPR, label="Target false positive rate", minimum=0, maximum=0.99,
+                                   step=0.01, elem_id="target-fpr")
+                compute = gr.Button("Suggest thresholds", elem_id="calibrate")
+            suggested = gr.Dataframe(headers=CALIBRATION_COLUMNS, interactive=False, elem_id="calibration-table")
+            snippet = gr.Code(language=None, label="Policy file (TOML)", elem_id="calibration-snippet")
 
         by_name = dict(outcome=outcome, category=category, since=since, until=until, text=text, session=session,
                        score_min=score_min, score_max=score_max, labelled=labelled, queue=queue)
@@ -162,6 +186,7 @@ def create_review(engine: Engine, author: str = "operator") -> gr.Blocks:
         for kind, button in label_buttons.items():
             button.click(label_and_go_on(kind), [turn_id, verdict, should, note, ids, *filters],
                          [said, should, note, *shown, *opened], api_visibility="private")
+        compute.click(calibration, target, [suggested, snippet], api_visibility="private")
         for button, by in ((previous, -1), (following_, 1)):
             button.click(go(by), [turn_id, ids], opened, api_visibility="private")
     return page

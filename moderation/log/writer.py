@@ -51,6 +51,7 @@ def policy_json(settings: TurnSettings) -> str:
     """The moderation settings in force for a turn, as canonical JSON (sorted keys)."""
     p = settings.policy
     doc = {"threshold": settings.threshold, "check_every": settings.check_every,
+           **({"thresholds": dict(settings.category_thresholds)} if settings.category_thresholds else {}),
            "stream_policy": settings.stream_policy,
            "enabled": [c.code for c in p.enabled()],
            "custom": [{"code": c.code, "name": c.name, "description": c.description} for c in p.custom],
