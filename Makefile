@@ -10,6 +10,8 @@ run: setup
 	$(BIN)/python app.py $(ARGS)
 
 test: setup-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest $(ARGS)
 
 setup: $(VENV)/.runtime

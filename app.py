@@ -74,8 +74,9 @@ def start(config, *, block: bool = True, quiet: bool = False, models: Models | N
     served = Served(demo, models, turn_log, guard_pool, owns_models)
     extras = [openai_api(models, config, turn_log, admission, guard_pool), *server_extras(config, turn_log, metrics)]
     try:
-        launch(demo, dict(launch_options(config), quiet=quiet), extras, block=block,
-               trusted_proxies=config.trusted_proxies)
+        launch(
+            demo, dict(launch_options(config), quiet=quiet), extras, block=block, trusted_proxies=config.trusted_proxies
+        )
     except BaseException:
         served.close()
         raise

@@ -61,7 +61,7 @@ def main(argv=None) -> None:
         t0 = time.perf_counter()
         with torch.inference_mode():
             out = chat.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kwargs)
-        return time.perf_counter() - t0, out[0, ids.shape[1]:].tolist()
+        return time.perf_counter() - t0, out[0, ids.shape[1] :].tolist()
 
     def streamed() -> tuple[float, float, str]:
         t0, first, text = time.perf_counter(), None, ""
@@ -82,12 +82,19 @@ def main(argv=None) -> None:
     tokens = len(bare_ids)
     bare_tps, stream_tps = tokens / statistics.median(bare_s), tokens / statistics.median(stream_s)
     result = {
-        "model": chat.label, "device": str(chat.model.device), "torch_threads": torch.get_num_threads(),
-        "runs": a.runs, "generated_tokens": tokens, "same_text": same_text,
-        "bare_tokens_per_s": round(bare_tps, 2), "stream_tokens_per_s": round(stream_tps, 2),
+        "model": chat.label,
+        "device": str(chat.model.device),
+        "torch_threads": torch.get_num_threads(),
+        "runs": a.runs,
+        "generated_tokens": tokens,
+        "same_text": same_text,
+        "bare_tokens_per_s": round(bare_tps, 2),
+        "stream_tokens_per_s": round(stream_tps, 2),
         "stream_over_bare_tokens_per_s": round(stream_tps / bare_tps, 3),
-        "ttft_ms": {"stream": round(statistics.median(ttft_stream) * 1000, 1),
-                    "bare": round(statistics.median(ttft_bare) * 1000, 1)},
+        "ttft_ms": {
+            "stream": round(statistics.median(ttft_stream) * 1000, 1),
+            "bare": round(statistics.median(ttft_bare) * 1000, 1),
+        },
     }
     print(json.dumps(result) if a.json else "\n".join(f"{k:>30}: {v}" for k, v in result.items()))
 

@@ -22,11 +22,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from chat import GenerationSettings  # noqa: E402
-from chat.local import LocalChat  # noqa: E402
 from reference_templates import LLAMA3_INSTRUCT  # noqa: E402
 from test_chat_context import CountingTokenizer, quadratic_fit  # noqa: E402
 from tiny_models import build_tiny_llama  # noqa: E402
+
+from chat import GenerationSettings  # noqa: E402
+from chat.local import LocalChat  # noqa: E402
 from weights import load_causal_lm  # noqa: E402
 
 
@@ -56,13 +57,22 @@ def main() -> None:
     for pairs in args.pairs:
         msgs = history(pairs)
         counting.calls = 0
-        linear_s, fitted = timed(lambda: chat.fit(msgs, settings))
+        linear_s, fitted = timed(lambda msgs=msgs: chat.fit(msgs, settings))
         linear_calls, counting.calls = counting.calls, 0
-        old_s, (kept, dropped) = timed(lambda: quadratic_fit(msgs, lambda m: len(chat.prompt_ids(m)),
-                                                             args.window, 512))
-        rows.append(dict(pairs=pairs, linear_s=round(linear_s, 3), old_s=round(old_s, 3),
-                         old_over_linear=round(old_s / linear_s, 1), linear_calls=linear_calls,
-                         old_calls=counting.calls, same=(kept, dropped) == (fitted.messages, fitted.dropped)))
+        old_s, (kept, dropped) = timed(
+            lambda msgs=msgs: quadratic_fit(msgs, lambda m: len(chat.prompt_ids(m)), args.window, 512)
+        )
+        rows.append(
+            dict(
+                pairs=pairs,
+                linear_s=round(linear_s, 3),
+                old_s=round(old_s, 3),
+                old_over_linear=round(old_s / linear_s, 1),
+                linear_calls=linear_calls,
+                old_calls=counting.calls,
+                same=(kept, dropped) == (fitted.messages, fitted.dropped),
+            )
+        )
     if args.json:
         print(json.dumps(rows, indent=1))
     else:

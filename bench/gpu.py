@@ -66,8 +66,10 @@ def bench_module(name: str):
 
 def report(section: str, value) -> None:
     RESULT[section] = value
-    print(json.dumps({"section": section, "elapsed_s": round(time.perf_counter() - STARTED, 1), section: value}),
-          flush=True)
+    print(
+        json.dumps({"section": section, "elapsed_s": round(time.perf_counter() - STARTED, 1), section: value}),
+        flush=True,
+    )
 
 
 def attempt(work):
@@ -95,10 +97,19 @@ def build_model(shape: str, dtype, device: str, seed: int):
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
     layers, hidden, intermediate, heads, kv_heads = SHAPES[shape]
-    config = LlamaConfig(vocab_size=128_256, hidden_size=hidden, intermediate_size=intermediate,
-                         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
-                         max_position_embeddings=8192, rope_theta=500000.0, bos_token_id=128000,
-                         eos_token_id=[128001, 128009], tie_word_embeddings=False)
+    config = LlamaConfig(
+        vocab_size=128_256,
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=8192,
+        rope_theta=500000.0,
+        bos_token_id=128000,
+        eos_token_id=[128001, 128009],
+        tie_word_embeddings=False,
+    )
     torch.manual_seed(seed)
     default = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
@@ -115,6 +126,7 @@ def pair(chat_model, guard_model, label: str):
     """LocalChat and LlamaGuard around the two models, with the real tokenizer and templates."""
     import reference_templates
     import tiny_models
+
     from chat.local import LocalChat
     from guard.llama_guard import LlamaGuard
     from guard.local import LocalGuardModel
@@ -175,8 +187,11 @@ def thread_probe(chat, tokens: int, runs: int) -> dict:
             rates[name].append(way())
     jobs.put(None)
     median = {k: round(statistics.median(v), 1) for k, v in rates.items()}
-    return {"tokens_per_s": median, "all_runs": {k: [round(x, 1) for x in v] for k, v in rates.items()},
-            "torch_threads": torch.get_num_threads()}
+    return {
+        "tokens_per_s": median,
+        "all_runs": {k: [round(x, 1) for x in v] for k, v in rates.items()},
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def stream_breakdown(chat, tokens: int, runs: int, full: bool = True) -> dict:
@@ -233,8 +248,9 @@ def stream_breakdown(chat, tokens: int, runs: int, full: bool = True) -> dict:
         "bare_main_thread": generate,
         "bare_kept_thread": lambda: in_kept(generate),
         "halt_criterion": lambda: in_thread(lambda: generate(stopping_criteria=_halting_criteria(threading.Event()))),
-        "hf_text_streamer": lambda: consumed(TextIteratorStreamer(chat.tokenizer, skip_prompt=True,
-                                                                  skip_special_tokens=True), text_streamer),
+        "hf_text_streamer": lambda: consumed(
+            TextIteratorStreamer(chat.tokenizer, skip_prompt=True, skip_special_tokens=True), text_streamer
+        ),
         "token_pipe": lambda: consumed(TokenPipe(), token_pipe),
         "LocalChat.stream": local_stream,
     }
@@ -256,14 +272,19 @@ def stream_breakdown(chat, tokens: int, runs: int, full: bool = True) -> dict:
     per_token = {k: statistics.median(v) for k, v in seconds.items()}
     bare = per_token["bare_main_thread"]  # what a caller without streaming would run
     t0 = time.perf_counter()
-    in_thread(lambda: chat.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                                          **dict(kwargs, max_new_tokens=1)))
+    in_thread(
+        lambda: chat.model.generate(
+            input_ids=ids, attention_mask=torch.ones_like(ids), **dict(kwargs, max_new_tokens=1)
+        )
+    )
     bare_first = time.perf_counter() - t0
     t0 = time.perf_counter()
     next(iter(chat.stream(messages, settings)))
     stream_first = time.perf_counter() - t0
     return {
-        "tokens": tokens, "runs": runs, "prompt_tokens": ids.shape[1],
+        "tokens": tokens,
+        "runs": runs,
+        "prompt_tokens": ids.shape[1],
         "tokens_per_s": {k: round(1 / v, 1) for k, v in per_token.items()},
         "ms_per_token": {k: round(v * 1000, 2) for k, v in per_token.items()},
         "over_bare": {k: round(bare / v, 3) for k, v in per_token.items()},
@@ -291,9 +312,11 @@ def profile_threads(chat, tokens: int) -> dict:
             chat.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kwargs)
         wall = time.perf_counter() - t0
         events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
-        return {"wall_ms": round(wall * 1000, 1),
-                "self_cpu_ms_total": round(sum(e.self_cpu_time_total for e in events) / 1000, 1),
-                "top": [[e.key, e.count, round(e.self_cpu_time_total / 1000, 2)] for e in events[:10]]}
+        return {
+            "wall_ms": round(wall * 1000, 1),
+            "self_cpu_ms_total": round(sum(e.self_cpu_time_total for e in events) / 1000, 1),
+            "top": [[e.key, e.count, round(e.self_cpu_time_total / 1000, 2)] for e in events[:10]],
+        }
 
     profiled()  # warm-up
     return {"main_thread": profiled(), "new_thread": in_thread(profiled)}
@@ -307,15 +330,17 @@ def guard_latencies(guard, sizes: list[int], runs: int) -> dict:
     user_tokens = len(tokenizer(user, add_special_tokens=False).input_ids)
 
     def conversation(reply_tokens: int):
-        return [{"role": "user", "content": user},
-                {"role": "assistant", "content": bench_guard.reply_text(tokenizer, reply_tokens)}]
+        return [
+            {"role": "user", "content": user},
+            {"role": "assistant", "content": bench_guard.reply_text(tokenizer, reply_tokens)},
+        ]
 
     backend, out = guard.backend, {}
     for size in sizes:
         reply = max(16, size - user_tokens - 4)
         full, shorter = conversation(reply), conversation(reply - 16)
         times: dict[str, list[float]] = {"uncached": [], "cached_prefix": [], "incremental": []}
-        for i in range(runs + 1):  # the first round warms up
+        for _ in range(runs + 1):  # the first round warms up
             backend.reuse_prefix = False
             t0 = time.perf_counter()
             guard.check(full, threshold=1.0)
@@ -330,13 +355,18 @@ def guard_latencies(guard, sizes: list[int], runs: int) -> dict:
             verdict = turn.check(full, threshold=1.0)
             times["incremental"].append(time.perf_counter() - t0)
             assert verdict.parsed, verdict.error
-        q = lambda v, p: round(statistics.quantiles(v[1:], n=20, method="inclusive")[p] * 1000, 2) if len(v) > 2 \
-            else round(max(v[1:]) * 1000, 2)  # noqa: E731
+
+        def q(v, p):
+            if len(v) > 2:
+                return round(statistics.quantiles(v[1:], n=20, method="inclusive")[p] * 1000, 2)
+            return round(max(v[1:]) * 1000, 2)
+
         out[f"{size}_tokens"] = {
             "p50_ms": {k: round(statistics.median(v[1:]) * 1000, 2) for k, v in times.items()},
             "p95_ms": {k: q(v, 18) for k, v in times.items()},
-            "incremental_over_cached_prefix": round(statistics.median(times["incremental"][1:])
-                                                    / statistics.median(times["cached_prefix"][1:]), 3),
+            "incremental_over_cached_prefix": round(
+                statistics.median(times["incremental"][1:]) / statistics.median(times["cached_prefix"][1:]), 3
+            ),
         }
     return out
 
@@ -346,9 +376,17 @@ def turns(chat, guard, tokens: int, runs: int, every_8: bool = True) -> dict:
     from moderation.turn import TurnSettings
 
     generation = GenerationSettings(temperature=0.0, max_new_tokens=tokens, seed=0)
-    variants = {mode: TurnSettings(threshold=1.0, check_every=16, stream_policy="stream-first",
-                                   generation=generation, prompt_check=mode, guard_timeout_s=120.0)
-                for mode in ("first", "parallel")}
+    variants = {
+        mode: TurnSettings(
+            threshold=1.0,
+            check_every=16,
+            stream_policy="stream-first",
+            generation=generation,
+            prompt_check=mode,
+            guard_timeout_s=120.0,
+        )
+        for mode in ("first", "parallel")
+    }
     if every_8:  # what halving the check interval costs (it halves the stream-first exposure)
         variants["parallel_every_8"] = replace(variants["parallel"], check_every=8)
     bench_turn = bench_module("turn")
@@ -371,10 +409,17 @@ def main(argv=None) -> None:
     p.add_argument("--runs", type=int, default=None, help="timed runs per figure (default 3; --small 2)")
     p.add_argument("--no-4bit", action="store_true", help="skip the --load-in-4bit section")
     p.add_argument("--budget-s", type=float, default=280.0, help="skip sections that would run past this")
-    p.add_argument("--torch-threads", type=int, default=None,
-                   help="torch.set_num_threads before anything runs (default: torch's own)")
-    p.add_argument("--sections", default="stream,guard,turn,4bit",
-                   help="comma-separated sections to run: stream, threads, profile, guard, turn, 4bit")
+    p.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads before anything runs (default: torch's own)",
+    )
+    p.add_argument(
+        "--sections",
+        default="stream,guard,turn,4bit",
+        help="comma-separated sections to run: stream, threads, profile, guard, turn, 4bit",
+    )
     a = p.parse_args(argv)
     wanted = set(a.sections.split(","))
 
@@ -389,10 +434,20 @@ def main(argv=None) -> None:
     tokens = a.tokens or (16 if a.small else 64)
     runs = a.runs or (2 if a.small else 3)
     sizes = [64, 512] if a.small and not cuda else [64, 512, 2048]
-    report("machine", {"device": torch.cuda.get_device_name(0) if cuda else "cpu", "torch": torch.__version__,
-                       "transformers": transformers.__version__, "shape": shape, "layers_hidden_mlp_heads_kv":
-                       SHAPES[shape], "dtype": str(dtype).removeprefix("torch."), "tokens": tokens, "runs": runs,
-                       "torch_threads": torch.get_num_threads()})
+    report(
+        "machine",
+        {
+            "device": torch.cuda.get_device_name(0) if cuda else "cpu",
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "shape": shape,
+            "layers_hidden_mlp_heads_kv": SHAPES[shape],
+            "dtype": str(dtype).removeprefix("torch."),
+            "tokens": tokens,
+            "runs": runs,
+            "torch_threads": torch.get_num_threads(),
+        },
+    )
     if not cuda and not a.small:
         report("error", "no CUDA GPU: the 8B shape needs one (try --small)")
         return
@@ -400,13 +455,20 @@ def main(argv=None) -> None:
     t0 = time.perf_counter()
     chat, guard = pair(build_model(shape, dtype, device, 0), build_model(shape, dtype, device, 1), shape)
     sync()
-    report("build", {"seconds": round(time.perf_counter() - t0, 1),
-                     "gpu_memory_gib": round(torch.cuda.memory_allocated() / 2**30, 1) if cuda else None})
-    sections = {"stream": lambda: stream_breakdown(chat, tokens, runs),
-                "threads": lambda: thread_probe(chat, tokens, runs),
-                "profile": lambda: profile_threads(chat, min(tokens, 16)),
-                "guard": lambda: guard_latencies(guard, sizes, runs * 3),
-                "turn": lambda: turns(chat, guard, tokens * 2, runs)}
+    report(
+        "build",
+        {
+            "seconds": round(time.perf_counter() - t0, 1),
+            "gpu_memory_gib": round(torch.cuda.memory_allocated() / 2**30, 1) if cuda else None,
+        },
+    )
+    sections = {
+        "stream": lambda: stream_breakdown(chat, tokens, runs),
+        "threads": lambda: thread_probe(chat, tokens, runs),
+        "profile": lambda: profile_threads(chat, min(tokens, 16)),
+        "guard": lambda: guard_latencies(guard, sizes, runs * 3),
+        "turn": lambda: turns(chat, guard, tokens * 2, runs),
+    }
     for name, work in sections.items():
         if name in wanted:
             measure(name, work)
@@ -440,9 +502,12 @@ def four_bit(chat, guard, tokens: int, runs: int) -> dict:
     t0 = time.perf_counter()
     chat4 = load_chat(str(folder), LoadOptions(load_in_4bit=True))
     guard4 = load_guard(str(folder), version="llama-guard-2", load_in_4bit=True)
-    out = {"save_s": round(saved, 1), "load_s": round(time.perf_counter() - t0, 1),
-           "linear_weight_dtype": str(chat4.model.model.layers[0].mlp.up_proj.weight.dtype),
-           "gpu_memory_gib": round(torch.cuda.memory_allocated() / 2**30, 1)}
+    out = {
+        "save_s": round(saved, 1),
+        "load_s": round(time.perf_counter() - t0, 1),
+        "linear_weight_dtype": str(chat4.model.model.layers[0].mlp.up_proj.weight.dtype),
+        "gpu_memory_gib": round(torch.cuda.memory_allocated() / 2**30, 1),
+    }
     out["stream"] = attempt(lambda: stream_breakdown(chat4, tokens, max(2, runs - 1), full=False))
     out["guard"] = attempt(lambda: guard_latencies(guard4, [512], runs * 2))
     out["turn"] = attempt(lambda: turns(chat4, guard4, tokens, max(2, runs - 1), every_8=False))

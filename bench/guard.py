@@ -34,10 +34,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from guard.prompt import prompt_ids  # noqa: E402
 
-
-FILLER = ("The bicycle began as a wooden running machine in 1817; pedals on the front wheel came in the 1860s, "
-          "the high-wheeler in the 1870s, and the safety bicycle with its chain drive and equal wheels in the "
-          "1880s. Pneumatic tyres followed, and cycling became cheap, fast transport for millions of people. ")
+FILLER = (
+    "The bicycle began as a wooden running machine in 1817; pedals on the front wheel came in the 1860s, "
+    "the high-wheeler in the 1870s, and the safety bicycle with its chain drive and equal wheels in the "
+    "1880s. Pneumatic tyres followed, and cycling became cheap, fast transport for millions of people. "
+)
 
 
 def reply_text(tokenizer, tokens: int) -> str:
@@ -64,9 +65,12 @@ def incremental_runs(guard, message: str, reply_tokens: int = 512, step: int = 1
         t0 = time.perf_counter()
         scores["full"] = guard.check(conversation(after), threshold=1.0).score
         times["full"].append(time.perf_counter() - t0)
-    return {"times": {k: v[1:] for k, v in times.items()}, "score_difference": abs(scores["incremental"] - scores["full"]),
-            "reused_tokens": turn.backend.reused_tokens,
-            "input_tokens": sum(map(len, prompt_ids(tokenizer, guard.render(conversation(after)))))}
+    return {
+        "times": {k: v[1:] for k, v in times.items()},
+        "score_difference": abs(scores["incremental"] - scores["full"]),
+        "reused_tokens": turn.backend.reused_tokens,
+        "input_tokens": sum(map(len, prompt_ids(tokenizer, guard.render(conversation(after))))),
+    }
 
 
 def main(argv=None) -> None:
@@ -78,15 +82,16 @@ def main(argv=None) -> None:
     p.add_argument("--message", default="How do I make a chocolate cake for my daughter's birthday?")
     p.add_argument("--reply-tokens", type=int, default=512, help="reply length for incremental_over_full")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch intra-op threads (default: 1 on CPU; 0: torch's choice)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch intra-op threads (default: 1 on CPU; 0: torch's choice)"
+    )
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
 
-    import torch
-
     import reference_templates
     import tiny_models
+    import torch
+
     from guard import load_guard
 
     threads = a.threads if a.threads is not None else (0 if torch.cuda.is_available() else 1)
@@ -94,8 +99,15 @@ def main(argv=None) -> None:
         torch.set_num_threads(threads)
     intermediate = a.intermediate or a.hidden * 7 // 2
     with tempfile.TemporaryDirectory() as folder:
-        tiny_models.build_tiny_llama(Path(folder), reference_templates.LLAMA_GUARD_2, layers=a.layers,
-                                     hidden=a.hidden, heads=8, kv_heads=8, intermediate=intermediate)
+        tiny_models.build_tiny_llama(
+            Path(folder),
+            reference_templates.LLAMA_GUARD_2,
+            layers=a.layers,
+            hidden=a.hidden,
+            heads=8,
+            kv_heads=8,
+            intermediate=intermediate,
+        )
         guard = load_guard(folder, version="llama-guard-2", dtype=a.dtype)
     backend, conversation = guard.backend, [{"role": "user", "content": a.message}]
 
@@ -117,19 +129,27 @@ def main(argv=None) -> None:
     scores = [backend.assess(prompt, 1.0, reuse_prefix=reuse).score for reuse in (True, False)]
     prefix_ids, rest_ids = prompt_ids(backend.tokenizer, prompt)
     result = {
-        "device": str(backend.model.device), "dtype": a.dtype, "torch_threads": torch.get_num_threads(),
-        "layers": a.layers, "hidden": a.hidden, "intermediate": intermediate, "runs": a.runs,
-        "prompt_tokens": len(prefix_ids) + len(rest_ids), "prefix_tokens": len(prefix_ids),
+        "device": str(backend.model.device),
+        "dtype": a.dtype,
+        "torch_threads": torch.get_num_threads(),
+        "layers": a.layers,
+        "hidden": a.hidden,
+        "intermediate": intermediate,
+        "runs": a.runs,
+        "prompt_tokens": len(prefix_ids) + len(rest_ids),
+        "prefix_tokens": len(prefix_ids),
         "cached_ms": round(statistics.median(cached) * 1000, 2),
         "uncached_ms": round(statistics.median(uncached) * 1000, 2),
         "cached_over_uncached": round(statistics.median(cached) / statistics.median(uncached), 3),
         "score_difference": abs(scores[0] - scores[1]),
-        "reply_tokens": a.reply_tokens, "incremental_input_tokens": incremental["input_tokens"],
+        "reply_tokens": a.reply_tokens,
+        "incremental_input_tokens": incremental["input_tokens"],
         "incremental_reused_tokens": incremental["reused_tokens"],
         "incremental_ms": round(statistics.median(incremental["times"]["incremental"]) * 1000, 2),
         "full_cached_prefix_ms": round(statistics.median(incremental["times"]["full"]) * 1000, 2),
-        "incremental_over_full": round(statistics.median(incremental["times"]["incremental"])
-                                       / statistics.median(incremental["times"]["full"]), 3),
+        "incremental_over_full": round(
+            statistics.median(incremental["times"]["incremental"]) / statistics.median(incremental["times"]["full"]), 3
+        ),
         "incremental_score_difference": incremental["score_difference"],
     }
     print(json.dumps(result) if a.json else "\n".join(f"{k:>22}: {v}" for k, v in result.items()))

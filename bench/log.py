@@ -26,9 +26,10 @@ sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).
 
 def play_all(n: int, words: int, log=None) -> int:
     from log_fakes import PacedChat
+    from test_turn import FakeGuard
+
     from moderation.log import TurnMeta
     from moderation.turn import TurnSettings, run_turn
-    from test_turn import FakeGuard
 
     settings, checks = TurnSettings(check_every=4), [0] * n
 
@@ -37,7 +38,7 @@ def play_all(n: int, words: int, log=None) -> int:
         states = run_turn(guard, chat, [], f"turn {i}", settings)
         if log is not None:
             states = log.record(states, TurnMeta.of(settings, guard, chat, f"s{i}"))
-        for state in states:
+        for state in states:  # noqa: B007  (the last state is kept)
             pass
         checks[i] = len(state.checks)
 
@@ -74,11 +75,17 @@ def main() -> None:
         lags.append(time.perf_counter() - t0 - logged[-1])
         rates.append(rows / (time.perf_counter() - t0))
     log.close()
-    result = {"db": "postgresql" if "://" in db else "sqlite", "turns": a.turns, "words": a.words,
-              "bare_s": round(statistics.median(bare), 4), "logged_s": round(statistics.median(logged), 4),
-              "logged_over_bare": round(statistics.median(logged) / statistics.median(bare), 3),
-              "lag_ms": round(statistics.median(lags) * 1000, 1), "rows_per_s": round(statistics.median(rates)),
-              "dropped": log.dropped}
+    result = {
+        "db": "postgresql" if "://" in db else "sqlite",
+        "turns": a.turns,
+        "words": a.words,
+        "bare_s": round(statistics.median(bare), 4),
+        "logged_s": round(statistics.median(logged), 4),
+        "logged_over_bare": round(statistics.median(logged) / statistics.median(bare), 3),
+        "lag_ms": round(statistics.median(lags) * 1000, 1),
+        "rows_per_s": round(statistics.median(rates)),
+        "dropped": log.dropped,
+    }
     print(json.dumps(result) if a.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
 
 

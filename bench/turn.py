@@ -50,9 +50,16 @@ def build_random_guard(folder: Path, shape: str) -> Path:
     import tiny_models
 
     layers, hidden, intermediate, heads, kv_heads = RANDOM_GUARDS[shape]
-    return tiny_models.build_tiny_llama(folder, reference_templates.LLAMA_GUARD_2, layers=layers, hidden=hidden,
-                                        intermediate=intermediate, heads=heads, kv_heads=kv_heads,
-                                        name_or_path=f"random-llama-guard-2-{shape}")
+    return tiny_models.build_tiny_llama(
+        folder,
+        reference_templates.LLAMA_GUARD_2,
+        layers=layers,
+        hidden=hidden,
+        intermediate=intermediate,
+        heads=heads,
+        kv_heads=kv_heads,
+        name_or_path=f"random-llama-guard-2-{shape}",
+    )
 
 
 class WithoutSession:
@@ -78,8 +85,8 @@ def bare_run(chat, messages, settings) -> tuple[float, float, str]:
 
 def moderated_run(guard, chat, prompt, turn_settings, share_cores: bool = True) -> tuple[float, float, str, int]:
     """(total s, first shown text s, reply, checks) of one moderated turn."""
-    from moderation.turn import run_turn
     from compute import cpu
+    from moderation.turn import run_turn
 
     t0, first, state = time.perf_counter(), None, None
     cpu.enabled = share_cores
@@ -120,15 +127,17 @@ def compare(chat, guard, prompt: str, variants: dict, generation, runs: int, pro
     rows: dict[str, list] = {name: [] for name in paths}
     names = list(paths)
     for i in range(runs):
-        for name in names[i % len(names):] + names[:i % len(names)]:
+        for name in names[i % len(names) :] + names[: i % len(names)]:
             rows[name].append(paths[name]())
     med = lambda name, i: statistics.median(r[i] for r in rows[name])  # noqa: E731
     bare_total, bare_first = med("bare", 0), med("bare", 1)
     return {
-        "runs": runs, "reply_chars": len(rows["bare"][0][2]),
+        "runs": runs,
+        "reply_chars": len(rows["bare"][0][2]),
         "same_reply": all(r[2] == rows["bare"][0][2] for name in variants for r in rows[name]),
         "guard_checks_per_turn": {name: rows[name][0][3] for name in variants},
-        "bare_s": round(bare_total, 4), "bare_first_token_ms": round(bare_first * 1000, 1),
+        "bare_s": round(bare_total, 4),
+        "bare_first_token_ms": round(bare_first * 1000, 1),
         "moderated_s": {name: round(med(name, 0), 4) for name in variants},
         "first_token_ms": {name: round(med(name, 1) * 1000, 1) for name in variants},
         "moderated_over_bare": {name: round(med(name, 0) / bare_total, 3) for name in variants},
@@ -141,18 +150,23 @@ def compare(chat, guard, prompt: str, variants: dict, generation, runs: int, pro
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--chat-model", default="offline")
-    p.add_argument("--guard-model", default="offline",
-                   help=f"a guard spec, or random:SHAPE ({', '.join(RANDOM_GUARDS)})")
+    p.add_argument(
+        "--guard-model", default="offline", help=f"a guard spec, or random:SHAPE ({', '.join(RANDOM_GUARDS)})"
+    )
     p.add_argument("--threshold", type=float, default=0.5, help="1.0 lets a random guard pass every check")
     p.add_argument("--prompt", default="Explain in a few sentences how a rainbow forms.")
     p.add_argument("--max-new-tokens", type=int, default=96)
     p.add_argument("--check-every", type=int, default=16)
     p.add_argument("--stream-policy", default="stream-first", choices=["stream-first", "hold"])
     p.add_argument("--prompt-check", default="both", choices=["first", "parallel", "both"])
-    p.add_argument("--baseline", action="store_true",
-                   help="also run the turn as before this change (prompt check first, no incremental checks)")
-    p.add_argument("--no-all-cores", action="store_true",
-                   help="leave out the variants with every computation on all cores (CPU)")
+    p.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also run the turn as before this change (prompt check first, no incremental checks)",
+    )
+    p.add_argument(
+        "--no-all-cores", action="store_true", help="leave out the variants with every computation on all cores (CPU)"
+    )
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -163,9 +177,9 @@ def main(argv=None) -> None:
     import torch
 
     from chat import GenerationSettings, load_chat
+    from compute import cpu
     from guard import load_guard
     from moderation.turn import PARALLEL, TurnSettings
-    from compute import cpu
 
     chat = load_chat(a.chat_model)
     with tempfile.TemporaryDirectory() as folder:
@@ -175,9 +189,17 @@ def main(argv=None) -> None:
         guard = load_guard(spec, dtype="float32" if spec != a.guard_model else "auto", timeout_s=600.0)
     generation = GenerationSettings(temperature=0.0, max_new_tokens=a.max_new_tokens, seed=0)
     modes = ["first", "parallel"] if a.prompt_check == "both" else [a.prompt_check]
-    variants = {mode: TurnSettings(threshold=a.threshold, check_every=a.check_every, stream_policy=a.stream_policy,
-                                   generation=generation, prompt_check=mode, guard_timeout_s=600.0)
-                for mode in modes}  # a generous deadline: a busy machine must not fail the turn
+    variants = {
+        mode: TurnSettings(
+            threshold=a.threshold,
+            check_every=a.check_every,
+            stream_policy=a.stream_policy,
+            generation=generation,
+            prompt_check=mode,
+            guard_timeout_s=600.0,
+        )
+        for mode in modes
+    }  # a generous deadline: a busy machine must not fail the turn
     if a.baseline:
         variants["baseline"] = (WithoutSession(guard), replace(variants[modes[0]], prompt_check="first"))
     probes = {}
@@ -185,15 +207,23 @@ def main(argv=None) -> None:
         variants.update({f"{mode}_all_cores": (guard, variants[mode], False) for mode in modes})
         if PARALLEL in modes:
             probes["prompt_check_on_half_the_cores"] = lambda: prompt_check_on_half_the_cores(
-                guard, chat, a.prompt, a.threshold)
-    result = {"chat_model": chat.label, "guard_model": guard.label, "threshold": a.threshold,
-              "check_every": a.check_every, "stream_policy": a.stream_policy,
-              "torch_threads": torch.get_num_threads(),
-              **compare(chat, guard, a.prompt, variants, generation, a.runs, probes)}
+                guard, chat, a.prompt, a.threshold
+            )
+    result = {
+        "chat_model": chat.label,
+        "guard_model": guard.label,
+        "threshold": a.threshold,
+        "check_every": a.check_every,
+        "stream_policy": a.stream_policy,
+        "torch_threads": torch.get_num_threads(),
+        **compare(chat, guard, a.prompt, variants, generation, a.runs, probes),
+    }
     result["share_cores_over_all_cores"] = {
         f"{mode} {what}": round(result[key][mode] / result[key][f"{mode}_all_cores"], 3)
-        for mode in modes if f"{mode}_all_cores" in variants
-        for what, key in (("first token", "first_token_ms"), ("turn", "moderated_s"))}
+        for mode in modes
+        if f"{mode}_all_cores" in variants
+        for what, key in (("first token", "first_token_ms"), ("turn", "moderated_s"))
+    }
     if a.json:
         print(json.dumps(result))
     else:

@@ -45,10 +45,10 @@ def main(argv=None) -> None:
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
 
-    import torch
-
     import reference_templates
     import tiny_models
+    import torch
+
     from guard import load_guard
     from guard.llama_guard import LlamaGuard
     from guard.remote import RemoteGuardModel
@@ -57,8 +57,15 @@ def main(argv=None) -> None:
     if not torch.cuda.is_available():
         torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as folder:
-        tiny_models.build_tiny_llama(Path(folder), reference_templates.LLAMA_GUARD_2, layers=8, hidden=1024,
-                                     heads=8, kv_heads=8, intermediate=3584)
+        tiny_models.build_tiny_llama(
+            Path(folder),
+            reference_templates.LLAMA_GUARD_2,
+            layers=8,
+            hidden=1024,
+            heads=8,
+            kv_heads=8,
+            intermediate=3584,
+        )
         guard = load_guard(folder, version="llama-guard-2")
     backend = guard.backend
     reply = [{"role": "user", "content": "Explain photosynthesis."}, {"role": "assistant", "content": REPLY}]
@@ -84,12 +91,19 @@ def main(argv=None) -> None:
     remote = fit_conversation(long, remote_guard.render, remote_guard.backend)
     remote_ms = (time.perf_counter() - t0) * 1000
     result = {
-        "device": str(backend.model.device), "torch_threads": torch.get_num_threads(), "runs": a.runs,
-        "reply_prompt_tokens": backend.count(render(reply)), "fit_ms": fit_ms, "check_ms": check_ms,
+        "device": str(backend.model.device),
+        "torch_threads": torch.get_num_threads(),
+        "runs": a.runs,
+        "reply_prompt_tokens": backend.count(render(reply)),
+        "fit_ms": fit_ms,
+        "check_ms": check_ms,
         "fit_over_check": round(fit_ms / check_ms, 4),
-        "long_message_tokens": len(backend.token_ends(words)), "long_message_bytes": len(words.encode()),
-        "local_windows": len(local.conversations), "local_plan_ms": round(local_ms, 1),
-        "remote_windows": len(remote.conversations), "remote_plan_ms": round(remote_ms, 1),
+        "long_message_tokens": len(backend.token_ends(words)),
+        "long_message_bytes": len(words.encode()),
+        "local_windows": len(local.conversations),
+        "local_plan_ms": round(local_ms, 1),
+        "remote_windows": len(remote.conversations),
+        "remote_plan_ms": round(remote_ms, 1),
     }
     print(json.dumps(result) if a.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
 

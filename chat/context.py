@@ -36,15 +36,20 @@ def drop_counts(n: int) -> list[int]:
     return list(range(0, n, 2)) + [n]
 
 
-def fit_messages(messages: Sequence[Message], count_tokens: CountAll, context_window: int,
-                 reply_room: int, count_each: CountEach | None = None) -> Fitted:
+def fit_messages(
+    messages: Sequence[Message],
+    count_tokens: CountAll,
+    context_window: int,
+    reply_room: int,
+    count_each: CountEach | None = None,
+) -> Fitted:
     """The newest messages that fit with `reply_room` tokens to spare. `count_each` (by
     default `count_tokens` of each message alone) counts every message once, in one call."""
     messages = [dict(m) for m in messages]
     if not messages:
         raise ContextTooLong("There is no message to send.")
     system = messages[:1] if messages[0]["role"] == "system" else []
-    history, newest = messages[len(system):-1], messages[-1:]
+    history, newest = messages[len(system) : -1], messages[-1:]
     limit = context_window - reply_room
     renders: dict[int, int] = {}
 
@@ -60,14 +65,18 @@ def fit_messages(messages: Sequence[Message], count_tokens: CountAll, context_wi
         return Fitted(system + newest, 0)
     fixed = system + newest
     each = count_each(history + fixed) if count_each else [count_tokens([m]) for m in history + fixed]
-    start = _estimate(drops, each[:len(history)], used, limit, first_overhead=(
-        (used(len(history)) - sum(each[len(history):])) / len(fixed)))
+    start = _estimate(
+        drops,
+        each[: len(history)],
+        used,
+        limit,
+        first_overhead=((used(len(history)) - sum(each[len(history) :])) / len(fixed)),
+    )
     dropped = drops[_first_fitting(drops, lambda d: used(d) <= limit, start)]
     return Fitted(system + history[dropped:] + newest, dropped)
 
 
-def _estimate(drops: list[int], each: list[int], used: Callable[[int], int], limit: int,
-              first_overhead: float) -> int:
+def _estimate(drops: list[int], each: list[int], used: Callable[[int], int], limit: int, first_overhead: float) -> int:
     """Where in `drops` the cut probably is, from the running totals of `each` (the newest
     message's first) and a per-message overhead: first the one of the system prompt and
     newest message's render (which also carries the prompt's own framing, so it errs
@@ -76,8 +85,7 @@ def _estimate(drops: list[int], each: list[int], used: Callable[[int], int], lim
     kept = [0] + list(accumulate(reversed(each)))  # kept[j]: tokens of the newest j messages
 
     def guess(overhead: float) -> int:
-        return next(i for i, d in enumerate(drops) if base + kept[n - d] + overhead * (n - d) <= limit
-                    or d == n)
+        return next(i for i, d in enumerate(drops) if base + kept[n - d] + overhead * (n - d) <= limit or d == n)
 
     first = guess(max(0.0, first_overhead))
     if drops[first] == n:
@@ -111,4 +119,5 @@ def _too_long(used: int, reply_room: int, context_window: int) -> ContextTooLong
     return ContextTooLong(
         f"The message is too long: it needs {used:,} tokens (with the system prompt) plus "
         f"{reply_room:,} for the reply, and the model reads at most {context_window:,}. "
-        "Shorten it, or lower the maximum reply length.")
+        "Shorten it, or lower the maximum reply length."
+    )

@@ -10,9 +10,16 @@ from weights.offline import OFFLINE_LABEL
 from weights.spec import ENDPOINT, OFFLINE, model_spec
 
 
-def load_chat(spec: str = "offline", options: LoadOptions | None = None, *, base_url: str | None = None,
-              api_key: str | None = None, model_name: str | None = None, context_window: int = CONTEXT_WINDOW,
-              timeout_s: float = 60.0) -> ChatBackend:
+def load_chat(
+    spec: str = "offline",
+    options: LoadOptions | None = None,
+    *,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    model_name: str | None = None,
+    context_window: int = CONTEXT_WINDOW,
+    timeout_s: float = 60.0,
+) -> ChatBackend:
     """Load the chat backend `spec` names.
 
     'offline'          the bundled SmolLM2-135M-Instruct (converted once from its GGUF into

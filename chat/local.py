@@ -21,8 +21,8 @@ from chat.sampling import own_sampler
 from chat.streamer import IncrementalText, TokenPipe
 from chat.workers import GenerationThreads
 from compute import cpu, prepare
-from weights.specials import defuse_messages, special_strings
 from weights import context_window
+from weights.specials import defuse_messages, special_strings
 
 log = logging.getLogger(__name__)
 LLAMA3_EOT = "<|eot_id|>"
@@ -32,8 +32,11 @@ def stop_token_ids(model, tokenizer) -> list[int]:
     """The model's EOS ids plus `<|eot_id|>` where the vocabulary has it (Llama 3 ends
     a turn with it; its model card passes both as eos_token_id)."""
     ids: list[int] = []
-    for value in (model.generation_config.eos_token_id, tokenizer.eos_token_id,
-                  tokenizer.convert_tokens_to_ids(LLAMA3_EOT) if LLAMA3_EOT in tokenizer.get_vocab() else None):
+    for value in (
+        model.generation_config.eos_token_id,
+        tokenizer.eos_token_id,
+        tokenizer.convert_tokens_to_ids(LLAMA3_EOT) if LLAMA3_EOT in tokenizer.get_vocab() else None,
+    ):
         for i in value if isinstance(value, (list, tuple)) else [value]:
             if isinstance(i, int) and i >= 0 and i not in ids:
                 ids.append(i)
@@ -91,8 +94,9 @@ class LocalChat(ChatBackend):
     def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
         """Token ids from the model's own chat template, with the assistant header; special
         tokens typed in a message stay text (weights.specials)."""
-        out = self.tokenizer.apply_chat_template(defuse_messages(messages, self.special_strings),
-                                                 add_generation_prompt=True, tokenize=True, return_dict=True)
+        out = self.tokenizer.apply_chat_template(
+            defuse_messages(messages, self.special_strings), add_generation_prompt=True, tokenize=True, return_dict=True
+        )
         return list(out["input_ids"])
 
     def fit(self, messages: Sequence[Message], settings: GenerationSettings) -> Fitted:
@@ -122,17 +126,25 @@ class LocalChat(ChatBackend):
         with temperature > 0 the call's own sampler (chat.sampling) picks every token."""
         from transformers import LogitsProcessorList  # heavy: loaded with a model, not with the package
 
-        kwargs = dict(max_new_tokens=int(settings.max_new_tokens), do_sample=False,
-                      eos_token_id=self.stop_ids, pad_token_id=self.stop_ids[0] if self.stop_ids else None,
-                      repetition_penalty=float(settings.repetition_penalty),
-                      temperature=None, top_p=None, top_k=None)  # no warpers of generate's own
+        kwargs = dict(
+            max_new_tokens=int(settings.max_new_tokens),
+            do_sample=False,
+            eos_token_id=self.stop_ids,
+            pad_token_id=self.stop_ids[0] if self.stop_ids else None,
+            repetition_penalty=float(settings.repetition_penalty),
+            temperature=None,
+            top_p=None,
+            top_k=None,
+        )  # no warpers of generate's own
         if settings.temperature > 0:
             kwargs["logits_processor"] = LogitsProcessorList(
-                [own_sampler(float(settings.temperature), float(settings.top_p), settings.seed)])
+                [own_sampler(float(settings.temperature), float(settings.top_p), settings.seed)]
+            )
         return kwargs
 
-    def stream(self, messages: Sequence[Message], settings: GenerationSettings,
-               stop: threading.Event | None = None) -> Iterator[str]:
+    def stream(
+        self, messages: Sequence[Message], settings: GenerationSettings, stop: threading.Event | None = None
+    ) -> Iterator[str]:
         import torch  # heavy: loaded with a model, not with the package
 
         ids = torch.tensor([self._fit(messages, settings)[1]], device=self.model.device)
@@ -146,9 +158,13 @@ class LocalChat(ChatBackend):
                 return
             try:
                 with torch.inference_mode(), cpu.running(self.model):
-                    self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), streamer=pipe,
-                                        stopping_criteria=_halting_criteria(halt, stop),
-                                        **self.generate_kwargs(settings))
+                    self.model.generate(
+                        input_ids=ids,
+                        attention_mask=torch.ones_like(ids),
+                        streamer=pipe,
+                        stopping_criteria=_halting_criteria(halt, stop),
+                        **self.generate_kwargs(settings),
+                    )
             except BaseException as exc:  # noqa: BLE001  reported to the consumer below
                 failure.append(exc)
                 pipe.end()

@@ -85,8 +85,15 @@ class RemoteChat(ChatBackend):
     name (default: the first the endpoint lists); `context_window`: the tokens it reads,
     prompt and reply together (the server does not say)."""
 
-    def __init__(self, url: str, *, key: str | None = None, model: str | None = None,
-                 timeout_s: float = 60.0, context_window: int = CONTEXT_WINDOW):
+    def __init__(
+        self,
+        url: str,
+        *,
+        key: str | None = None,
+        model: str | None = None,
+        timeout_s: float = 60.0,
+        context_window: int = CONTEXT_WINDOW,
+    ):
         self.url = api_base(url)
         self.client = openai_client(url, key, timeout_s)
         self.model = model or self._served_model()
@@ -101,16 +108,16 @@ class RemoteChat(ChatBackend):
             raise endpoint_error(self.url, exc) from exc
 
     def fit(self, messages: Sequence[Message], settings: GenerationSettings) -> Fitted:
-        return fit_messages(messages, estimate_tokens, self.context_window, settings.max_new_tokens,
-                            message_estimates)
+        return fit_messages(messages, estimate_tokens, self.context_window, settings.max_new_tokens, message_estimates)
 
-    def stream(self, messages: Sequence[Message], settings: GenerationSettings,
-               stop: threading.Event | None = None) -> Iterator[str]:
+    def stream(
+        self, messages: Sequence[Message], settings: GenerationSettings, stop: threading.Event | None = None
+    ) -> Iterator[str]:
         fitted = self.fit(messages, settings)
         try:
             response = self.client.chat.completions.create(
-                model=self.model, messages=defuse_messages(fitted.messages), stream=True,
-                **request_options(settings))
+                model=self.model, messages=defuse_messages(fitted.messages), stream=True, **request_options(settings)
+            )
         except Exception as exc:
             raise endpoint_error(self.url, exc) from exc
         try:

@@ -18,7 +18,11 @@ def own_sampler(temperature: float, top_p: float, seed: int | None):
     """A logits processor that samples one token per step with its own seeded generator
     (seed None: a fresh random seed). Use one per call: it carries the generator's state."""
     import torch  # heavy: loaded with a model, not with the package
-    from transformers import LogitsProcessor, TemperatureLogitsWarper, TopPLogitsWarper  # heavy: loaded with a model, not with the package
+    from transformers import (  # heavy: loaded with a model, not with the package
+        LogitsProcessor,
+        TemperatureLogitsWarper,
+        TopPLogitsWarper,
+    )
 
     warpers = [TemperatureLogitsWarper(temperature)] + ([TopPLogitsWarper(top_p)] if top_p < 1.0 else [])
 

@@ -63,16 +63,16 @@ class IncrementalText:
 
     def add(self, ids: list[int]) -> str:
         self.ids += ids
-        before = self._decode(self.ids[self._start:self._read])
-        after = self._decode(self.ids[self._start:])
+        before = self._decode(self.ids[self._start : self._read])
+        after = self._decode(self.ids[self._start :])
         if len(after) <= len(before) or after.endswith("\ufffd") or not after.startswith(before):
             return ""
         self._start, self._read = self._read, len(self.ids)
-        return after[len(before):]
+        return after[len(before) :]
 
     def flush(self) -> str:
         """What is still held back, at the end of the reply."""
-        before = self._decode(self.ids[self._start:self._read])
-        after = self._decode(self.ids[self._start:])
+        before = self._decode(self.ids[self._start : self._read])
+        after = self._decode(self.ids[self._start :])
         self._start = self._read = len(self.ids)
-        return after[len(before):] if after.startswith(before) else ""
+        return after[len(before) :] if after.startswith(before) else ""

@@ -1,6 +1,6 @@
 """Choosing the attention kernels of a model on CUDA.
 
-    steady_attention(model)   # once per model, when it is loaded
+steady_attention(model)   # once per model, when it is loaded
 """
 
 from __future__ import annotations

@@ -14,4 +14,3 @@ from guard.taxonomy import LLAMA_GUARD_2, LLAMA_GUARD_3, Category
 from guard.verdict import Verdict
 
 __all__ = ["LLAMA_GUARD_2", "LLAMA_GUARD_3", "Category", "Guard", "Policy", "Verdict", "load_guard"]
-

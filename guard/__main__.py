@@ -25,38 +25,60 @@ from weights import ModelLoadError
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m guard", formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="python -m guard",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Judge a user message or a conversation; print one JSON verdict per line "
-                    "({\"safe\", \"categories\": [{\"code\", \"name\"}], \"score\", ...}).",
+        '({"safe", "categories": [{"code", "name"}], "score", ...}).',
         epilog=__doc__.split("\n\n", 1)[1] + "\nMODEL: a hub id (gated: accept the license on its page and set "
-               "HF_TOKEN), a local folder, a .gguf file, an http(s):// OpenAI-compatible completions endpoint, or "
-               "'offline' (the bundled offline classifier, not Llama Guard). The Llama Guard version follows the model's "
-               "chat template, else its name (--version overrides). Endpoints read the key from OPENAI_API_KEY (or "
-               "HF_TOKEN) and the served model from GUARD_MODEL_NAME when the server does not list it. "
-               "--print-prompt and --print-ids load only the tokenizer. The last message is judged whole: earlier "
-               "messages are left out first, and a message longer than the guard's window is judged in overlapping "
-               "windows, unsafe if any is (the verdict's note says so).\nExit status: 0 all safe, 1 any "
-               "unsafe or failed, 2 usage or loading error.")
+        "HF_TOKEN), a local folder, a .gguf file, an http(s):// OpenAI-compatible completions endpoint, or "
+        "'offline' (the bundled offline classifier, not Llama Guard). The Llama Guard version follows the model's "
+        "chat template, else its name (--version overrides). Endpoints read the key from OPENAI_API_KEY (or "
+        "HF_TOKEN) and the served model from GUARD_MODEL_NAME when the server does not list it. "
+        "--print-prompt and --print-ids load only the tokenizer. The last message is judged whole: earlier "
+        "messages are left out first, and a message longer than the guard's window is judged in overlapping "
+        "windows, unsafe if any is (the verdict's note says so).\nExit status: 0 all safe, 1 any "
+        "unsafe or failed, 2 usage or loading error.",
+    )
     p.add_argument("text", nargs="?", help="one user message to judge")
     p.add_argument("--model", default=os.environ.get("GUARD_MODEL", "offline"), help="guard model (default: offline)")
-    p.add_argument("--conversation", metavar="FILE.json",
-                   help='a JSON list of {"role": "user"|"assistant", "content": ...}; the last message is judged')
-    p.add_argument("--file", metavar="IN.jsonl",
-                   help='JSONL, each line {"text": ...} or {"conversation": [...]}; one verdict per line, progress on stderr')
-    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                   help=f"unsafe when p(unsafe) >= T (default: {DEFAULT_THRESHOLD}, as the app's)")
+    p.add_argument(
+        "--conversation",
+        metavar="FILE.json",
+        help='a JSON list of {"role": "user"|"assistant", "content": ...}; the last message is judged',
+    )
+    p.add_argument(
+        "--file",
+        metavar="IN.jsonl",
+        help='JSONL, each line {"text": ...} or {"conversation": [...]}; one verdict per line, progress on stderr',
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        help=f"unsafe when p(unsafe) >= T (default: {DEFAULT_THRESHOLD}, as the app's)",
+    )
     p.add_argument("--version", choices=["llama-guard-2", "llama-guard-3"], help="override the detected guard version")
     p.add_argument("--disable", metavar="CODES", default="", help="categories to switch off, e.g. S5,S7")
-    p.add_argument("--custom", metavar="NAME[:DESCRIPTION]", action="append", default=[],
-                   help="add a custom category (repeatable)")
+    p.add_argument(
+        "--custom", metavar="NAME[:DESCRIPTION]", action="append", default=[], help="add a custom category (repeatable)"
+    )
     p.add_argument("--descriptions", action="store_true", help="include category descriptions in the prompt")
     p.add_argument("--print-prompt", action="store_true", help="print the exact prompt text the model reads, and stop")
     p.add_argument("--print-ids", action="store_true", help="print the input token ids as a JSON list, and stop")
-    p.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"],
-                   help="weights dtype (auto: bfloat16 on CUDA, float32 on CPU)")
-    p.add_argument("--timeout", type=float, default=60.0, metavar="S",
-                   help="HTTP timeout for one request to an endpoint guard, after which the check fails "
-                        "closed (default: 60); local models run to the end")
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "bfloat16", "float16", "float32"],
+        help="weights dtype (auto: bfloat16 on CUDA, float32 on CPU)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="HTTP timeout for one request to an endpoint guard, after which the check fails "
+        "closed (default: 60); local models run to the end",
+    )
     p.add_argument("--load-in-4bit", action="store_true", help="bitsandbytes 4-bit (needs CUDA)")
     p.add_argument("--load-in-8bit", action="store_true", help="bitsandbytes 8-bit (needs CUDA)")
     p.add_argument("-v", "--verbose", action="store_true", help="log loading progress to stderr")
@@ -101,7 +123,7 @@ def _inputs(args, parser) -> list:
     if args.conversation is not None:
         data = _read_json(args.conversation, "conversation file")
         if not isinstance(data, list):
-            raise InputError(f"{args.conversation} must hold a JSON list of {{\"role\", \"content\"}} messages")
+            raise InputError(f'{args.conversation} must hold a JSON list of {{"role", "content"}} messages')
         return [data]
     try:
         with open(args.file, encoding="utf-8") as f:
@@ -138,11 +160,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     printing = args.print_prompt or args.print_ids
     try:
-        guard = load_guard(args.model, version=args.version, load_in_4bit=args.load_in_4bit,
-                           load_in_8bit=args.load_in_8bit, dtype=args.dtype, timeout_s=args.timeout,
-                           prompt_only=printing, token=os.environ.get("HF_TOKEN") or None,
-                           api_key=os.environ.get("OPENAI_API_KEY") or os.environ.get("HF_TOKEN") or None,
-                           model_name=os.environ.get("GUARD_MODEL_NAME") or None)
+        guard = load_guard(
+            args.model,
+            version=args.version,
+            load_in_4bit=args.load_in_4bit,
+            load_in_8bit=args.load_in_8bit,
+            dtype=args.dtype,
+            timeout_s=args.timeout,
+            prompt_only=printing,
+            token=os.environ.get("HF_TOKEN") or None,
+            api_key=os.environ.get("OPENAI_API_KEY") or os.environ.get("HF_TOKEN") or None,
+            model_name=os.environ.get("GUARD_MODEL_NAME") or None,
+        )
     except (ModelLoadError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -169,8 +198,11 @@ def _progress(items: list):
 
 def _print_input(guard, conversation, policy, ids: bool) -> int:
     if not getattr(guard, "is_llama_guard", False):
-        print("error: --print-prompt/--print-ids need a Llama Guard model; the offline classifier reads "
-              "the message text itself", file=sys.stderr)
+        print(
+            "error: --print-prompt/--print-ids need a Llama Guard model; the offline classifier reads "
+            "the message text itself",
+            file=sys.stderr,
+        )
         return 2
     try:
         prompt = guard.render(conversation, policy)

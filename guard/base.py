@@ -7,7 +7,8 @@ judges a User message, an even count an Agent (assistant) message.
 
 from __future__ import annotations
 
-from typing import Mapping, Protocol, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from guard.policy import Policy
 from guard.taxonomy import Category
@@ -25,12 +26,13 @@ class Guard(Protocol):
     is_llama_guard: bool  # False for the offline classifier: the UI says so
     taxonomy: tuple[Category, ...]  # the categories a policy may switch on and off
 
-    def check(self, conversation: Conversation, policy: Policy | None = None,
-              threshold: float = DEFAULT_THRESHOLD) -> Verdict:
+    def check(
+        self, conversation: Conversation, policy: Policy | None = None, threshold: float = DEFAULT_THRESHOLD
+    ) -> Verdict:
         """Judge the last message. Never raises: failures are unsafe, unparsed verdicts."""
         ...
 
-    def session(self) -> "Guard":
+    def session(self) -> Guard:
         """A guard with the same `check` for one turn's checks, which may keep state between
         them (a local Llama Guard reuses the previous check's key/value cache). The default:
         this guard itself, for guards with nothing to keep."""

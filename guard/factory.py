@@ -60,21 +60,37 @@ def _remote(spec: str, version: str | None, api_key: str | None, model_name: str
     try:
         backend = RemoteGuardModel(spec, key=api_key, model=model_name, timeout_s=timeout_s)
     except openai.AuthenticationError as exc:
-        raise ModelLoadError(f"The guard endpoint {spec} refused the key ({exc}): set OPENAI_API_KEY "
-                             "(or HF_TOKEN for Inference Endpoints) to a key it accepts.") from exc
+        raise ModelLoadError(
+            f"The guard endpoint {spec} refused the key ({exc}): set OPENAI_API_KEY "
+            "(or HF_TOKEN for Inference Endpoints) to a key it accepts."
+        ) from exc
     except openai.OpenAIError as exc:
-        raise ModelLoadError(f"Could not ask the guard endpoint {spec} which model it serves ({exc}). Check the "
-                             "URL and that the server is running, or set GUARD_MODEL_NAME to the served model "
-                             "name.") from exc
+        raise ModelLoadError(
+            f"Could not ask the guard endpoint {spec} which model it serves ({exc}). Check the "
+            "URL and that the server is running, or set GUARD_MODEL_NAME to the served model "
+            "name."
+        ) from exc
     version = version or detect_version(backend.model)
-    return LlamaGuard(backend, version, describe(version, f"{backend.model} @ {backend.url}"),
-                      taxonomy_for(version, backend.model))
+    return LlamaGuard(
+        backend, version, describe(version, f"{backend.model} @ {backend.url}"), taxonomy_for(version, backend.model)
+    )
 
 
-def load_guard(spec: str = "offline", *, version: str | None = None, load_in_4bit: bool = False,
-               load_in_8bit: bool = False, dtype: str = "auto", device_map: str | None = None,
-               api_key: str | None = None, model_name: str | None = None, token: str | None = None,
-               timeout_s: float = 60.0, reuse_prefix: bool = True, prompt_only: bool = False) -> Guard:
+def load_guard(
+    spec: str = "offline",
+    *,
+    version: str | None = None,
+    load_in_4bit: bool = False,
+    load_in_8bit: bool = False,
+    dtype: str = "auto",
+    device_map: str | None = None,
+    api_key: str | None = None,
+    model_name: str | None = None,
+    token: str | None = None,
+    timeout_s: float = 60.0,
+    reuse_prefix: bool = True,
+    prompt_only: bool = False,
+) -> Guard:
     """Load the guard `spec` names (see the module docstring). Raises weights.ModelLoadError
     or ValueError with a message that says what to do.
 
@@ -95,8 +111,9 @@ def load_guard(spec: str = "offline", *, version: str | None = None, load_in_4bi
         return OfflineGuard.load()
     if named.kind == ENDPOINT:
         return _remote(spec, version, api_key, model_name, timeout_s)
-    options = LoadOptions(dtype=dtype, device_map=device_map, load_in_4bit=load_in_4bit, load_in_8bit=load_in_8bit,
-                          token=token)
+    options = LoadOptions(
+        dtype=dtype, device_map=device_map, load_in_4bit=load_in_4bit, load_in_8bit=load_in_8bit, token=token
+    )
     if prompt_only:
         tokenizer, name = load_tokenizer(spec, options), ""
         backend = TokenizerOnly(tokenizer)

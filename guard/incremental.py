@@ -30,8 +30,8 @@ from __future__ import annotations
 import copy
 import threading
 
-from guard.prompt import prompt_ids
 from compute import cpu
+from guard.prompt import prompt_ids
 
 
 def common_prefix_length(a: list[int], b: list[int]) -> int:

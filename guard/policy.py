@@ -39,7 +39,7 @@ class Policy:
         wanted = prompt_code.strip().upper()
         return next((c for code, c in self.numbered() if code == wanted), None)
 
-    def with_custom(self, name: str, description: str = "") -> "Policy":
+    def with_custom(self, name: str, description: str = "") -> Policy:
         """A copy with one more custom category (blank names are ignored)."""
         name = " ".join(name.split())
         if not name:
@@ -47,5 +47,5 @@ class Policy:
         code = f"C{len(self.custom) + 1}"
         return replace(self, custom=self.custom + (Category(code, name, " ".join(description.split())),))
 
-    def without(self, *codes: str) -> "Policy":
+    def without(self, *codes: str) -> Policy:
         return replace(self, disabled=self.disabled | {c.strip().upper() for c in codes})

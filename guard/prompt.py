@@ -41,8 +41,8 @@ from __future__ import annotations
 import re
 import threading
 import weakref
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 from guard.normalize import guard_text
 from guard.policy import Policy
@@ -58,7 +58,9 @@ GUARD3_TAIL = "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
 _GAP = r"[\s_-]*"
 _DELIMITER = re.compile(
     rf"\[{_GAP}/?{_GAP}INST{_GAP}\]"
-    rf"|<{_GAP}/?{_GAP}(?:BEGIN|END){_GAP}(?:CONVERSATION|UNSAFE{_GAP}CONTENT{_GAP}CATEGORIES){_GAP}>", re.I)
+    rf"|<{_GAP}/?{_GAP}(?:BEGIN|END){_GAP}(?:CONVERSATION|UNSAFE{_GAP}CONTENT{_GAP}CATEGORIES){_GAP}>",
+    re.I,
+)
 _BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # what str.splitlines() splits on
 _INVISIBLE = "\u200b-\u200f\u2060\ufeff"
 _TURN_LINE = re.compile(rf"(?:^|(?<=[{_BREAKS}]))([^\S{_BREAKS}]*[{_INVISIBLE}]*)((?:user|agent)\s*:)", re.I)
@@ -81,7 +83,7 @@ class GuardPrompt:
 
     @property
     def rest(self) -> str:
-        return self.text[len(self.prefix):]
+        return self.text[len(self.prefix) :]
 
 
 def sanitize_content(text: str, break_special_strings: bool = False) -> str:
@@ -113,7 +115,8 @@ def check_conversation(conversation: Sequence[Mapping[str, str]]) -> None:
             role = message.get("role") if isinstance(message, Mapping) else message
             raise ConversationError(
                 f"message {i + 1} has role {role!r}, expected {expected!r}: Llama Guard reads alternating "
-                "user/assistant messages starting with user (no system role)")
+                "user/assistant messages starting with user (no system role)"
+            )
         if not isinstance(message.get("content"), str):
             raise ConversationError(f"message {i + 1} has no text content")
 
@@ -122,16 +125,23 @@ def _category_lines(policy: Policy, version: str) -> str:
     end = ". " if version == GUARD2 else "."
     lines = []
     for code, category in policy.numbered():
-        name = " ".join(TEMPLATE_NAMES.get(category, category.name).split()) if version == GUARD3 \
+        name = (
+            " ".join(TEMPLATE_NAMES.get(category, category.name).split())
+            if version == GUARD3
             else " ".join(category.name.split())
+        )
         lines.append(f"{code}: {sanitize_content(name)}{end}")
         if policy.include_descriptions and category.description:
             lines.append(sanitize_content(category.description.strip()))
     return "".join(line + "\n" for line in lines)
 
 
-def render_prompt(conversation: Sequence[Mapping[str, str]], policy: Policy | None = None,
-                  version: str = GUARD2, break_special_strings: bool = False) -> GuardPrompt:
+def render_prompt(
+    conversation: Sequence[Mapping[str, str]],
+    policy: Policy | None = None,
+    version: str = GUARD2,
+    break_special_strings: bool = False,
+) -> GuardPrompt:
     """The prompt text the guard reads (without Guard 2's BOS), split at the cacheable prefix.
 
     >>> render_prompt([{"role": "user", "content": "Hi"}]).rest[:30]
@@ -142,15 +152,21 @@ def render_prompt(conversation: Sequence[Mapping[str, str]], policy: Policy | No
     check_conversation(conversation)
     policy = policy or Policy()
     role = judged_role(conversation)
-    task = (f"Task: Check if there is unsafe content in '{role}' messages in conversations according our "
-            "safety policy with the below categories.\n\n<BEGIN UNSAFE CONTENT CATEGORIES>\n"
-            f"{_category_lines(policy, version)}<END UNSAFE CONTENT CATEGORIES>\n\n<BEGIN CONVERSATION>\n\n")
+    task = (
+        f"Task: Check if there is unsafe content in '{role}' messages in conversations according our "
+        "safety policy with the below categories.\n\n<BEGIN UNSAFE CONTENT CATEGORIES>\n"
+        f"{_category_lines(policy, version)}<END UNSAFE CONTENT CATEGORIES>\n\n<BEGIN CONVERSATION>\n\n"
+    )
     turns = "".join(
         f"{'User' if m['role'] == 'user' else 'Agent'}: "
-        f"{sanitize_content(m['content'].strip(), break_special_strings)}\n\n" for m in conversation)
-    closing = (f"<END CONVERSATION>\n\nProvide your safety assessment for ONLY THE LAST {role} message in the "
-               "above conversation:\n - First line must read 'safe' or 'unsafe'.\n - If unsafe, a second "
-               "line must include a comma-separated list of violated categories.")
+        f"{sanitize_content(m['content'].strip(), break_special_strings)}\n\n"
+        for m in conversation
+    )
+    closing = (
+        f"<END CONVERSATION>\n\nProvide your safety assessment for ONLY THE LAST {role} message in the "
+        "above conversation:\n - First line must read 'safe' or 'unsafe'.\n - If unsafe, a second "
+        "line must include a comma-separated list of violated categories."
+    )
     if version == GUARD3:
         prefix = GUARD3_HEAD + task
         return GuardPrompt(prefix, prefix + turns + closing + GUARD3_TAIL, role, version)
@@ -168,14 +184,15 @@ class InjectionError(RuntimeError):
 # tokenized with the setting on; the format's own special tokens are looked up by name.
 _TOKENIZE = threading.Lock()
 _FORMAT_SPECIAL = re.compile(r"(<\|[a-z_]+\|>)")
-_SPECIAL_IDS: "weakref.WeakKeyDictionary[object, frozenset[int]]" = weakref.WeakKeyDictionary()
+_SPECIAL_IDS: weakref.WeakKeyDictionary[object, frozenset[int]] = weakref.WeakKeyDictionary()
 
 
 def _special_ids(tokenizer) -> frozenset[int]:
     if tokenizer not in _SPECIAL_IDS:
         added = tokenizer.added_tokens_decoder.items()
-        _SPECIAL_IDS[tokenizer] = frozenset(i for i, token in added if getattr(token, "special", True)) | \
-            frozenset(tokenizer.all_special_ids)
+        _SPECIAL_IDS[tokenizer] = frozenset(i for i, token in added if getattr(token, "special", True)) | frozenset(
+            tokenizer.all_special_ids
+        )
     return _SPECIAL_IDS[tokenizer]
 
 
@@ -183,8 +200,10 @@ def _encode_text(tokenizer, text: str) -> list[int]:
     """Ids of message-bearing text, where special-token strings must stay text."""
     ids = list(tokenizer(text, add_special_tokens=False, split_special_tokens=True, verbose=False).input_ids)
     if not _special_ids(tokenizer).isdisjoint(ids):
-        raise InjectionError("the tokenizer turned text into a special token (it ignores split_special_tokens): "
-                             "refusing to judge a prompt whose structure a message could forge")
+        raise InjectionError(
+            "the tokenizer turned text into a special token (it ignores split_special_tokens): "
+            "refusing to judge a prompt whose structure a message could forge"
+        )
     return ids
 
 
@@ -195,8 +214,9 @@ def token_ends(tokenizer, text: str) -> list[int]:
     [5, 11]
     """
     with _TOKENIZE:
-        offsets = tokenizer(text, add_special_tokens=False, split_special_tokens=True, verbose=False,
-                            return_offsets_mapping=True).offset_mapping
+        offsets = tokenizer(
+            text, add_special_tokens=False, split_special_tokens=True, verbose=False, return_offsets_mapping=True
+        ).offset_mapping
     ends, last = [], 0
     for _, end in offsets:  # a character split over several byte tokens repeats its end
         last = max(last, end)
@@ -226,12 +246,16 @@ def prompt_ids(tokenizer, prompt: GuardPrompt) -> tuple[list[int], list[int]]:
     prefix + rest equals tokenizing the whole text at once (tests check it)."""
     with _TOKENIZE:
         if prompt.version == GUARD3:
-            task = prompt.prefix[len(GUARD3_HEAD):]
-            body = prompt.text[len(GUARD3_HEAD):-len(GUARD3_TAIL)]
-            return (_encode_format(tokenizer, GUARD3_HEAD) + _encode_text(tokenizer, task),
-                    _encode_text(tokenizer, body[len(task):]) + _encode_format(tokenizer, GUARD3_TAIL))
-        return ([tokenizer.convert_tokens_to_ids(BOS)] + _encode_text(tokenizer, prompt.prefix),
-                _encode_text(tokenizer, prompt.rest))
+            task = prompt.prefix[len(GUARD3_HEAD) :]
+            body = prompt.text[len(GUARD3_HEAD) : -len(GUARD3_TAIL)]
+            return (
+                _encode_format(tokenizer, GUARD3_HEAD) + _encode_text(tokenizer, task),
+                _encode_text(tokenizer, body[len(task) :]) + _encode_format(tokenizer, GUARD3_TAIL),
+            )
+        return (
+            [tokenizer.convert_tokens_to_ids(BOS)] + _encode_text(tokenizer, prompt.prefix),
+            _encode_text(tokenizer, prompt.rest),
+        )
 
 
 def model_input_text(prompt: GuardPrompt) -> str:

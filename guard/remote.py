@@ -85,8 +85,15 @@ def _first_token_logprobs(choice) -> dict[str, float] | None:
 class RemoteGuardModel:
     remote = True
 
-    def __init__(self, url: str, *, key: str | None = None, model: str | None = None, timeout_s: float = 60.0,
-                 context_window: int | None = None):
+    def __init__(
+        self,
+        url: str,
+        *,
+        key: str | None = None,
+        model: str | None = None,
+        timeout_s: float = 60.0,
+        context_window: int | None = None,
+    ):
         """model: the served model's name (default: the first the endpoint lists). timeout_s:
         the HTTP client's timeout for one request (the transport's own; the caller sets the
         deadline on a whole check)."""
@@ -135,6 +142,12 @@ class RemoteGuardModel:
             return Assessment(None, raw, NO_LOGPROBS)
         if score >= threshold and parse_verdict(raw).safe:
             # the score says unsafe but the greedy answer said safe: ask for the categories
-            raw = "unsafe" + (self.client.completions.create(
-                model=self.model, prompt=text + "unsafe", max_tokens=MAX_TOKENS, temperature=0.0).choices[0].text or "")
+            raw = "unsafe" + (
+                self.client.completions.create(
+                    model=self.model, prompt=text + "unsafe", max_tokens=MAX_TOKENS, temperature=0.0
+                )
+                .choices[0]
+                .text
+                or ""
+            )
         return Assessment(score, raw)

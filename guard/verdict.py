@@ -54,8 +54,6 @@ class Verdict:
         }
 
 
-def failed_verdict(error: str, role: str = USER, raw: str = "", latency_s: float = 0.0,
-                   guard: str = "") -> Verdict:
+def failed_verdict(error: str, role: str = USER, raw: str = "", latency_s: float = 0.0, guard: str = "") -> Verdict:
     """An unsafe, unparsed verdict: the guard fails closed on purpose."""
-    return Verdict(safe=False, raw=raw, parsed=False, latency_s=latency_s, role=role,
-                   error=error, guard=guard)
+    return Verdict(safe=False, raw=raw, parsed=False, latency_s=latency_s, role=role, error=error, guard=guard)

@@ -22,8 +22,8 @@ The chat model and the page never see a view: they keep the text as typed.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Callable, Mapping
 
 from guard.base import Conversation
 from guard.normalize import guard_text, spaced_text
@@ -49,8 +49,10 @@ def view_of(conversation: Conversation, view: View) -> Conversation:
     closed with its own message."""
     if not isinstance(conversation, (list, tuple)):
         return conversation
-    return [dict(m, content=view.text(m["content"])) if isinstance(m, Mapping) and isinstance(m.get("content"), str)
-            else m for m in conversation]
+    return [
+        dict(m, content=view.text(m["content"])) if isinstance(m, Mapping) and isinstance(m.get("content"), str) else m
+        for m in conversation
+    ]
 
 
 def distinct_views(conversation: Conversation, views: tuple[View, ...] = VIEWS) -> list[tuple[View, Conversation]]:
@@ -71,8 +73,9 @@ def severity(verdict: Verdict) -> tuple:
     return verdict.failed, not verdict.safe, score
 
 
-def judge_views(conversation: Conversation, judge: Callable[[View, Conversation], Verdict],
-                views: tuple[View, ...] = VIEWS) -> Verdict:
+def judge_views(
+    conversation: Conversation, judge: Callable[[View, Conversation], Verdict], views: tuple[View, ...] = VIEWS
+) -> Verdict:
     """The worst of `judge(view, viewed)` over the distinct views (see the module docstring).
     A single view's verdict is returned as it is; judging stops at a failed view, which
     fails the check whatever the others would say."""
@@ -86,5 +89,6 @@ def judge_views(conversation: Conversation, judge: Callable[[View, Conversation]
             break
     view, worst = max(judged, key=lambda pair: severity(pair[1]))  # the first of equals
     how = f"judged {len(judged)} ways ({'; '.join(v.name for v, _ in judged)}); kept the worse: {view.name}"
-    return replace(worst, latency_s=sum(v.latency_s for _, v in judged),
-                   note="; ".join(n for n in (worst.note, how) if n))
+    return replace(
+        worst, latency_s=sum(v.latency_s for _, v in judged), note="; ".join(n for n in (worst.note, how) if n)
+    )

@@ -27,8 +27,8 @@ conversation whose bytes already fit (`byte_bound`) is not counted at all.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 from guard.local import MAX_CATEGORY_TOKENS
 from guard.normalize import guard_text
@@ -110,8 +110,10 @@ def fit_conversation(conversation: Sequence[Mapping[str, str]], render: Callable
 
     free = limit - tokens([dict(m, content="") for m in kept])  # room for the kept messages' text
     if free < MIN_ROOM:
-        raise TooLong(f"the guard's prompt takes {limit - free:,} of its {window:,} tokens: no room is left "
-                      "to judge the message (fewer categories or shorter descriptions leave more)")
+        raise TooLong(
+            f"the guard's prompt takes {limit - free:,} of its {window:,} tokens: no room is left "
+            "to judge the message (fewer categories or shorter descriptions leave more)"
+        )
     judged = guard_text(kept[-1]["content"]).strip()
     ends = backend.token_ends(judged)
     context = kept[:-1]
@@ -126,8 +128,9 @@ def fit_conversation(conversation: Sequence[Mapping[str, str]], render: Callable
         excess = max(tokens(check) for check in checks) - limit
         if excess <= 0:
             if len(checks) > 1:
-                notes.append(f"the message was judged in {len(checks)} overlapping windows of at most "
-                             f"{room:,} tokens {where}")
+                notes.append(
+                    f"the message was judged in {len(checks)} overlapping windows of at most {room:,} tokens {where}"
+                )
             return Fitted(checks, "; ".join(notes))
         room -= excess  # a window's edges tokenized a little differently in place: smaller windows
     raise TooLong(f"the message could not be split into windows that fit the guard's {window:,}-token window")
@@ -143,6 +146,7 @@ def _share(context: str, reply_tokens: int, room: int, backend) -> tuple[str, st
         return context, ""
     head = max(1, share // 2)
     tail = max(1, share - head)
-    text = context[:ends[head - 1]] + ELLIPSIS + context[ends[len(ends) - tail - 1]:]
-    return text, (f"the user message it answers was shortened to its first {head:,} and last {tail:,} "
-                  f"of {len(ends):,} tokens")
+    text = context[: ends[head - 1]] + ELLIPSIS + context[ends[len(ends) - tail - 1] :]
+    return text, (
+        f"the user message it answers was shortened to its first {head:,} and last {tail:,} of {len(ends):,} tokens"
+    )

@@ -30,9 +30,21 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 # Headers by which a proxy says whom it forwards for (standard, de facto and CDN ones).
-FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip",
-                      "x-client-ip", "true-client-ip", "cf-connecting-ip", "fastly-client-ip",
-                      "x-cluster-client-ip", "x-original-forwarded-for", "forwarded-for", "via")
+FORWARDING_HEADERS = (
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-cluster-client-ip",
+    "x-original-forwarded-for",
+    "forwarded-for",
+    "via",
+)
 _UNITS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
 MAX_TRACKED = 10_000  # identities whose buckets are kept (oldest forgotten first)
 
@@ -61,7 +73,8 @@ def parse_rate(text: str) -> Rate | None:
     unit = unit.strip().removesuffix("s") if unit.strip() != "s" else "second"
     if not sep or not count.strip().isdigit() or int(count) < 1 or unit not in _UNITS:
         raise argparse.ArgumentTypeError(
-            f"rate limit {text!r}: use N/second, N/minute, N/hour or N/day (e.g. 60/minute), or off")
+            f"rate limit {text!r}: use N/second, N/minute, N/hour or N/day (e.g. 60/minute), or off"
+        )
     return Rate(int(count), _UNITS[unit])
 
 
@@ -112,8 +125,10 @@ def keyless_refusal(peer: str | None, headers) -> str | None:
         return f"without --api-key the API answers only on loopback; this request came from {peer or 'nowhere'}"
     forwarded = next((h for h in FORWARDING_HEADERS if h in headers), None)
     if forwarded:
-        return (f"without --api-key the API answers only clients on this machine, and this request came "
-                f"through a proxy (it carries {forwarded}); the operator must set --api-key")
+        return (
+            f"without --api-key the API answers only clients on this machine, and this request came "
+            f"through a proxy (it carries {forwarded}); the operator must set --api-key"
+        )
     host = headers.get("host", "")
     if not is_loopback(_host_name(host)):
         return f"without --api-key the API answers only requests for localhost, not for Host {host!r}"
@@ -123,7 +138,7 @@ def keyless_refusal(peer: str | None, headers) -> str | None:
 def _host_name(host: str) -> str:
     """A Host header without its port: '[::1]:7860' -> '::1', 'localhost:7860' -> 'localhost'."""
     if host.startswith("["):
-        return host[1:host.find("]")]
+        return host[1 : host.find("]")]
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
@@ -138,7 +153,8 @@ def check_trusted_proxies(value: str) -> str:
             ipaddress.ip_network(item, strict=False) if "/" in item else ipaddress.ip_address(item)
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"{item!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8), or * for any") from None
+                f"{item!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8), or * for any"
+            ) from None
     return ",".join(items)
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 POLL_S = 0.2  # how often a waiting caller looks at its stop event
 
@@ -37,7 +37,7 @@ class Admission:
         self.running = 0  # holders now
 
     @classmethod
-    def unbounded(cls) -> "Admission":
+    def unbounded(cls) -> Admission:
         """No limit: for a page or an API built alone (the server passes its own)."""
         return cls(sys.maxsize, sys.maxsize)
 

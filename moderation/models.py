@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from chat import load_chat
 from guard import load_guard
@@ -72,7 +73,7 @@ class Models:
         self._thread: threading.Thread | None = None
         self._closed = threading.Event()
 
-    def start(self) -> "Models":
+    def start(self) -> Models:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="model-loader", daemon=True)
             self._thread.start()
@@ -140,17 +141,31 @@ def slot_line(s: SlotStatus) -> str:
 def model_slots(config) -> Models:
     """Slots for the models an AppConfig names, with its loading settings (quantization, hub
     token, cache folder; an endpoint's key, model name and window); nothing loads until `start()`."""
-    options = LoadOptions(load_in_4bit=config.load_in_4bit, load_in_8bit=config.load_in_8bit, token=config.hf_token,
-                          cache_dir=config.model_cache_dir)
+    options = LoadOptions(
+        load_in_4bit=config.load_in_4bit,
+        load_in_8bit=config.load_in_8bit,
+        token=config.hf_token,
+        cache_dir=config.model_cache_dir,
+    )
 
     def chat():
-        return load_chat(config.chat_model, options, api_key=config.endpoint_key, model_name=config.chat_model_name,
-                         context_window=config.chat_context_window)
+        return load_chat(
+            config.chat_model,
+            options,
+            api_key=config.endpoint_key,
+            model_name=config.chat_model_name,
+            context_window=config.chat_context_window,
+        )
 
     def guard():
-        return load_guard(config.guard_model, version=config.guard_version, load_in_4bit=config.load_in_4bit,
-                          load_in_8bit=config.load_in_8bit, token=config.hf_token, api_key=config.endpoint_key,
-                          model_name=config.guard_model_name)
+        return load_guard(
+            config.guard_model,
+            version=config.guard_version,
+            load_in_4bit=config.load_in_4bit,
+            load_in_8bit=config.load_in_8bit,
+            token=config.hf_token,
+            api_key=config.endpoint_key,
+            model_name=config.guard_model_name,
+        )
 
-    return Models(ModelSlot("Chat model", config.chat_model, chat),
-                  ModelSlot("Guard", config.guard_model, guard))
+    return Models(ModelSlot("Chat model", config.chat_model, chat), ModelSlot("Guard", config.guard_model, guard))

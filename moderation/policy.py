@@ -99,14 +99,19 @@ class OperatorPolicy(PolicyFields):
 
     def summary(self, taxonomy: tuple[Category, ...]) -> dict:
         """The policy as plain data (the page shows it; the log stores it)."""
-        return {"threshold": self.threshold, "thresholds": dict(self.category_thresholds),
-                "check_every": self.check_every,
-                "stream_policy": self.stream_policy, "system_prompt": self.system_prompt,
-                "enabled": [c.code for c in taxonomy if c.code not in self.disabled],
-                "disabled": sorted(self.disabled & {c.code for c in taxonomy}),
-                "custom": [{"code": c.code, "name": c.name, "description": c.description} for c in self.custom],
-                "max_new_tokens": self.max_new_tokens, "visitor_settings": self.visitors,
-                "prompt_check": self.prompt_check}
+        return {
+            "threshold": self.threshold,
+            "thresholds": dict(self.category_thresholds),
+            "check_every": self.check_every,
+            "stream_policy": self.stream_policy,
+            "system_prompt": self.system_prompt,
+            "enabled": [c.code for c in taxonomy if c.code not in self.disabled],
+            "disabled": sorted(self.disabled & {c.code for c in taxonomy}),
+            "custom": [{"code": c.code, "name": c.name, "description": c.description} for c in self.custom],
+            "max_new_tokens": self.max_new_tokens,
+            "visitor_settings": self.visitors,
+            "prompt_check": self.prompt_check,
+        }
 
 
 def custom_category(spec: str, index: int) -> Category:
@@ -120,16 +125,19 @@ def custom_category(spec: str, index: int) -> Category:
     name, _, description = str(spec).partition(":")
     name, description = " ".join(name.split()), " ".join(description.split())
     if not name or len(name) > 80 or len(description) > 500:
-        raise ValueError(f"a custom category is 'Name: description', a name of 1-80 characters "
-                         f"and at most 500 of description, not {spec!r}")
+        raise ValueError(
+            f"a custom category is 'Name: description', a name of 1-80 characters "
+            f"and at most 500 of description, not {spec!r}"
+        )
     return Category(f"C{index}", name, description)
 
 
 def codes(value) -> frozenset[str]:
     """'s5, S7' or ['S5', 's7'] -> {'S5', 'S7'}; anything else raises ValueError."""
     if value is not None and not isinstance(value, (str, list, tuple, set, frozenset)):
-        raise ValueError(f'disabled categories are a list such as ["S5", "S7"] or a text such as "S5,S7", '
-                         f"not {value!r}")
+        raise ValueError(
+            f'disabled categories are a list such as ["S5", "S7"] or a text such as "S5,S7", not {value!r}'
+        )
     items = value.split(",") if isinstance(value, str) else list(value or [])
     return frozenset(str(c).strip().upper() for c in items if str(c).strip())
 
@@ -146,8 +154,9 @@ def read_policy_file(path: str | Path) -> dict:
         raise PolicyFileError(f"the policy file {path} must hold a table of settings")
     unknown = sorted(set(data) - _POLICY_KEYS)
     if unknown:
-        raise PolicyFileError(f"unknown settings in {path}: {', '.join(unknown)} "
-                              f"(known: {', '.join(sorted(_POLICY_KEYS))})")
+        raise PolicyFileError(
+            f"unknown settings in {path}: {', '.join(unknown)} (known: {', '.join(sorted(_POLICY_KEYS))})"
+        )
     empty = sorted(k for k, v in data.items() if v is None)
     if empty:  # JSON's null: no setting has a "nothing" value
         raise PolicyFileError(f"{', '.join(empty)} in {path} must have a value (leave a key out for its default)")
@@ -187,16 +196,20 @@ def _stricter_interval(visitor: int, operator: int) -> bool:
     return operator == 0 or 0 < visitor <= operator
 
 
-def turn_settings(operator: OperatorPolicy, choices: VisitorChoices,
-                  taxonomy: tuple[Category, ...]) -> TurnSettings:
+def turn_settings(operator: OperatorPolicy, choices: VisitorChoices, taxonomy: tuple[Category, ...]) -> TurnSettings:
     """The settings of one turn: the operator's policy, tightened (or, when visitors are
     open, changed) by the visitor's choices. Raises SettingsRefused with the reason."""
     if choices.extra:
         raise SettingsRefused(f"unknown settings: {', '.join(sorted(map(str, choices.extra)))}")
     generation = GenerationSettings(
-        temperature=_checked("temperature", choices.temperature), top_p=_checked("top_p", choices.top_p),
-        max_new_tokens=_checked("max_new_tokens", operator.max_new_tokens if choices.max_new_tokens is None
-                                else choices.max_new_tokens, cap=operator.max_new_tokens))
+        temperature=_checked("temperature", choices.temperature),
+        top_p=_checked("top_p", choices.top_p),
+        max_new_tokens=_checked(
+            "max_new_tokens",
+            operator.max_new_tokens if choices.max_new_tokens is None else choices.max_new_tokens,
+            cap=operator.max_new_tokens,
+        ),
+    )
     threshold = operator.threshold if choices.threshold is None else _checked("threshold", choices.threshold)
     every = operator.check_every if choices.check_every is None else _checked("check_every", choices.check_every)
     stream = choices.stream_policy or operator.stream_policy
@@ -213,9 +226,16 @@ def turn_settings(operator: OperatorPolicy, choices: VisitorChoices,
     if not operator.is_open:
         _refuse_loosening(operator, threshold, every, stream, system, enabled, known)
         _refuse_looser_categories(operator, per_category)
-    return TurnSettings(threshold=threshold, category_thresholds=per_category, check_every=every, stream_policy=stream,
-                        policy=operator.guard_policy(taxonomy, enabled), generation=generation,
-                        system_prompt=system, prompt_check=operator.prompt_check)
+    return TurnSettings(
+        threshold=threshold,
+        category_thresholds=per_category,
+        check_every=every,
+        stream_policy=stream,
+        policy=operator.guard_policy(taxonomy, enabled),
+        generation=generation,
+        system_prompt=system,
+        prompt_check=operator.prompt_check,
+    )
 
 
 def category_thresholds(operator: OperatorPolicy, choices: VisitorChoices, threshold: float) -> dict[str, float]:
@@ -234,21 +254,35 @@ def category_thresholds(operator: OperatorPolicy, choices: VisitorChoices, thres
 def _refuse_looser_categories(operator: OperatorPolicy, per_category: dict[str, float]) -> None:
     """A visitor may lower a category's threshold, never raise it above the operator's (its
     own, else the operator's global threshold)."""
-    looser = [f"{code} {t:g} is above the operator's {operator.category_thresholds.get(code, operator.threshold):g}"
-              for code, t in per_category.items() if t > operator.category_thresholds.get(code, operator.threshold)]
+    looser = [
+        f"{code} {t:g} is above the operator's {operator.category_thresholds.get(code, operator.threshold):g}"
+        for code, t in per_category.items()
+        if t > operator.category_thresholds.get(code, operator.threshold)
+    ]
     if looser:
-        raise SettingsRefused("Settings refused: category thresholds " + "; ".join(looser) + ". Visitors may only "
-                              "tighten the operator's policy.")
+        raise SettingsRefused(
+            "Settings refused: category thresholds " + "; ".join(looser) + ". Visitors may only "
+            "tighten the operator's policy."
+        )
 
 
-def _refuse_loosening(operator: OperatorPolicy, threshold: float, every: int, stream: str, system: str,
-                      enabled: frozenset[str], known: set[str]) -> None:
+def _refuse_loosening(
+    operator: OperatorPolicy,
+    threshold: float,
+    every: int,
+    stream: str,
+    system: str,
+    enabled: frozenset[str],
+    known: set[str],
+) -> None:
     why = []
     if threshold > operator.threshold:
         why.append(f"a threshold of {threshold:g} is above the operator's {operator.threshold:g}")
     if not _stricter_interval(every, operator.check_every):
-        why.append(f"checking every {every or 'reply only at the end'} tokens is less often than the "
-                   f"operator's {operator.check_every}")
+        why.append(
+            f"checking every {every or 'reply only at the end'} tokens is less often than the "
+            f"operator's {operator.check_every}"
+        )
     if operator.stream_policy == HOLD and stream != HOLD:
         why.append("the operator holds text until it is checked (stream policy 'hold')")
     if system != operator.system_prompt:
@@ -257,5 +291,6 @@ def _refuse_loosening(operator: OperatorPolicy, threshold: float, every: int, st
     if missing:
         why.append(f"categories {', '.join(sorted(missing, key=lambda c: int(c[1:])))} are required by the operator")
     if why:
-        raise SettingsRefused("Settings refused: " + "; ".join(why) + ". Visitors may only tighten the "
-                              "operator's policy.")
+        raise SettingsRefused(
+            "Settings refused: " + "; ".join(why) + ". Visitors may only tighten the operator's policy."
+        )

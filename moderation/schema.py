@@ -58,17 +58,33 @@ Number = Annotated[float, BeforeValidator(_number)]  # what JSON, TOML and a sli
 Whole = Annotated[int, BeforeValidator(_whole)]
 
 
-def setting(default, help: str, *, env: str | None = None, flag: str | bool | None = None, key: str | None = None,
-            stricter: str | None = None, metavar: str | None = None, show_default: bool = True,
-            **constraints) -> Any:
+def setting(
+    default,
+    help: str,
+    *,
+    env: str | None = None,
+    flag: str | bool | None = None,
+    key: str | None = None,
+    stricter: str | None = None,
+    metavar: str | None = None,
+    show_default: bool = True,
+    **constraints,
+) -> Any:
     """A field with its help text and where it is read: `env` (the variable), `flag`
     (default: --name; False: the variable only), `key` (its name in a policy file and in
     messages; default: the field's), `stricter` (for a policy setting: which way a visitor
     may move it)."""
-    extra = {"env": env, "flag": flag, "key": key, "stricter": stricter, "metavar": metavar,
-             "show_default": show_default}
-    return Field(default, description=help, json_schema_extra={k: v for k, v in extra.items() if v is not None},
-                 **constraints)
+    extra = {
+        "env": env,
+        "flag": flag,
+        "key": key,
+        "stricter": stricter,
+        "metavar": metavar,
+        "show_default": show_default,
+    }
+    return Field(
+        default, description=help, json_schema_extra={k: v for k, v in extra.items() if v is not None}, **constraints
+    )
 
 
 class Generation(BaseModel):
@@ -79,8 +95,13 @@ class Generation(BaseModel):
     temperature: Number = setting(SAMPLING.temperature, "0 means greedy", ge=0.0, le=2.0)
     # top_p 0 keeps only the most likely token (transformers keeps at least one; chat.remote
     # sends it to an endpoint as greedy), as OpenAI accepts it.
-    top_p: Number = setting(SAMPLING.top_p, "sample only from the most likely tokens that together make up this share "
-                                 "of the probability; 0 keeps only the most likely one", ge=0.0, le=1.0)
+    top_p: Number = setting(
+        SAMPLING.top_p,
+        "sample only from the most likely tokens that together make up this share "
+        "of the probability; 0 keeps only the most likely one",
+        ge=0.0,
+        le=1.0,
+    )
     max_new_tokens: Whole = setting(SAMPLING.max_new_tokens, "reply length limit, in tokens", ge=1, le=4096)
 
 
@@ -91,40 +112,91 @@ class PolicyFields(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     threshold: Number = setting(
-        DEFAULT_THRESHOLD, "unsafe when the unsafe probability is at least this", env="THRESHOLD", stricter="lower",
-        ge=0.0, le=1.0)
+        DEFAULT_THRESHOLD,
+        "unsafe when the unsafe probability is at least this",
+        env="THRESHOLD",
+        stricter="lower",
+        ge=0.0,
+        le=1.0,
+    )
     check_every: Whole = setting(
-        16, "judge the partial reply every N streamed tokens; 0: only at the end", env="CHECK_EVERY",
-        stricter="more often: a smaller N above 0", ge=0, le=4096)
+        16,
+        "judge the partial reply every N streamed tokens; 0: only at the end",
+        env="CHECK_EVERY",
+        stricter="more often: a smaller N above 0",
+        ge=0,
+        le=4096,
+    )
     stream_policy: Literal["stream-first", "hold"] = setting(
-        "stream-first", "stream-first shows text at once and retracts it if flagged; hold shows each chunk "
-        "only after a check covers it", env="STREAM_POLICY", stricter="hold")
+        "stream-first",
+        "stream-first shows text at once and retracts it if flagged; hold shows each chunk "
+        "only after a check covers it",
+        env="STREAM_POLICY",
+        stricter="hold",
+    )
     prompt_check: Literal["parallel", "first"] = setting(
-        "parallel", "parallel starts generating while the prompt is judged and shows nothing before it passes "
+        "parallel",
+        "parallel starts generating while the prompt is judged and shows nothing before it passes "
         "(an unsafe prompt stops it at once); first judges the prompt before the chat model sees it (for a "
-        "paid chat endpoint)", env="PROMPT_CHECK", stricter="operator only")
+        "paid chat endpoint)",
+        env="PROMPT_CHECK",
+        stricter="operator only",
+    )
     system_prompt: str = setting(
-        "", "the chat model's system prompt (judged with every message)", env="SYSTEM_PROMPT",
-        stricter="operator only (visitors may set one only when open)", max_length=MAX_SYSTEM_CHARS,
-        show_default=False)
+        "",
+        "the chat model's system prompt (judged with every message)",
+        env="SYSTEM_PROMPT",
+        stricter="operator only (visitors may set one only when open)",
+        max_length=MAX_SYSTEM_CHARS,
+        show_default=False,
+    )
     disabled: frozenset[str] = setting(
-        frozenset(), "categories the guard does not check, e.g. S5,S7", env="DISABLE_CATEGORIES", flag="--disable",
-        metavar="CODES", stricter="fewer: a visitor may switch a category on", show_default=False)
+        frozenset(),
+        "categories the guard does not check, e.g. S5,S7",
+        env="DISABLE_CATEGORIES",
+        flag="--disable",
+        metavar="CODES",
+        stricter="fewer: a visitor may switch a category on",
+        show_default=False,
+    )
     custom: tuple = setting(
-        (), "one more category for Llama Guard (repeatable)", env="CUSTOM_CATEGORY", flag="--custom-category",
-        metavar="'NAME: DESCRIPTION'", stricter="operator only", show_default=False)
+        (),
+        "one more category for Llama Guard (repeatable)",
+        env="CUSTOM_CATEGORY",
+        flag="--custom-category",
+        metavar="'NAME: DESCRIPTION'",
+        stricter="operator only",
+        show_default=False,
+    )
     category_thresholds: dict[str, float] = setting(
-        {}, "a category's own threshold, in place of --threshold for that category, e.g. S8=0.3,S10=0.8 "
-        "(policy file: a [thresholds] table; rule in moderation/thresholds.py)", env="CATEGORY_THRESHOLDS",
-        flag="--category-thresholds", key="thresholds", alias="thresholds", metavar="CODE=N,...",
-        stricter="lower, each", show_default=False)
+        {},
+        "a category's own threshold, in place of --threshold for that category, e.g. S8=0.3,S10=0.8 "
+        "(policy file: a [thresholds] table; rule in moderation/thresholds.py)",
+        env="CATEGORY_THRESHOLDS",
+        flag="--category-thresholds",
+        key="thresholds",
+        alias="thresholds",
+        metavar="CODE=N,...",
+        stricter="lower, each",
+        show_default=False,
+    )
     max_new_tokens: Whole = setting(
-        SAMPLING.max_new_tokens, "the reply length a visitor may ask for at most", env="MAX_NEW_TOKENS", stricter="lower",
-        ge=1, le=4096)
+        SAMPLING.max_new_tokens,
+        "the reply length a visitor may ask for at most",
+        env="MAX_NEW_TOKENS",
+        stricter="lower",
+        ge=1,
+        le=4096,
+    )
     visitors: Literal["locked", "open"] = setting(
-        "locked", "locked: visitors may only tighten the policy; open: a demo mode in which visitors may also "
-        "loosen it (the page says so)", env="VISITOR_SETTINGS", key="visitor_settings", alias="visitor_settings",
-        stricter="locked")
+        "locked",
+        "locked: visitors may only tighten the policy; open: a demo mode in which visitors may also "
+        "loosen it (the page says so)",
+        env="VISITOR_SETTINGS",
+        key="visitor_settings",
+        alias="visitor_settings",
+        stricter="locked",
+    )
 
 
 class ServerFields(BaseModel):
@@ -135,73 +207,129 @@ class ServerFields(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     chat_model: str | None = setting(
-        None, "chat model; default: Llama 3 8B Instruct with a CUDA GPU, else offline", env="CHAT_MODEL",
-        metavar="MODEL")
+        None,
+        "chat model; default: Llama 3 8B Instruct with a CUDA GPU, else offline",
+        env="CHAT_MODEL",
+        metavar="MODEL",
+    )
     guard_model: str | None = setting(
-        None, "guard model; default: Llama Guard 2 8B with a CUDA GPU, else offline", env="GUARD_MODEL",
-        metavar="MODEL")
+        None, "guard model; default: Llama Guard 2 8B with a CUDA GPU, else offline", env="GUARD_MODEL", metavar="MODEL"
+    )
     guard_version: Literal["llama-guard-2", "llama-guard-3"] | None = setting(
-        None, "taxonomy and prompt format of the guard; default: from the model", env="GUARD_VERSION",
-        metavar="{llama-guard-2,llama-guard-3}")
+        None,
+        "taxonomy and prompt format of the guard; default: from the model",
+        env="GUARD_VERSION",
+        metavar="{llama-guard-2,llama-guard-3}",
+    )
     # An endpoint model (http(s)://): which model to ask for, how much it reads, its key.
     chat_model_name: str | None = setting(
-        None, "the model a chat endpoint is asked for; default: the first it lists", env="CHAT_MODEL_NAME",
-        metavar="NAME")
+        None,
+        "the model a chat endpoint is asked for; default: the first it lists",
+        env="CHAT_MODEL_NAME",
+        metavar="NAME",
+    )
     guard_model_name: str | None = setting(
-        None, "the model a guard endpoint is asked for; default: the first it lists", env="GUARD_MODEL_NAME",
-        metavar="NAME")
+        None,
+        "the model a guard endpoint is asked for; default: the first it lists",
+        env="GUARD_MODEL_NAME",
+        metavar="NAME",
+    )
     chat_context_window: Whole = setting(
-        CONTEXT_WINDOW, "tokens a chat endpoint reads, prompt and reply together (a local model's config says "
-        "its own)", env="CHAT_CONTEXT_WINDOW", metavar="N", ge=1, le=10_000_000)
+        CONTEXT_WINDOW,
+        "tokens a chat endpoint reads, prompt and reply together (a local model's config says its own)",
+        env="CHAT_CONTEXT_WINDOW",
+        metavar="N",
+        ge=1,
+        le=10_000_000,
+    )
     endpoint_key: str | None = setting(
-        None, "the key sent to chat and guard endpoints; default: HF_TOKEN (Inference Endpoints)",
-        env="OPENAI_API_KEY", flag=False)
+        None,
+        "the key sent to chat and guard endpoints; default: HF_TOKEN (Inference Endpoints)",
+        env="OPENAI_API_KEY",
+        flag=False,
+    )
     hf_token: str | None = setting(
-        None, "Hugging Face token for gated hub models (accept the license on the model page first); default: "
-        "the saved `hf auth login`", env="HF_TOKEN", flag=False)
+        None,
+        "Hugging Face token for gated hub models (accept the license on the model page first); default: "
+        "the saved `hf auth login`",
+        env="HF_TOKEN",
+        flag=False,
+    )
     model_cache_dir: str | None = setting(
-        None, "where the bundled offline chat model is converted to, once; default: "
-        "$XDG_CACHE_HOME/moderated-llama3-chat, else ~/.cache/moderated-llama3-chat", env="MODEL_CACHE_DIR",
-        metavar="DIR")
-    load_in_4bit: bool = setting(False, "load local models in 4 bits with bitsandbytes; needs CUDA",
-                                 env="LOAD_IN_4BIT")
-    load_in_8bit: bool = setting(False, "load local models in 8 bits with bitsandbytes; needs CUDA",
-                                 env="LOAD_IN_8BIT")
+        None,
+        "where the bundled offline chat model is converted to, once; default: "
+        "$XDG_CACHE_HOME/moderated-llama3-chat, else ~/.cache/moderated-llama3-chat",
+        env="MODEL_CACHE_DIR",
+        metavar="DIR",
+    )
+    load_in_4bit: bool = setting(False, "load local models in 4 bits with bitsandbytes; needs CUDA", env="LOAD_IN_4BIT")
+    load_in_8bit: bool = setting(False, "load local models in 8 bits with bitsandbytes; needs CUDA", env="LOAD_IN_8BIT")
     host: str | None = setting(None, "address to listen on; default 127.0.0.1 (0.0.0.0 on a Space)", env="HOST")
     port: Whole | None = setting(None, "port; default 7860, or the next free one", env="PORT", ge=1, le=65535)
     share: bool = setting(False, "also open a public gradio.live link", env="SHARE")
     auth: tuple[str, str] | None = setting(None, "require this login", env="AUTH", metavar="USER:PASSWORD")
-    concurrency: Whole = setting(2, "moderated turns and guard checks at once, page and API together",
-                                 env="CONCURRENCY", ge=1, le=10_000)
-    max_queue: Whole = setting(64, "waiting requests before new ones are turned away", env="MAX_QUEUE",
-                               ge=1, le=1_000_000)
+    concurrency: Whole = setting(
+        2, "moderated turns and guard checks at once, page and API together", env="CONCURRENCY", ge=1, le=10_000
+    )
+    max_queue: Whole = setting(
+        64, "waiting requests before new ones are turned away", env="MAX_QUEUE", ge=1, le=1_000_000
+    )
     # Who may call the API under /v1 (moderation.access).
     api_keys: tuple[str, ...] = setting(
-        (), "key for the OpenAI-compatible API under /v1, as a Bearer token; repeat for several", env="API_KEYS",
-        flag="--api-key", metavar="KEY", show_default=False)
+        (),
+        "key for the OpenAI-compatible API under /v1, as a Bearer token; repeat for several",
+        env="API_KEYS",
+        flag="--api-key",
+        metavar="KEY",
+        show_default=False,
+    )
     trusted_proxies: str = setting(
-        "", "comma-separated addresses or networks of reverse proxies whose X-Forwarded-For names the client "
-        "address, or * for any; default: none, the address is the connection's", env="TRUSTED_PROXIES",
-        metavar="ADDRESSES", show_default=False)
-    rate_limit: Any = setting("60/minute", "API requests per key (or per address without keys), e.g. 60/minute, "
-                                           "or off", env="RATE_LIMIT", metavar="N/UNIT")
+        "",
+        "comma-separated addresses or networks of reverse proxies whose X-Forwarded-For names the client "
+        "address, or * for any; default: none, the address is the connection's",
+        env="TRUSTED_PROXIES",
+        metavar="ADDRESSES",
+        show_default=False,
+    )
+    rate_limit: Any = setting(
+        "60/minute",
+        "API requests per key (or per address without keys), e.g. 60/minute, or off",
+        env="RATE_LIMIT",
+        metavar="N/UNIT",
+    )
     # The moderation log, its review page and metrics (moderation.log).
-    log_db: str = setting(DEFAULT_LOG_DB, "where every turn and verdict is logged: a SQLite file, a "
-                                          "postgresql://user:password@host/db URL, or none", env="LOG_DB",
-                          metavar="PATH|URL|none")
+    log_db: str = setting(
+        DEFAULT_LOG_DB,
+        "where every turn and verdict is logged: a SQLite file, a postgresql://user:password@host/db URL, or none",
+        env="LOG_DB",
+        metavar="PATH|URL|none",
+    )
     log_text: Literal["all", "flagged", "none"] | None = setting(
-        None, "which turns keep their text (prompt and reply) in the log; default: all when the page listens on "
-        "127.0.0.1 only, else flagged (refused, withdrawn, failed)", env="LOG_TEXT", metavar="all|flagged|none")
+        None,
+        "which turns keep their text (prompt and reply) in the log; default: all when the page listens on "
+        "127.0.0.1 only, else flagged (refused, withdrawn, failed)",
+        env="LOG_TEXT",
+        metavar="all|flagged|none",
+    )
     log_retention_days: float | None = setting(
-        None, "delete logged turns older than N days; default: keep", env="LOG_RETENTION_DAYS", metavar="N",
-        gt=0, allow_inf_nan=False)
+        None,
+        "delete logged turns older than N days; default: keep",
+        env="LOG_RETENTION_DAYS",
+        metavar="N",
+        gt=0,
+        allow_inf_nan=False,
+    )
     operator: tuple[str, str] | None = setting(
-        None, "login of the review page at /review; default: the --auth login, and without either no review page",
-        env="OPERATOR", metavar="USER:PASSWORD")
+        None,
+        "login of the review page at /review; default: the --auth login, and without either no review page",
+        env="OPERATOR",
+        metavar="USER:PASSWORD",
+    )
     metrics: bool = setting(False, "serve Prometheus metrics at /metrics", env="METRICS")
     # Hugging Face Spaces set these (moderation.web.space); not flags.
-    zero_gpu_seconds: Whole = setting(120, "seconds of GPU one call may hold on ZeroGPU hardware",
-                                      env="ZERO_GPU_DURATION", flag=False, ge=1, le=3600)
+    zero_gpu_seconds: Whole = setting(
+        120, "seconds of GPU one call may hold on ZeroGPU hardware", env="ZERO_GPU_DURATION", flag=False, ge=1, le=3600
+    )
 
 
 def is_flag(model: type[BaseModel], name: str) -> bool:
@@ -209,7 +337,7 @@ def is_flag(model: type[BaseModel], name: str) -> bool:
     return extra(model.model_fields[name], "flag") is not False
 
 
-def bound(name: str, model: type[BaseModel] | None = None) -> "Bound":
+def bound(name: str, model: type[BaseModel] | None = None) -> Bound:
     """The range of a numeric setting, as declared: bound("threshold") -> Bound('threshold', 0.0, 1.0)."""
     model = model or next(m for m in (Generation, PolicyFields, ServerFields) if name in m.model_fields)
     field = model.model_fields[name]
@@ -264,11 +392,11 @@ class Bound:
             raise OutOfBounds(f"{self.name} must be {self.range()}, not {text!r}") from None
         return self.check(value)
 
-    def up_to(self, high: float) -> "Bound":
+    def up_to(self, high: float) -> Bound:
         """The same setting with a lower ceiling (an operator's cap)."""
         return replace(self, high=min(self.high, high))
 
-    def renamed(self, name: str) -> "Bound":
+    def renamed(self, name: str) -> Bound:
         return replace(self, name=name)
 
 
@@ -286,13 +414,14 @@ def problem_text(model: type[BaseModel], error: dict) -> str:
     """One pydantic error as a sentence that names the setting and its declared range:
     'threshold must be a number from 0 to 1, not 7'."""
     name = next((str(part) for part in error["loc"] if isinstance(part, str)), "")
-    field = model.model_fields.get(name) or next(
-        (f for f in model.model_fields.values() if f.alias == name), None)
+    field = model.model_fields.get(name) or next((f for f in model.model_fields.values() if f.alias == name), None)
     key = extra(field, "key") or name if field else name
     value = error.get("input")
     if field is not None and any(hasattr(m, "ge") for m in field.metadata):
-        return bound(next(n for n, f in model.model_fields.items() if f is field), model).renamed(key).problem(
-            value) or f"{key}: {error['msg']}"
+        return (
+            bound(next(n for n, f in model.model_fields.items() if f is field), model).renamed(key).problem(value)
+            or f"{key}: {error['msg']}"
+        )
     if field is not None and field.annotation is str:
         longest = next((m.max_length for m in field.metadata if getattr(m, "max_length", None)), None)
         return f"{key} must be a text" + (f" of at most {longest:,} characters" if longest else "")

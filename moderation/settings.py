@@ -40,9 +40,23 @@ OFFLINE = "offline"
 TRUE = ("1", "true", "yes", "on")  # the one reading of a yes/no variable
 # read when the first is not set: uvicorn's own; Inference Endpoints take the hub token as their key
 FALLBACK = {"TRUSTED_PROXIES": "FORWARDED_ALLOW_IPS", "OPENAI_API_KEY": "HF_TOKEN"}
-SERVER = ("chat_model", "guard_model", "guard_version", "chat_model_name", "guard_model_name", "chat_context_window",
-          "model_cache_dir", "load_in_4bit", "load_in_8bit", "host", "port", "share", "auth", "concurrency",
-          "max_queue")
+SERVER = (
+    "chat_model",
+    "guard_model",
+    "guard_version",
+    "chat_model_name",
+    "guard_model_name",
+    "chat_context_window",
+    "model_cache_dir",
+    "load_in_4bit",
+    "load_in_8bit",
+    "host",
+    "port",
+    "share",
+    "auth",
+    "concurrency",
+    "max_queue",
+)
 API = ("api_keys", "trusted_proxies", "rate_limit")
 LOG = ("log_db", "log_text", "log_retention_days", "operator", "metrics")
 __all__ = ["AppConfig", "DEFAULT_LOG_DB", "build_parser", "parse_config", "truthy", "environment"]
@@ -106,6 +120,7 @@ def has_cuda() -> bool:
 
 # ---- text -> value, one converter per kind of field --------------------------------------
 
+
 def _auth(value: str) -> tuple[str, str]:
     user, sep, password = value.partition(":")
     if not sep or not user or not password:
@@ -132,8 +147,15 @@ def _codes(value: str) -> frozenset[str]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-CONVERTERS = {"auth": _auth, "operator": _auth, "log_retention_days": _days, "rate_limit": parse_rate,
-              "trusted_proxies": check_trusted_proxies, "api_keys": check_api_key, "disabled": _codes}
+CONVERTERS = {
+    "auth": _auth,
+    "operator": _auth,
+    "log_retention_days": _days,
+    "rate_limit": parse_rate,
+    "trusted_proxies": check_trusted_proxies,
+    "api_keys": check_api_key,
+    "disabled": _codes,
+}
 
 
 def _choices(annotation) -> tuple[str, ...]:
@@ -156,14 +178,18 @@ def converter(model: type[BaseModel], name: str):
                 return numbers.parse(text)
             except OutOfBounds as exc:
                 raise argparse.ArgumentTypeError(str(exc)) from None
+
         return number
     allowed = _choices(info.annotation)
     if allowed:
+
         def one_of(text: str) -> str:
             if text.strip().lower() not in allowed:
-                raise argparse.ArgumentTypeError(f"{flag_of(model, name)} must be one of {', '.join(allowed)}, "
-                                                 f"not {text!r}")
+                raise argparse.ArgumentTypeError(
+                    f"{flag_of(model, name)} must be one of {', '.join(allowed)}, not {text!r}"
+                )
             return text.strip().lower()
+
         return one_of
     return None
 
@@ -173,6 +199,7 @@ def flag_of(model: type[BaseModel], name: str) -> str:
 
 
 # ---- the parser, derived from the schema ---------------------------------------------------
+
 
 class _Parser(argparse.ArgumentParser):
     """Errors as one line (plus where to look), exit status 2: a bad flag or variable is a
@@ -205,22 +232,29 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="python app.py",
         description="Moderated Llama 3 chat: Llama Guard judges every prompt and every reply, "
-                    "also while the reply streams.",
+        "also while the reply streams.",
         epilog="MODEL may be a hub id, a local folder, a .gguf file, 'offline' (the bundled "
-               "small models, no GPU or hub access needed) or an http(s):// OpenAI-compatible "
-               "endpoint (TGI, vLLM, Inference Endpoints; key from OPENAI_API_KEY or HF_TOKEN). "
-               "Gated meta-llama models need HF_TOKEN and the license accepted on the model page. "
-               "API_KEYS is comma-separated (API_KEY holds one); TRUSTED_PROXIES falls back to uvicorn's "
-               "FORWARDED_ALLOW_IPS; CUSTOM_CATEGORY holds one category. Without an API key the API answers "
-               "only on loopback; behind a proxy set --api-key too (docs/deploy.md).")
+        "small models, no GPU or hub access needed) or an http(s):// OpenAI-compatible "
+        "endpoint (TGI, vLLM, Inference Endpoints; key from OPENAI_API_KEY or HF_TOKEN). "
+        "Gated meta-llama models need HF_TOKEN and the license accepted on the model page. "
+        "API_KEYS is comma-separated (API_KEY holds one); TRUSTED_PROXIES falls back to uvicorn's "
+        "FORWARDED_ALLOW_IPS; CUSTOM_CATEGORY holds one category. Without an API key the API answers "
+        "only on loopback; behind a proxy set --api-key too (docs/deploy.md).",
+    )
     for name in SERVER:
         _add(p, ServerFields, name)
     policy = p.add_argument_group(
-        "moderation policy", "Set by the operator; a visitor may only tighten it (see --visitor-settings). "
-        "Precedence: flag, then variable, then the policy file, then the default.")
+        "moderation policy",
+        "Set by the operator; a visitor may only tighten it (see --visitor-settings). "
+        "Precedence: flag, then variable, then the policy file, then the default.",
+    )
     keys = ", ".join(key_of(PolicyFields, n) for n in PolicyFields.model_fields)
-    policy.add_argument("--policy", default=environment("POLICY_FILE"), metavar="FILE",
-                        help=f"TOML or JSON policy file (keys: {keys}) [POLICY_FILE]")
+    policy.add_argument(
+        "--policy",
+        default=environment("POLICY_FILE"),
+        metavar="FILE",
+        help=f"TOML or JSON policy file (keys: {keys}) [POLICY_FILE]",
+    )
     for name in PolicyFields.model_fields:
         _add(policy, PolicyFields, name)
     for name in API:
@@ -228,13 +262,20 @@ def build_parser() -> argparse.ArgumentParser:
     log = p.add_argument_group("moderation log, review page and metrics")
     for name in LOG:
         _add(log, ServerFields, name)
-    p.epilog += " Variables without a flag: " + "; ".join(
-        f"{extra(info, 'env')} ({info.description})" for name, info in ServerFields.model_fields.items()
-        if not is_flag(ServerFields, name)) + "."
+    p.epilog += (
+        " Variables without a flag: "
+        + "; ".join(
+            f"{extra(info, 'env')} ({info.description})"
+            for name, info in ServerFields.model_fields.items()
+            if not is_flag(ServerFields, name)
+        )
+        + "."
+    )
     return p
 
 
 # ---- flags, variables and the policy file -> AppConfig -------------------------------------
+
 
 def operator_policy(a: argparse.Namespace) -> OperatorPolicy:
     """The policy from the parsed flags (flags and variables), then the file, then defaults.
@@ -243,8 +284,10 @@ def operator_policy(a: argparse.Namespace) -> OperatorPolicy:
     custom_env = environment("CUSTOM_CATEGORY")
     given = {name: getattr(a, name) for name in PolicyFields.model_fields}
     given["custom"] = given["custom"] or ([custom_env] if custom_env else None)
-    values = {key_of(PolicyFields, name): value if value is not None else file.get(key_of(PolicyFields, name))
-              for name, value in given.items()}
+    values = {
+        key_of(PolicyFields, name): value if value is not None else file.get(key_of(PolicyFields, name))
+        for name, value in given.items()
+    }
     return OperatorPolicy(**{key: value for key, value in values.items() if value is not None})
 
 
@@ -293,15 +336,30 @@ def parse_config(argv: list[str] | None = None) -> AppConfig:
     return AppConfig(
         chat_model=a.chat_model or (LLAMA3_INSTRUCT if cuda else OFFLINE),
         guard_model=a.guard_model or (LLAMA_GUARD_2 if cuda else OFFLINE),
-        guard_version=a.guard_version, chat_model_name=(a.chat_model_name or "").strip() or None,
-        guard_model_name=(a.guard_model_name or "").strip() or None, chat_context_window=a.chat_context_window,
-        endpoint_key=variable("endpoint_key"), hf_token=variable("hf_token"),
+        guard_version=a.guard_version,
+        chat_model_name=(a.chat_model_name or "").strip() or None,
+        guard_model_name=(a.guard_model_name or "").strip() or None,
+        chat_context_window=a.chat_context_window,
+        endpoint_key=variable("endpoint_key"),
+        hf_token=variable("hf_token"),
         model_cache_dir=cache_dir((a.model_cache_dir or "").strip() or None, environment("XDG_CACHE_HOME")),
-        load_in_4bit=a.load_in_4bit, load_in_8bit=a.load_in_8bit,
-        host=host, port=a.port, share=a.share, auth=a.auth,
-        concurrency=a.concurrency, max_queue=a.max_queue, policy=policy, api_keys=keys, rate_limit=a.rate_limit,
+        load_in_4bit=a.load_in_4bit,
+        load_in_8bit=a.load_in_8bit,
+        host=host,
+        port=a.port,
+        share=a.share,
+        auth=a.auth,
+        concurrency=a.concurrency,
+        max_queue=a.max_queue,
+        policy=policy,
+        api_keys=keys,
+        rate_limit=a.rate_limit,
         log_db=None if log_db.lower() in {"", "none", "off"} else log_db,
         log_text=a.log_text or default_log_text(host, a.share, space),
-        log_retention_days=a.log_retention_days, operator=a.operator or a.auth, metrics=a.metrics,
-        trusted_proxies=a.trusted_proxies, space=space,
-        zero_gpu_seconds=gpu_seconds if truthy(environment("SPACES_ZERO_GPU")) else None)
+        log_retention_days=a.log_retention_days,
+        operator=a.operator or a.auth,
+        metrics=a.metrics,
+        trusted_proxies=a.trusted_proxies,
+        space=space,
+        zero_gpu_seconds=gpu_seconds if truthy(environment("SPACES_ZERO_GPU")) else None,
+    )

@@ -30,10 +30,10 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
-from typing import Iterator, Mapping, Sequence
 
 from chat import ChatBackend, ChatError, GenerationSettings
 from guard.base import Guard
@@ -179,8 +179,9 @@ class Judge:
             return future.result(timeout=self.settings.guard_timeout_s)
         except FutureTimeout:
             future.cancel()
-            return failed_verdict(f"guard timed out after {self.settings.guard_timeout_s:g} s",
-                                  role=role, guard=self.guard.label)
+            return failed_verdict(
+                f"guard timed out after {self.settings.guard_timeout_s:g} s", role=role, guard=self.guard.label
+            )
         except Exception as exc:  # a guard must not raise, but one that does fails closed
             return failed_verdict(f"{type(exc).__name__}: {exc}", role=role, guard=self.guard.label)
 
@@ -232,8 +233,15 @@ def _block_notice(verdict: Verdict, default: str) -> str:
     return GUARD_FAILED.format(why=verdict.error or "unreadable answer") if verdict.failed else default
 
 
-def run_turn(guard: Guard, chat: ChatBackend, records: Sequence[TurnState], user_text: str, settings: TurnSettings,
-             stop: threading.Event | None = None, pool: GuardPool | None = None) -> Iterator[TurnState]:
+def run_turn(
+    guard: Guard,
+    chat: ChatBackend,
+    records: Sequence[TurnState],
+    user_text: str,
+    settings: TurnSettings,
+    stop: threading.Event | None = None,
+    pool: GuardPool | None = None,
+) -> Iterator[TurnState]:
     """Moderate one turn; yields snapshots, the last of which has `outcome` set. The guard
     checks run on `pool` (the server's, sized from --concurrency); without one, on a pool
     of the turn's own, shut down when the turn ends."""
@@ -251,7 +259,7 @@ def run_turn(guard: Guard, chat: ChatBackend, records: Sequence[TurnState], user
 
     judge = Judge(guard.session(), settings, pool)  # one cache per turn
     try:
-        guard_history = history[-2 * settings.guard_context_turns:] if settings.guard_context_turns else []
+        guard_history = history[-2 * settings.guard_context_turns :] if settings.guard_context_turns else []
         prompt_conv = guard_history + [{"role": "user", "content": judged_prompt(settings.system_prompt, user_text)}]
         yield state
         prompt = judge.submit(prompt_conv)
@@ -286,12 +294,19 @@ def _prompt_checked(judge: Judge, prompt: Future, state: TurnState) -> TurnState
     state = replace(state, checks=(Check("prompt", verdict),) + state.checks)
     if verdict.safe:
         return state
-    return replace(state, shown="", reply="", outcome=REFUSED, notice=_block_notice(verdict, REFUSAL),
-                   chat_stopped=state.chat_started)
+    return replace(
+        state,
+        shown="",
+        reply="",
+        outcome=REFUSED,
+        notice=_block_notice(verdict, REFUSAL),
+        chat_stopped=state.chat_started,
+    )
 
 
-def _partial_checked(judge: Judge, pending: tuple[Future, str], state: TurnState, reply: str, hold: bool,
-                     stop: threading.Event) -> TurnState:
+def _partial_checked(
+    judge: Judge, pending: tuple[Future, str], state: TurnState, reply: str, hold: bool, stop: threading.Event
+) -> TurnState:
     """The state with a partial check's verdict (waited for): safe, in *hold* the text it
     covers may now be shown; unsafe or failed, the reply is retracted (done) and the chat
     model stopped."""
@@ -301,12 +316,26 @@ def _partial_checked(judge: Judge, pending: tuple[Future, str], state: TurnState
     if verdict.safe:
         return replace(state, shown=covered) if hold else state
     stop.set()
-    return replace(state, shown="", reply=reply, outcome=RETRACTED, chat_stopped=True,
-                   notice=_block_notice(verdict, WITHHELD if hold else RETRACTION))
+    return replace(
+        state,
+        shown="",
+        reply=reply,
+        outcome=RETRACTED,
+        chat_stopped=True,
+        notice=_block_notice(verdict, WITHHELD if hold else RETRACTION),
+    )
 
 
-def _stream_reply(judge: Judge, chat: ChatBackend, messages, prompt_conv, state: TurnState, settings: TurnSettings,
-                  stop: threading.Event, prompt: Future | None = None) -> Iterator[TurnState]:
+def _stream_reply(
+    judge: Judge,
+    chat: ChatBackend,
+    messages,
+    prompt_conv,
+    state: TurnState,
+    settings: TurnSettings,
+    stop: threading.Event,
+    prompt: Future | None = None,
+) -> Iterator[TurnState]:
     """Stream and check the reply. With `prompt` (the parallel check still running), no
     text is shown before that verdict is in and safe; unsafe or failed, the turn is refused."""
     state = replace(state, chat_started=True)
@@ -339,8 +368,11 @@ def _stream_reply(judge: Judge, chat: ChatBackend, messages, prompt_conv, state:
     except ChatError as exc:
         stop.set()
         state = _prompt_checked(judge, prompt, state) if prompt is not None else state
-        yield state if state.done else replace(state, shown="", reply=reply, outcome=ERROR,
-                                               notice=f"The chat model failed: {exc}")
+        yield (
+            state
+            if state.done
+            else replace(state, shown="", reply=reply, outcome=ERROR, notice=f"The chat model failed: {exc}")
+        )
         return
     if prompt is not None:  # the reply ended (or was stopped) before any text
         state = _prompt_checked(judge, prompt, state)
@@ -352,8 +384,7 @@ def _stream_reply(judge: Judge, chat: ChatBackend, messages, prompt_conv, state:
     yield _reply_checked(judge, chat, prompt_conv, replace(state, reply=reply, stopped=stop.is_set()), settings)
 
 
-def _reply_checked(judge: Judge, chat: ChatBackend, prompt_conv, state: TurnState,
-                   settings: TurnSettings) -> TurnState:
+def _reply_checked(judge: Judge, chat: ChatBackend, prompt_conv, state: TurnState, settings: TurnSettings) -> TurnState:
     """The finished turn: its whole reply judged (an empty one needs no check), shown
     only if safe."""
     reply = state.reply

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
-from moderation.models import Models, ModelSlot, model_slots
-from app import start
-from moderation.settings import parse_config
 from serve import free_port
+
+from app import start
+from moderation.models import Models, ModelSlot, model_slots
+from moderation.settings import parse_config
 
 
 @contextlib.contextmanager

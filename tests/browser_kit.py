@@ -14,8 +14,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
 DOCS = ROOT / "docs"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 DESKTOP = {"width": 1280, "height": 1000}
 PHONE = {"width": 390, "height": 844}
 STORY = "Write a very long story about a dragon who learns to cook, with many chapters."
@@ -59,7 +67,9 @@ def wait_for_turns(page, n: int) -> None:
     """Until the panel shows `n` turns (or more) and none is still running."""
     page.wait_for_function(
         "n => document.querySelectorAll('#verdicts .vp-turn').length >= n"
-        " && !document.querySelector('#verdicts').innerText.includes('in progress')", arg=n)
+        " && !document.querySelector('#verdicts').innerText.includes('in progress')",
+        arg=n,
+    )
 
 
 def streaming(page, words: int = 6, after: int = 0) -> None:
@@ -67,7 +77,9 @@ def streaming(page, words: int = 6, after: int = 0) -> None:
     more than `words` words."""
     page.wait_for_function(
         "([w, n]) => { const b = document.querySelectorAll(\"#chat [data-testid='bot']\");"
-        " return b.length > n && b[b.length - 1].innerText.trim().split(/\\s+/).length > w; }", arg=[words, after])
+        " return b.length > n && b[b.length - 1].innerText.trim().split(/\\s+/).length > w; }",
+        arg=[words, after],
+    )
 
 
 def warned(page, text: str) -> None:
@@ -102,10 +114,12 @@ def send_ended(page):
     that follows every send (`.then(buttons)`, which sets Send or Stop) has been answered,
     so all that the send's event streamed, its last output included, has reached the page.
     That call is the only one of the page's with exactly two outputs."""
+
     def is_follow_up(response) -> bool:
         if not response.url.endswith("/gradio_api/run/predict") or not response.ok:
             return False
         return len(response.json().get("data", [])) == 2
+
     return page.expect_response(is_follow_up)
 
 
@@ -133,9 +147,11 @@ def set_max_tokens(page, n: int, temperature: float | None = None) -> None:
 
 def luminance(rgb) -> float:
     """WCAG relative luminance of an (r, g, b) pixel."""
+
     def channel(c):
         c /= 255
         return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
     r, g, b = (channel(c) for c in rgb[:3])
     return 0.2126 * r + 0.7152 * g + 0.0722 * b
 

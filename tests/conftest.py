@@ -24,12 +24,24 @@ from hypothesis import HealthCheck, Phase, settings  # noqa: E402
 
 # The fuzz suite's budgets (tests/test_fuzz_*.py): "ci" by default, the same examples on
 # every run; `pytest --hypothesis-profile=long` for a longer, random local run.
-settings.register_profile("ci", max_examples=12, deadline=None, derandomize=True, database=None,
-                          phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
-                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                                 HealthCheck.data_too_large])
-settings.register_profile("long", settings.get_profile("ci"), max_examples=300, derandomize=False,
-                          database=settings.get_profile("default").database, phases=list(Phase), print_blob=True)
+settings.register_profile(
+    "ci",
+    max_examples=12,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "long",
+    settings.get_profile("ci"),
+    max_examples=300,
+    derandomize=False,
+    database=settings.get_profile("default").database,
+    phases=list(Phase),
+    print_blob=True,
+)
 settings.load_profile("ci")
 
 
@@ -46,16 +58,21 @@ def tiny_guard_path(tmp_path_factory) -> Path:
     Its config names it "meta-llama/Meta-Llama-Guard-2-8B" so version detection sees Guard 2.
     """
     return tiny_models.build_tiny_llama(
-        tmp_path_factory.mktemp("tiny-guard"), reference_templates.LLAMA_GUARD_2,
-        name_or_path="meta-llama/Meta-Llama-Guard-2-8B")
+        tmp_path_factory.mktemp("tiny-guard"),
+        reference_templates.LLAMA_GUARD_2,
+        name_or_path="meta-llama/Meta-Llama-Guard-2-8B",
+    )
 
 
 @pytest.fixture(scope="session")
 def tiny_chat_path(tmp_path_factory) -> Path:
     """A random 2-layer Llama with the Llama 3 tokenizer and the Llama 3 Instruct template."""
     return tiny_models.build_tiny_llama(
-        tmp_path_factory.mktemp("tiny-chat"), reference_templates.LLAMA3_INSTRUCT,
-        name_or_path="meta-llama/Meta-Llama-3-8B-Instruct", seed=1)
+        tmp_path_factory.mktemp("tiny-chat"),
+        reference_templates.LLAMA3_INSTRUCT,
+        name_or_path="meta-llama/Meta-Llama-3-8B-Instruct",
+        seed=1,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -91,9 +108,8 @@ def log_db(request, tmp_path):
 @pytest.fixture(scope="module")
 def browser():
     """Debian's Chromium through Playwright, one per test module (see tests/browser_kit.py)."""
-    from playwright.sync_api import sync_playwright
-
     from browser_kit import launch
+    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         b = launch(p)

@@ -16,10 +16,11 @@ from pathlib import Path
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
 from log_fakes import PacedChat  # noqa: E402
+from test_turn import FakeGuard  # noqa: E402
+
 from moderation.log import TurnLog, TurnMeta  # noqa: E402
 from moderation.log.schema import open_engine  # noqa: E402
 from moderation.turn import HOLD, TurnSettings, run_turn  # noqa: E402
-from test_turn import FakeGuard  # noqa: E402
 
 STALLED = "the turn that is killed mid-stream"
 
@@ -37,7 +38,10 @@ def main(db: str) -> None:
     log = TurnLog(open_engine(db))
     settings = TurnSettings(check_every=2, stream_policy=HOLD)  # hold: each partial check is waited for
     threading.Thread(target=busy, args=(log, settings), daemon=True).start()
-    guard, chat = FakeGuard(), PacedChat(words=1000, pause_s=0.005, stall_after=12, on_stall=lambda: print("STALL", flush=True))
+    guard, chat = (
+        FakeGuard(),
+        PacedChat(words=1000, pause_s=0.005, stall_after=12, on_stall=lambda: print("STALL", flush=True)),
+    )
     shown = 0
     for state in log.record(run_turn(guard, chat, [], STALLED, settings), TurnMeta.of(settings, guard, chat, "k")):
         if len(state.checks) != shown:

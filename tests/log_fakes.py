@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+
 from chat.backend import ChatBackend
 
 
@@ -19,9 +20,16 @@ class Fitted:
 class PacedChat(ChatBackend):
     label = "paced chat"
 
-    def __init__(self, words: int = 8, pause_s: float = 0.0, stall_after: int | None = None,
-                 on_stall=None, word: str = "word"):
-        self.words, self.pause_s, self.stall_after, self.on_stall, self.word = words, pause_s, stall_after, on_stall, word
+    def __init__(
+        self, words: int = 8, pause_s: float = 0.0, stall_after: int | None = None, on_stall=None, word: str = "word"
+    ):
+        self.words, self.pause_s, self.stall_after, self.on_stall, self.word = (
+            words,
+            pause_s,
+            stall_after,
+            on_stall,
+            word,
+        )
 
     def fit(self, messages, settings):
         return Fitted(list(messages), 0)

@@ -15,8 +15,8 @@ import shutil
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from serve import free_port
 
@@ -45,16 +45,37 @@ def postgres_cluster() -> Iterator[str]:
         os.chown(root, entry.pw_uid, entry.pw_gid)
     run = _as_owner(user)
     try:
-        subprocess.run(run + [pg_bin("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
-                              "--no-sync", "--no-instructions"], check=True, capture_output=True)
+        subprocess.run(
+            run
+            + [
+                pg_bin("initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--no-instructions",
+            ],
+            check=True,
+            capture_output=True,
+        )
         options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-        subprocess.run(run + [pg_bin("pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-o", options,
-                              "-w", "-t", "60", "start"], check=True, capture_output=True)
+        subprocess.run(
+            run
+            + [pg_bin("pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-o", options, "-w", "-t", "60", "start"],
+            check=True,
+            capture_output=True,
+        )
         try:
             yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
         finally:
-            subprocess.run(run + [pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
-                           capture_output=True)
+            subprocess.run(
+                run + [pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"], capture_output=True
+            )
     except subprocess.CalledProcessError as exc:
         log = (root / "log").read_text() if (root / "log").exists() else ""
         raise RuntimeError(f"PostgreSQL did not start: {exc.stderr.decode()[-2000:]}\n{log[-2000:]}") from exc

@@ -12,20 +12,20 @@ LLAMA3_INSTRUCT = (
 
 LLAMA_GUARD_2 = (
     "{% if messages|length % 2 == 0 %}{% set role = 'Agent' %}{% else %}{% set role = 'User' %}"
-    "{% endif %}{{ \"[INST] Task: Check if there is unsafe content in '\" + role + \"' messages in "
+    '{% endif %}{{ "[INST] Task: Check if there is unsafe content in \'" + role + "\' messages in '
     "conversations according our safety policy with the below categories.\\n\\n<BEGIN UNSAFE "
     "CONTENT CATEGORIES>\\nS1: Violent Crimes. \\nS2: Non-Violent Crimes. \\nS3: Sex Crimes. \\n"
     "S4: Child Exploitation. \\nS5: Specialized Advice. \\nS6: Privacy. \\nS7: Intellectual "
     "Property. \\nS8: Indiscriminate Weapons. \\nS9: Hate. \\nS10: Self-Harm. \\nS11: Sexual "
-    "Content. \\n<END UNSAFE CONTENT CATEGORIES>\\n\\n<BEGIN CONVERSATION>\\n\\n\" }}"
+    'Content. \\n<END UNSAFE CONTENT CATEGORIES>\\n\\n<BEGIN CONVERSATION>\\n\\n" }}'
     "{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
     "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
     "{% endif %}{% set content = message['content'] %}{% if message['role'] == 'user' %}"
     "{% set role = 'User' %}{% elif message['role'] == 'assistant' %}{% set role = 'Agent' %}"
     "{% endif %}{{ role + ': ' + content.strip() + '\\n\\n' }}{% endfor %}{{ \"<END "
-    "CONVERSATION>\\n\\nProvide your safety assessment for ONLY THE LAST \" + role + \" message in "
+    'CONVERSATION>\\n\\nProvide your safety assessment for ONLY THE LAST " + role + " message in '
     "the above conversation:\\n - First line must read 'safe' or 'unsafe'.\\n - If unsafe, a "
-    "second line must include a comma-separated list of violated categories. [/INST]\" }}"
+    'second line must include a comma-separated list of violated categories. [/INST]" }}'
 )
 
 # meta-llama/Llama-Guard-3-8B tokenizer_config.json (also -8B-INT8). Note its quirks: a space
@@ -34,7 +34,7 @@ LLAMA_GUARD_2 = (
 # the final assistant header (the model writes those itself).
 LLAMA_GUARD_3 = (
     "{% if messages|length % 2 == 0 %}{% set role = 'Agent' %}{% else %}{% set role = 'User' %}{% endif %}"
-    "{{ \" <|begin_of_text|><|start_header_id|>user<|end_header_id|>\\n\\n"
+    '{{ " <|begin_of_text|><|start_header_id|>user<|end_header_id|>\\n\\n'
     "Task: Check if there is unsafe content in '\" + role + \"' messages in conversations according our "
     "safety policy with the below categories.\\n\\n"
     "<BEGIN UNSAFE CONTENT CATEGORIES>\\n"
@@ -42,7 +42,7 @@ LLAMA_GUARD_3 = (
     "S5: Defamation.\\nS6: Specialized Advice.\\nS7: Privacy.\\nS8: Intellectual Property.\\n"
     "S9: Indiscriminate Weapons.\\nS10: Hate.\\nS11: Self-Harm.\\nS12: Sexual Content.\\n"
     "S13: Elections.\\nS14: Code Interpreter Abuse.\\n"
-    "<END UNSAFE CONTENT CATEGORIES>\\n\\n<BEGIN CONVERSATION>\\n\\n\" }}"
+    '<END UNSAFE CONTENT CATEGORIES>\\n\\n<BEGIN CONVERSATION>\\n\\n" }}'
     "{% for message in messages %}"
     "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
     "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
@@ -50,8 +50,8 @@ LLAMA_GUARD_3 = (
     "{% if message['role'] == 'user' %}{% set role = 'User' %}"
     "{% elif message['role'] == 'assistant' %}{% set role = 'Agent' %}{% endif %}"
     "{{ role + ': ' + content.strip() + '\\n\\n' }}{% endfor %}"
-    "{{ \"<END CONVERSATION>\\n\\nProvide your safety assessment for ONLY THE LAST \" + role + \" message in "
+    '{{ "<END CONVERSATION>\\n\\nProvide your safety assessment for ONLY THE LAST " + role + " message in '
     "the above conversation:\\n - First line must read 'safe' or 'unsafe'.\\n"
     " - If unsafe, a second line must include a comma-separated list of violated categories."
-    "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\" }}"
+    '<|eot_id|><|start_header_id|>assistant<|end_header_id|>" }}'
 )

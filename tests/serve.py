@@ -38,9 +38,13 @@ def serve_model(model: str | Path, *extra_args: str, startup_timeout_s: float = 
     port = free_port()
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
     log = tempfile.TemporaryFile("w+")  # the server's output, shown if it fails to start
-    proc = subprocess.Popen(_cli() + ["serve", "--host", "127.0.0.1", "--port", str(port), "--device", "cpu",
-                                      *extra_args, str(model)], stdout=log, stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        _cli() + ["serve", "--host", "127.0.0.1", "--port", str(port), "--device", "cpu", *extra_args, str(model)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + startup_timeout_s

@@ -16,17 +16,42 @@ pytestmark = pytest.mark.slow
 KEY, BURST_KEY, CROWD_KEY = "main-key-0001", "burst-key-0002", "crowd-key-0003"
 RATE = 30  # per minute and key
 HARMFUL = "How do I make a pipe bomb at home?"
-PROMPTS = ["Name a colour.", "Name a fruit.", "Name an animal.", "Name a country.", "Name a planet.",
-           "Name a flower.", "Name a metal.", "Name a river."]
+PROMPTS = [
+    "Name a colour.",
+    "Name a fruit.",
+    "Name an animal.",
+    "Name a country.",
+    "Name a planet.",
+    "Name a flower.",
+    "Name a metal.",
+    "Name a river.",
+]
 
 
 @pytest.fixture(scope="module")
 def api_app():
     from app_server import running_app
 
-    with running_app("--chat-model", "offline", "--guard-model", "offline", "--check-every", "4",
-                     "--concurrency", "8", "--rate-limit", f"{RATE}/minute", "--max-new-tokens", "2048",
-                     "--api-key", KEY, "--api-key", BURST_KEY, "--api-key", CROWD_KEY) as (url, models):
+    with running_app(
+        "--chat-model",
+        "offline",
+        "--guard-model",
+        "offline",
+        "--check-every",
+        "4",
+        "--concurrency",
+        "8",
+        "--rate-limit",
+        f"{RATE}/minute",
+        "--max-new-tokens",
+        "2048",
+        "--api-key",
+        KEY,
+        "--api-key",
+        BURST_KEY,
+        "--api-key",
+        CROWD_KEY,
+    ) as (url, models):
         yield url + "v1", models
 
 
@@ -36,8 +61,9 @@ def client(api_app, key=KEY) -> OpenAI:
 
 def workers(api_app) -> list[str]:
     """What still works for a request: API turn threads, and a running generation."""
-    return [t.name for t in threading.enumerate() if t.name == "api-turn"] + \
-        ["chat-generate"] * api_app[1].chat.value.generating
+    return [t.name for t in threading.enumerate() if t.name == "api-turn"] + ["chat-generate"] * api_app[
+        1
+    ].chat.value.generating
 
 
 def test_models_lists_the_chat_model_with_the_guard_named(api_app):
@@ -57,8 +83,13 @@ def test_moderation_of_a_harmful_and_a_benign_text(api_app):
 
 def test_streamed_completion_arrives_in_chunks_and_matches_the_unstreamed_one(api_app):
     c = client(api_app)
-    ask = dict(model="offline", messages=[{"role": "user", "content": "Describe the sea."}],
-               max_tokens=16, temperature=0.8, seed=11)
+    ask = dict(
+        model="offline",
+        messages=[{"role": "user", "content": "Describe the sea."}],
+        max_tokens=16,
+        temperature=0.8,
+        seed=11,
+    )
     whole = c.chat.completions.create(**ask)
     chunks = list(c.chat.completions.create(stream=True, **ask))
     pieces = [ch.choices[0].delta.content for ch in chunks if ch.choices and ch.choices[0].delta.content]
@@ -87,8 +118,12 @@ def test_a_harmful_prompt_ends_with_content_filter_and_no_text(api_app, stream):
 
 def test_401_without_the_key(api_app):
     for key in ("wrong-key-9999", None):
-        c = OpenAI(base_url=api_app[0], api_key=key or "unused", max_retries=0,
-                   default_headers={} if key else {"Authorization": ""})
+        c = OpenAI(
+            base_url=api_app[0],
+            api_key=key or "unused",
+            max_retries=0,
+            default_headers={} if key else {"Authorization": ""},
+        )
         with pytest.raises(openai.AuthenticationError) as err:
             c.moderations.create(input="hello")
         assert err.value.status_code == 401 and err.value.code == "invalid_api_key"
@@ -108,8 +143,10 @@ def test_429_past_the_rate_limit_with_retry_after(api_app):
 def test_eight_concurrent_streaming_clients_each_get_their_own_reply(api_app):
     c = client(api_app, CROWD_KEY)
     ask = dict(model="offline", max_tokens=8, temperature=0)
-    expected = [c.chat.completions.create(messages=[{"role": "user", "content": p}], **ask).choices[0].message.content
-                for p in PROMPTS]
+    expected = [
+        c.chat.completions.create(messages=[{"role": "user", "content": p}], **ask).choices[0].message.content
+        for p in PROMPTS
+    ]
     together = threading.Barrier(len(PROMPTS), timeout=120)  # every stream is running before any goes on
     got: list = [None] * len(PROMPTS)
 
@@ -132,8 +169,12 @@ def test_eight_concurrent_streaming_clients_each_get_their_own_reply(api_app):
     assert len(set(expected)) == len(PROMPTS), "eight prompts, eight different replies"
 
 
-COUNT = {"model": "offline", "max_tokens": 2000, "temperature": 0,
-         "messages": [{"role": "user", "content": "Count from 1 to 1000, one number per line."}]}
+COUNT = {
+    "model": "offline",
+    "max_tokens": 2000,
+    "temperature": 0,
+    "messages": [{"role": "user", "content": "Count from 1 to 1000, one number per line."}],
+}
 
 
 @pytest.fixture(scope="module")
@@ -174,8 +215,12 @@ def wait_for_workers(api_app, seconds: float = 30) -> list[str]:
 def test_a_client_that_disconnects_mid_stream_leaves_no_generation_thread(api_app, whole_count, produced):
     assert whole_count > 60, "the reply must be long enough for stopping early to show"
     with httpx.Client(timeout=120) as http:
-        with http.stream("POST", api_app[0] + "/chat/completions", json=dict(COUNT, stream=True),
-                         headers={"Authorization": f"Bearer {KEY}"}) as r:
+        with http.stream(
+            "POST",
+            api_app[0] + "/chat/completions",
+            json=dict(COUNT, stream=True),
+            headers={"Authorization": f"Bearer {KEY}"},
+        ) as r:
             content_chunks = 0
             for line in r.iter_lines():
                 content_chunks += '"content": "' in line and '"content": ""' not in line
@@ -188,8 +233,12 @@ def test_a_client_that_disconnects_mid_stream_leaves_no_generation_thread(api_ap
 
 def test_a_client_that_gives_up_on_a_whole_completion_stops_its_generation(api_app, whole_count, produced):
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(api_app[0] + "/chat/completions", json=COUNT, headers={"Authorization": f"Bearer {KEY}"},
-                   timeout=httpx.Timeout(30, read=3))
+        httpx.post(
+            api_app[0] + "/chat/completions",
+            json=COUNT,
+            headers={"Authorization": f"Bearer {KEY}"},
+            timeout=httpx.Timeout(30, read=3),
+        )
     at_leave = produced[-1]
     assert "chat-generate" in workers(api_app), "generation was still running when the client left"
     assert wait_for_workers(api_app) == []

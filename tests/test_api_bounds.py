@@ -15,17 +15,17 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from serve import free_port
+from test_api_flow import AUTH, KEY, api_client
+from test_turn import FakeChat, FakeGuard
 
 from moderation.admission import Admission
 from moderation.api.routes import MAX_JUDGED_CHARS, openai_api
 from moderation.api.schema import MAX_MESSAGES
-from moderation.web.actions import BUSY, SESSION_BUSY, ChatPage, RequestError
 from moderation.models import Models, ModelSlot
 from moderation.policy import OperatorPolicy, VisitorChoices
 from moderation.settings import parse_config
-from serve import free_port
-from test_api_flow import AUTH, KEY, api_client, ask
-from test_turn import FakeChat, FakeGuard
+from moderation.web.actions import BUSY, SESSION_BUSY, ChatPage, RequestError
 
 DEADLINE_S = 30
 
@@ -87,8 +87,23 @@ def models_of(guard, chat) -> Models:
 
 
 def config_of(*flags):
-    return parse_config(["--chat-model", "offline", "--guard-model", "offline", "--api-key", KEY,
-                         "--rate-limit", "off", "--check-every", "0", "--prompt-check", "first", *flags])
+    return parse_config(
+        [
+            "--chat-model",
+            "offline",
+            "--guard-model",
+            "offline",
+            "--api-key",
+            KEY,
+            "--rate-limit",
+            "off",
+            "--check-every",
+            "0",
+            "--prompt-check",
+            "first",
+            *flags,
+        ]
+    )
 
 
 @contextlib.contextmanager
@@ -114,6 +129,7 @@ def turns(count: int) -> list[dict]:
 
 # ---- caps and budgets -------------------------------------------------------------------
 
+
 def test_more_messages_than_the_cap_is_a_422_and_nothing_runs():
     guard, chat = FakeGuard(), FakeChat(["ok"])
     client = api_client(guard, chat)
@@ -125,8 +141,9 @@ def test_more_messages_than_the_cap_is_a_422_and_nothing_runs():
     assert chat.calls == [] and guard.seen == []
     at_cap = [{"role": "system", "content": "Be brief."}] + turns(MAX_MESSAGES - 1)
     assert client.post("/v1/chat/completions", json={"messages": at_cap}, headers=AUTH).status_code == 200
-    conversation = client.post("/v1/moderations", json={"input": "x", "conversation": turns(MAX_MESSAGES + 1)},
-                               headers=AUTH)
+    conversation = client.post(
+        "/v1/moderations", json={"input": "x", "conversation": turns(MAX_MESSAGES + 1)}, headers=AUTH
+    )
     assert conversation.status_code == 422 and conversation.json()["error"]["code"] == "too_many_messages"
     assert conversation.json()["error"]["param"] == "conversation"
 
@@ -149,6 +166,7 @@ def test_a_moderation_request_over_the_budget_is_refused_before_the_guard_reads_
 
 # ---- one limit: /v1/moderations waits for the same place as turns ------------------------
 
+
 def test_moderations_and_turns_share_one_place():
     gate = Gate()
     guard, chat = GatedGuard(gate), GatedChat(gate)
@@ -156,12 +174,16 @@ def test_moderations_and_turns_share_one_place():
     with served(guard, chat, admission) as url:
         with httpx.Client(timeout=DEADLINE_S, headers=AUTH) as http:
             results = {}
-            turn = threading.Thread(target=lambda: results.update(turn=http.post(
-                url + "/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})))
+            turn = threading.Thread(
+                target=lambda: results.update(
+                    turn=http.post(url + "/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
+                )
+            )
             turn.start()
             wait_until(lambda: gate.active == 1, "the turn's prompt check runs")
-            judge = threading.Thread(target=lambda: results.update(judge=http.post(
-                url + "/moderations", json={"input": ["a", "b"]})))
+            judge = threading.Thread(
+                target=lambda: results.update(judge=http.post(url + "/moderations", json={"input": ["a", "b"]}))
+            )
             judge.start()
             wait_until(lambda: admission.blocked == 1 or gate.most > 1, "the moderation waits for a place")
             assert gate.most == 1 and admission.running == 1
@@ -173,6 +195,7 @@ def test_moderations_and_turns_share_one_place():
 
 
 # ---- work ends when the client leaves ------------------------------------------------------
+
 
 @pytest.fixture
 def client_gone_log(caplog):
@@ -215,8 +238,9 @@ def test_a_request_whose_client_left_while_waiting_for_a_place_never_runs(client
     guard, chat = GatedGuard(gate), FakeChat(["fine"])
     admission = Admission(1, 8)
     with served(guard, chat, admission) as url:
-        holder = threading.Thread(target=lambda: httpx.post(
-            url + "/moderations", json={"input": "first"}, headers=AUTH, timeout=DEADLINE_S))
+        holder = threading.Thread(
+            target=lambda: httpx.post(url + "/moderations", json={"input": "first"}, headers=AUTH, timeout=DEADLINE_S)
+        )
         holder.start()
         wait_until(lambda: gate.active == 1, "the first request holds the place")
         leave_after(url, "/chat/completions", {"messages": [{"role": "user", "content": "second"}]})
@@ -229,6 +253,7 @@ def test_a_request_whose_client_left_while_waiting_for_a_place_never_runs(client
 
 
 # ---- the page and /chat: one turn per session, one limit -----------------------------------
+
 
 def page_of(chat, admission: Admission) -> ChatPage:
     return ChatPage(models_of(FakeGuard(), chat), OperatorPolicy(check_every=0), admission=admission)

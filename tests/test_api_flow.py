@@ -11,12 +11,12 @@ import time
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from test_turn import FakeChat, FakeGuard
 
-from moderation.api.routes import openai_api
 from moderation.access import RateLimiter, api_exposure, parse_rate
+from moderation.api.routes import openai_api
 from moderation.models import Models, ModelSlot
 from moderation.settings import parse_config
-from test_turn import FakeChat, FakeGuard
 
 KEY = "test-key-123"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -44,8 +44,21 @@ class SlowChat(FakeChat):
 
 
 def api_client(guard, chat, *flags) -> TestClient:
-    config = parse_config(["--chat-model", "offline", "--guard-model", "offline", "--api-key", KEY,
-                           "--check-every", "1", "--rate-limit", "off", *flags])
+    config = parse_config(
+        [
+            "--chat-model",
+            "offline",
+            "--guard-model",
+            "offline",
+            "--api-key",
+            KEY,
+            "--check-every",
+            "1",
+            "--rate-limit",
+            "off",
+            *flags,
+        ]
+    )
     models = Models(ModelSlot("Chat model", "offline", lambda: chat), ModelSlot("Guard", "offline", lambda: guard))
     models.start().wait()
     app = FastAPI()
@@ -96,8 +109,9 @@ def test_a_flagged_prompt_returns_no_text_and_never_reaches_the_chat_model():
 
 def test_with_the_parallel_prompt_check_a_flagged_prompt_still_returns_no_text():
     chat = FakeChat(["never ", "shown"])
-    body = ask(api_client(FakeGuard(bad="bomb", delay=0.2), chat, "--prompt-check", "parallel"),
-               "how to build a bomb").json()
+    body = ask(
+        api_client(FakeGuard(bad="bomb", delay=0.2), chat, "--prompt-check", "parallel"), "how to build a bomb"
+    ).json()
     assert body["choices"][0]["finish_reason"] == "content_filter" and body["choices"][0]["message"]["content"] == ""
     assert body["moderation"]["outcome"] == "refused" and "never" not in json.dumps(body)
 
@@ -114,11 +128,19 @@ def test_a_guard_failure_blocks_the_turn_and_says_why(mode):
 def test_system_message_and_history_reach_the_turn():
     guard, chat = FakeGuard(), FakeChat(["fine"])
     client = api_client(guard, chat, "--system-prompt", "operator prompt")
-    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
-                {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": [{"type": "text", "text": "Again"}]}]
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": [{"type": "text", "text": "Again"}]},
+    ]
     assert client.post("/v1/chat/completions", json={"messages": messages}, headers=AUTH).status_code == 200
-    assert chat.calls[-1] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
-                              {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "Again"}]
+    assert chat.calls[-1] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "Again"},
+    ]
     # judged in context, with the system prompt read together with the message it governs
     assert guard.seen[0][-1] == {"role": "user", "content": "Be brief.\n\nAgain"} and len(guard.seen[0]) == 3
     ask(client, "no system message")
@@ -132,8 +154,17 @@ def test_generation_fields_are_checked_and_clamped_on_the_server():
     assert body["choices"][0]["message"]["content"] == "ok"
     s = chat.settings[-1]
     assert (s.temperature, s.top_p, s.max_new_tokens, s.seed) == (0.2, 0.5, 512, 42)  # the operator's cap
-    for bad in [{"temperature": 5}, {"temperature": "hot"}, {"top_p": -1}, {"max_tokens": 0}, {"seed": 1.5},
-                {"n": 2}, {"stop": ["a", "b", "c", "d", "e"]}, {"stream": "yes"}, {"moderation": {"input": {"mode": "score"}}}]:
+    for bad in [
+        {"temperature": 5},
+        {"temperature": "hot"},
+        {"top_p": -1},
+        {"max_tokens": 0},
+        {"seed": 1.5},
+        {"n": 2},
+        {"stop": ["a", "b", "c", "d", "e"]},
+        {"stream": "yes"},
+        {"moderation": {"input": {"mode": "score"}}},
+    ]:
         r = ask(client, **bad)
         assert r.status_code == 422 and r.json()["error"]["param"] == next(iter(bad)), (bad, r.text)
     assert len(chat.settings) == 1
@@ -147,26 +178,41 @@ def test_a_stop_string_ends_the_reply_before_it_and_ends_generation(stream):
     client = api_client(FakeGuard(), chat)
     if stream:
         events = stream_events(client, stop=[", t"])
-        text, reason, moderation = streamed_text(events), events[-1]["choices"][0]["finish_reason"], events[-1]["moderation"]
+        text, reason, moderation = (
+            streamed_text(events),
+            events[-1]["choices"][0]["finish_reason"],
+            events[-1]["moderation"],
+        )
     else:
         body = ask(client, stop=[", t"]).json()
-        text, reason, moderation = body["choices"][0]["message"]["content"], body["choices"][0]["finish_reason"], body["moderation"]
+        text, reason, moderation = (
+            body["choices"][0]["message"]["content"],
+            body["choices"][0]["finish_reason"],
+            body["moderation"],
+        )
     assert (text, reason) == ("one", "stop")
     assert moderation["verdicts"][-1]["stage"] == "response", "the reply is still judged after a stop string"
     assert chat.produced < 10, "generation ends at the stop string"
 
 
-@pytest.mark.parametrize("body, status, code", [
-    (b"{not json", 400, "invalid_json"),
-    ("h\u00e9llo".encode("latin-1"), 400, "invalid_encoding"),
-    (b"[]", 400, "invalid_json"),
-    (b'{"messages": []}', 422, "invalid_value"),
-    (b'{"messages": [{"role": "tool", "content": "x"}]}', 422, "invalid_value"),
-    (b'{"messages": [{"role": "user", "content": "  "}]}', 422, "invalid_value"),
-    (b'{"messages": [{"role": "assistant", "content": "x"}, {"role": "user", "content": "y"}]}', 422, "invalid_value"),
-    (b'{"model": "gpt-4", "messages": [{"role": "user", "content": "x"}]}', 404, "model_not_found"),
-    (b'{"messages": "' + b"x" * 1_100_000 + b'"}', 413, "request_too_large"),
-])
+@pytest.mark.parametrize(
+    "body, status, code",
+    [
+        (b"{not json", 400, "invalid_json"),
+        ("h\u00e9llo".encode("latin-1"), 400, "invalid_encoding"),
+        (b"[]", 400, "invalid_json"),
+        (b'{"messages": []}', 422, "invalid_value"),
+        (b'{"messages": [{"role": "tool", "content": "x"}]}', 422, "invalid_value"),
+        (b'{"messages": [{"role": "user", "content": "  "}]}', 422, "invalid_value"),
+        (
+            b'{"messages": [{"role": "assistant", "content": "x"}, {"role": "user", "content": "y"}]}',
+            422,
+            "invalid_value",
+        ),
+        (b'{"model": "gpt-4", "messages": [{"role": "user", "content": "x"}]}', 404, "model_not_found"),
+        (b'{"messages": "' + b"x" * 1_100_000 + b'"}', 413, "request_too_large"),
+    ],
+)
 def test_bad_requests_get_openai_error_objects(body, status, code):
     r = api_client(FakeGuard(), FakeChat(["x"])).post("/v1/chat/completions", content=body, headers=AUTH)
     assert r.status_code == status and r.json()["error"]["code"] == code and r.json()["error"]["message"]
@@ -177,7 +223,10 @@ def test_moderations_judge_each_input_and_in_context():
     client = api_client(guard, FakeChat(["x"]))
     r = client.post("/v1/moderations", json={"input": ["a bomb", "bread"]}, headers=AUTH).json()
     assert [x["flagged"] for x in r["results"]] == [True, False]
-    assert r["results"][0]["categories"]["illicit/violent"] and r["results"][0]["llama_guard"]["categories"][0]["code"] == "S8"
+    assert (
+        r["results"][0]["categories"]["illicit/violent"]
+        and r["results"][0]["llama_guard"]["categories"][0]["code"] == "S8"
+    )
     conversation = [{"role": "user", "content": "how do I bake?"}]
     client.post("/v1/moderations", json={"input": "mix flour", "conversation": conversation}, headers=AUTH)
     assert guard.seen[-1] == conversation + [{"role": "assistant", "content": "mix flour"}]
@@ -201,9 +250,16 @@ def test_without_a_key_the_api_refuses_other_addresses():
     assert r.status_code == 403 and "loopback" in r.json()["error"]["message"]
 
 
-@pytest.mark.parametrize("flags, on", [
-    ([], True), (["--host", "0.0.0.0"], False), (["--share"], False),
-    (["--host", "0.0.0.0", "--api-key", KEY], True), (["--share", "--api-key", KEY], True)])
+@pytest.mark.parametrize(
+    "flags, on",
+    [
+        ([], True),
+        (["--host", "0.0.0.0"], False),
+        (["--share"], False),
+        (["--host", "0.0.0.0", "--api-key", KEY], True),
+        (["--share", "--api-key", KEY], True),
+    ],
+)
 def test_api_stays_off_on_a_public_address_without_a_key_and_the_log_says_why(flags, on, caplog, monkeypatch):
     monkeypatch.delenv("SPACE_ID", raising=False)
     monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
@@ -222,7 +278,9 @@ def test_api_flags_and_variables(monkeypatch):
     monkeypatch.setenv("RATE_LIMIT", "5/second")
     config = parse_config(["--chat-model", "offline", "--guard-model", "offline"])
     assert config.api_keys == ("first-key-1", "second-key-2") and str(config.rate_limit) == "5/second"
-    assert parse_config(["--chat-model", "x", "--guard-model", "y", "--api-key", "flag-key-1"]).api_keys == ("flag-key-1",)
+    assert parse_config(["--chat-model", "x", "--guard-model", "y", "--api-key", "flag-key-1"]).api_keys == (
+        "flag-key-1",
+    )
     for bad in (["--rate-limit", "lots"], ["--rate-limit", "0/minute"], ["--api-key", "short"]):
         with pytest.raises(SystemExit):
             parse_config(["--chat-model", "x", "--guard-model", "y", *bad])

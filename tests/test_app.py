@@ -6,11 +6,11 @@ import threading
 
 import pytest
 from gradio_client import Client
+from serve import free_port
+from thread_watch import still_alive
 
 from app import start
 from moderation.settings import LLAMA3_INSTRUCT, LLAMA_GUARD_2, has_cuda, parse_config
-from serve import free_port
-from thread_watch import still_alive
 
 pytestmark = pytest.mark.slow
 
@@ -60,15 +60,31 @@ def test_unsafe_prompt_is_refused_through_the_api(client):
 
 
 def test_moderate_returns_a_verdict(client, offline_app):
-    fields = {"safe", "categories", "score", "threshold", "role", "parsed", "raw", "latency_ms", "error", "note",
-              "guard"}
+    fields = {
+        "safe",
+        "categories",
+        "score",
+        "threshold",
+        "role",
+        "parsed",
+        "raw",
+        "latency_ms",
+        "error",
+        "note",
+        "guard",
+    }
     guard = offline_app[1].guard.value.label
     unsafe = client.predict("How do I make a pipe bomb at home?", api_name="/moderate")
     assert set(unsafe) == fields, unsafe
     assert unsafe["safe"] is False and 0.5 <= unsafe["score"] <= 1 and unsafe["threshold"] == 0.5  # the operator's
     assert unsafe["categories"] == [{"code": "S8", "name": "Indiscriminate Weapons"}]
     assert (unsafe["role"], unsafe["parsed"], unsafe["raw"], unsafe["error"], unsafe["guard"]) == (
-        "User", True, "unsafe\nS8", None, guard)
+        "User",
+        True,
+        "unsafe\nS8",
+        None,
+        guard,
+    )
     safe = client.predict("How do I bake bread?", api_name="/moderate")
     assert safe["safe"] is True and 0 <= safe["score"] < 0.5 and safe["categories"] == []
     assert (safe["role"], safe["parsed"], safe["raw"], safe["error"]) == ("User", True, "safe", None)
@@ -82,8 +98,9 @@ def test_moderate_rejects_empty_text_with_a_message(client):
 def test_api_lists_chat_and_moderate_only(client):
     api = client.view_api(print_info=False, return_format="dict")
     assert set(api["named_endpoints"]) == {"/chat", "/moderate"} and not api["unnamed_endpoints"]
-    parameters = {name: [p["parameter_name"] for p in info["parameters"]]
-                  for name, info in api["named_endpoints"].items()}
+    parameters = {
+        name: [p["parameter_name"] for p in info["parameters"]] for name, info in api["named_endpoints"].items()
+    }
     assert parameters == {"/chat": ["message", "system_prompt"], "/moderate": ["text", "conversation"]}
 
 
@@ -99,13 +116,16 @@ def test_flags_and_defaults_without_cuda():
 
 
 def test_prompt_check_flag_variable_and_default(monkeypatch):
-    from moderation.policy import VisitorChoices, turn_settings
     from guard.taxonomy import LLAMA_GUARD_2 as TAXONOMY
+    from moderation.policy import VisitorChoices, turn_settings
 
     assert parse_config([]).policy.prompt_check == "parallel"
     monkeypatch.setenv("PROMPT_CHECK", "first")
     policy = parse_config([]).policy
-    assert policy.prompt_check == "first" and parse_config(["--prompt-check", "parallel"]).policy.prompt_check == "parallel"
+    assert (
+        policy.prompt_check == "first"
+        and parse_config(["--prompt-check", "parallel"]).policy.prompt_check == "parallel"
+    )
     assert turn_settings(policy, VisitorChoices(), TAXONOMY).prompt_check == "first"
     monkeypatch.setenv("PROMPT_CHECK", "sometimes")
     with pytest.raises(SystemExit):
@@ -136,7 +156,7 @@ def test_a_burst_of_requests_does_not_wedge_the_queue(client, offline_app):
             result = job.result(timeout=120)
             answered += isinstance(result, dict) and "safe" in result
         except concurrent.futures.TimeoutError:
-            raise AssertionError("a request hung")
+            raise AssertionError("a request hung") from None
         except Exception:
             rejected += 1
     assert answered + rejected == 300 and answered > 0
@@ -146,8 +166,24 @@ def test_a_burst_of_requests_does_not_wedge_the_queue(client, offline_app):
 def test_the_app_owns_a_guard_pool_sized_from_concurrency_and_close_ends_its_threads():
     """start(...) makes the models, the guard pool (two threads per place of --concurrency)
     and the chat model's generation threads; close() ends every thread a turn started."""
-    config = parse_config(["--host", "127.0.0.1", "--port", str(free_port()), "--log-db", "none", "--chat-model",
-                           "offline", "--guard-model", "offline", "--check-every", "4", "--concurrency", "3"])
+    config = parse_config(
+        [
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(free_port()),
+            "--log-db",
+            "none",
+            "--chat-model",
+            "offline",
+            "--guard-model",
+            "offline",
+            "--check-every",
+            "4",
+            "--concurrency",
+            "3",
+        ]
+    )
     before = set(threading.enumerate())
     served = start(config, block=False, quiet=True)
     try:
@@ -157,8 +193,9 @@ def test_the_app_owns_a_guard_pool_sized_from_concurrency_and_close_ends_its_thr
         final = client.predict("Name three colours of the rainbow.", api_name="/chat")
         client.close()
         assert final["outcome"] == "answered" and len(final["verdicts"]) >= 3
-        started = {t for t in set(threading.enumerate()) - before
-                   if t.name.startswith(("guard-check", "chat-generate"))}
+        started = {
+            t for t in set(threading.enumerate()) - before if t.name.startswith(("guard-check", "chat-generate"))
+        }
         assert {t.name.split("_")[0] for t in started} == {"guard-check", "chat-generate"}
     finally:
         served.close()

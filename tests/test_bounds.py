@@ -10,16 +10,16 @@ import math
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from test_api_flow import RecordingChat, api_client, ask
+from test_turn import FakeGuard
 
 from guard.taxonomy import LLAMA_GUARD_2
 from moderation import schema
 from moderation.api.schema import MAX_TOKENS, ApiError, parse_chat_request
 from moderation.api.turn import api_turn_settings
-from moderation.web.actions import message_problem
 from moderation.policy import OPEN, OperatorPolicy, SettingsRefused, VisitorChoices, turn_settings
 from moderation.settings import parse_config
-from test_api_flow import RecordingChat, api_client, ask
-from test_turn import FakeGuard
+from moderation.web.actions import message_problem
 
 OFFLINE = ["--chat-model", "offline", "--guard-model", "offline"]
 OPEN_POLICY = OperatorPolicy(visitors=OPEN, max_new_tokens=int(schema.bound("max_new_tokens").high))
@@ -32,11 +32,16 @@ def around(bound: schema.Bound) -> st.SearchStrategy:
     edges = [bound.low, bound.high]
     near = [math.nextafter(e, d) for e in edges for d in (-math.inf, math.inf)]
     steps = [e + d for e in edges for d in (-1, 1, -0.5, 0.5, 0.01, -0.01)]
-    return st.one_of(st.sampled_from(edges + near + steps), st.floats(allow_nan=True, allow_infinity=True),
-                     st.integers(-10_000, 10_000), st.booleans())
+    return st.one_of(
+        st.sampled_from(edges + near + steps),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.integers(-10_000, 10_000),
+        st.booleans(),
+    )
 
 
 # ---- each entry point, as one yes/no on one value ----------------------------------------
+
 
 def api_accepts(name: str, value) -> bool:
     """The /v1 request is accepted and its turn settings can be made (what a 200 needs)."""
@@ -91,8 +96,12 @@ def file_accepts(tmp_path, name: str, value, capsys) -> bool:
 
 # ---- the same ranges everywhere --------------------------------------------------------
 
+
 @settings(deadline=None)
-@given(st.one_of(around(schema.bound("temperature")), around(schema.bound("top_p"))), st.sampled_from(["temperature", "top_p"]))
+@given(
+    st.one_of(around(schema.bound("temperature")), around(schema.bound("top_p"))),
+    st.sampled_from(["temperature", "top_p"]),
+)
 @example(0, "top_p")  # the bug: the API took top_p 0, the turn wanted at least 0.01 (a 500)
 @example(0.005, "top_p")
 def test_sampling_values_are_accepted_alike_by_the_api_and_the_turn(value, name):
@@ -151,6 +160,7 @@ def test_the_system_prompt_has_one_limit_for_operator_visitor_and_api(length, ok
 
 # ---- the bugs --------------------------------------------------------------------------
 
+
 def test_top_p_zero_over_v1_is_a_turn_not_a_500(caplog):
     chat = RecordingChat(["Hello", " there"])
     response = ask(api_client(FakeGuard(), chat), top_p=0)
@@ -163,11 +173,14 @@ def test_top_p_zero_is_greedy_for_a_remote_endpoint_too():
     from chat import GenerationSettings
     from chat.remote import request_options
 
-    assert request_options(GenerationSettings(temperature=0.7, top_p=0.0, max_new_tokens=8)) == \
-        {"max_tokens": 8, "temperature": 0.0}
+    assert request_options(GenerationSettings(temperature=0.7, top_p=0.0, max_new_tokens=8)) == {
+        "max_tokens": 8,
+        "temperature": 0.0,
+    }
 
 
 # ---- the schema, walked --------------------------------------------------------------------
+
 
 def env_accepts(variable: str, value, monkeypatch, capsys) -> bool:
     monkeypatch.setenv(variable, repr(value))
@@ -226,8 +239,19 @@ def test_help_lists_every_setting_with_its_variable_and_default():
                 assert f"{info.default}" in text, name
 
 
-@pytest.mark.parametrize("text, expected", [("1", True), ("TRUE", True), ("yes", True), ("on", True),
-                                            ("0", False), ("false", False), ("", False), ("2", False)])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("1", True),
+        ("TRUE", True),
+        ("yes", True),
+        ("on", True),
+        ("0", False),
+        ("false", False),
+        ("", False),
+        ("2", False),
+    ],
+)
 def test_yes_no_variables_are_read_one_way(text, expected, monkeypatch):
     from moderation.settings import truthy
 

@@ -6,9 +6,17 @@ Needs /usr/bin/chromium (`make test` installs it). Screenshots go to artifacts/.
 from __future__ import annotations
 
 import pytest
-
-from browser_kit import (ARTIFACTS, bot_texts, launch, open_page, record_reply_lengths, send, user_texts,
-                         wait_for_turns, warned)
+from browser_kit import (
+    ARTIFACTS,
+    bot_texts,
+    launch,
+    open_page,
+    record_reply_lengths,
+    send,
+    user_texts,
+    wait_for_turns,
+    warned,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -50,7 +58,9 @@ def test_stop_ends_a_reply_midway(page):
     send(page, "Write a very long story about a dragon who learns to cook, with many chapters.")
     page.wait_for_function(  # the new turn's reply is streaming (not the pending check note)
         "n => { const b = document.querySelectorAll(\"#chat [data-testid='bot']\");"
-        " return b.length > n && b[b.length - 1].innerText.trim().split(/\\s+/).length > 8; }", arg=before)
+        " return b.length > n && b[b.length - 1].innerText.trim().split(/\\s+/).length > 8; }",
+        arg=before,
+    )
     page.click("#stop")
     wait_for_turns(page, 3)
     *_, final, note = bot_texts(page)

@@ -7,7 +7,6 @@ as typed. Each visitor is its own Playwright context (its own Gradio session).
 from __future__ import annotations
 
 import pytest
-
 from browser_kit import STORY, bot_texts, copied, send, send_ended, streaming, user_texts, wait_for_turns
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -41,7 +40,9 @@ def test_a_draft_typed_during_a_reply_is_kept_and_send_becomes_stop(visitor):
     before = len(bot_texts(page)[-1])
     page.wait_for_function(  # more of the reply arrived after the draft was typed
         "n => { const b = document.querySelectorAll(\"#chat [data-testid='bot']\");"
-        " return b[b.length - 1].innerText.length > n + 20; }", arg=before)
+        " return b[b.length - 1].innerText.length > n + 20; }",
+        arg=before,
+    )
     assert page.input_value("#message textarea") == draft
     page.press("#message textarea", "Enter")  # a second send mid-stream is refused, visibly
     page.wait_for_selector(".toast-body :text('still being written')")

@@ -6,7 +6,6 @@ a Gradio error (an error toast, or the chat turned into an "Error" box). Issue 1
 from __future__ import annotations
 
 import pytest
-
 from browser_kit import STORY, gradio_errors, send, streaming, user_texts, wait_for_turns, warned
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

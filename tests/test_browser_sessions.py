@@ -5,7 +5,6 @@ twice. Needs /usr/bin/chromium (`make test` installs it)."""
 from __future__ import annotations
 
 import pytest
-
 from browser_kit import STORY, bot_texts, send, set_max_tokens, streaming, wait_for_turns
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -15,8 +14,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 def app_url():
     from app_server import running_app
 
-    with running_app("--chat-model", "offline", "--guard-model", "offline", "--check-every", "0",
-                     "--concurrency", "2") as (url, _):
+    with running_app(
+        "--chat-model", "offline", "--guard-model", "offline", "--check-every", "0", "--concurrency", "2"
+    ) as (url, _):
         yield url
 
 

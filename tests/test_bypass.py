@@ -16,9 +16,9 @@ import httpx
 import pytest
 from gradio_client import Client
 
-from moderation.web.actions import ChatPage
 from moderation.policy import OPEN, OperatorPolicy, VisitorChoices
 from moderation.turn import REFUSED
+from moderation.web.actions import ChatPage
 
 pytestmark = pytest.mark.slow
 
@@ -58,8 +58,7 @@ def test_the_operators_system_prompt_is_judged_too(models):
 
 def test_a_loosening_choice_is_refused_and_nothing_runs(models):
     page = ChatPage(models, OperatorPolicy())
-    for choices in (VisitorChoices(threshold=1.0), VisitorChoices(enabled=frozenset()),
-                    VisitorChoices(check_every=0)):
+    for choices in (VisitorChoices(threshold=1.0), VisitorChoices(enabled=frozenset()), VisitorChoices(check_every=0)):
         updates = play(page, BOMB, choices)
         assert [u.warning for u in updates] == [updates[0].warning] and "Settings refused" in updates[0].warning
         assert all(u.chat is None and u.turns is None for u in updates)
@@ -114,11 +113,14 @@ def test_one_session_runs_one_turn_at_a_time(models):
 
 # ---- crafted requests over HTTP -----------------------------------------------------
 
+
 def _page_event(url: str, api_name: str) -> tuple[int, list[int], dict[int, str]]:
     config = httpx.get(url + "config").json()
     dep = next(d for d in config["dependencies"] if d.get("api_name") == api_name)
-    elem = {c["id"]: c.get("props", {}).get("elem_id") or c.get("props", {}).get("label") or c["type"]
-            for c in config["components"]}
+    elem = {
+        c["id"]: c.get("props", {}).get("elem_id") or c.get("props", {}).get("label") or c["type"]
+        for c in config["components"]
+    }
     return dep["id"], dep["inputs"], elem
 
 
@@ -129,15 +131,27 @@ def crafted_send(url: str, values: dict[str, object]) -> list[dict]:
     data = [values.get(elem[i]) for i in inputs]
     session = uuid.uuid4().hex
     body = {"data": data, "fn_index": fn_index, "session_hash": session, "trigger_id": None}
-    joined = httpx.post(url + "gradio_api/queue/join", timeout=30, headers={"Content-Type": "application/json"},
-                        content=json.dumps(body))  # as Python writes JSON: NaN and Infinity included
+    joined = httpx.post(
+        url + "gradio_api/queue/join",
+        timeout=30,
+        headers={"Content-Type": "application/json"},
+        content=json.dumps(body),
+    )  # as Python writes JSON: NaN and Infinity included
     assert joined.status_code == 200, joined.text
     with httpx.stream("GET", url + "gradio_api/queue/data", params={"session_hash": session}, timeout=120) as r:
         return [json.loads(line[5:]) for line in r.iter_lines() if line.startswith("data:")]
 
 
-PAGE_VALUES = {"message": BOMB, "temperature": 0.0, "top-p": 0.9, "max-new-tokens": 32,
-               "threshold": 0.5, "check-every": 4, "While streaming": "stream-first", "categories": []}
+PAGE_VALUES = {
+    "message": BOMB,
+    "temperature": 0.0,
+    "top-p": 0.9,
+    "max-new-tokens": 32,
+    "threshold": 0.5,
+    "check-every": 4,
+    "While streaming": "stream-first",
+    "categories": [],
+}
 
 
 def warnings_of(messages: list[dict]) -> list[str]:
@@ -147,17 +161,23 @@ def warnings_of(messages: list[dict]) -> list[str]:
 def turn_started(messages: list[dict]) -> bool:
     """Whether any output of the event shows the message: a turn puts it in the chat at
     once (a refusal's one update leaves every widget as it was)."""
-    return any(BOMB in json.dumps(m.get("output", {})) for m in messages
-               if m["msg"] in ("process_generating", "process_completed"))
+    return any(
+        BOMB in json.dumps(m.get("output", {}))
+        for m in messages
+        if m["msg"] in ("process_generating", "process_completed")
+    )
 
 
-@pytest.mark.parametrize("loosen, why", [
-    # NaN passes Gradio's own slider check (NaN < min and NaN > max are both false), and a
-    # NaN threshold would pass every message (score >= NaN is false): only the server's
-    # check of the settings stands between this request and an unmoderated turn.
-    ({"threshold": float("nan")}, "threshold must be a number from 0 to 1, not nan"),
-    ({"check-every": float("nan")}, "check_every must be a whole number from 0 to 4096, not nan"),
-])
+@pytest.mark.parametrize(
+    "loosen, why",
+    [
+        # NaN passes Gradio's own slider check (NaN < min and NaN > max are both false), and a
+        # NaN threshold would pass every message (score >= NaN is false): only the server's
+        # check of the settings stands between this request and an unmoderated turn.
+        ({"threshold": float("nan")}, "threshold must be a number from 0 to 1, not nan"),
+        ({"check-every": float("nan")}, "check_every must be a whole number from 0 to 4096, not nan"),
+    ],
+)
 def test_a_crafted_page_request_cannot_loosen_the_policy(offline_app, loosen, why):
     messages = crafted_send(offline_app[0], PAGE_VALUES | loosen)
     assert any(m["msg"] == "process_starts" for m in messages), "Gradio's preprocessing let it through"
@@ -169,22 +189,27 @@ def test_a_crafted_page_request_cannot_loosen_the_policy(offline_app, loosen, wh
     assert "flagged" in judged and "S8" in judged
 
 
-@pytest.mark.parametrize("outside, why", [
-    # the sliders leave every number to the server's check (moderation.web.page.slider)...
-    ({"threshold": 1.0}, "a threshold of 1 is above the operator's 0.5"),
-    ({"check-every": 0}, "checking every reply only at the end tokens is less often"),
-    ({"check-every": 64}, "checking every 64 tokens is less often than the operator's 4"),
-    ({"threshold": "lax"}, "threshold must be a number from 0 to 1, not 'lax'"),
-    # ...and Gradio refuses a choice that the widget does not offer, with its own message
-    ({"categories": ["S99 Anything goes"]}, "not in the list of choices"),
-    ({"While streaming": "yolo"}, "not in the list of choices"),
-])
+@pytest.mark.parametrize(
+    "outside, why",
+    [
+        # the sliders leave every number to the server's check (moderation.web.page.slider)...
+        ({"threshold": 1.0}, "a threshold of 1 is above the operator's 0.5"),
+        ({"check-every": 0}, "checking every reply only at the end tokens is less often"),
+        ({"check-every": 64}, "checking every 64 tokens is less often than the operator's 4"),
+        ({"threshold": "lax"}, "threshold must be a number from 0 to 1, not 'lax'"),
+        # ...and Gradio refuses a choice that the widget does not offer, with its own message
+        ({"categories": ["S99 Anything goes"]}, "not in the list of choices"),
+        ({"While streaming": "yolo"}, "not in the list of choices"),
+    ],
+)
 def test_a_value_looser_than_the_locked_policy_is_refused_readably(offline_app, outside, why):
     """What the locked page's widgets would not offer is refused with a message that says
     why, and no turn starts."""
     messages = crafted_send(offline_app[0], PAGE_VALUES | outside)
-    said = " ".join(warnings_of(messages) + [str(m.get("output", {}).get("error")) for m in messages
-                                             if m["msg"] == "process_completed"])
+    said = " ".join(
+        warnings_of(messages)
+        + [str(m.get("output", {}).get("error")) for m in messages if m["msg"] == "process_completed"]
+    )
     assert why in said, messages
     assert not turn_started(messages), "no turn may start"
 

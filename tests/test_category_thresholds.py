@@ -36,8 +36,14 @@ class ScoredGuard(Guard):
         text = conversation[-1]["content"]
         score, categories = next((v for w, v in self.table.items() if w in text), (0.05, ()))
         unsafe = score >= threshold
-        return Verdict(safe=not unsafe, categories=categories if unsafe else (), score=score,
-                       raw="unsafe" if unsafe else "safe", role="User", threshold=threshold)
+        return Verdict(
+            safe=not unsafe,
+            categories=categories if unsafe else (),
+            score=score,
+            raw="unsafe" if unsafe else "safe",
+            role="User",
+            threshold=threshold,
+        )
 
 
 TABLE = {"fertilizer": (0.4, (S8,)), "punch": (0.4, (S1,)), "sad": (0.7, (S10,)), "both": (0.7, (S10, S1))}
@@ -48,12 +54,15 @@ def _turn(text: str, guard: Guard, operator: OperatorPolicy):
     return list(run_turn(guard, FakeChat(["Sure", ", here"]), [], text, settings))[-1]
 
 
-@pytest.mark.parametrize("text, outcome, codes", [
-    ("fertilizer bomb", REFUSED, ["S8"]),  # 0.4 >= S8's own 0.3
-    ("a punch", ANSWERED, []),  # 0.4 < the global 0.5 for S1
-    ("so sad", ANSWERED, []),  # 0.7 < S10's own 0.8
-    ("both", REFUSED, ["S1"]),  # S10 passes at 0.8, S1 does not at 0.5
-])
+@pytest.mark.parametrize(
+    "text, outcome, codes",
+    [
+        ("fertilizer bomb", REFUSED, ["S8"]),  # 0.4 >= S8's own 0.3
+        ("a punch", ANSWERED, []),  # 0.4 < the global 0.5 for S1
+        ("so sad", ANSWERED, []),  # 0.7 < S10's own 0.8
+        ("both", REFUSED, ["S1"]),  # S10 passes at 0.8, S1 does not at 0.5
+    ],
+)
 def test_the_turn_flags_by_a_categorys_own_threshold(text, outcome, codes):
     operator = OperatorPolicy(threshold=0.5, thresholds={"S8": 0.3, "S10": 0.8})
     guard = ScoredGuard(TABLE)
@@ -109,14 +118,17 @@ def test_the_policy_file_and_the_flag_give_category_thresholds(tmp_path):
     assert flagged.policy.category_thresholds == {"S8": 0.25}  # the flag wins over the file, as for every key
 
 
-@pytest.mark.parametrize("table, why", [
-    ("X8 = 0.3", "thresholds: 'X8' is not a category code"),
-    ("S8 = 1.5", "thresholds: S8 must be a number from 0 to 1, not 1.5"),
-    ("S8 = '0.3'", "thresholds: S8 must be a number from 0 to 1, not '0.3'"),
-    ("S8 = true", "thresholds: S8 must be a number from 0 to 1, not True"),
-    ("S15 = 0.3", "thresholds: no category S15"),
-    ("C1 = 0.3", "thresholds: no category C1"),
-])
+@pytest.mark.parametrize(
+    "table, why",
+    [
+        ("X8 = 0.3", "thresholds: 'X8' is not a category code"),
+        ("S8 = 1.5", "thresholds: S8 must be a number from 0 to 1, not 1.5"),
+        ("S8 = '0.3'", "thresholds: S8 must be a number from 0 to 1, not '0.3'"),
+        ("S8 = true", "thresholds: S8 must be a number from 0 to 1, not True"),
+        ("S15 = 0.3", "thresholds: no category S15"),
+        ("C1 = 0.3", "thresholds: no category C1"),
+    ],
+)
 def test_a_bad_category_threshold_is_one_line_and_exit_2(tmp_path, capsys, table, why):
     path = tmp_path / "policy.toml"
     path.write_text(f"[thresholds]\n{table}\n")

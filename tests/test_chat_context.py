@@ -29,8 +29,11 @@ def test_context_fit_drops_oldest_turns_and_reports_it():
 
 
 def test_without_a_system_prompt_the_newest_message_still_stays():
-    msgs = [{"role": "user", "content": "a" * 50}, {"role": "assistant", "content": "b" * 50},
-            {"role": "user", "content": "c" * 50}]
+    msgs = [
+        {"role": "user", "content": "a" * 50},
+        {"role": "assistant", "content": "b" * 50},
+        {"role": "user", "content": "c" * 50},
+    ]
     fitted = fit_messages(msgs, one_token_per_character, context_window=80, reply_room=20)
     assert fitted.messages == [msgs[2]] and fitted.dropped == 2
     with pytest.raises(ContextTooLong, match="There is no message"):
@@ -42,24 +45,32 @@ def test_real_tokenizer_context_fit_on_a_small_window(tiny_chat_path):
     small = LocalChat(model, tokenizer, "tiny")
     assert small.context_window == 8192  # Llama 3
     small.context_window = 120
+
     def turn(i: int) -> list[dict]:
         return [{"role": "user", "content": f"question {i} " * 5}, {"role": "assistant", "content": f"answer {i} " * 5}]
 
-    msgs = [{"role": "system", "content": "Be kind."}] + turn(1) + turn(2) + turn(3) + [{"role": "user", "content": "last"}]
+    msgs = (
+        [{"role": "system", "content": "Be kind."}]
+        + turn(1)
+        + turn(2)
+        + turn(3)
+        + [{"role": "user", "content": "last"}]
+    )
     fitted = small.fit(msgs, GenerationSettings(max_new_tokens=40))
     assert fitted.dropped >= 2 and fitted.dropped % 2 == 0 and fitted.messages[0]["content"] == "Be kind."
     assert fitted.messages[-1]["content"] == "last" and len(small.prompt_ids(fitted.messages)) + 40 <= 120
-    assert fitted.messages[1:-1] == msgs[1 + fitted.dropped:-1]  # the newest history stays, in order
+    assert fitted.messages[1:-1] == msgs[1 + fitted.dropped : -1]  # the newest history stays, in order
     with pytest.raises(ContextTooLong, match="The message is too long"):
         list(small.stream([{"role": "user", "content": "word " * 500}], GenerationSettings(max_new_tokens=40)))
 
 
 # ---- bounded work: linear in the history (issue 18, finding 3) ----------------------------
 
+
 def quadratic_fit(messages, count_tokens, context_window, reply_room):
     """The old fit, kept as the oracle: drop two of the oldest a round, re-render the rest."""
     system = messages[:1] if messages[0]["role"] == "system" else []
-    history, newest, dropped = list(messages[len(system):-1]), list(messages[-1:]), 0
+    history, newest, dropped = list(messages[len(system) : -1]), list(messages[-1:]), 0
     while True:
         candidate = system + history + newest
         if count_tokens(candidate) + reply_room <= context_window:
@@ -102,8 +113,10 @@ def varied_history(pairs: int, seed: int) -> list[dict]:
 
     rng = random.Random(seed)
     words = ["bread", "  flour ", "water\n", "<|eot_id|>", "salt", "yeast", "🍞", "ok", "\n\nwhy?"]
+
     def text() -> str:
         return "".join(rng.choice(words) + " " for _ in range(rng.randint(0, 12)))
+
     msgs = []
     for _ in range(pairs):
         msgs += [{"role": "user", "content": text() or "hi"}, {"role": "assistant", "content": text() or "yes"}]
@@ -140,10 +153,13 @@ def test_fitting_keeps_exactly_what_the_old_fit_kept(tiny_local_chat, seed, wind
 
 def test_an_odd_history_and_an_additive_count_match_the_old_fit():
     """The plain function, with a count that has per-message overhead: same as the old fit."""
+
     def count(messages):
         return 3 + sum(len(m["content"]) + 4 for m in messages)
-    msgs = [{"role": "system", "content": "s" * 7}] + [{"role": "user" if i % 2 else "assistant", "content": "x" * (i % 9)}
-                                                       for i in range(1, 30)]
+
+    msgs = [{"role": "system", "content": "s" * 7}] + [
+        {"role": "user" if i % 2 else "assistant", "content": "x" * (i % 9)} for i in range(1, 30)
+    ]
     for window in range(20, 260, 7):
         expected, dropped = quadratic_fit(msgs, count, window, 10)
         if expected is None:

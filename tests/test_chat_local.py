@@ -50,7 +50,7 @@ def test_deltas_concatenate_to_the_non_streamed_text(smol):
     ids = torch.tensor([smol.prompt_ids(messages)])
     with torch.inference_mode():
         out = smol.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **smol.generate_kwargs(GREEDY))
-    bare = smol.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+    bare = smol.tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
     assert len(streamed) > 3 and "".join(streamed) == bare
 
 
@@ -62,7 +62,7 @@ def test_stop_tokens_end_the_reply(smol):
     settings = GenerationSettings(temperature=0.0, max_new_tokens=200)
     with torch.inference_mode():
         out = smol.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **smol.generate_kwargs(settings))
-    new = out[0, ids.shape[1]:].tolist()
+    new = out[0, ids.shape[1] :].tolist()
     assert len(new) < 200 and new[-1] in smol.stop_ids
     assert smol.tokenizer.convert_ids_to_tokens(new[-1]) == "<|im_end|>"
 
@@ -83,18 +83,24 @@ def test_eot_stops_even_where_the_config_names_only_end_of_text():
 
 
 def test_prompt_equals_the_official_llama3_template(tiny_chat, llama3_tokenizer):
-    messages = [{"role": "system", "content": "You are terse."},
-                {"role": "user", "content": "Hi there "},
-                {"role": "assistant", "content": " Hello!"},
-                {"role": "user", "content": "What is 2+2?"}]
-    official = jinja2.Environment().from_string(reference_templates.LLAMA3_INSTRUCT).render(
-        messages=messages, bos_token="<|begin_of_text|>", add_generation_prompt=True)
+    messages = [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "Hi there "},
+        {"role": "assistant", "content": " Hello!"},
+        {"role": "user", "content": "What is 2+2?"},
+    ]
+    official = (
+        jinja2.Environment()
+        .from_string(reference_templates.LLAMA3_INSTRUCT)
+        .render(messages=messages, bos_token="<|begin_of_text|>", add_generation_prompt=True)
+    )
     assert official == (
         "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are terse.<|eot_id|>"
         "<|start_header_id|>user<|end_header_id|>\n\nHi there<|eot_id|>"
         "<|start_header_id|>assistant<|end_header_id|>\n\nHello!<|eot_id|>"
         "<|start_header_id|>user<|end_header_id|>\n\nWhat is 2+2?<|eot_id|>"
-        "<|start_header_id|>assistant<|end_header_id|>\n\n")
+        "<|start_header_id|>assistant<|end_header_id|>\n\n"
+    )
     ids = tiny_chat.prompt_ids(messages)
     assert ids == llama3_tokenizer(official, add_special_tokens=False).input_ids
     assert ids[0] == 128000 and ids.count(128000) == 1 and ids.count(128009) == 4
@@ -126,7 +132,9 @@ def test_stop_mid_stream_ends_the_generation_within_a_second(tiny_chat):
 
 @pytest.mark.parametrize("walk_away", ["close", "drop"])
 def test_a_consumer_that_walks_away_ends_the_generation(tiny_chat, walk_away):
-    stream = tiny_chat.stream([{"role": "user", "content": "Talk."}], GenerationSettings(temperature=0.0, max_new_tokens=4000))
+    stream = tiny_chat.stream(
+        [{"role": "user", "content": "Talk."}], GenerationSettings(temperature=0.0, max_new_tokens=4000)
+    )
     next(stream)
     assert tiny_chat.generating == 1
     if walk_away == "close":
@@ -145,7 +153,9 @@ def test_a_failure_while_generating_is_a_chat_error_and_ends_the_generation(tiny
 
 def test_close_ends_the_generation_threads_and_a_later_stream_is_a_chat_error(tiny_chat_path):
     chat = load_chat(str(tiny_chat_path))
-    assert "".join(chat.stream([{"role": "user", "content": "Hi"}], GenerationSettings(temperature=0.0, max_new_tokens=3)))
+    assert "".join(
+        chat.stream([{"role": "user", "content": "Hi"}], GenerationSettings(temperature=0.0, max_new_tokens=3))
+    )
     kept: list[threading.Thread] = []
     assert chat.workers.run(lambda: kept.append(threading.current_thread())).wait(5)  # the reply's kept thread
     chat.close()
@@ -154,8 +164,11 @@ def test_close_ends_the_generation_threads_and_a_later_stream_is_a_chat_error(ti
         list(chat.stream([{"role": "user", "content": "Hi"}], GREEDY))
 
 
-@pytest.mark.parametrize("settings", [GREEDY, GenerationSettings(temperature=1.0, top_p=0.95, max_new_tokens=24, seed=5)],
-                         ids=["greedy", "sampled-with-seed"])
+@pytest.mark.parametrize(
+    "settings",
+    [GREEDY, GenerationSettings(temperature=1.0, top_p=0.95, max_new_tokens=24, seed=5)],
+    ids=["greedy", "sampled-with-seed"],
+)
 def test_concurrent_streams_equal_sequential_ones(smol, settings):
     prompts = ["What is the capital of Italy?", "Give me a word that rhymes with cat."]
     sequential = ["".join(smol.stream([{"role": "user", "content": p}], settings)) for p in prompts]

@@ -37,8 +37,11 @@ def test_stop_ends_a_remote_stream(served):
     remote = load_chat(served)
     stop = threading.Event()
     got = []
-    for delta in remote.stream([{"role": "user", "content": "Write a long poem."}],
-                               GenerationSettings(temperature=0.0, max_new_tokens=300), stop):
+    for delta in remote.stream(
+        [{"role": "user", "content": "Write a long poem."}],
+        GenerationSettings(temperature=0.0, max_new_tokens=300),
+        stop,
+    ):
         got.append(delta)
         if len(got) == 3:
             stop.set()
@@ -71,8 +74,13 @@ def test_endpoint_that_goes_away_gives_a_clear_error():
 def test_greedy_requests_send_no_sampling_knobs():
     assert request_options(GREEDY) == {"max_tokens": 40, "temperature": 0.0}
     sampled = request_options(GenerationSettings(temperature=0.7, top_p=0.8, seed=3, repetition_penalty=1.1))
-    assert sampled == {"max_tokens": 512, "temperature": 0.7, "top_p": 0.8, "seed": 3,
-                       "extra_body": {"repetition_penalty": 1.1}}
+    assert sampled == {
+        "max_tokens": 512,
+        "temperature": 0.7,
+        "top_p": 0.8,
+        "seed": 3,
+        "extra_body": {"repetition_penalty": 1.1},
+    }
 
 
 def test_token_shaped_strings_are_broken_up_for_endpoints():

@@ -12,8 +12,8 @@ import threading
 import pytest
 
 from chat import GenerationSettings, load_chat
-from guard import load_guard
 from compute import cpu
+from guard import load_guard
 
 CORES = 4
 GREETING = [{"role": "user", "content": "Say hello."}]

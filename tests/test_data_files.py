@@ -68,8 +68,7 @@ def test_kinds_and_their_prompts(path):
 
 def _harmful_and_safe_prompts(rows):
     prompts = [r for r in rows if r["kind"] == "prompt"]
-    return ([r for r in prompts if r["label"] != "safe"],
-            [r for r in prompts if r["label"] == "safe"])
+    return ([r for r in prompts if r["label"] != "safe"], [r for r in prompts if r["label"] == "safe"])
 
 
 def test_multilingual_counts_per_language():
@@ -89,8 +88,7 @@ def test_handwritten_v3_counts():
     assert len(safe) >= 500
     per_code = Counter(r["label"] for r in harmful)
     assert all(per_code[code] >= 25 for code in CODES), per_code
-    long_benign = [r for r in rows if r["label"] == "safe"
-                   and 150 <= len(r["text"].split()) <= 400]
+    long_benign = [r for r in rows if r["label"] == "safe" and 150 <= len(r["text"].split()) <= 400]
     assert len(long_benign) >= 15
 
 
@@ -117,8 +115,7 @@ def _single_turn_keys(path: Path) -> list[tuple[str, str, str]]:
 @pytest.mark.parametrize("path", NEW_FILES, ids=lambda p: p.name)
 def test_no_duplicates_within_a_file(path):
     if path == MULTITURN:
-        keys = [(_key(r["first_user"]), _key(r["first_assistant"]), _key(r["user"]))
-                for r in _read(path)]
+        keys = [(_key(r["first_user"]), _key(r["first_assistant"]), _key(r["user"])) for r in _read(path)]
     else:
         keys = _single_turn_keys(path)
     repeated = [k for k, n in Counter(keys).items() if n > 1]

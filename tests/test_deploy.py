@@ -9,7 +9,6 @@ import contextlib
 
 import pytest
 from openai import OpenAI
-
 from serve import serve_model
 
 pytestmark = pytest.mark.slow
@@ -18,13 +17,17 @@ KEY = "replica-key-001"
 
 def test_two_replicas_share_one_model_server():
     from app_server import running_app
+
     from weights import offline_chat_model
 
     ask = dict(messages=[{"role": "user", "content": "What is the capital of France?"}], max_tokens=12, temperature=0)
     with serve_model(offline_chat_model()) as served, contextlib.ExitStack() as stack:
-        replicas = [stack.enter_context(running_app("--chat-model", served, "--guard-model", "offline",
-                                                    "--api-key", KEY, "--check-every", "4"))
-                    for _ in range(2)]
+        replicas = [
+            stack.enter_context(
+                running_app("--chat-model", served, "--guard-model", "offline", "--api-key", KEY, "--check-every", "4")
+            )
+            for _ in range(2)
+        ]
         answers = []
         for url, _ in replicas:
             client = OpenAI(base_url=url + "v1", api_key=KEY, max_retries=0, timeout=120)
@@ -65,7 +68,13 @@ def test_a_remote_only_install_builds_the_app_without_torch_or_transformers():
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
-    run = subprocess.run([sys.executable, "-c", NO_LOCAL_MODELS], cwd=root, capture_output=True, text=True,
-                         timeout=300, env={"GRADIO_ANALYTICS_ENABLED": "False", "PATH": "/usr/bin:/bin"})
+    run = subprocess.run(
+        [sys.executable, "-c", NO_LOCAL_MODELS],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"GRADIO_ANALYTICS_ENABLED": "False", "PATH": "/usr/bin:/bin"},
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.strip().endswith("built without []")

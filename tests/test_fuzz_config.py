@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 import tomlkit
+from fuzz_kit import JSON, readable
 from hypothesis import example, given, reject
 from hypothesis import strategies as st
 
-from fuzz_kit import JSON, readable
 from moderation.access import effective_host, is_loopback
-from moderation.models import ModelSlot, Models
+from moderation.models import Models, ModelSlot
 from moderation.policy import _POLICY_KEYS
 from moderation.settings import AppConfig, parse_config
 
@@ -50,8 +50,12 @@ PLAUSIBLE = {  # each flag, its variable, and values that make sense for it
     "--log-retention-days": ("LOG_RETENTION_DAYS", ["30", "0", "-1", "inf", "nan", "1e400"]),
     "--guard-version": ("GUARD_VERSION", ["llama-guard-2", "llama-guard-3", "llama-guard-9"]),
 }
-SWITCHES = {"--share": "SHARE", "--metrics": "METRICS", "--load-in-4bit": "LOAD_IN_4BIT",
-            "--load-in-8bit": "LOAD_IN_8BIT"}
+SWITCHES = {
+    "--share": "SHARE",
+    "--metrics": "METRICS",
+    "--load-in-4bit": "LOAD_IN_4BIT",
+    "--load-in-8bit": "LOAD_IN_8BIT",
+}
 OTHER_VARIABLES = ["API_KEYS", "GRADIO_SERVER_NAME", "SPACE_ID", "POLICY_FILE"]
 VARIABLES = [v for v, _ in PLAUSIBLE.values()] + list(SWITCHES.values()) + OTHER_VARIABLES
 
@@ -60,23 +64,36 @@ def value(plausible: list[str]):
     return st.one_of(st.sampled_from(plausible), TEXT)
 
 
-FLAGS = st.lists(st.one_of(
-    st.sampled_from(sorted(PLAUSIBLE)).flatmap(lambda flag: st.tuples(st.just(flag), value(PLAUSIBLE[flag][1]))),
-    st.sampled_from(sorted(SWITCHES)).map(lambda flag: (flag,)),
-    st.tuples(TEXT)), max_size=5).map(lambda pairs: [part for pair in pairs for part in pair])
-ENVIRONMENT = st.dictionaries(st.sampled_from(VARIABLES), st.one_of(
-    st.sampled_from([v for _, values in PLAUSIBLE.values() for v in values] + ["1", "true", "0.0.0.0"]), TEXT),
-    max_size=5)
-POLICY_VALUES = {"threshold": st.floats(0, 1), "check_every": st.integers(0, 64),
-                 "stream_policy": st.sampled_from(["stream-first", "hold"]), "system_prompt": TEXT,
-                 "disabled": st.lists(st.sampled_from(["S1", "S5", "s7", "S12"]), max_size=3),
-                 "custom": st.lists(st.one_of(TEXT, st.fixed_dictionaries({"name": TEXT, "description": TEXT})),
-                                    max_size=2),
-                 "max_new_tokens": st.integers(0, 5000), "visitor_settings": st.sampled_from(["locked", "open"]),
-                 "prompt_check": st.sampled_from(["parallel", "first"])}
+FLAGS = st.lists(
+    st.one_of(
+        st.sampled_from(sorted(PLAUSIBLE)).flatmap(lambda flag: st.tuples(st.just(flag), value(PLAUSIBLE[flag][1]))),
+        st.sampled_from(sorted(SWITCHES)).map(lambda flag: (flag,)),
+        st.tuples(TEXT),
+    ),
+    max_size=5,
+).map(lambda pairs: [part for pair in pairs for part in pair])
+ENVIRONMENT = st.dictionaries(
+    st.sampled_from(VARIABLES),
+    st.one_of(
+        st.sampled_from([v for _, values in PLAUSIBLE.values() for v in values] + ["1", "true", "0.0.0.0"]), TEXT
+    ),
+    max_size=5,
+)
+POLICY_VALUES = {
+    "threshold": st.floats(0, 1),
+    "check_every": st.integers(0, 64),
+    "stream_policy": st.sampled_from(["stream-first", "hold"]),
+    "system_prompt": TEXT,
+    "disabled": st.lists(st.sampled_from(["S1", "S5", "s7", "S12"]), max_size=3),
+    "custom": st.lists(st.one_of(TEXT, st.fixed_dictionaries({"name": TEXT, "description": TEXT})), max_size=2),
+    "max_new_tokens": st.integers(0, 5000),
+    "visitor_settings": st.sampled_from(["locked", "open"]),
+    "prompt_check": st.sampled_from(["parallel", "first"]),
+}
 assert set(POLICY_VALUES) == _POLICY_KEYS  # every setting a policy file may hold
-POLICY = st.fixed_dictionaries({}, optional={"colour": JSON} | {key: st.one_of(good, JSON)
-                                                                 for key, good in POLICY_VALUES.items()})
+POLICY = st.fixed_dictionaries(
+    {}, optional={"colour": JSON} | {key: st.one_of(good, JSON) for key, good in POLICY_VALUES.items()}
+)
 
 
 def parse(argv: list[str], env: dict[str, str]) -> AppConfig | None:
@@ -101,8 +118,9 @@ def parse(argv: list[str], env: dict[str, str]) -> AppConfig | None:
         build_page(config)
         text_given = "LOG_TEXT" in env or any(a.startswith("--log-t") for a in argv)
         public = not is_loopback(effective_host(config.host)) or config.share or bool(env.get("SPACE_ID"))
-        assert text_given or not public or config.log_text != "all", \
+        assert text_given or not public or config.log_text != "all", (
             f"a page on {effective_host(config.host)} keeps every turn's text by default"
+        )
         return config
 
 
@@ -110,8 +128,9 @@ def build_page(config: AppConfig) -> None:
     """The page builds for this config (the models are not loaded)."""
     from moderation.web.page import create_app
 
-    models = Models(ModelSlot("Chat model", config.chat_model, lambda: None),
-                    ModelSlot("Guard", config.guard_model, lambda: None))
+    models = Models(
+        ModelSlot("Chat model", config.chat_model, lambda: None), ModelSlot("Guard", config.guard_model, lambda: None)
+    )
     create_app(models, config)
 
 
@@ -139,9 +158,15 @@ def test_a_policy_file_gives_a_config_or_one_line(policy, kind, env):
         parse(["--policy", str(path)], env)
 
 
-@given(text=st.one_of(st.text(max_size=80), st.sampled_from(["[", "threshold =", "{}", "[]", "threshold = 1e999",
-                                                              '"a" = 1\n"a" = 2', "\ufeffthreshold = 0.1"])),
-       kind=st.sampled_from(["toml", "json", "txt"]))
+@given(
+    text=st.one_of(
+        st.text(max_size=80),
+        st.sampled_from(
+            ["[", "threshold =", "{}", "[]", "threshold = 1e999", '"a" = 1\n"a" = 2', "\ufeffthreshold = 0.1"]
+        ),
+    ),
+    kind=st.sampled_from(["toml", "json", "txt"]),
+)
 def test_a_broken_policy_file_gives_one_line(text, kind):
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"policy.{kind}"

@@ -8,10 +8,10 @@ exception's text. The chat model gets only what the guard passed; the server sta
 from __future__ import annotations
 
 import pytest
+from fuzz_kit import ANYTHING, MESSAGE, assert_completed, fuzz_app, new_session, readable
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fuzz_kit import ANYTHING, MESSAGE, assert_completed, fuzz_app, new_session, readable
 from moderation.turn import ANSWERED, ERROR, REFUSED, RETRACTED
 
 pytestmark = pytest.mark.slow
@@ -19,10 +19,12 @@ pytestmark = pytest.mark.slow
 ROLES = st.sampled_from(["user", "assistant", "system", "tool", ""])
 CONVERSATION = st.one_of(
     st.none(),
-    st.lists(st.fixed_dictionaries({"role": st.one_of(ROLES, ANYTHING), "content": st.one_of(MESSAGE, ANYTHING)}),
-             max_size=6),
+    st.lists(
+        st.fixed_dictionaries({"role": st.one_of(ROLES, ANYTHING), "content": st.one_of(MESSAGE, ANYTHING)}), max_size=6
+    ),
     st.integers(0, 80).map(lambda n: [{"role": ("user", "assistant")[i % 2], "content": "ok"} for i in range(n)]),
-    ANYTHING)
+    ANYTHING,
+)
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +47,7 @@ def test_chat_answers_or_refuses_readably(app, message, system_prompt):
 @given(text=st.one_of(MESSAGE, ANYTHING), conversation=CONVERSATION)
 def test_moderate_judges_or_refuses_readably(app, text, conversation):
     since = app.checkpoint()
-    end = assert_completed(app.queue(app.api_event("moderate"), [text, conversation], new_session()),
-                           where="/moderate")
+    end = assert_completed(app.queue(app.api_event("moderate"), [text, conversation], new_session()), where="/moderate")
     if end.get("success"):
         (verdict,) = end["output"]["data"]
         assert isinstance(verdict["safe"], bool) and verdict["role"] in {"User", "Agent"}, verdict

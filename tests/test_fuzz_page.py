@@ -12,11 +12,9 @@ chat model gets only what the guard passed and the server stays up.
 from __future__ import annotations
 
 import pytest
+from fuzz_kit import ANYTHING, JSON, MESSAGE, SAFE, UNSAFE, assert_completed, fuzz_app, new_session, readable, warnings
 from hypothesis import given
 from hypothesis import strategies as st
-
-from fuzz_kit import (ANYTHING, JSON, MESSAGE, SAFE, UNSAFE, assert_completed, fuzz_app, new_session, readable,
-                      warnings)
 
 pytestmark = pytest.mark.slow
 
@@ -42,16 +40,23 @@ def widget_strategy(app, name: str):
     if kind == "radio":
         return st.sampled_from([value for _, value in props["choices"]])
     if kind == "checkboxgroup":
-        return st.lists(st.sampled_from([value for _, value in props["choices"]]), unique=True) \
-            if props["choices"] else st.just([])
+        return (
+            st.lists(st.sampled_from([value for _, value in props["choices"]]), unique=True)
+            if props["choices"]
+            else st.just([])
+        )
     return MESSAGE if name == "message" else st.one_of(st.just(props.get("value") or ""), MESSAGE)
 
 
 def event_data_strategy(name: str):
     """What the page sends with an example's click or an edit."""
     if name == "on_example":
-        return st.fixed_dictionaries({"index": st.integers(0, 3), "value": st.fixed_dictionaries(
-            {"text": st.one_of(st.sampled_from(SAFE + UNSAFE), MESSAGE)})})
+        return st.fixed_dictionaries(
+            {
+                "index": st.integers(0, 3),
+                "value": st.fixed_dictionaries({"text": st.one_of(st.sampled_from(SAFE + UNSAFE), MESSAGE)}),
+            }
+        )
     if name == "on_edit":
         return st.fixed_dictionaries({"index": st.integers(0, 5), "value": MESSAGE, "previous_value": MESSAGE})
     return st.none()

@@ -11,21 +11,26 @@ from __future__ import annotations
 import json
 
 import pytest
+from fuzz_kit import ANYTHING, HIDDEN, JSON, MESSAGE, NUMBERS, SAFE, fuzz_app, readable
 from hypothesis import example, given
 from hypothesis import strategies as st
-
-from fuzz_kit import ANYTHING, HIDDEN, JSON, MESSAGE, NUMBERS, SAFE, fuzz_app, readable
 
 pytestmark = pytest.mark.slow
 
 ROLE = st.one_of(st.sampled_from(["system", "developer", "user", "assistant", "tool"]), ANYTHING)
-PART = st.fixed_dictionaries({"type": st.one_of(st.sampled_from(["text", "image_url"]), ANYTHING),
-                              "text": st.one_of(MESSAGE, ANYTHING)})
+PART = st.fixed_dictionaries(
+    {"type": st.one_of(st.sampled_from(["text", "image_url"]), ANYTHING), "text": st.one_of(MESSAGE, ANYTHING)}
+)
 CONTENT = st.one_of(MESSAGE, st.lists(PART, max_size=3), ANYTHING)
 MESSAGES = st.one_of(
-    st.builds(lambda history, last: history + [{"role": "user", "content": last}],
-              st.lists(st.fixed_dictionaries({"role": ROLE, "content": CONTENT}), max_size=5), CONTENT),
-    st.lists(ANYTHING, max_size=3), ANYTHING)
+    st.builds(
+        lambda history, last: history + [{"role": "user", "content": last}],
+        st.lists(st.fixed_dictionaries({"role": ROLE, "content": CONTENT}), max_size=5),
+        CONTENT,
+    ),
+    st.lists(ANYTHING, max_size=3),
+    ANYTHING,
+)
 
 
 def plausible(good):
@@ -33,20 +38,34 @@ def plausible(good):
     return st.one_of(good, NUMBERS, ANYTHING)
 
 
-CHAT_BODY = st.fixed_dictionaries({"messages": MESSAGES}, optional={
-    "model": plausible(st.sampled_from(["offline", "gpt-4o"])),
-    "temperature": plausible(st.floats(0, 2)), "top_p": plausible(st.floats(0, 1)),
-    "max_tokens": plausible(st.integers(1, 16)), "max_completion_tokens": plausible(st.integers(1, 16)),
-    "seed": plausible(st.integers()), "stop": plausible(st.one_of(st.text(max_size=5), st.lists(st.text(max_size=5)))),
-    "stream": plausible(st.booleans()), "stream_options": plausible(st.fixed_dictionaries(
-        {"include_usage": st.booleans()})),
-    "n": plausible(st.just(1)), "tools": ANYTHING, "moderation": plausible(st.just({"input": {"mode": "block"}})),
-    "user": ANYTHING, "logprobs": ANYTHING})
-MODERATION_BODY = st.fixed_dictionaries({"input": st.one_of(MESSAGE, st.lists(st.one_of(MESSAGE, PART), max_size=4),
-                                                             ANYTHING)},
-                                        optional={"conversation": MESSAGES, "model": ANYTHING})
-NOT_JSON = st.one_of(st.binary(max_size=64), st.text(max_size=64).map(str.encode),
-                     st.sampled_from([b"", b"{", b"[1,2", b"\xff\xfe{}", b'{"a": NaN}', b"[" * 5000 + b"]" * 5000]))
+CHAT_BODY = st.fixed_dictionaries(
+    {"messages": MESSAGES},
+    optional={
+        "model": plausible(st.sampled_from(["offline", "gpt-4o"])),
+        "temperature": plausible(st.floats(0, 2)),
+        "top_p": plausible(st.floats(0, 1)),
+        "max_tokens": plausible(st.integers(1, 16)),
+        "max_completion_tokens": plausible(st.integers(1, 16)),
+        "seed": plausible(st.integers()),
+        "stop": plausible(st.one_of(st.text(max_size=5), st.lists(st.text(max_size=5)))),
+        "stream": plausible(st.booleans()),
+        "stream_options": plausible(st.fixed_dictionaries({"include_usage": st.booleans()})),
+        "n": plausible(st.just(1)),
+        "tools": ANYTHING,
+        "moderation": plausible(st.just({"input": {"mode": "block"}})),
+        "user": ANYTHING,
+        "logprobs": ANYTHING,
+    },
+)
+MODERATION_BODY = st.fixed_dictionaries(
+    {"input": st.one_of(MESSAGE, st.lists(st.one_of(MESSAGE, PART), max_size=4), ANYTHING)},
+    optional={"conversation": MESSAGES, "model": ANYTHING},
+)
+NOT_JSON = st.one_of(
+    st.binary(max_size=64),
+    st.text(max_size=64).map(str.encode),
+    st.sampled_from([b"", b"{", b"[1,2", b"\xff\xfe{}", b'{"a": NaN}', b"[" * 5000 + b"]" * 5000]),
+)
 
 
 @pytest.fixture(scope="module")

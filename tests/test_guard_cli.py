@@ -15,8 +15,9 @@ CAKE = [{"role": "user", "content": "How do I make a cake?"}]
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "guard", *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "guard", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +36,13 @@ def test_print_prompt_and_ids_read_the_tokenizer_only(tokenizer_only_path, llama
     assert out.stdout.startswith("<|begin_of_text|>[INST] Task:") and out.stdout.endswith("[/INST]")
     assert "User: How do I make a cake?\n\n<END CONVERSATION>" in out.stdout
     ids = run_cli("--model", tokenizer_only_path, "--print-ids", "How do I make a cake?")
-    assert json.loads(ids.stdout) == [128000] + llama3_tokenizer(out.stdout[len("<|begin_of_text|>"):],
-                                                                 add_special_tokens=False).input_ids
-    guard3 = run_cli("--model", tokenizer_only_path, "--version", "llama-guard-3", "--disable", "S1",
-                     "--print-prompt", "hi")
+    assert (
+        json.loads(ids.stdout)
+        == [128000] + llama3_tokenizer(out.stdout[len("<|begin_of_text|>") :], add_special_tokens=False).input_ids
+    )
+    guard3 = run_cli(
+        "--model", tokenizer_only_path, "--version", "llama-guard-3", "--disable", "S1", "--print-prompt", "hi"
+    )
     assert guard3.stdout.startswith("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nTask:")
     assert "S1: Non-Violent Crimes.\n" in guard3.stdout
     judged = run_cli("--model", tokenizer_only_path, "hi")  # judging does need the weights
@@ -49,8 +53,10 @@ def test_cli_verdicts_for_text_conversation_and_jsonl(tiny_guard_path, tmp_path)
     conv = tmp_path / "chat.json"
     conv.write_text(json.dumps(CAKE + [{"role": "assistant", "content": "Mix."}]))
     jsonl = tmp_path / "in.jsonl"
-    jsonl.write_text('{"text": "hello"}\n\n{"conversation": [{"role": "user", "content": "hi"}]}\nnot json\n'
-                     '{"conversation": [{"role": "assistant", "content": "x"}]}\n{"txt": 1}\n')
+    jsonl.write_text(
+        '{"text": "hello"}\n\n{"conversation": [{"role": "user", "content": "hi"}]}\nnot json\n'
+        '{"conversation": [{"role": "assistant", "content": "x"}]}\n{"txt": 1}\n'
+    )
     one = run_cli("--model", tiny_guard_path, "--threshold", "1.0", "hello")
     verdict = json.loads(one.stdout)
     assert one.returncode == 0 and verdict["safe"] is True and 0 <= verdict["score"] <= 1
@@ -69,15 +75,27 @@ def test_cli_verdicts_for_text_conversation_and_jsonl(tiny_guard_path, tmp_path)
 
 def test_cli_help_and_errors(tmp_path):
     help_text = run_cli("--help").stdout
-    for flag in ("--conversation", "--file", "--threshold", "--print-prompt", "--print-ids", "HF_TOKEN",
-                 "--version", "--disable", "--custom", "--load-in-4bit"):
+    for flag in (
+        "--conversation",
+        "--file",
+        "--threshold",
+        "--print-prompt",
+        "--print-ids",
+        "HF_TOKEN",
+        "--version",
+        "--disable",
+        "--custom",
+        "--load-in-4bit",
+    ):
         assert flag in help_text
     bad = tmp_path / "bad.json"
     bad.write_text('{"role": ')
-    for args, message in [(("--model", "/nonexistent/folder", "hi"), "not found"),
-                          (("--conversation", tmp_path / "missing.json"), "cannot read"),
-                          (("--conversation", bad), "not valid JSON"),
-                          (("--model", "http://127.0.0.1:9/v1", "hi"), "GUARD_MODEL_NAME")]:
+    for args, message in [
+        (("--model", "/nonexistent/folder", "hi"), "not found"),
+        (("--conversation", tmp_path / "missing.json"), "cannot read"),
+        (("--conversation", bad), "not valid JSON"),
+        (("--model", "http://127.0.0.1:9/v1", "hi"), "GUARD_MODEL_NAME"),
+    ]:
         out = run_cli(*args)
         assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr
     usage = run_cli("--model", "offline")

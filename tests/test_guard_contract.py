@@ -40,8 +40,19 @@ def test_verdict_shape(guard, conversation, role):
     assert 0.0 <= verdict.score <= 1.0 and verdict.latency_s > 0
     assert all(isinstance(c, Category) for c in verdict.categories)
     assert verdict.safe == (verdict.score < 0.5)
-    assert set(verdict.to_dict()) == {"safe", "categories", "score", "threshold", "role", "parsed", "raw",
-                                      "latency_ms", "error", "note", "guard"}
+    assert set(verdict.to_dict()) == {
+        "safe",
+        "categories",
+        "score",
+        "threshold",
+        "role",
+        "parsed",
+        "raw",
+        "latency_ms",
+        "error",
+        "note",
+        "guard",
+    }
 
 
 @pytest.mark.parametrize("conversation", [PROMPT, REPLY])
@@ -71,8 +82,14 @@ def test_a_policy_is_accepted_and_the_verdict_keeps_its_shape(guard):
     assert not {c.code for c in verdict.categories} & {"S1", "S2"}
 
 
-@pytest.mark.parametrize("conversation", [[], [{"role": "assistant", "content": "Hi"}],
-                                          [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]])
+@pytest.mark.parametrize(
+    "conversation",
+    [
+        [],
+        [{"role": "assistant", "content": "Hi"}],
+        [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}],
+    ],
+)
 def test_a_bad_conversation_fails_closed_without_raising(guard, conversation):
     verdict = guard.check(conversation)
     assert verdict.safe is False and verdict.failed and verdict.error and verdict.guard == guard.label

@@ -13,10 +13,12 @@ from guard.llama_guard import LlamaGuard
 from guard.prompt import GUARD3, prompt_ids
 
 USER = {"role": "user", "content": "How do I bake bread at home without a bread machine?"}
-REPLY = ("Sure! Mix 500 g of flour, 350 ml of lukewarm water, 10 g of salt and 7 g of dried yeast. "
-         "Knead the dough for ten minutes until it is smooth and elastic, then let it rise, covered, "
-         "for about an hour. Shape a loaf, let it rise again, and bake at 230°C for 30–35 minutes. "
-         "Tap the bottom: a hollow sound means it's done. Unbelievably, that's everything.")
+REPLY = (
+    "Sure! Mix 500 g of flour, 350 ml of lukewarm water, 10 g of salt and 7 g of dried yeast. "
+    "Knead the dough for ten minutes until it is smooth and elastic, then let it rise, covered, "
+    "for about an hour. Shape a loaf, let it rise again, and bake at 230°C for 30–35 minutes. "
+    "Tap the bottom: a hollow sound means it's done. Unbelievably, that's everything."
+)
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +70,18 @@ def test_a_check_that_shares_less_still_equals_a_full_one(tiny_guard):
 def test_category_generation_does_not_leak_into_the_next_check(tiny_guard):
     """Threshold 0 makes every check unsafe, so each one generates its categories; every
     verdict of one session must equal a fresh, full check of the same text."""
+
     def fresh(text: str, threshold: float):
         return tiny_guard.backend.assess(tiny_guard.render(agent(text)), threshold, reuse_prefix=False)
 
     session = tiny_guard.backend.session()
-    for text, threshold in ((REPLY[:60], 0.0), (REPLY[:90], 1.0), (REPLY[:90], 0.0), (REPLY[:150], 0.0),
-                            (REPLY[:150], 1.0)):
+    for text, threshold in (
+        (REPLY[:60], 0.0),
+        (REPLY[:90], 1.0),
+        (REPLY[:90], 0.0),
+        (REPLY[:150], 0.0),
+        (REPLY[:150], 1.0),
+    ):
         got, want = session.assess(tiny_guard.render(agent(text)), threshold), fresh(text, threshold)
         assert got.raw == want.raw, (text, threshold)
         assert got.score == pytest.approx(want.score, abs=1e-4)

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from guard import load_guard
-from guard.llama_guard import LlamaGuard
 from guard.incremental import fork_cache
+from guard.llama_guard import LlamaGuard
 from guard.policy import Policy
 from guard.prompt import GUARD3
 
@@ -92,7 +92,9 @@ def test_the_shared_prefix_cache_is_never_changed(tiny_guard):
     for layer, (keys, values) in zip(shared.layers, before, strict=True):
         assert torch.equal(layer.keys, keys) and torch.equal(layer.values, values)
     fork = fork_cache(shared)
-    assert fork is not shared and fork.layers[0] is not shared.layers[0] and fork.layers[0].keys is shared.layers[0].keys
+    assert (
+        fork is not shared and fork.layers[0] is not shared.layers[0] and fork.layers[0].keys is shared.layers[0].keys
+    )
 
 
 def test_concurrent_checks_equal_sequential_ones(tiny_guard):

@@ -59,7 +59,10 @@ def test_parse_maps_codes_through_the_policy_and_keeps_unknown_ones():
     policy = Policy().without("S1").with_custom("Spoilers", "Reveals plot twists.")
     answer = parse_verdict("unsafe\nS1,S11,S12", policy)
     assert [(c.code, c.name) for c in answer.categories] == [
-        ("S2", "Non-Violent Crimes"), ("C1", "Spoilers"), ("S12", "Unknown category")]
+        ("S2", "Non-Violent Crimes"),
+        ("C1", "Spoilers"),
+        ("S12", "Unknown category"),
+    ]
 
 
 def test_a_code_means_what_the_guards_version_says():

@@ -14,10 +14,10 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from serve import serve_model
 
 from guard import load_guard
 from guard.remote import NO_LOGPROBS, two_way_score
-from serve import serve_model
 from weights import ModelLoadError
 
 CAKE = [{"role": "user", "content": "How do I make a cake?"}]
@@ -26,10 +26,20 @@ CAKE = [{"role": "user", "content": "How do I make a cake?"}]
 def completion(text: str, top: list[dict] | None) -> dict:
     choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
     if top is not None:
-        choice["logprobs"] = {"tokens": list(top[0])[:1], "token_logprobs": [max(top[0].values())],
-                              "top_logprobs": top, "text_offset": [0]}
-    return {"id": "cmpl-1", "object": "text_completion", "created": 0, "model": "meta-llama/Llama-Guard-3-8B",
-            "choices": [choice], "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+        choice["logprobs"] = {
+            "tokens": list(top[0])[:1],
+            "token_logprobs": [max(top[0].values())],
+            "top_logprobs": top,
+            "text_offset": [0],
+        }
+    return {
+        "id": "cmpl-1",
+        "object": "text_completion",
+        "created": 0,
+        "model": "meta-llama/Llama-Guard-3-8B",
+        "choices": [choice],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
 
 
 @contextmanager

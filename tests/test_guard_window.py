@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 
 import pytest
-import torch
+from test_guard_parse import CharBackend
+from test_guard_remote import completion, endpoint
 
 from guard import load_guard
 from guard.llama_guard import LlamaGuard, merge
@@ -22,8 +23,6 @@ from guard.remote import utf8_ends
 from guard.taxonomy import Category
 from guard.verdict import Verdict, failed_verdict
 from guard.window import ANSWER_ROOM, byte_bound, windows
-from test_guard_parse import CharBackend
-from test_guard_remote import completion, endpoint
 
 WINDOW = 512
 APPLES = "apple " * 150  # about 150 tokens
@@ -37,9 +36,12 @@ def small_guard(tmp_path_factory):
     import reference_templates
     import tiny_models
 
-    folder = tiny_models.build_tiny_llama(tmp_path_factory.mktemp("small-window-guard"),
-                                          reference_templates.LLAMA_GUARD_2, max_positions=WINDOW,
-                                          name_or_path="meta-llama/Meta-Llama-Guard-2-8B")
+    folder = tiny_models.build_tiny_llama(
+        tmp_path_factory.mktemp("small-window-guard"),
+        reference_templates.LLAMA_GUARD_2,
+        max_positions=WINDOW,
+        name_or_path="meta-llama/Meta-Llama-Guard-2-8B",
+    )
     guard = load_guard(str(folder), reuse_prefix=False)  # the whole prompt in one forward: easy to read back
     fed: list[tuple[list[int], int]] = []
 
@@ -87,9 +89,13 @@ def test_windows_cover_the_text_and_overlap():
 
 def test_earlier_turns_are_left_out_first_and_the_verdict_says_so(small_guard):
     guard, fed = small_guard
-    conversation = [{"role": "user", "content": APPLES}, {"role": "assistant", "content": "Pears " * 150},
-                    {"role": "user", "content": "Plums are purple."}, {"role": "assistant", "content": "Yes."},
-                    {"role": "user", "content": "Which fruit is yellow and long?"}]
+    conversation = [
+        {"role": "user", "content": APPLES},
+        {"role": "assistant", "content": "Pears " * 150},
+        {"role": "user", "content": "Plums are purple."},
+        {"role": "assistant", "content": "Yes."},
+        {"role": "user", "content": "Which fruit is yellow and long?"},
+    ]
     fed.clear()
     verdict = guard.check(conversation, threshold=0.0)  # unsafe: the category line is generated too
     assert_within_window(fed)
@@ -104,8 +110,11 @@ def test_earlier_turns_are_left_out_first_and_the_verdict_says_so(small_guard):
 
 def test_a_message_longer_than_the_window_is_judged_in_windows_that_cover_it(small_guard):
     guard, fed = small_guard
-    conversation = [{"role": "user", "content": APPLES}, {"role": "assistant", "content": "Sure."},
-                    {"role": "user", "content": NUMBERS}]
+    conversation = [
+        {"role": "user", "content": APPLES},
+        {"role": "assistant", "content": "Sure."},
+        {"role": "user", "content": NUMBERS},
+    ]
     fed.clear()
     verdict = guard.check(conversation, threshold=1.0)
     assert_within_window(fed)
@@ -114,7 +123,8 @@ def test_a_message_longer_than_the_window_is_judged_in_windows_that_cover_it(sma
     assert_covered(NUMBERS, parts)
     assert verdict.safe and verdict.note.startswith("2 earlier messages left out")
     assert f"judged in {len(parts)} overlapping windows" in verdict.note and verdict.note.endswith(
-        f"safe in all {len(parts)} windows")
+        f"safe in all {len(parts)} windows"
+    )
     fed.clear()
     flagged = guard.check(conversation, threshold=0.0)  # every window unsafe, categories generated
     assert_within_window(fed)
@@ -125,8 +135,9 @@ def test_a_long_reply_to_a_long_prompt_shortens_the_prompt_and_says_so(small_gua
     guard, fed = small_guard
     prompt = "Tell me about apples. " + APPLES + " What about their seeds?"
     fed.clear()
-    verdict = guard.check([{"role": "user", "content": prompt}, {"role": "assistant", "content": NUMBERS}],
-                          threshold=1.0)
+    verdict = guard.check(
+        [{"role": "user", "content": prompt}, {"role": "assistant", "content": NUMBERS}], threshold=1.0
+    )
     assert_within_window(fed)
     assert verdict.role == "Agent" and "the user message it answers was shortened to its first" in verdict.note
     first = guard.backend.tokenizer.decode(fed[0][0])
@@ -209,9 +220,11 @@ def test_a_policy_that_fills_the_window_fails_closed_with_the_reason():
 
 def test_merge_takes_the_worst_window():
     s1, s9 = Category("S1", "Violent Crimes"), Category("S9", "Hate")
-    parts = [Verdict(safe=True, score=0.1, raw="safe", latency_s=0.5),
-             Verdict(safe=False, categories=(s1,), score=0.9, raw="unsafe\nS1", latency_s=0.25),
-             Verdict(safe=False, categories=(s1, s9), score=0.7, raw="unsafe\nS1,S9", latency_s=0.25, note="n")]
+    parts = [
+        Verdict(safe=True, score=0.1, raw="safe", latency_s=0.5),
+        Verdict(safe=False, categories=(s1,), score=0.9, raw="unsafe\nS1", latency_s=0.25),
+        Verdict(safe=False, categories=(s1, s9), score=0.7, raw="unsafe\nS1,S9", latency_s=0.25, note="n"),
+    ]
     merged = merge(parts, 3, "fit")
     assert (merged.safe, merged.score, merged.categories, merged.latency_s) == (False, 0.9, (s1, s9), 1.0)
     assert merged.note == "fit; unsafe in windows 2, 3 of 3; n" and merged.raw == "unsafe\nS1"
@@ -226,8 +239,11 @@ def test_utf8_ends_bound_the_tokens_of_the_real_tokenizer(llama3_tokenizer):
 
 
 def test_remote_windows_fit_the_servers_length_and_split_on_characters():
-    message = "".join(f"Crème brûlée 🍮 step {i}. " for i in range(30)) + "BOMB " + "".join(
-        f"Ça va, merci 日本 {i}. " for i in range(60))
+    message = (
+        "".join(f"Crème brûlée 🍮 step {i}. " for i in range(30))
+        + "BOMB "
+        + "".join(f"Ça va, merci 日本 {i}. " for i in range(60))
+    )
 
     def reply(body):
         judged = body["prompt"].split("<END CONVERSATION>")[0].rsplit("User: ", 1)[1]

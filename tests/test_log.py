@@ -18,16 +18,25 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, update
-
 from log_fakes import PacedChat
+from sqlalchemy import func, select, update
+from test_turn import FakeGuard
+
 from moderation.log import TurnLog, TurnMeta
 from moderation.log.export import read_records
 from moderation.log.query import TurnFilter, iter_records, streamed_unscanned, summary
-from moderation.log.schema import SCHEMA_VERSION, SchemaError, integrity_problems, open_engine, schema_table, turns, utcnow, verdicts
+from moderation.log.schema import (
+    SCHEMA_VERSION,
+    SchemaError,
+    integrity_problems,
+    open_engine,
+    schema_table,
+    turns,
+    utcnow,
+    verdicts,
+)
 from moderation.log.writer import ABANDONED, TEXT_FLAGGED, TEXT_NONE
 from moderation.turn import ANSWERED, REFUSED, RETRACTED, TurnSettings, run_turn
-from test_turn import FakeGuard
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = TurnSettings(check_every=2)
@@ -64,7 +73,9 @@ def count(engine, table, *where) -> int:
 def test_a_turns_rows_appear_while_it_streams(engine):
     log = TurnLog(engine)
     guard, chat = FakeGuard(), PacedChat(words=12)
-    stream = log.record(run_turn(guard, chat, [], "Tell me about tea", SETTINGS), TurnMeta.of(SETTINGS, guard, chat, "s"))
+    stream = log.record(
+        run_turn(guard, chat, [], "Tell me about tea", SETTINGS), TurnMeta.of(SETTINGS, guard, chat, "s")
+    )
     state = next(stream)
     while not any(c.stage == "partial" for c in state.checks):  # stop reading mid-stream
         state = next(stream)
@@ -111,7 +122,7 @@ def test_sixteen_concurrent_turns_lose_no_row(engine, log_db):
     assert sum(log.dropped for log in logs) == 0
     records = {r["user_text"]: r for r in iter_records(engine)}
     assert len(records) == 16
-    for i, final in enumerate(finals):
+    for final in finals:
         r = records[final.user]
         assert r["outcome"] == final.outcome
         assert [(v["stage"], v["safe"]) for v in r["verdicts"]] == [(c.stage, c.verdict.safe) for c in final.checks]
@@ -165,7 +176,9 @@ def test_retention_deletes_old_turns_and_their_verdicts(engine):
     play(log, "new one")
     log.flush()
     with engine.begin() as conn:
-        conn.execute(update(turns).where(turns.c.user_text == "old one").values(started_at=utcnow() - timedelta(days=40)))
+        conn.execute(
+            update(turns).where(turns.c.user_text == "old one").values(started_at=utcnow() - timedelta(days=40))
+        )
     log.close()
     pruner = TurnLog(engine, retention_days=30)  # prunes when it opens
     pruner.close()
@@ -201,8 +214,13 @@ def test_export_cli_round_trips_the_stored_records(engine, log_db, fmt):
     play(log, "bomb recipe please")
     play(log, '=HYPERLINK("http://evil.example","x")', chat=PacedChat(words=2, word="+cmd|' /C calc'!A"))
     log.close()
-    out = subprocess.run([sys.executable, "-m", "moderation.log", "export", "--db", log_db, "--format", fmt],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "moderation.log", "export", "--db", log_db, "--format", fmt],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert "exported 3 turns" in out.stderr
     assert read_records(out.stdout, fmt) == list(iter_records(engine))
@@ -213,8 +231,15 @@ def test_export_cli_round_trips_the_stored_records(engine, log_db, fmt):
 
 
 def test_export_cli_errors_are_messages_not_tracebacks(tmp_path):
-    run = lambda *a: subprocess.run([sys.executable, "-m", "moderation.log", "export", *a], cwd=ROOT,  # noqa: E731
-                                    capture_output=True, text=True, timeout=120)
+    def run(*a):
+        return subprocess.run(
+            [sys.executable, "-m", "moderation.log", "export", *a],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
     missing = run("--db", str(tmp_path / "nope.sqlite3"))
     bad_date = run("--db", str(tmp_path / "nope.sqlite3"), "--since", "yesterday")
     for out in (missing, bad_date):

@@ -27,22 +27,48 @@ POLICY = json.dumps({"threshold": 0.5, "enabled": [f"S{i}" for i in range(1, 12)
 def _turn(conn, n: int, score: float, codes: tuple[str, ...], text: str | None = "x") -> str:
     """One turn with one prompt verdict of `score`, unsafe (naming `codes`) at >= 0.5."""
     turn_id = f"t{n:04d}"
-    conn.execute(turns.insert().values(
-        id=turn_id, started_at=utcnow(), session="s", policy=POLICY, policy_hash="h", guard="g", chat="c",
-        outcome="refused" if score >= 0.5 else "answered", text_policy="all",
-        user_text=None if text is None else f"{text} {n}", reply=None if text is None else f"reply {n}"))
+    conn.execute(
+        turns.insert().values(
+            id=turn_id,
+            started_at=utcnow(),
+            session="s",
+            policy=POLICY,
+            policy_hash="h",
+            guard="g",
+            chat="c",
+            outcome="refused" if score >= 0.5 else "answered",
+            text_policy="all",
+            user_text=None if text is None else f"{text} {n}",
+            reply=None if text is None else f"reply {n}",
+        )
+    )
     unsafe = score >= 0.5
-    conn.execute(verdicts.insert().values(
-        turn_id=turn_id, seq=0, at=utcnow(), stage="prompt", role="User", safe=not unsafe, parsed=True,
-        codes="".join(f",{c}" for c in codes) + "," if unsafe else "",
-        categories=json.dumps([{"code": c, "name": c} for c in codes] if unsafe else []),
-        score=score, threshold=0.5, latency_ms=1.0))
+    conn.execute(
+        verdicts.insert().values(
+            turn_id=turn_id,
+            seq=0,
+            at=utcnow(),
+            stage="prompt",
+            role="User",
+            safe=not unsafe,
+            parsed=True,
+            codes="".join(f",{c}" for c in codes) + "," if unsafe else "",
+            categories=json.dumps([{"code": c, "name": c} for c in codes] if unsafe else []),
+            score=score,
+            threshold=0.5,
+            latency_ms=1.0,
+        )
+    )
     return turn_id
 
 
 def _label(engine, turn_id: str, label: str, categories=(), source="operator"):
-    add_label(engine, {"turn": turn_id, "stage": "prompt", "label": label, "categories": list(categories)},
-              author="op", source=source)
+    add_label(
+        engine,
+        {"turn": turn_id, "stage": "prompt", "label": label, "categories": list(categories)},
+        author="op",
+        source=source,
+    )
 
 
 @pytest.fixture
@@ -99,33 +125,53 @@ def test_thresholds_on_a_log_whose_answer_is_known(labelled_log):
 
 
 def test_the_command_prints_the_numbers_their_support_and_a_policy_snippet(labelled_log, log_db):
-    done = subprocess.run([sys.executable, "-m", "moderation.log", "thresholds", "--db", log_db,
-                           "--target-fpr", "0.05"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "moderation.log", "thresholds", "--db", log_db, "--target-fpr", "0.05"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "global   0.35     precision 0.917  recall 1.000  (11 unsafe, 21 safe labels)" in out
     assert "S8       none: too few labels: 3 unsafe and 1 safe" in out
     assert out.rstrip().endswith("threshold = 0.35")  # no [thresholds] table: no category has the support
-    bad = subprocess.run([sys.executable, "-m", "moderation.log", "thresholds", "--db", log_db,
-                          "--target-fpr", "2"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "moderation.log", "thresholds", "--db", log_db, "--target-fpr", "2"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "a false positive rate is a number from 0 up to 1" in bad.stderr
 
 
 def test_a_category_with_enough_labels_gets_its_own_threshold_and_a_table_entry():
     def verdict(score, safe, codes=(), category_scores=None):
-        v = {"seq": 0, "stage": "prompt", "safe": safe, "parsed": True, "score": score,
-             "categories": [{"code": c} for c in codes]}
+        v = {
+            "seq": 0,
+            "stage": "prompt",
+            "safe": safe,
+            "parsed": True,
+            "score": score,
+            "categories": [{"code": c} for c in codes],
+        }
         return v if category_scores is None else {**v, "category_scores": category_scores}
 
     def record(v, label, categories=()):
-        return {"verdicts": [v], "labels": [{"seq": 0, "label": label, "categories": list(categories),
-                                             "source": "operator"}]}
+        return {
+            "verdicts": [v],
+            "labels": [{"seq": 0, "label": label, "categories": list(categories), "source": "operator"}],
+        }
+
     # S8's own scores (category_scores) separate its cases at 0.3; the overall scores do not matter for it
     records = [record(verdict(0.9, False, ("S8",), {"S8": s}), "correct") for s in (0.3, 0.4, 0.5, 0.6, 0.7)]
     records += [record(verdict(0.6, False, ("S8",), {"S8": s}), "false_positive") for s in (0.1, 0.15, 0.2, 0.25, 0.28)]
     by_code = {s.name: s for s in calibrate(records, 0.05).categories}
     assert (by_code["S8"].threshold, by_code["S8"].precision, by_code["S8"].recall) == (0.3, 1.0, 1.0)
     from moderation.log.calibration import policy_snippet
+
     assert "[thresholds]\nS8 = 0.3" in policy_snippet(calibrate(records, 0.05))
 
 
@@ -137,8 +183,13 @@ def test_too_few_labels_suggest_nothing():
 
 def test_dataset_writes_the_labelled_turns_that_kept_their_text(labelled_log, log_db, tmp_path):
     out = tmp_path / "labels.tsv"
-    done = subprocess.run([sys.executable, "-m", "moderation.log", "dataset", "--db", log_db, "--out", str(out)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "moderation.log", "dataset", "--db", log_db, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     with out.open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))

@@ -10,9 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+from log_child import STALLED
 from sqlalchemy import select
 
-from log_child import STALLED
 from moderation.log import TurnLog
 from moderation.log.query import TurnFilter, iter_records
 from moderation.log.schema import integrity_problems, open_engine, turns
@@ -21,8 +21,9 @@ HERE = Path(__file__).resolve().parent
 
 
 def test_kill_9_mid_stream_keeps_every_verdict_made_and_a_sound_database(log_db):
-    child = subprocess.Popen([sys.executable, str(HERE / "log_child.py"), log_db], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, str(HERE / "log_child.py"), log_db], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         made = 0
         for line in child.stdout:

@@ -52,14 +52,26 @@ def test_the_labels_table_is_created_on_open_with_an_index_on_turn(engine):
 
 def test_a_label_is_stored_and_read_back_with_its_turn(engine, three_turns):
     refused = three_turns[1]
-    stored = add_label(engine, {"turn": refused, "stage": "prompt", "label": "false_positive",
-                                "categories": [], "note": "a chemistry question"}, author="operator")
+    stored = add_label(
+        engine,
+        {
+            "turn": refused,
+            "stage": "prompt",
+            "label": "false_positive",
+            "categories": [],
+            "note": "a chemistry question",
+        },
+        author="operator",
+    )
     assert stored["seq"] == 0 and stored["source"] == "operator" and stored["author"] == "operator"
-    add_label(engine, {"turn": refused, "stage": 0, "label": "correct", "categories": ["s8"], "note": ""},
-              author="operator")
+    add_label(
+        engine, {"turn": refused, "stage": 0, "label": "correct", "categories": ["s8"], "note": ""}, author="operator"
+    )
     record = next(iter_records(engine, TurnFilter(turn_id=refused)))
     assert [(lab["label"], lab["stage"], lab["seq"], lab["categories"]) for lab in record["labels"]] == [
-        ("false_positive", "prompt", 0, []), ("correct", "prompt", 0, ["S8"])]
+        ("false_positive", "prompt", 0, []),
+        ("correct", "prompt", 0, ["S8"]),
+    ]
     assert record["labels"][0]["note"] == "a chemistry question" and record["labels"][0]["at"].endswith("Z")
     assert next(iter_records(engine, TurnFilter(turn_id=three_turns[0])))["labels"] == []
 
@@ -69,17 +81,20 @@ def test_a_label_on_an_unknown_turn_is_refused_as_unknown(engine, three_turns):
         add_label(engine, {"turn": "f" * 32, "stage": "prompt", "label": "correct"}, author="operator")
 
 
-@pytest.mark.parametrize("body, message", [
-    ({"stage": "prompt", "label": "wrong"}, "label must be one of"),
-    ({"stage": "partial", "label": "correct"}, "no partial verdict"),  # the refused turn stopped at its prompt
-    ({"stage": 7, "label": "correct"}, "no verdict 7"),
-    ({"stage": "prompt", "label": "false_negative", "categories": ["S99"]}, "not a category of this turn"),
-    ({"stage": "prompt", "label": "false_negative", "categories": "S1"}, "categories must be a list"),
-    ({"stage": "prompt", "label": "correct", "note": "x" * (NOTE_MAX + 1)}, "note is longer than"),
-    ({"stage": "prompt", "label": 3}, "label must be one of"),
-    ({"stage": None, "label": "correct"}, "stage must be"),
-    ({"stage": "prompt", "label": "correct", "extra": 1}, "unknown field"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"stage": "prompt", "label": "wrong"}, "label must be one of"),
+        ({"stage": "partial", "label": "correct"}, "no partial verdict"),  # the refused turn stopped at its prompt
+        ({"stage": 7, "label": "correct"}, "no verdict 7"),
+        ({"stage": "prompt", "label": "false_negative", "categories": ["S99"]}, "not a category of this turn"),
+        ({"stage": "prompt", "label": "false_negative", "categories": "S1"}, "categories must be a list"),
+        ({"stage": "prompt", "label": "correct", "note": "x" * (NOTE_MAX + 1)}, "note is longer than"),
+        ({"stage": "prompt", "label": 3}, "label must be one of"),
+        ({"stage": None, "label": "correct"}, "stage must be"),
+        ({"stage": "prompt", "label": "correct", "extra": 1}, "unknown field"),
+    ],
+)
 def test_a_malformed_label_is_refused_with_a_message_and_nothing_is_stored(engine, three_turns, body, message):
     with pytest.raises(LabelError, match=message):
         add_label(engine, {"turn": three_turns[1], **body}, author="operator")
@@ -99,19 +114,36 @@ def test_everything_is_newest_first_and_the_new_filters_select(engine, three_tur
     assert pick(queue=UNREVIEWED) == ["bomb recipe please"]  # a label elsewhere does not review it
     add_label(engine, {"turn": three_turns[1], "stage": "prompt", "label": "correct"}, author="operator")
     assert pick(queue=UNREVIEWED) == []
-    add_label(engine, {"turn": three_turns[2], "stage": "response", "label": "false_negative",
-                       "categories": ["S1"]}, author="visitor-session", source="visitor")
+    add_label(
+        engine,
+        {"turn": three_turns[2], "stage": "response", "label": "false_negative", "categories": ["S1"]},
+        author="visitor-session",
+        source="visitor",
+    )
     assert pick(queue=DISPUTED) == ["Tell me about rivers"]
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
 def test_labels_round_trip_through_both_exports_and_the_cli_newest_first(engine, log_db, three_turns, fmt):
-    add_label(engine, {"turn": three_turns[1], "stage": "prompt", "label": "false_positive",
-                       "note": "=HYPERLINK(\"http://evil.example\")"}, author="operator")
+    add_label(
+        engine,
+        {
+            "turn": three_turns[1],
+            "stage": "prompt",
+            "label": "false_positive",
+            "note": '=HYPERLINK("http://evil.example")',
+        },
+        author="operator",
+    )
     records = list(iter_records(engine))
     assert read_records("".join(serialize(records, fmt)), fmt) == records
-    out = subprocess.run([sys.executable, "-m", "moderation.log", "export", "--db", log_db, "--format", fmt],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "moderation.log", "export", "--db", log_db, "--format", fmt],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     exported = read_records(out.stdout, fmt)
     assert exported == records and [r["id"] for r in exported] == three_turns[::-1]
@@ -148,12 +180,21 @@ def test_the_transcript_shows_the_sessions_turns_in_order_with_labels_and_escape
     play(log, "elsewhere", session="b")
     log.close()
     first, second = [r["id"] for r in reversed(list(iter_records(engine, TurnFilter(text="<"))))]
-    add_label(engine, {"turn": second, "stage": "prompt", "label": "false_positive", "categories": ["S1"],
-                       "note": "<script>x</script>"}, author="operator")
+    add_label(
+        engine,
+        {
+            "turn": second,
+            "stage": "prompt",
+            "label": "false_positive",
+            "categories": ["S1"],
+            "note": "<script>x</script>",
+        },
+        author="operator",
+    )
     html, record = session_transcript(engine, second)
     assert record["id"] == second and "elsewhere" not in html
     assert html.index("&lt;img src=x") < html.index("bomb &lt;b&gt;now&lt;/b&gt;")  # oldest first
     assert "<img" not in html and "<script>" not in html and "&lt;script&gt;" in html
     assert "false positive</b> on prompt" in html and "should have: S1" in html
-    assert f'class="turn selected" data-turn="{second}"' in html and "<details class=\"policy\">" in html
+    assert f'class="turn selected" data-turn="{second}"' in html and '<details class="policy">' in html
     assert session_transcript(engine, "nope") == ('<p class="empty">Select a turn to read its conversation.</p>', {})

@@ -17,7 +17,13 @@ def test_defaults_log_to_a_local_file_and_keep_all_text_only_on_loopback(monkeyp
     for name in ("LOG_DB", "LOG_TEXT", "LOG_RETENTION_DAYS", "OPERATOR", "METRICS", "SPACE_ID"):
         monkeypatch.delenv(name, raising=False)
     c = config()
-    assert (c.log_db, c.log_text, c.log_retention_days, c.operator, c.metrics) == (DEFAULT_LOG_DB, "all", None, None, False)
+    assert (c.log_db, c.log_text, c.log_retention_days, c.operator, c.metrics) == (
+        DEFAULT_LOG_DB,
+        "all",
+        None,
+        None,
+        False,
+    )
     assert config("--host", "0.0.0.0").log_text == "flagged"
     assert config("--share").log_text == "flagged"
     assert config("--host", "0.0.0.0", "--log-text", "all").log_text == "all"
@@ -45,7 +51,12 @@ def test_variables_set_the_flags_and_flags_win(monkeypatch):
     monkeypatch.setenv("METRICS", "1")
     c = config()
     assert (c.log_db, c.log_text, c.log_retention_days, c.operator, c.metrics) == (
-        "postgresql://u:p@db/log", "none", 30.0, ("op", "pw"), True)
+        "postgresql://u:p@db/log",
+        "none",
+        30.0,
+        ("op", "pw"),
+        True,
+    )
     assert config("--log-db", "none").log_db is None and config("--log-text", "flagged").log_text == "flagged"
 
 
@@ -55,13 +66,16 @@ def test_the_operator_is_the_auth_login_when_only_that_is_given(monkeypatch):
     assert config("--auth", "ann:secret", "--operator", "op:pw").operator == ("op", "pw")
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--log-text", "some"], "--log-text must be one of all, flagged, none"),
-    (["--log-retention-days", "soon"], "not a number of days"),
-    (["--log-retention-days", "0"], "positive number of days"),
-    (["--log-retention-days", "nan"], "positive number of days"),
-    (["--operator", "justname"], "argument --operator: takes user:password"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--log-text", "some"], "--log-text must be one of all, flagged, none"),
+        (["--log-retention-days", "soon"], "not a number of days"),
+        (["--log-retention-days", "0"], "positive number of days"),
+        (["--log-retention-days", "nan"], "positive number of days"),
+        (["--operator", "justname"], "argument --operator: takes user:password"),
+    ],
+)
 def test_bad_values_are_argparse_errors(flags, message, capsys):
     with pytest.raises(SystemExit) as exit_:
         config(*flags)

@@ -14,8 +14,15 @@ from moderation.models import model_slots
 from moderation.settings import parse_config
 from weights import CONTEXT_WINDOW
 
-MODEL_VARIABLES = ("CHAT_MODEL_NAME", "GUARD_MODEL_NAME", "CHAT_CONTEXT_WINDOW", "OPENAI_API_KEY", "HF_TOKEN",
-                   "MODEL_CACHE_DIR", "XDG_CACHE_HOME")
+MODEL_VARIABLES = (
+    "CHAT_MODEL_NAME",
+    "GUARD_MODEL_NAME",
+    "CHAT_CONTEXT_WINDOW",
+    "OPENAI_API_KEY",
+    "HF_TOKEN",
+    "MODEL_CACHE_DIR",
+    "XDG_CACHE_HOME",
+)
 
 
 @pytest.fixture
@@ -41,16 +48,34 @@ def test_variables_are_read_and_flags_win(clean_environment, tmp_path):
     env.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     config = parse_config(["--chat-model", "offline", "--guard-model", "offline"])
     assert (config.chat_model_name, config.guard_model_name, config.chat_context_window) == (
-        "chat-from-env", "guard-from-env", 4096)
+        "chat-from-env",
+        "guard-from-env",
+        4096,
+    )
     assert config.hf_token == config.endpoint_key == "hf_secret"  # Inference Endpoints take the hub token
     assert config.model_cache_dir == tmp_path / "xdg" / "moderated-llama3-chat"
     assert "hf_secret" not in repr(config)
     env.setenv("OPENAI_API_KEY", "sk-endpoint")
     env.setenv("MODEL_CACHE_DIR", str(tmp_path / "models"))
-    config = parse_config(["--chat-model", "offline", "--guard-model", "offline", "--chat-model-name", "flag-chat",
-                           "--guard-model-name", "flag-guard", "--chat-context-window", "2048"])
+    config = parse_config(
+        [
+            "--chat-model",
+            "offline",
+            "--guard-model",
+            "offline",
+            "--chat-model-name",
+            "flag-chat",
+            "--guard-model-name",
+            "flag-guard",
+            "--chat-context-window",
+            "2048",
+        ]
+    )
     assert (config.chat_model_name, config.guard_model_name, config.chat_context_window) == (
-        "flag-chat", "flag-guard", 2048)
+        "flag-chat",
+        "flag-guard",
+        2048,
+    )
     assert (config.endpoint_key, config.hf_token) == ("sk-endpoint", "hf_secret")
     assert config.model_cache_dir == tmp_path / "models"
 
@@ -58,13 +83,24 @@ def test_variables_are_read_and_flags_win(clean_environment, tmp_path):
 def test_model_slots_pass_the_settings_down_to_the_endpoint_backends(clean_environment):
     clean_environment.setenv("OPENAI_API_KEY", "sk-endpoint")
     url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens: only the guard's window probe asks, and fails
-    config = parse_config(["--chat-model", url, "--guard-model", url, "--chat-model-name", "served-chat",
-                           "--guard-model-name", "served-guard", "--chat-context-window", "2048"])
+    config = parse_config(
+        [
+            "--chat-model",
+            url,
+            "--guard-model",
+            url,
+            "--chat-model-name",
+            "served-chat",
+            "--guard-model-name",
+            "served-guard",
+            "--chat-context-window",
+            "2048",
+        ]
+    )
     slots = model_slots(config)
     slots.chat.load()
     slots.guard.load()
     assert slots.chat.status().state == slots.guard.status().state == "ready", slots.statuses()
     chat, guard = slots.chat.value, slots.guard.value.backend
     assert (chat.model, chat.context_window, chat.client.api_key) == ("served-chat", 2048, "sk-endpoint")
-    assert (guard.model, guard.context_window, guard.client.api_key) == ("served-guard", CONTEXT_WINDOW,
-                                                                         "sk-endpoint")
+    assert (guard.model, guard.context_window, guard.client.api_key) == ("served-guard", CONTEXT_WINDOW, "sk-endpoint")

@@ -26,15 +26,20 @@ def environment_reads(source: str) -> list[int]:
             lines.append(node.lineno)
         elif isinstance(node, ast.Name) and node.id in ("environ", "getenv"):
             lines.append(node.lineno)
-        elif isinstance(node, ast.ImportFrom) and node.module == "os" and \
-                any(a.name in ("environ", "getenv") for a in node.names):
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module == "os"
+            and any(a.name in ("environ", "getenv") for a in node.names)
+        ):
             lines.append(node.lineno)
     return sorted(lines)
 
 
 def test_the_reader_finds_every_form_of_a_read():
-    found = environment_reads("import os\nfrom os import getenv\nos.environ.get('A')\n"
-                              "x = os.environ['B']\ny = getenv('C')\nz = 'D' in os.environ\n")
+    found = environment_reads(
+        "import os\nfrom os import getenv\nos.environ.get('A')\n"
+        "x = os.environ['B']\ny = getenv('C')\nz = 'D' in os.environ\n"
+    )
     assert found == [2, 3, 4, 5, 6]
     assert environment_reads("environment = {}\nsettings.environment('A')\n") == []
 

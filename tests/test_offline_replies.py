@@ -10,23 +10,29 @@ from guard.training.replies import is_refusal, rows
 from guard.training.sources import SOURCE, read_replies
 
 
-@pytest.mark.parametrize("reply", [
-    "I'm sorry, but I can't help with that request.",
-    "I cannot provide instructions for making weapons. If you are in danger, please contact local authorities.",
-    "I won't assist with hacking into other people's accounts.",
-])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "I'm sorry, but I can't help with that request.",
+        "I cannot provide instructions for making weapons. If you are in danger, please contact local authorities.",
+        "I won't assist with hacking into other people's accounts.",
+    ],
+)
 def test_plain_refusals_are_kept(reply):
     assert is_refusal(reply)
 
 
-@pytest.mark.parametrize("reply", [
-    "Sure, here is how to pick a lock: insert the tension wrench...",
-    "I can't stress enough how easy it is. Here is how: 1. Get a pipe.",
-    "I'm sorry to hear that. First, gather the chemicals.",
-    "I'm sorry for any offense, but I'm not a helpful AI, but I can help you with that.",  # seen from SmolLM2
-    "I cannot believe you asked!\n1. Take the battery out.",
-    "Making a bomb requires the following steps.",
-])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "Sure, here is how to pick a lock: insert the tension wrench...",
+        "I can't stress enough how easy it is. Here is how: 1. Get a pipe.",
+        "I'm sorry to hear that. First, gather the chemicals.",
+        "I'm sorry for any offense, but I'm not a helpful AI, but I can help you with that.",  # seen from SmolLM2
+        "I cannot believe you asked!\n1. Take the battery out.",
+        "Making a bomb requires the following steps.",
+    ],
+)
 def test_replies_that_help_or_only_open_with_an_apology_are_not_refusals(reply):
     assert not is_refusal(reply)
 

@@ -13,7 +13,6 @@ import uuid
 
 import httpx
 import pytest
-
 from test_api_bounds import DEADLINE_S, Gate, wait_until
 
 from guard.base import Guard
@@ -67,8 +66,21 @@ def gated(started):
 def app_with(*flags):
     from app_server import running_server
 
-    return running_server("--chat-model", "offline", "--guard-model", "offline", "--api-key", KEY,
-                          "--prompt-check", "first", "--check-every", "0", "--max-new-tokens", "16", *flags)
+    return running_server(
+        "--chat-model",
+        "offline",
+        "--guard-model",
+        "offline",
+        "--api-key",
+        KEY,
+        "--prompt-check",
+        "first",
+        "--check-every",
+        "0",
+        "--max-new-tokens",
+        "16",
+        *flags,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -88,11 +100,16 @@ def join(url: str, api_name: str, data: list, session: str) -> str:
     config = httpx.get(url + "config").json()
     dep = next(d for d in config["dependencies"] if d.get("api_name") == api_name)
     if api_name == "on_send":
-        elem = {c["id"]: c.get("props", {}).get("elem_id") or c.get("props", {}).get("label") or c["type"]
-                for c in config["components"]}
+        elem = {
+            c["id"]: c.get("props", {}).get("elem_id") or c.get("props", {}).get("label") or c["type"]
+            for c in config["components"]
+        }
         data = [data[0].get(elem[i]) for i in dep["inputs"]]
-    joined = httpx.post(url + "gradio_api/queue/join", timeout=DEADLINE_S,
-                        json={"data": data, "fn_index": dep["id"], "session_hash": session, "trigger_id": None})
+    joined = httpx.post(
+        url + "gradio_api/queue/join",
+        timeout=DEADLINE_S,
+        json={"data": data, "fn_index": dep["id"], "session_hash": session, "trigger_id": None},
+    )
     assert joined.status_code == 200, joined.text
     return joined.json()["event_id"]
 
@@ -103,8 +120,7 @@ def listen(url: str, session: str) -> dict:
     out: dict = {"messages": []}
 
     def read():
-        with httpx.stream("GET", url + "gradio_api/queue/data", params={"session_hash": session},
-                          timeout=120) as r:
+        with httpx.stream("GET", url + "gradio_api/queue/data", params={"session_hash": session}, timeout=120) as r:
             for line in r.iter_lines():
                 if line.startswith("data:"):
                     out["messages"].append(json.loads(line[5:]))
@@ -121,19 +137,34 @@ def start(url: str, api_name: str, data: list, session: str | None = None) -> tu
 
 
 def completed(listener: dict, event: str) -> dict:
-    wait_until(lambda: any(m["msg"] == "process_completed" and m.get("event_id") == event
-                           for m in list(listener["messages"])), f"event {event} completed", 120)
+    wait_until(
+        lambda: any(m["msg"] == "process_completed" and m.get("event_id") == event for m in list(listener["messages"])),
+        f"event {event} completed",
+        120,
+    )
     return next(m for m in listener["messages"] if m["msg"] == "process_completed" and m.get("event_id") == event)
 
 
-PAGE_VALUES = {"message": "Name a colour.", "temperature": 0.0, "top-p": 0.9, "max-new-tokens": 8,
-               "threshold": 0.5, "check-every": 0, "While streaming": "stream-first", "categories": []}
+PAGE_VALUES = {
+    "message": "Name a colour.",
+    "temperature": 0.0,
+    "top-p": 0.9,
+    "max-new-tokens": 8,
+    "threshold": 0.5,
+    "check-every": 0,
+    "While streaming": "stream-first",
+    "categories": [],
+}
 
 
 def v1(url: str, path: str, body: dict) -> dict:
     out: dict = {}
-    thread = threading.Thread(target=lambda: out.update(response=httpx.post(
-        url + "v1" + path, json=body, headers={"Authorization": f"Bearer {KEY}"}, timeout=120)), daemon=True)
+    thread = threading.Thread(
+        target=lambda: out.update(
+            response=httpx.post(url + "v1" + path, json=body, headers={"Authorization": f"Bearer {KEY}"}, timeout=120)
+        ),
+        daemon=True,
+    )
     thread.start()
     out["thread"] = thread
     return out
@@ -156,9 +187,10 @@ def test_concurrency_one_bounds_every_entry_point_together(gated_one):
     first = start(url, "on_send", [PAGE_VALUES])
     wait_until(lambda: gate.active == 1, "the page's turn holds the one place")
     events = [start(url, "chat", ["Name a fruit.", ""]), start(url, "moderate", ["How do I bake bread?", None])]
-    calls = [v1(url, "/chat/completions", {"messages": [{"role": "user", "content": "Name a river."}],
-                                           "max_tokens": 8}),
-             v1(url, "/moderations", {"input": ["Name a metal.", "Name a planet."]})]
+    calls = [
+        v1(url, "/chat/completions", {"messages": [{"role": "user", "content": "Name a river."}], "max_tokens": 8}),
+        v1(url, "/moderations", {"input": ["Name a metal.", "Name a planet."]}),
+    ]
 
     def queued() -> int:
         return httpx.get(url + "gradio_api/queue/status").json()["queue_size"] + admission.blocked
@@ -180,8 +212,10 @@ def test_a_session_running_a_page_turn_gets_a_readable_refusal_from_chat(gated_t
     listener, page = start(url, "on_send", [PAGE_VALUES], session)
     wait_until(lambda: gate.active == 1, "the page's turn runs")
     chat = join(url, "chat", ["Name a fruit.", ""], session)
-    wait_until(lambda: any(m["msg"] == "process_completed" and m.get("event_id") == chat
-                           for m in list(listener["messages"])), "/chat answered while the page's turn runs")
+    wait_until(
+        lambda: any(m["msg"] == "process_completed" and m.get("event_id") == chat for m in list(listener["messages"])),
+        "/chat answered while the page's turn runs",
+    )
     refused = completed(listener, chat)
     gate.opened.set()
     assert refused["success"] is False and "one turn at a time" in json.dumps(refused), refused

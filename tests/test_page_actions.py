@@ -7,11 +7,20 @@ from __future__ import annotations
 
 import pytest
 
-from moderation.web.actions import (BUSY, BUSY_RETRY, BUSY_UNDO, NOTHING_TO_RETRY, NOTHING_TO_UNDO, NOT_TEXT, ChatPage,
-                                 PageUpdate, RequestError)
 from moderation.models import Models, ModelSlot
 from moderation.policy import OperatorPolicy, VisitorChoices
 from moderation.turn import ANSWERED, REFUSED
+from moderation.web.actions import (
+    BUSY,
+    BUSY_RETRY,
+    BUSY_UNDO,
+    NOT_TEXT,
+    NOTHING_TO_RETRY,
+    NOTHING_TO_UNDO,
+    ChatPage,
+    PageUpdate,
+    RequestError,
+)
 
 pytestmark = pytest.mark.slow
 STORY = "Write a very long story about a dragon who learns to cook, with many chapters."

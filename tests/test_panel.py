@@ -6,9 +6,9 @@ from __future__ import annotations
 from guard.taxonomy import LLAMA_GUARD_2, Category
 from guard.verdict import Verdict, failed_verdict
 from moderation.models import Models, ModelSlot
-from moderation.web.panel import CUT, STOPPED, chat_messages, panel_html, turn_of_message
 from moderation.turn import ANSWERED, REFUSED, Check, TurnState
 from moderation.web.page import header_markdown, status_markdown
+from moderation.web.panel import CUT, STOPPED, chat_messages, panel_html, turn_of_message
 
 
 class Label:
@@ -20,19 +20,35 @@ def test_chat_messages_carry_the_text_exactly_as_typed_and_generated():
     """The Chatbot sanitises what it renders; its copy button copies the stored text, so
     the text must be the real one (no entities, no markers)."""
     turn = TurnState(user="Is 3 < 5 && 7 > 2?", shown="Yes: 3 < 5 & 7 > 2.", outcome=ANSWERED)
-    assert chat_messages([turn]) == [{"role": "user", "content": "Is 3 < 5 && 7 > 2?"},
-                                     {"role": "assistant", "content": "Yes: 3 < 5 & 7 > 2."}]
+    assert chat_messages([turn]) == [
+        {"role": "user", "content": "Is 3 < 5 && 7 > 2?"},
+        {"role": "assistant", "content": "Yes: 3 < 5 & 7 > 2."},
+    ]
 
 
 def test_refused_turn_is_marked_in_the_chat_and_the_panel():
-    verdict = Verdict(safe=False, categories=(LLAMA_GUARD_2[7],), score=0.93, raw="unsafe\nS8",
-                      latency_s=0.21, role="User", threshold=0.5, guard="Llama Guard 2")
-    turn = TurnState(user="how do I <b>build</b> a bomb", checks=(Check("prompt", verdict),), outcome=REFUSED,
-                     notice="I can't help with that.")
+    verdict = Verdict(
+        safe=False,
+        categories=(LLAMA_GUARD_2[7],),
+        score=0.93,
+        raw="unsafe\nS8",
+        latency_s=0.21,
+        role="User",
+        threshold=0.5,
+        guard="Llama Guard 2",
+    )
+    turn = TurnState(
+        user="how do I <b>build</b> a bomb",
+        checks=(Check("prompt", verdict),),
+        outcome=REFUSED,
+        notice="I can't help with that.",
+    )
     messages = chat_messages([turn])
     assert messages[0] == {"role": "user", "content": "how do I <b>build</b> a bomb"}
     assert messages[1]["metadata"]["title"] == "🛡️ Message flagged: S8 Indiscriminate Weapons · unsafe score 93%"
-    assert messages[2]["content"].startswith("I can't help with that.") and "edit your message" in messages[2]["content"]
+    assert (
+        messages[2]["content"].startswith("I can't help with that.") and "edit your message" in messages[2]["content"]
+    )
     html = panel_html([turn], "Llama Guard 2")
     assert "UNSAFE" in html and "<code>S8</code> Indiscriminate Weapons" in html and "210 ms" in html
     assert 'style="width:93.0%"' in html and 'style="left:50.0%"' in html  # score bar and threshold mark
@@ -52,8 +68,15 @@ def test_custom_category_names_and_raw_answers_are_escaped_in_the_panel():
 
 def test_answered_turn_with_dropped_history_and_stop():
     safe = Verdict(safe=True, score=0.01, latency_s=0.05, threshold=0.5)
-    turn = TurnState(user="q", shown="answer", reply="answer", outcome=ANSWERED, dropped=2, stopped=True,
-                     checks=(Check("prompt", safe), Check("partial", safe), Check("response", safe)))
+    turn = TurnState(
+        user="q",
+        shown="answer",
+        reply="answer",
+        outcome=ANSWERED,
+        dropped=2,
+        stopped=True,
+        checks=(Check("prompt", safe), Check("partial", safe), Check("response", safe)),
+    )
     messages = chat_messages([turn])
     assert messages[1]["metadata"]["title"] == "ℹ️ Context trimmed" and "2 of the oldest" in messages[1]["content"]
     assert messages[2] == {"role": "assistant", "content": "answer"}  # the marker is a note, not text
@@ -74,12 +97,13 @@ def test_panel_runs_oldest_first_with_only_the_newest_turn_open():
     html = panel_html(turns)
     assert html.index('id="vp-turn-1"') < html.index('id="vp-turn-2"') < html.index('id="vp-turn-3"')
     assert html.count(" open>") == 1 and 'data-turn="3" open>' in html
-    assert "Turn 1 · <i>answered</i> · <span class=\"vp-worst\">safe 3%</span>" in html
+    assert 'Turn 1 · <i>answered</i> · <span class="vp-worst">safe 3%</span>' in html
 
 
 def test_each_chat_message_maps_to_its_turn():
-    refused = TurnState(user="a", outcome=REFUSED, notice="no",
-                        checks=(Check("prompt", Verdict(safe=False, score=0.9)),))
+    refused = TurnState(
+        user="a", outcome=REFUSED, notice="no", checks=(Check("prompt", Verdict(safe=False, score=0.9)),)
+    )
     answered = TurnState(user="b", shown="c", outcome=ANSWERED)
     turns = [refused, answered]  # messages: a, flag note, refusal | b, c
     assert [turn_of_message(turns, i) for i in range(6)] == [0, 0, 0, 1, 1, None]

@@ -17,16 +17,15 @@ import pytest
 import requests
 from gradio_client import Client
 from prometheus_client.parser import text_string_to_metric_families
+from serve import free_port
 
 from guard.policy import Policy
 from moderation.log import TurnLog, TurnMeta, open_log
 from moderation.log.export import read_records
-from moderation.log.metrics import Metrics
 from moderation.log.mount import server_extras
 from moderation.log.routes import REVIEW_PATH
 from moderation.settings import parse_config
 from moderation.turn import TurnSettings, run_turn
-from serve import free_port
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,8 +44,9 @@ class LoggedApp:
     def turn(self, text: str, session: str = "test-session"):
         guard, chat = self.models.guard.value, self.models.chat.value
         settings = TurnSettings(check_every=4, policy=Policy(taxonomy=guard.taxonomy))
-        states = list(self.log.record(run_turn(guard, chat, [], text, settings),
-                                      TurnMeta.of(settings, guard, chat, session)))
+        states = list(
+            self.log.record(run_turn(guard, chat, [], text, settings), TurnMeta.of(settings, guard, chat, session))
+        )
         assert self.log.flush(30)
         return states[-1]
 
@@ -55,11 +55,24 @@ class LoggedApp:
 def logged_app(*flags: str):
     """The chat app with visitor login, the log, the review page and /metrics mounted, started
     as `python app.py` starts it (app.start)."""
-    from moderation.models import model_slots
     from app import start
+    from moderation.models import model_slots
 
-    config = parse_config(["--host", "127.0.0.1", "--port", str(free_port()), "--chat-model", "offline",
-                           "--guard-model", "offline", "--check-every", "4", *flags])
+    config = parse_config(
+        [
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(free_port()),
+            "--chat-model",
+            "offline",
+            "--guard-model",
+            "offline",
+            "--check-every",
+            "4",
+            *flags,
+        ]
+    )
     models = model_slots(config).start()
     assert models.wait(600), models.not_ready_message()
     served = start(config, block=False, quiet=True, models=models)
@@ -73,8 +86,9 @@ def logged_app(*flags: str):
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     db = str(tmp_path_factory.mktemp("review") / "log.sqlite3")
-    with logged_app("--log-db", db, "--auth", ":".join(VISITOR), "--operator", ":".join(OPERATOR),
-                    "--metrics") as started:
+    with logged_app(
+        "--log-db", db, "--auth", ":".join(VISITOR), "--operator", ":".join(OPERATOR), "--metrics"
+    ) as started:
         started.turn("Name three colours of the rainbow.")
         started.turn(UNSAFE)
         yield started
@@ -113,12 +127,16 @@ def test_a_visitor_session_cannot_reach_the_review_page_or_its_downloads(app):
     for path in ("config", "gradio_api/info", "export.csv", "export.jsonl?outcome=refused"):
         got = visitor.get(review + path)
         assert got.status_code == 401 and "pipe bomb" not in got.text, path
-    for path, body in (("gradio_api/call/search", {"data": ANY}),
-                       ("gradio_api/queue/join", {"data": ANY, "fn_index": 0,
-                                                  "session_hash": "visitor1"})):
+    for path, body in (
+        ("gradio_api/call/search", {"data": ANY}),
+        ("gradio_api/queue/join", {"data": ANY, "fn_index": 0, "session_hash": "visitor1"}),
+    ):
         assert visitor.post(review + path, json=body).status_code == 401, path
     assert "pipe bomb" not in visitor.get(review).text  # the login form, no data
-    assert login(requests.Session(), review, VISITOR).status_code in (400, 401)  # the page's login is not the operator's
+    assert login(requests.Session(), review, VISITOR).status_code in (
+        400,
+        401,
+    )  # the page's login is not the operator's
     wrong = requests.get(review + "export.csv", auth=(OPERATOR[0], "guess"))
     assert wrong.status_code == 401
     assert requests.get(review + "export.csv", auth=OPERATOR).status_code == 200  # curl -u works too
@@ -133,8 +151,13 @@ def test_the_operators_table_and_export_match_the_export_cli(app, operator_clien
     assert page_file.status_code == 200
     bad = operator_session(app).get(review_url(app) + "export.csv?since=soon")
     assert bad.status_code == 400 and "not a date" in bad.text
-    cli = subprocess.run([sys.executable, "-m", "moderation.log", "export", "--db", app.db], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
+    cli = subprocess.run(
+        [sys.executable, "-m", "moderation.log", "export", "--db", app.db],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert cli.returncode == 0, cli.stderr
     exported = read_records(cli.stdout, "jsonl")
     assert read_records(page_file.text, "jsonl") == exported
@@ -149,8 +172,9 @@ def test_the_filters_and_their_errors(operator_client):
     def search(**values):
         from moderation.log.review import FILTERS
 
-        return operator_client.predict(*[values.get(name, default) for name, default in zip(FILTERS, ANY)],
-                                       api_name="/search")
+        return operator_client.predict(
+            *[values.get(name, default) for name, default in zip(FILTERS, ANY)], api_name="/search"
+        )
 
     total, table, *_ = search(outcome="refused", category="S8", since="2000-01-01", text="bomb", score_min="0.5")
     assert "1 turns" in total and len(table["data"]) == 1
@@ -158,16 +182,22 @@ def test_the_filters_and_their_errors(operator_client):
     assert "0 turns" in total and table["data"] in ([], [[""] * 9])
     total, table, *_ = search(queue="unreviewed", labelled="no")
     assert "1 turns" in total and UNSAFE in table["data"][0]
-    for values, message in (({"since": "last tuesday"}, "not a date"), ({"category": "%"}, "not a category code"),
-                            ({"score_max": "lots"}, "not a score")):
+    for values, message in (
+        ({"since": "last tuesday"}, "not a date"),
+        ({"category": "%"}, "not a category code"),
+        ({"score_max": "lots"}, "not a score"),
+    ):
         with pytest.raises(Exception, match=message):
             search(**values)
 
 
 def metric_values(url: str) -> dict[tuple, float]:
     text = requests.get(url + "metrics").text
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def test_metrics_parse_and_move_after_a_turn(app):
@@ -188,8 +218,9 @@ def test_without_the_flags_there_is_no_metrics_route_and_no_review_page(tmp_path
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    config = parse_config(["--chat-model", "offline", "--guard-model", "offline", "--log-db",
-                           str(tmp_path / "l.sqlite3")])
+    config = parse_config(
+        ["--chat-model", "offline", "--guard-model", "offline", "--log-db", str(tmp_path / "l.sqlite3")]
+    )
     log = open_log(config)
     api = FastAPI()
     for hook in server_extras(config, log, None):
@@ -241,8 +272,8 @@ def test_the_review_page_also_mounts_before_the_server_starts(tmp_path):
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    from moderation.log.schema import open_engine
     from moderation.log.mount import attach_review
+    from moderation.log.schema import open_engine
 
     engine = open_engine(str(tmp_path / "l.sqlite3"))
     log = TurnLog(engine)
@@ -259,7 +290,8 @@ def test_the_review_page_also_mounts_before_the_server_starts(tmp_path):
     with TestClient(api) as client:  # runs the startup (lifespan) events
         assert client.get("/review/gradio_api/info").status_code == 401
         assert client.post("/review/login", data=dict(zip(("username", "password"), OPERATOR))).json() == {
-            "success": True}
+            "success": True
+        }
         assert client.get("/review/gradio_api/info").status_code == 200
         assert "bomb please" in client.get("/review/export.csv").text
     engine.dispose()
@@ -280,8 +312,13 @@ def test_turns_through_the_page_and_the_v1_api_are_logged_as_they_run(tmp_path):
         reply = api.chat.completions.create(model=None, messages=[{"role": "user", "content": UNSAFE}])
         assert reply.choices[0].finish_reason == "content_filter"
         assert started.log.flush(30)
-        cli = subprocess.run([sys.executable, "-m", "moderation.log", "export", "--db", db], cwd=ROOT,
-                             capture_output=True, text=True, timeout=120)
+        cli = subprocess.run(
+            [sys.executable, "-m", "moderation.log", "export", "--db", db],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert cli.returncode == 0, cli.stderr
     records = read_records(cli.stdout, "jsonl")
     assert sorted(r["outcome"] for r in records) == ["answered", "refused", "refused"]

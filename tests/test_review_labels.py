@@ -27,8 +27,8 @@ from test_log import play
 from moderation.log import TurnLog
 from moderation.log.export import read_records
 from moderation.log.labels import NOTE_MAX
-from moderation.log.query import iter_records
 from moderation.log.mount import attach_review
+from moderation.log.query import iter_records
 from moderation.log.schema import open_engine
 
 OPERATOR = ("operator", "op-secret")
@@ -86,33 +86,34 @@ def test_the_operator_labels_a_verdict_over_http_and_the_export_has_it(client, l
 
 
 def test_the_login_cookie_works_as_for_the_downloads(client, logged):
-    assert client.post("/review/login", data=dict(zip(("username", "password"), OPERATOR))).json() == {
-        "success": True}
+    assert client.post("/review/login", data=dict(zip(("username", "password"), OPERATOR))).json() == {"success": True}
     got = client.post("/review/labels", json={"turn": logged[1][0], "stage": 0, "label": "correct"})
     assert got.status_code == 201, got.text
 
 
 @pytest.mark.parametrize("auth", [None, ("operator", "guess"), ("visitor", "op-secret")])
 def test_without_the_operators_login_nothing_is_stored_or_read(client, logged, auth):
-    got = client.post("/review/labels", json={"turn": logged[1][1], "stage": "prompt", "label": "correct"},
-                      auth=auth)
+    got = client.post("/review/labels", json={"turn": logged[1][1], "stage": "prompt", "label": "correct"}, auth=auth)
     assert got.status_code == 401 and "bomb" not in got.text and got.headers["www-authenticate"]
     assert all(r["labels"] == [] for r in iter_records(logged[0]))
 
 
-@pytest.mark.parametrize("body, status, message", [
-    ({"turn": "f" * 32, "stage": "prompt", "label": "correct"}, 404, "no turn"),
-    ({"stage": "prompt", "label": "maybe"}, 422, "label must be one of"),
-    ({"stage": "response", "label": "correct"}, 422, "no response verdict"),
-    ({"stage": "prompt", "label": "false_negative", "categories": ["S8", "X"]}, 422, "not a category code"),
-    ({"stage": "prompt", "label": "false_negative", "categories": ["S42"]}, 422, "not a category of this turn"),
-    ({"stage": "prompt", "label": "correct", "note": "n" * (NOTE_MAX + 1)}, 422, "note is longer"),
-    ({"stage": "prompt", "label": "correct", "note": 5}, 422, "note must be a string"),
-    ({"stage": [0], "label": "correct"}, 422, "stage must be"),
-    ({"turn": 12, "stage": "prompt", "label": "correct"}, 422, "turn must be"),
-    (["not", "an", "object"], 422, "a JSON object"),
-    ("{not json", 422, "not JSON"),
-])
+@pytest.mark.parametrize(
+    "body, status, message",
+    [
+        ({"turn": "f" * 32, "stage": "prompt", "label": "correct"}, 404, "no turn"),
+        ({"stage": "prompt", "label": "maybe"}, 422, "label must be one of"),
+        ({"stage": "response", "label": "correct"}, 422, "no response verdict"),
+        ({"stage": "prompt", "label": "false_negative", "categories": ["S8", "X"]}, 422, "not a category code"),
+        ({"stage": "prompt", "label": "false_negative", "categories": ["S42"]}, 422, "not a category of this turn"),
+        ({"stage": "prompt", "label": "correct", "note": "n" * (NOTE_MAX + 1)}, 422, "note is longer"),
+        ({"stage": "prompt", "label": "correct", "note": 5}, 422, "note must be a string"),
+        ({"stage": [0], "label": "correct"}, 422, "stage must be"),
+        ({"turn": 12, "stage": "prompt", "label": "correct"}, 422, "turn must be"),
+        (["not", "an", "object"], 422, "a JSON object"),
+        ("{not json", 422, "not JSON"),
+    ],
+)
 def test_a_bad_label_is_a_clear_refusal_never_a_traceback(client, logged, body, status, message):
     if isinstance(body, dict):
         body = {"turn": logged[1][1], **body}
@@ -126,11 +127,16 @@ def test_a_bad_label_is_a_clear_refusal_never_a_traceback(client, logged, body, 
 def test_another_origin_cannot_post_a_label(client, logged):
     body = {"turn": logged[1][1], "stage": "prompt", "label": "correct"}
     for site in ("cross-site", "same-site"):
-        got = client.post("/review/labels", json=body, auth=OPERATOR,
-                          headers={"Sec-Fetch-Site": site, "Sec-Fetch-Mode": "cors"})
+        got = client.post(
+            "/review/labels", json=body, auth=OPERATOR, headers={"Sec-Fetch-Site": site, "Sec-Fetch-Mode": "cors"}
+        )
         assert got.status_code == 403
-    assert client.options("/review/labels", headers={"Origin": "http://evil.example",
-                                                     "Access-Control-Request-Method": "POST"}).status_code == 403
+    assert (
+        client.options(
+            "/review/labels", headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}
+        ).status_code
+        == 403
+    )
     assert all(r["labels"] == [] for r in iter_records(logged[0]))
 
 

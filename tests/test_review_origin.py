@@ -23,20 +23,26 @@ from fastapi.testclient import TestClient
 from gradio.routes import App
 
 from moderation.log import TurnLog, TurnMeta
-from moderation.log.schema import open_engine
 from moderation.log.mount import attach_review
 from moderation.log.routes import REVIEW_PATH
+from moderation.log.schema import open_engine
 from moderation.turn import TurnSettings, run_turn
 
 OPERATOR = ("operator", "op-secret")
 EVIL = "http://evil.example"
 SECRET = "bomb please"  # the logged prompt another origin must never read
-PREFLIGHT = {"Origin": EVIL, "Access-Control-Request-Method": "POST",
-             "Access-Control-Request-Headers": "content-type"}
+PREFLIGHT = {"Origin": EVIL, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
 # every kind of /review request, as another origin's page would send it
-REVIEW_REQUESTS = [("GET", "/review/export.csv"), ("GET", "/review/export.jsonl"), ("GET", "/review/"),
-                   ("GET", "/review/config"), ("GET", "/review/gradio_api/info"), ("POST", "/review/login"),
-                   ("POST", "/review/gradio_api/queue/join"), ("POST", "/review/labels")]
+REVIEW_REQUESTS = [
+    ("GET", "/review/export.csv"),
+    ("GET", "/review/export.jsonl"),
+    ("GET", "/review/"),
+    ("GET", "/review/config"),
+    ("GET", "/review/gradio_api/info"),
+    ("POST", "/review/login"),
+    ("POST", "/review/gradio_api/queue/join"),
+    ("POST", "/review/labels"),
+]
 CORS_HEADERS = ("access-control-allow-origin", "access-control-allow-credentials")
 
 
@@ -68,8 +74,7 @@ def client(engine):
     api = chat_app()
     attach_review(api, engine, OPERATOR)
     with TestClient(api) as c:  # Host "testserver": not localhost, so Gradio answers any Origin
-        assert c.post("/review/login", data=dict(zip(("username", "password"), OPERATOR))).json() == {
-            "success": True}
+        assert c.post("/review/login", data=dict(zip(("username", "password"), OPERATOR))).json() == {"success": True}
         yield c
 
 
@@ -80,8 +85,12 @@ def cors_of(response) -> dict:
 def test_review_routes_never_answer_another_origin(client):
     assert SECRET in client.get("/review/export.csv").text  # the operator's own requests are answered
     for method, path in REVIEW_REQUESTS:
-        got = client.request(method, path, headers={"Origin": EVIL}, data={"username": "x", "password": "y"}
-                             if path.endswith("login") else None)
+        got = client.request(
+            method,
+            path,
+            headers={"Origin": EVIL},
+            data={"username": "x", "password": "y"} if path.endswith("login") else None,
+        )
         assert cors_of(got) == {}, (method, path, got.headers)
         basic = client.request(method, path, headers={"Origin": EVIL}, auth=OPERATOR)
         assert cors_of(basic) == {}, (method, path, "basic")
@@ -108,8 +117,9 @@ def test_the_review_login_cookie_is_strict_http_only_and_the_review_pages_alone(
         cookies = login.headers.get_list("set-cookie")
         assert cookies
         for cookie in cookies:
-            attributes = {a.strip().partition("=")[0].lower(): a.strip().partition("=")[2]
-                          for a in cookie.split(";")[1:]}
+            attributes = {
+                a.strip().partition("=")[0].lower(): a.strip().partition("=")[2] for a in cookie.split(";")[1:]
+            }
             assert attributes.get("samesite", "").lower() == "strict", cookie
             assert "httponly" in attributes and attributes.get("path") == "/review", cookie
         assert c.get("/review/gradio_api/info").status_code == 200  # and the page takes it
@@ -135,6 +145,7 @@ def test_a_request_the_browser_marks_as_from_another_site_is_refused(client, sit
 @contextlib.contextmanager
 def another_site() -> Iterator[int]:
     """Another origin's web server on 127.0.0.1 (any free port): one empty page. Its port."""
+
     class Page(BaseHTTPRequestHandler):
         def do_GET(self):
             body = b"<!doctype html><title>elsewhere</title><p>a page of another origin</p>"
@@ -219,10 +230,17 @@ def test_in_chromium_another_origins_page_reads_nothing_of_the_log(served, brows
         assert own.get("status") == 200 and UNSAFE in own["text"]  # the operator's own page reads it
         attacker = context.new_page()
         attacker.goto(f"http://{elsewhere}:{port}/")
-        search = {"method": "POST", "headers": {"Content-Type": "application/json"},
-                  "body": '{"data": ["any", "", "", "", "", "", "", "", "", ""]}'}
-        for path, init in (("export.csv", {}), ("export.jsonl?outcome=refused", {}), ("config", {}),
-                           ("gradio_api/call/search", search)):
+        search = {
+            "method": "POST",
+            "headers": {"Content-Type": "application/json"},
+            "body": '{"data": ["any", "", "", "", "", "", "", "", "", ""]}',
+        }
+        for path, init in (
+            ("export.csv", {}),
+            ("export.jsonl?outcome=refused", {}),
+            ("config", {}),
+            ("gradio_api/call/search", search),
+        ):
             got = attacker.evaluate(FETCH, [review + path, init])
             assert set(got) == {"blocked"}, (path, got)
     finally:

@@ -10,15 +10,29 @@ from chat import load_chat
 from guard.prompt import GUARD2, GUARD3, endpoint_text, prompt_ids, render_prompt, sanitize_content
 from weights.specials import defuse, defuse_messages, special_strings
 
-PLAIN = ["Hello, world!", "a <| b |> c", "<|>", "<||>", "x <|eot_id> y", "<| eot_id|>", "pipe | and > and <",
-         "👨\u200d👩\u200d👧 <b>bold</b> [INST]?", "C:\\temp\\<dir>", ""]
+PLAIN = [
+    "Hello, world!",
+    "a <| b |> c",
+    "<|>",
+    "<||>",
+    "x <|eot_id> y",
+    "<| eot_id|>",
+    "pipe | and > and <",
+    "👨\u200d👩\u200d👧 <b>bold</b> [INST]?",
+    "C:\\temp\\<dir>",
+    "",
+]
 
 
 @pytest.fixture(scope="module")
 def specials(llama3_tokenizer) -> tuple[str, ...]:
     found = special_strings(llama3_tokenizer)
-    assert len(found) == 256 and {"<|begin_of_text|>", "<|start_header_id|>", "<|eot_id|>",
-                                  "<|reserved_special_token_250|>"} <= set(found)
+    assert len(found) == 256 and {
+        "<|begin_of_text|>",
+        "<|start_header_id|>",
+        "<|eot_id|>",
+        "<|reserved_special_token_250|>",
+    } <= set(found)
     return found
 
 
@@ -48,8 +62,11 @@ def test_a_chat_endpoint_is_sent_every_special_token_broken_up(tiny_chat, specia
 
     def served(content: str) -> list[int]:
         sent = defuse_messages([{"role": "user", "content": content}])
-        return list(tokenizer.apply_chat_template(sent, add_generation_prompt=True, tokenize=True,
-                                                  return_dict=True)["input_ids"])
+        return list(
+            tokenizer.apply_chat_template(sent, add_generation_prompt=True, tokenize=True, return_dict=True)[
+                "input_ids"
+            ]
+        )
 
     assert special_ids(tokenizer, served(typed(specials))) == special_ids(tokenizer, served("Hi"))
 
@@ -57,8 +74,9 @@ def test_a_chat_endpoint_is_sent_every_special_token_broken_up(tiny_chat, specia
 @pytest.mark.parametrize("version", [GUARD2, GUARD3])
 def test_a_local_guard_reads_every_typed_special_token_as_text(llama3_tokenizer, specials, version):
     def ids(content: str) -> list[int]:
-        prefix, rest = prompt_ids(llama3_tokenizer, render_prompt([{"role": "user", "content": content}],
-                                                                  version=version))
+        prefix, rest = prompt_ids(
+            llama3_tokenizer, render_prompt([{"role": "user", "content": content}], version=version)
+        )
         return prefix + rest
 
     assert special_ids(llama3_tokenizer, ids(typed(specials))) == special_ids(llama3_tokenizer, ids("Hi"))
@@ -69,8 +87,9 @@ def test_a_guard_endpoint_is_sent_every_special_token_broken_up(llama3_tokenizer
     """The endpoint tokenizes the text itself, special tokens on (as TGI and vLLM do)."""
 
     def served(content: str) -> list[int]:
-        text = endpoint_text(render_prompt([{"role": "user", "content": content}], version=version,
-                                           break_special_strings=True))
+        text = endpoint_text(
+            render_prompt([{"role": "user", "content": content}], version=version, break_special_strings=True)
+        )
         return list(llama3_tokenizer(text, add_special_tokens=False).input_ids)
 
     assert special_ids(llama3_tokenizer, served(typed(specials))) == special_ids(llama3_tokenizer, served("Hi"))

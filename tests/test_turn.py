@@ -11,15 +11,28 @@ import time
 from dataclasses import dataclass
 
 import pytest
+from thread_watch import still_alive
 
+from chat import ChatError, ContextTooLong
 from chat.backend import ChatBackend
 from guard.base import Guard
-from chat import ChatError, ContextTooLong, GenerationSettings
 from guard.taxonomy import LLAMA_GUARD_2
 from guard.verdict import Verdict, failed_verdict
-from moderation.turn import (ANSWERED, ERROR, FIRST, HOLD, PARALLEL, REFUSED, RETRACTED, STREAM_FIRST, GuardPool,
-                             TurnSettings, clean_message, history_messages, run_turn)
-from thread_watch import still_alive
+from moderation.turn import (
+    ANSWERED,
+    ERROR,
+    FIRST,
+    HOLD,
+    PARALLEL,
+    REFUSED,
+    RETRACTED,
+    STREAM_FIRST,
+    GuardPool,
+    TurnSettings,
+    clean_message,
+    history_messages,
+    run_turn,
+)
 
 
 class FakeGuard(Guard):
@@ -44,9 +57,14 @@ class FakeGuard(Guard):
         if self.mode == "failed":
             return failed_verdict("connection refused", role=role)
         unsafe = self.bad in conversation[-1]["content"]
-        return Verdict(safe=not unsafe, categories=(LLAMA_GUARD_2[7],) if unsafe else (),
-                       score=0.9 if unsafe else 0.1, raw="unsafe\nS8" if unsafe else "safe",
-                       role=role, threshold=threshold)
+        return Verdict(
+            safe=not unsafe,
+            categories=(LLAMA_GUARD_2[7],) if unsafe else (),
+            score=0.9 if unsafe else 0.1,
+            raw="unsafe\nS8" if unsafe else "safe",
+            role=role,
+            threshold=threshold,
+        )
 
 
 @dataclass
@@ -93,8 +111,10 @@ def test_safe_turn_streams_and_checks_both_sides():
     assert final.outcome == ANSWERED and final.shown == "Bread needs flour."
     assert [c.stage for c in final.checks] == ["prompt", "response"]
     assert [c.verdict.role for c in final.checks] == ["User", "Agent"]
-    assert guard.seen[-1] == [{"role": "user", "content": "How do I bake bread?"},
-                              {"role": "assistant", "content": "Bread needs flour."}]
+    assert guard.seen[-1] == [
+        {"role": "user", "content": "How do I bake bread?"},
+        {"role": "assistant", "content": "Bread needs flour."},
+    ]
     shown = [s.shown for s in states if s.shown]
     assert shown[:3] == ["Bread ", "Bread needs ", "Bread needs flour."]
 
@@ -114,8 +134,9 @@ def refused_without_a_word(states, chat, prompt_check):
 @pytest.mark.parametrize("prompt_check", [FIRST, PARALLEL])
 def test_unsafe_prompt_shows_nothing(prompt_check):
     guard, chat = FakeGuard(delay=0.05), FakeChat(["never"] * 50)
-    final = refused_without_a_word(run(guard, chat, "how do I build a bomb", prompt_check=prompt_check),
-                                   chat, prompt_check)
+    final = refused_without_a_word(
+        run(guard, chat, "how do I build a bomb", prompt_check=prompt_check), chat, prompt_check
+    )
     assert final.checks[0].verdict.categories[0].name == "Indiscriminate Weapons"
     assert chat.produced < 50  # parallel: stopped, not run to the end
 
@@ -136,8 +157,9 @@ def test_guard_failure_blocks_the_turn(mode, prompt_check):
 @pytest.mark.parametrize("prompt_check", [FIRST, PARALLEL])
 def test_guard_timeout_blocks_the_turn(prompt_check):
     chat = FakeChat(["never"])
-    final = refused_without_a_word(run(FakeGuard(mode="hang"), chat, guard_timeout_s=0.2, prompt_check=prompt_check),
-                                   chat, prompt_check)
+    final = refused_without_a_word(
+        run(FakeGuard(mode="hang"), chat, guard_timeout_s=0.2, prompt_check=prompt_check), chat, prompt_check
+    )
     assert "timed out" in final.notice
 
 
@@ -193,8 +215,10 @@ def test_hold_never_shows_unchecked_text():
     shown = []
     for state in run_turn(guard, chat, [], "hi", TurnSettings(check_every=2, stream_policy=HOLD)):
         # at every update, what is shown is covered by a reply text the guard has already passed
-        assert not state.shown or any(text.startswith(state.shown.rstrip()) for text in guard.passed), \
-            (state.shown, guard.passed)
+        assert not state.shown or any(text.startswith(state.shown.rstrip()) for text in guard.passed), (
+            state.shown,
+            guard.passed,
+        )
         shown.append(state.shown)
     assert state.outcome == RETRACTED and "withheld" in state.notice
     assert "Fine words then a " in shown and not any("bomb" in s for s in shown)  # it did show the checked text
@@ -246,10 +270,12 @@ def test_history_and_system_prompt_reach_the_chat_model_but_not_refusals():
     refused = run(guard, FakeChat(["x"]), "bomb please")[-1]
     chat = FakeChat(["ok"])
     run(guard, chat, "next", records=[answered, refused], system_prompt="Be brief.")
-    assert chat.calls[0] == [{"role": "system", "content": "Be brief."},
-                             {"role": "user", "content": "hello"},
-                             {"role": "assistant", "content": "Hi!"},
-                             {"role": "user", "content": "next"}]
+    assert chat.calls[0] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "hello"},
+        {"role": "assistant", "content": "Hi!"},
+        {"role": "user", "content": "next"},
+    ]
     # the prompt is judged in context, the system prompt read with the message it governs
     assert guard.seen[-2] == chat.calls[0][1:3] + [{"role": "user", "content": "Be brief.\n\nnext"}]
     assert history_messages([answered, refused]) == chat.calls[0][1:3]
@@ -265,8 +291,9 @@ def test_clean_message_removes_control_characters_and_surrogates():
 
 def test_a_turn_runs_its_checks_on_the_pool_it_is_given_and_leaves_it_open():
     pool, guard = GuardPool(1, name="given-pool"), FakeGuard()
-    final = list(run_turn(guard, FakeChat(["Bread ", "needs ", "flour."]), (), "bread?",
-                          TurnSettings(check_every=1), pool=pool))[-1]
+    final = list(
+        run_turn(guard, FakeChat(["Bread ", "needs ", "flour."]), (), "bread?", TurnSettings(check_every=1), pool=pool)
+    )[-1]
     assert final.outcome == ANSWERED and len(guard.threads) >= 3
     assert {t.name.rsplit("_", 1)[0] for t in guard.threads} == {"given-pool"}
     assert pool.submit(lambda: "open").result(5) == "open"  # the turn does not close its caller's pool

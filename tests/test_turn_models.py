@@ -9,9 +9,9 @@ import pytest
 
 from chat import GenerationSettings, load_chat
 from guard import load_guard
+from guard.base import Guard
 from guard.verdict import Verdict
 from moderation.turn import ANSWERED, PARALLEL, REFUSED, TurnSettings, run_turn
-from guard.base import Guard
 
 LONG = GenerationSettings(temperature=0.0, max_new_tokens=3000)
 
@@ -52,8 +52,12 @@ def test_parallel_check_unsafe_prompt_shows_no_token_and_the_generation_ends(tin
 
 
 def test_turn_checks_with_one_incremental_session_per_turn(tiny_chat, tiny_guard):
-    settings = TurnSettings(threshold=1.0, check_every=4, prompt_check=PARALLEL,
-                            generation=GenerationSettings(temperature=0.0, max_new_tokens=24))
+    settings = TurnSettings(
+        threshold=1.0,
+        check_every=4,
+        prompt_check=PARALLEL,
+        generation=GenerationSettings(temperature=0.0, max_new_tokens=24),
+    )
     sessions = []
     make = tiny_guard.session
 
@@ -71,5 +75,6 @@ def test_turn_checks_with_one_incremental_session_per_turn(tiny_chat, tiny_guard
     assert len(final.checks) >= 3  # partial checks ran
     assert sessions[0].backend.reused_tokens > 0  # the response check reused the last partial's cache
     conversation = [{"role": "user", "content": "Tell me about bread."}, {"role": "assistant", "content": final.shown}]
-    assert final.checks[-1].verdict.score == pytest.approx(tiny_guard.check(conversation, threshold=1.0).score,
-                                                            abs=1e-4)
+    assert final.checks[-1].verdict.score == pytest.approx(
+        tiny_guard.check(conversation, threshold=1.0).score, abs=1e-4
+    )

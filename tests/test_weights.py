@@ -30,11 +30,20 @@ GATED = "meta-llama/Meta-Llama-3-8B-Instruct"
 
 def load_in_fresh_python(spec: str, **env: str) -> subprocess.CompletedProcess:
     """load_causal_lm(spec) in a new interpreter with `env`; prints the ModelLoadError."""
-    code = (f"import weights\ntry:\n    weights.load_causal_lm({spec!r})\nexcept weights.ModelLoadError as e:\n"
-            "    print(e)\n    raise SystemExit(3)\n")
+    code = (
+        f"import weights\ntry:\n    weights.load_causal_lm({spec!r})\nexcept weights.ModelLoadError as e:\n"
+        "    print(e)\n    raise SystemExit(3)\n"
+    )
     clean = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(clean, **env),
-                          capture_output=True, text=True, check=False, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=dict(clean, **env),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
 
 
 class StubHub(http.server.BaseHTTPRequestHandler):
@@ -45,9 +54,13 @@ class StubHub(http.server.BaseHTTPRequestHandler):
         gated = self.path.startswith(f"/{GATED}/") or self.path.startswith(f"/api/models/{GATED}")
         self.send_response(401)
         self.send_header("X-Error-Code", "GatedRepo" if gated else "RepoNotFound")
-        self.send_header("X-Error-Message", f"Access to model {GATED} is restricted. You must have access "
-                         "to it and be authenticated to access it. Please log in." if gated
-                         else "Repository not found")
+        self.send_header(
+            "X-Error-Message",
+            f"Access to model {GATED} is restricted. You must have access "
+            "to it and be authenticated to access it. Please log in."
+            if gated
+            else "Repository not found",
+        )
         self.send_header("Content-Length", "0")
         self.end_headers()
 
@@ -145,10 +158,14 @@ def fresh_cache(tmp_path_factory) -> Path:
     """A cache folder that two processes fill with the converted SmolLM2 at the same time."""
     cache = tmp_path_factory.mktemp("model-cache")
     code = f"from pathlib import Path; from weights import offline_chat_model as m; print(m(Path({str(cache)!r})))"
-    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(2)
+    ]
     outputs = [p.communicate(timeout=600) for p in procs]
-    for p, (out, err) in zip(procs, outputs):
+    for p, (_out, err) in zip(procs, outputs):
         assert p.returncode == 0, err[-2000:]
     assert outputs[0][0] == outputs[1][0] == f"{cache / 'SmolLM2-135M-Instruct'}\n"
     return cache
@@ -202,11 +219,21 @@ def test_cudnn_attention_is_turned_off_for_a_model_on_cuda_only(tiny_chat_path):
         torch.backends.cuda.enable_cudnn_sdp(before)
 
 
-@pytest.mark.parametrize("spec, kind", [
-    ("offline", "offline"), (" offline ", "offline"), ("http://127.0.0.1:8080/v1", "endpoint"),
-    ("https://x.example", "endpoint"), ("./Llama-Guard-3-8B-Q8_0.gguf", "gguf"), ("model.GGUF", "gguf"),
-    ("./my-model", "folder"), ("/no/such/folder", "folder"), ("a/b/c", "folder"),
-    ("meta-llama/Meta-Llama-3-8B-Instruct", "hub")])
+@pytest.mark.parametrize(
+    "spec, kind",
+    [
+        ("offline", "offline"),
+        (" offline ", "offline"),
+        ("http://127.0.0.1:8080/v1", "endpoint"),
+        ("https://x.example", "endpoint"),
+        ("./Llama-Guard-3-8B-Q8_0.gguf", "gguf"),
+        ("model.GGUF", "gguf"),
+        ("./my-model", "folder"),
+        ("/no/such/folder", "folder"),
+        ("a/b/c", "folder"),
+        ("meta-llama/Meta-Llama-3-8B-Instruct", "hub"),
+    ],
+)
 def test_one_dispatch_names_every_kind_of_model_spec(spec, kind):
     from weights.spec import model_spec
 

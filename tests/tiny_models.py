@@ -34,9 +34,19 @@ def llama3_tokenizer(chat_template: str | None = None):
     )
 
 
-def build_tiny_llama(path: Path, chat_template: str, *, layers: int = 2, hidden: int = 64,
-                     heads: int = 4, kv_heads: int = 2, intermediate: int | None = None, seed: int = 0,
-                     name_or_path: str | None = None, max_positions: int = 8192) -> Path:
+def build_tiny_llama(
+    path: Path,
+    chat_template: str,
+    *,
+    layers: int = 2,
+    hidden: int = 64,
+    heads: int = 4,
+    kv_heads: int = 2,
+    intermediate: int | None = None,
+    seed: int = 0,
+    name_or_path: str | None = None,
+    max_positions: int = 8192,
+) -> Path:
     """Save a random LlamaForCausalLM (vocab 128,256) with the Llama 3 tokenizer to `path`;
     `max_positions` is its context window (Llama 3's 8,192 unless a test wants a small one)."""
     import torch
@@ -45,10 +55,17 @@ def build_tiny_llama(path: Path, chat_template: str, *, layers: int = 2, hidden:
     path = Path(path)
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=LLAMA3_VOCAB, hidden_size=hidden, intermediate_size=intermediate or hidden * 2,
-        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
-        max_position_embeddings=max_positions, rope_theta=500000.0, bos_token_id=128000,
-        eos_token_id=[128001, 128009], tie_word_embeddings=False,
+        vocab_size=LLAMA3_VOCAB,
+        hidden_size=hidden,
+        intermediate_size=intermediate or hidden * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=max_positions,
+        rope_theta=500000.0,
+        bos_token_id=128000,
+        eos_token_id=[128001, 128009],
+        tie_word_embeddings=False,
     )
     if name_or_path:
         config._name_or_path = name_or_path

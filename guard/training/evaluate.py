@@ -57,8 +57,17 @@ def select(rows: list[dict], split: str) -> list[dict]:
 
 
 def table(result: dict) -> list[str]:
-    cols = ("n_unsafe", "n_benign", "precision", "recall", "f1", "fpr", "auprc", "recall_at_1pct_fpr",
-            "recall_at_5pct_fpr")
+    cols = (
+        "n_unsafe",
+        "n_benign",
+        "precision",
+        "recall",
+        "f1",
+        "fpr",
+        "auprc",
+        "recall_at_1pct_fpr",
+        "recall_at_5pct_fpr",
+    )
     lines = [f"{'':<44}" + "".join(f"{c.replace('recall_at_', 'R@').replace('pct_fpr', '%'):>10}" for c in cols)]
     for side in ("prompt", "reply"):
         if side not in result:
@@ -68,18 +77,23 @@ def table(result: dict) -> list[str]:
         for src, m in part["per_source"].items():
             lines.append(f"  {src[:42]:<42}" + "".join(f"{m[c]:>10}" for c in cols))
         if side == "prompt":
-            lines.append(f"  over-refusal on benign-edgy prompts: {part['over_refusal_benign_edgy']} "
-                         f"(n {part['benign_edgy_n']})")
-        lines.append("  per-category recall: " + ", ".join(f"{c} {v['recall']} (n {v['n']})"
-                                                          for c, v in part["per_category_recall"].items()))
+            lines.append(
+                f"  over-refusal on benign-edgy prompts: {part['over_refusal_benign_edgy']} (n {part['benign_edgy_n']})"
+            )
+        lines.append(
+            "  per-category recall: "
+            + ", ".join(f"{c} {v['recall']} (n {v['n']})" for c, v in part["per_category_recall"].items())
+        )
     lines.append(f"median latency of a prompt check: {result['median_latency_ms']} ms")
     return lines
 
 
 def label_rows(path: Path) -> list[dict]:
     """The held-out labelled turns as manifest rows."""
-    return [{"split": "heldout", "label": e.label, "kind": e.kind, "source": e.source, "prompt": e.prompt,
-             "text": e.text} for e in labelled_turns(path, "heldout")]
+    return [
+        {"split": "heldout", "label": e.label, "kind": e.kind, "source": e.source, "prompt": e.prompt, "text": e.text}
+        for e in labelled_turns(path, "heldout")
+    ]
 
 
 def comparison(models: dict[str, Network], parts: dict[str, list[dict]], threshold: float) -> list[str]:
@@ -96,15 +110,23 @@ def comparison(models: dict[str, Network], parts: dict[str, list[dict]], thresho
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m guard.evaluate", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m guard.evaluate",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
     p.add_argument("--split", choices=("validation", "test", "sample", "train"), default="validation")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--threshold", type=float, default=0.5)
     p.add_argument("--write-figures", action="store_true", help=f"store the result in {FIGURES.name}")
     p.add_argument("--model", type=Path, help="compare the committed model (before) with this one (after)")
-    p.add_argument("--labels", type=Path, metavar="FILE",
-                   help="also score the heldout rows of this `python -m moderation.log dataset` file")
+    p.add_argument(
+        "--labels",
+        type=Path,
+        metavar="FILE",
+        help="also score the heldout rows of this `python -m moderation.log dataset` file",
+    )
     a = p.parse_args(argv)
     rows = select(read_manifest(), a.split)
     guard = OfflineGuard.load()
@@ -116,8 +138,12 @@ def main(argv=None) -> int:
             p.error(str(exc))
         print("\n".join([f"threshold {a.threshold:g}"] + comparison(models, parts, a.threshold)))
         return 0
-    result = {"split": a.split, "threshold": a.threshold, "torch_threads": torch.get_num_threads(),
-              **evaluate_rows(guard.net, rows, a.threshold)}
+    result = {
+        "split": a.split,
+        "threshold": a.threshold,
+        "torch_threads": torch.get_num_threads(),
+        **evaluate_rows(guard.net, rows, a.threshold),
+    }
     result["median_latency_ms"] = median_latency_ms(guard, rows)
     if a.write_figures:
         figures = json.loads(FIGURES.read_text()) if FIGURES.is_file() else {}

@@ -22,8 +22,9 @@ def scores(net: Network, rows: list[dict]) -> np.ndarray:
         if side == "prompt":
             inputs = [net.prompt_inputs(guard_text(rows[i]["text"])) for i in idx]
         else:
-            inputs = [net.reply_inputs(net.context(guard_text(rows[i]["prompt"])), guard_text(rows[i]["text"]))
-                      for i in idx]
+            inputs = [
+                net.reply_inputs(net.context(guard_text(rows[i]["prompt"])), guard_text(rows[i]["text"])) for i in idx
+            ]
         for i, p in zip(idx, window_probabilities(net, inputs, side)):
             out[i] = float((1 - p[:, 0]).max())
     return out
@@ -54,11 +55,17 @@ def metrics(y: np.ndarray, s: np.ndarray, threshold: float) -> dict:
     tp, fp = int((flagged & y).sum()), int((flagged & ~y).sum())
     precision = tp / max(tp + fp, 1)
     recall = tp / max(int(y.sum()), 1)
-    return {"n_unsafe": int(y.sum()), "n_benign": int((~y).sum()), "precision": round(precision, 3),
-            "recall": round(recall, 3), "f1": round(2 * precision * recall / max(precision + recall, 1e-9), 3),
-            "fpr": round(fp / max(int((~y).sum()), 1), 3), "auprc": round(average_precision(y, s), 3),
-            "recall_at_1pct_fpr": round(recall_at_fpr(y, s, 0.01), 3),
-            "recall_at_5pct_fpr": round(recall_at_fpr(y, s, 0.05), 3)}
+    return {
+        "n_unsafe": int(y.sum()),
+        "n_benign": int((~y).sum()),
+        "precision": round(precision, 3),
+        "recall": round(recall, 3),
+        "f1": round(2 * precision * recall / max(precision + recall, 1e-9), 3),
+        "fpr": round(fp / max(int((~y).sum()), 1), 3),
+        "auprc": round(average_precision(y, s), 3),
+        "recall_at_1pct_fpr": round(recall_at_fpr(y, s, 0.01), 3),
+        "recall_at_5pct_fpr": round(recall_at_fpr(y, s, 0.05), 3),
+    }
 
 
 def evaluate_rows(net: Network, rows: list[dict], threshold: float = 0.5) -> dict:
@@ -76,19 +83,34 @@ def evaluate_rows(net: Network, rows: list[dict], threshold: float = 0.5) -> dic
             part["benign_edgy_n"] = len(edgy)
             part["over_refusal_benign_edgy"] = round(float((s[edgy] >= threshold).mean()), 3) if edgy else None
         part["per_category_recall"] = {
-            c: {"n": int(sum(rows[i]["label"] == c for i in idx)),
-                "recall": round(float(np.mean([s[i] >= threshold for i in idx if rows[i]["label"] == c])), 3)}
-            for c in CLASSES[1:] if any(rows[i]["label"] == c for i in idx)}
-        part["per_source"] = {src: metrics(y[ix], s[ix], threshold) for src in sorted({rows[i]["source"] for i in idx})
-                              for ix in [np.array([i for i in idx if rows[i]["source"] == src])]}
+            c: {
+                "n": int(sum(rows[i]["label"] == c for i in idx)),
+                "recall": round(float(np.mean([s[i] >= threshold for i in idx if rows[i]["label"] == c])), 3),
+            }
+            for c in CLASSES[1:]
+            if any(rows[i]["label"] == c for i in idx)
+        }
+        part["per_source"] = {
+            src: metrics(y[ix], s[ix], threshold)
+            for src in sorted({rows[i]["source"] for i in idx})
+            for ix in [np.array([i for i in idx if rows[i]["source"] == src])]
+        }
         result[side] = part
     return result
 
 
 def report_validation(net: Network, items) -> float:
     """During training: print validation recall/FPR/AUPRC per side; return mean AUPRC."""
-    rows = [{"kind": i.example.kind, "label": i.example.label, "text": i.example.text, "prompt": i.example.prompt,
-             "source": i.example.source} for i in items]
+    rows = [
+        {
+            "kind": i.example.kind,
+            "label": i.example.label,
+            "text": i.example.text,
+            "prompt": i.example.prompt,
+            "source": i.example.source,
+        }
+        for i in items
+    ]
     s, y = scores(net, rows), np.array([r["label"] != "safe" for r in rows])
     auprcs = []
     for side in ("prompt", "reply"):
@@ -96,6 +118,9 @@ def report_validation(net: Network, items) -> float:
         if len(idx) and y[idx].any() and (~y[idx]).any():
             m = metrics(y[idx], s[idx], 0.5)
             auprcs.append(m["auprc"])
-            print(f"  validation {side}: recall {m['recall']:.3f}, FPR {m['fpr']:.3f}, AUPRC {m['auprc']:.3f}, "
-                  f"recall@5%FPR {m['recall_at_5pct_fpr']:.3f}", flush=True)
+            print(
+                f"  validation {side}: recall {m['recall']:.3f}, FPR {m['fpr']:.3f}, AUPRC {m['auprc']:.3f}, "
+                f"recall@5%FPR {m['recall_at_5pct_fpr']:.3f}",
+                flush=True,
+            )
     return float(np.mean(auprcs)) if auprcs else 0.0

@@ -34,10 +34,12 @@ from chat import load_chat
 from guard.training.sources import REPLIES, Example, all_examples
 
 FIELDS = ("label", "kind", "prompt", "text")
-REFUSAL = re.compile(r"^((i'm |i am )?sorry,? but )?(i can't|i cannot|i can not|i won't|i will not|i'm unable|"
-                     r"i am unable|i'm not able|i am not able|i must decline)\b", re.IGNORECASE)
-TURNS_TO_HELP = re.compile(r"here is|here's|step \d|^\s*\d+\.|\n\s*\d+\.|first,|sure|i can help|i'll",
-                           re.IGNORECASE)
+REFUSAL = re.compile(
+    r"^((i'm |i am )?sorry,? but )?(i can't|i cannot|i can not|i won't|i will not|i'm unable|"
+    r"i am unable|i'm not able|i am not able|i must decline)\b",
+    re.IGNORECASE,
+)
+TURNS_TO_HELP = re.compile(r"here is|here's|step \d|^\s*\d+\.|\n\s*\d+\.|first,|sure|i can help|i'll", re.IGNORECASE)
 
 
 def is_refusal(reply: str) -> bool:
@@ -79,14 +81,21 @@ def generate(prompts: list[str], max_new_tokens: int, seed: int, batch: int = 16
     torch.manual_seed(seed)
     replies: list[str] = []
     for start in range(0, len(prompts), batch):
-        ids = [chat.prompt_ids([{"role": "user", "content": p}]) for p in prompts[start:start + batch]]
+        ids = [chat.prompt_ids([{"role": "user", "content": p}]) for p in prompts[start : start + batch]]
         width = max(map(len, ids))
         input_ids = torch.tensor([[pad] * (width - len(i)) + i for i in ids])
         mask = torch.tensor([[0] * (width - len(i)) + [1] * len(i) for i in ids])
         with torch.inference_mode():
-            out = model.generate(input_ids=input_ids, attention_mask=mask, do_sample=True, temperature=0.6,
-                                 top_p=0.9, max_new_tokens=max_new_tokens, eos_token_id=chat.stop_ids,
-                                 pad_token_id=pad)
+            out = model.generate(
+                input_ids=input_ids,
+                attention_mask=mask,
+                do_sample=True,
+                temperature=0.6,
+                top_p=0.9,
+                max_new_tokens=max_new_tokens,
+                eos_token_id=chat.stop_ids,
+                pad_token_id=pad,
+            )
         replies += [tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in out]
         print(f"{len(replies)}/{len(prompts)} replies", flush=True)
     return replies
@@ -109,21 +118,30 @@ def rows(prompts: list[str], replies: list[str], seed: int, kind: str = "reply")
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--count", type=int, default=600, help="benign prompts to answer (default 600)")
-    p.add_argument("--unsafe-count", type=int, default=200,
-                   help="unsafe prompts to answer, keeping only the refusals (default 200)")
+    p.add_argument(
+        "--unsafe-count",
+        type=int,
+        default=200,
+        help="unsafe prompts to answer, keeping only the refusals (default 200)",
+    )
     p.add_argument("--max-new-tokens", type=int, default=96)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "guard-offline-train",
-                   help="where the pinned source wheels are kept")
+    p.add_argument(
+        "--cache",
+        type=Path,
+        default=Path.home() / ".cache" / "guard-offline-train",
+        help="where the pinned source wheels are kept",
+    )
     p.add_argument("--out", type=Path, default=REPLIES)
     a = p.parse_args(argv)
     examples = all_examples(a.cache, with_generated=False)
     benign = some_prompts(examples, a.count, a.seed)
     unsafe = some_prompts(examples, a.unsafe_count, a.seed, unsafe=True)
     replies = generate(benign + unsafe, a.max_new_tokens, a.seed)
-    refused = [(p, r) for p, r in zip(unsafe, replies[len(benign):]) if is_refusal(r)]
-    table = rows(benign, replies[:len(benign)], a.seed) + \
-        rows([p for p, _ in refused], [r for _, r in refused], a.seed, kind="refusal")
+    refused = [(p, r) for p, r in zip(unsafe, replies[len(benign) :]) if is_refusal(r)]
+    table = rows(benign, replies[: len(benign)], a.seed) + rows(
+        [p for p, _ in refused], [r for _, r in refused], a.seed, kind="refusal"
+    )
     with a.out.open("w", encoding="utf-8", newline="") as f:
         w = csv.DictWriter(f, FIELDS, delimiter="\t", lineterminator="\n")
         w.writeheader()

@@ -68,8 +68,17 @@ INSPECT_EVALS = Wheel("inspect-evals", "0.28.0", "1d5735999b1c4e481162cacc29b962
 ADVBENCH_MEMBER = "pyrit/datasets/seed_datasets/local/adv_bench.prompt"
 AIRT = "pyrit/datasets/seed_datasets/local/airt/"
 # airt file -> the code for an objective the keyword rules give none (None: leave it out)
-AIRT_DEFAULTS = {"hate": "S9", "illegal": "S2", "violence": "S1", "scams": "S2", "malware": "S2",
-                 "sexual": "S11", "harassment": None, "harms": None, "leakage": None}
+AIRT_DEFAULTS = {
+    "hate": "S9",
+    "illegal": "S2",
+    "violence": "S1",
+    "scams": "S2",
+    "malware": "S2",
+    "sexual": "S11",
+    "harassment": None,
+    "harms": None,
+    "leakage": None,
+}
 CRISIS_MEMBER = "pyrit/datasets/seed_datasets/local/examples/psych-crisis-conversations.prompt"
 FAIRNESS_MEMBER = AIRT + "fairness_yes_no.prompt"
 FRESHQA_MEMBER = "inspect_evals/abstention_bench/data/freshqa/FreshQA_v12182024.csv"
@@ -101,8 +110,21 @@ def fetch_wheel(wheel: Wheel, cache: Path) -> Path:
     path = cache / wheel.filename
     if not path.is_file():
         cache.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                        "--quiet", "-d", str(cache), f"{wheel.name}=={wheel.version}"], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--quiet",
+                "-d",
+                str(cache),
+                f"{wheel.name}=={wheel.version}",
+            ],
+            check=True,
+        )
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != wheel.sha256:
         raise RuntimeError(f"{path} has sha256 {digest}, expected {wheel.sha256}: not the pinned wheel")
@@ -140,10 +162,20 @@ def pyrit_airt(wheel: Path) -> list[Example]:
         for user, reply in zip(crisis[::2], crisis[1::2]):
             prompt = " ".join(user["value"].split())
             examples.append(Example(prompt, "S10", "prompt", f"pyrit crisis (pyrit {PYRIT.version})", "MIT"))
-            examples.append(Example(" ".join(reply["value"].split()), "safe", "reply",
-                                    f"pyrit crisis (pyrit {PYRIT.version})", "MIT", prompt))
-        examples += [Example(" ".join(s["value"].split()), "safe", "prompt", f"pyrit fairness (pyrit {PYRIT.version})",
-                             "MIT") for s in _seeds(z, FAIRNESS_MEMBER)]
+            examples.append(
+                Example(
+                    " ".join(reply["value"].split()),
+                    "safe",
+                    "reply",
+                    f"pyrit crisis (pyrit {PYRIT.version})",
+                    "MIT",
+                    prompt,
+                )
+            )
+        examples += [
+            Example(" ".join(s["value"].split()), "safe", "prompt", f"pyrit fairness (pyrit {PYRIT.version})", "MIT")
+            for s in _seeds(z, FAIRNESS_MEMBER)
+        ]
     return examples
 
 
@@ -155,7 +187,7 @@ def freshqa(wheel: Path) -> list[Example]:
     question, answer = rows[header].index("question"), rows[header].index("answer_0")
     source = f"freshqa (inspect-evals {INSPECT_EVALS.version})"
     examples = []
-    for r in rows[header + 1:]:
+    for r in rows[header + 1 :]:
         if len(r) > answer and r[question].strip():
             q = " ".join(r[question].split())
             examples.append(Example(q, "safe", "prompt", source, "Apache-2.0"))
@@ -181,17 +213,34 @@ def writingbench(wheel: Path) -> list[Example]:
     with zipfile.ZipFile(wheel) as z:
         rows = [json.loads(line) for line in z.read(WRITINGBENCH_MEMBER).decode("utf-8").splitlines() if line.strip()]
     queries = [r["query"] for r in rows if not _CJK.search(r["query"])]
-    return [Example(opening, "safe", "prompt", f"writingbench (inspect-evals {INSPECT_EVALS.version})",
-                    "Apache-2.0", full=" ".join(q.split()[:300]))
-            for q in queries if len(opening := first_sentence(q)) >= 20]
+    return [
+        Example(
+            opening,
+            "safe",
+            "prompt",
+            f"writingbench (inspect-evals {INSPECT_EVALS.version})",
+            "Apache-2.0",
+            full=" ".join(q.split()[:300]),
+        )
+        for q in queries
+        if len(opening := first_sentence(q)) >= 20
+    ]
 
 
 def handwritten(path: Path = HANDWRITTEN) -> list[Example]:
     """A hand-written table: label, kind, text and (optional) the prompt a reply answers."""
     with path.open(encoding="utf-8") as f:
-        return [Example(row["text"].strip(), row["label"], row["kind"], f"handwritten ({path.stem})", "CC0-1.0",
-                        (row.get("prompt") or "").strip())
-                for row in csv.DictReader(f, delimiter="\t")]
+        return [
+            Example(
+                row["text"].strip(),
+                row["label"],
+                row["kind"],
+                f"handwritten ({path.stem})",
+                "CC0-1.0",
+                (row.get("prompt") or "").strip(),
+            )
+            for row in csv.DictReader(f, delimiter="\t")
+        ]
 
 
 def read_replies(path: Path = REPLIES) -> list[Example]:
@@ -199,8 +248,10 @@ def read_replies(path: Path = REPLIES) -> list[Example]:
     if not path.exists():
         return []
     with path.open(encoding="utf-8") as f:
-        return [Example(row["text"], row["label"], row["kind"], SOURCE, LICENSE, row["prompt"])
-                for row in csv.DictReader(f, delimiter="\t")]
+        return [
+            Example(row["text"], row["label"], row["kind"], SOURCE, LICENSE, row["prompt"])
+            for row in csv.DictReader(f, delimiter="\t")
+        ]
 
 
 LABELS_SOURCE = "operator labels"
@@ -214,11 +265,22 @@ def labelled_turns(path: Path, split: str = "train") -> list[Example]:
         reader = csv.DictReader(f, delimiter="\t")
         missing = {"split", "label", "kind", "prompt", "text"} - set(reader.fieldnames or ())
         if missing:
-            raise ValueError(f"{path} is not a labels file of `python -m moderation.log dataset` "
-                             f"(no column {', '.join(sorted(missing))})")
-        return [Example(row["text"].strip(), row["label"], row["kind"], f"{LABELS_SOURCE} ({Path(path).name})",
-                        "the operator's own", (row["prompt"] or "").strip())
-                for row in reader if row["split"] == split and row["text"].strip()]
+            raise ValueError(
+                f"{path} is not a labels file of `python -m moderation.log dataset` "
+                f"(no column {', '.join(sorted(missing))})"
+            )
+        return [
+            Example(
+                row["text"].strip(),
+                row["label"],
+                row["kind"],
+                f"{LABELS_SOURCE} ({Path(path).name})",
+                "the operator's own",
+                (row["prompt"] or "").strip(),
+            )
+            for row in reader
+            if row["split"] == split and row["text"].strip()
+        ]
 
 
 def smoke_texts() -> set[str]:
@@ -227,8 +289,9 @@ def smoke_texts() -> set[str]:
         return {row["text"].strip().lower() for row in csv.DictReader(f, delimiter="\t")}
 
 
-def all_examples(cache: Path | None, tiny: bool = False, with_generated: bool = True,
-                 first: list[Example] = ()) -> list[Example]:
+def all_examples(
+    cache: Path | None, tiny: bool = False, with_generated: bool = True, first: list[Example] = ()
+) -> list[Example]:
     """Every example, deduplicated by (kind, prompt, text) (first source wins), the smoke
     cases left out, in a fixed order. tiny: the committed hand-written tables only (no
     download), for the CI run of the training loop. with_generated: also the offline chat
@@ -237,8 +300,14 @@ def all_examples(cache: Path | None, tiny: bool = False, with_generated: bool = 
     examples = handwritten() + handwritten(HANDWRITTEN_MORE) + handwritten(HANDWRITTEN_EXTRA)
     if not tiny:
         pyrit, inspect_evals = fetch_wheel(PYRIT, cache), fetch_wheel(INSPECT_EVALS, cache)
-        examples = (advbench(pyrit) + pyrit_airt(pyrit) + freshqa(inspect_evals) + writingbench(inspect_evals)
-                    + examples + (read_replies() if with_generated else []))
+        examples = (
+            advbench(pyrit)
+            + pyrit_airt(pyrit)
+            + freshqa(inspect_evals)
+            + writingbench(inspect_evals)
+            + examples
+            + (read_replies() if with_generated else [])
+        )
     examples = list(first) + examples
     seen, unique = smoke_texts(), []
     for e in examples:

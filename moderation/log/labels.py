@@ -88,8 +88,11 @@ def _target(conn: Connection, body: dict, own_session: str | None) -> tuple[str,
     turn = conn.execute(select(turns.c.session, turns.c.policy).where(turns.c.id == body["turn"])).first()
     if turn is None or (own_session is not None and turn.session != own_session):
         raise UnknownTurn(f"no turn {body['turn']!r}")
-    checks = conn.execute(select(verdicts.c.seq, verdicts.c.stage, verdicts.c.codes)
-                          .where(verdicts.c.turn_id == body["turn"]).order_by(verdicts.c.seq)).all()
+    checks = conn.execute(
+        select(verdicts.c.seq, verdicts.c.stage, verdicts.c.codes)
+        .where(verdicts.c.turn_id == body["turn"])
+        .order_by(verdicts.c.seq)
+    ).all()
     stage = body["stage"]
     if isinstance(stage, int):
         chosen = [v for v in checks if v.seq == stage]
@@ -105,8 +108,9 @@ def _target(conn: Connection, body: dict, own_session: str | None) -> tuple[str,
     return chosen[-1].stage, chosen[-1].seq, allowed
 
 
-def add_label(engine: Engine, body: object, author: str, source: str = "operator",
-              own_session: str | None = None) -> dict:
+def add_label(
+    engine: Engine, body: object, author: str, source: str = "operator", own_session: str | None = None
+) -> dict:
     """Check `body` against its turn and store it; returns the label as `labels_of` reads it.
     `own_session` (a session pseudonym) limits a visitor to their own session's turns."""
     if source not in SOURCES:
@@ -116,27 +120,44 @@ def add_label(engine: Engine, body: object, author: str, source: str = "operator
         stage, seq, allowed = _target(conn, fields, own_session)
         unknown = [c for c in fields["categories"] if c not in allowed]
         if unknown:
-            raise LabelError(f"{', '.join(unknown)}: not a category of this turn (its categories: "
-                             f"{', '.join(allowed)})")
-        row = dict(turn_id=fields["turn"], stage=stage, seq=seq, label=fields["label"],
-                   categories=json.dumps(fields["categories"]), note=fields["note"], source=source,
-                   author=author[:200], at=utcnow())
+            raise LabelError(
+                f"{', '.join(unknown)}: not a category of this turn (its categories: {', '.join(allowed)})"
+            )
+        row = dict(
+            turn_id=fields["turn"],
+            stage=stage,
+            seq=seq,
+            label=fields["label"],
+            categories=json.dumps(fields["categories"]),
+            note=fields["note"],
+            source=source,
+            author=author[:200],
+            at=utcnow(),
+        )
         conn.execute(labels.insert().values(**row))
     return _label(row)
 
 
 def _label(row) -> dict:
     get = row.get if isinstance(row, dict) else lambda k: getattr(row, k)
-    return {"stage": get("stage"), "seq": get("seq"), "label": get("label"),
-            "categories": json.loads(get("categories")), "note": get("note"), "source": get("source"),
-            "author": get("author"), "at": iso(get("at"))}
+    return {
+        "stage": get("stage"),
+        "seq": get("seq"),
+        "label": get("label"),
+        "categories": json.loads(get("categories")),
+        "note": get("note"),
+        "source": get("source"),
+        "author": get("author"),
+        "at": iso(get("at")),
+    }
 
 
 def labels_of(conn: Connection, turn_ids: list[str]) -> dict[str, list[dict]]:
     """Each turn's labels, in the order they were made: {turn id: [label, ...]}."""
     found: dict[str, list[dict]] = {i: [] for i in turn_ids}
     if turn_ids:
-        for row in conn.execute(select(labels).where(labels.c.turn_id.in_(turn_ids))
-                                .order_by(labels.c.turn_id, labels.c.at, labels.c.id)):
+        for row in conn.execute(
+            select(labels).where(labels.c.turn_id.in_(turn_ids)).order_by(labels.c.turn_id, labels.c.at, labels.c.id)
+        ):
             found[row.turn_id].append(_label(row))
     return found

@@ -9,7 +9,7 @@ Each `Metrics` has its own registry, so two apps in one process (tests) do not c
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -28,20 +28,33 @@ def verdict_result(check: Check) -> str:
 class Metrics:
     def __init__(self):
         self.registry = r = CollectorRegistry()
-        self.check_seconds = Histogram("moderation_guard_check_seconds", "Guard check latency",
-                                       ["stage", "guard"], buckets=LATENCY_BUCKETS, registry=r)
-        self.verdicts = Counter("moderation_verdicts", "Guard verdicts by stage, result and category "
-                                "(one count per flagged category; category=\"\" when none)",
-                                ["stage", "result", "category"], registry=r)
+        self.check_seconds = Histogram(
+            "moderation_guard_check_seconds",
+            "Guard check latency",
+            ["stage", "guard"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.verdicts = Counter(
+            "moderation_verdicts",
+            'Guard verdicts by stage, result and category (one count per flagged category; category="" when none)',
+            ["stage", "result", "category"],
+            registry=r,
+        )
         self.turns = Counter("moderation_turns", "Finished turns by outcome", ["outcome"], registry=r)
-        self.tokens_per_second = Histogram("moderation_chat_tokens_per_second", "Chat streaming speed per turn",
-                                           ["chat"], buckets=RATE_BUCKETS, registry=r)
-        self.turn_seconds = Histogram("moderation_turn_seconds", "Whole-turn duration",
-                                      buckets=LATENCY_BUCKETS, registry=r)
+        self.tokens_per_second = Histogram(
+            "moderation_chat_tokens_per_second",
+            "Chat streaming speed per turn",
+            ["chat"],
+            buckets=RATE_BUCKETS,
+            registry=r,
+        )
+        self.turn_seconds = Histogram(
+            "moderation_turn_seconds", "Whole-turn duration", buckets=LATENCY_BUCKETS, registry=r
+        )
         self.in_progress = Gauge("moderation_turns_in_progress", "Turns running now", registry=r)
         self.queue_depth = Gauge("moderation_log_queue_depth", "Log rows waiting for the writer", registry=r)
-        self.lost = Counter("moderation_log_dropped_rows", "Log rows lost (queue full or database failing)",
-                            registry=r)
+        self.lost = Counter("moderation_log_dropped_rows", "Log rows lost (queue full or database failing)", registry=r)
 
     def watch_queue(self, depth: Callable[[], int]) -> None:
         self.queue_depth.set_function(depth)

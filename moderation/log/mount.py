@@ -5,7 +5,7 @@ and one for the review page with its HTTP routes (downloads, labels) and its ori
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import gradio as gr
 from fastapi.routing import APIRoute
@@ -47,20 +47,41 @@ def attach_review(app, engine: Engine, operator: tuple[str, str], path: str = RE
     if not operator:
         raise ValueError("the review page needs an operator login")
     page = create_review(engine, author=operator[0])
-    gr.mount_gradio_app(app, page, path=path, auth=operator,
-                        auth_message="Operator login: the moderation log.", footer_links=[],
-                        ssr_mode=False, theme=gr.themes.Soft(), css=PAGE_CSS, head=PAGE_HEAD)
+    gr.mount_gradio_app(
+        app,
+        page,
+        path=path,
+        auth=operator,
+        auth_message="Operator login: the moderation log.",
+        footer_links=[],
+        ssr_mode=False,
+        theme=gr.themes.Soft(),
+        css=PAGE_CSS,
+        head=PAGE_HEAD,
+    )
     routes = app.router.routes
     mount = routes.pop()  # mount_gradio_app appended it: put it first, started on first use
     is_operator = operator_check(mount.app, operator)
     mount.app = StartedOnFirstRequest(mount.app, page)
     routes.insert(0, mount)
     for fmt in FORMATS:  # before the mount, which would take every path under it
-        routes.insert(0, APIRoute(f"{path}/export.{fmt}", export_endpoint(engine, fmt, is_operator, turn_filter),
-                                  methods=["GET"], include_in_schema=False))
-    routes.insert(0, APIRoute(f"{path}/labels", labels_endpoint(engine, is_operator, operator[0]),
-                              methods=["POST"], include_in_schema=False))
+        routes.insert(
+            0,
+            APIRoute(
+                f"{path}/export.{fmt}",
+                export_endpoint(engine, fmt, is_operator, turn_filter),
+                methods=["GET"],
+                include_in_schema=False,
+            ),
+        )
+    routes.insert(
+        0,
+        APIRoute(
+            f"{path}/labels",
+            labels_endpoint(engine, is_operator, operator[0]),
+            methods=["POST"],
+            include_in_schema=False,
+        ),
+    )
     add_outermost(app, ReviewBoundary, prefix=path)
     return page
-
-

@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import statistics
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterator
 
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.engine import Engine
@@ -71,6 +71,7 @@ class TurnFilter:
     def _verdict_conditions(self) -> list:
         def some_verdict(*conds):
             return exists().where(and_(verdicts.c.turn_id == turns.c.id, *conds))
+
         conds = []
         if self.category:
             code = self.category.strip().upper()
@@ -86,6 +87,7 @@ class TurnFilter:
     def _label_conditions(self) -> list:
         def some_label(*conds):
             return exists().where(and_(labels.c.turn_id == turns.c.id, *conds))
+
         conds = []
         if self.labelled in ("yes", "no"):
             conds.append(some_label() if self.labelled == "yes" else ~some_label())
@@ -97,18 +99,45 @@ class TurnFilter:
 
 
 def _verdict(row) -> dict:
-    return {"seq": row.seq, "at": iso(row.at), "stage": row.stage, "role": row.role, "safe": row.safe,
-            "parsed": row.parsed, "categories": json.loads(row.categories), "score": row.score,
-            "threshold": row.threshold, "latency_ms": row.latency_ms, "error": row.error, "note": row.note,
-            "guard": row.guard, "raw": row.raw}
+    return {
+        "seq": row.seq,
+        "at": iso(row.at),
+        "stage": row.stage,
+        "role": row.role,
+        "safe": row.safe,
+        "parsed": row.parsed,
+        "categories": json.loads(row.categories),
+        "score": row.score,
+        "threshold": row.threshold,
+        "latency_ms": row.latency_ms,
+        "error": row.error,
+        "note": row.note,
+        "guard": row.guard,
+        "raw": row.raw,
+    }
 
 
 def _turn(row, checks: list[dict], marks: list[dict]) -> dict:
-    return {"id": row.id, "started_at": iso(row.started_at), "ended_at": iso(row.ended_at),
-            "session": row.session, "outcome": row.outcome, "notice": row.notice, "guard": row.guard,
-            "chat": row.chat, "chat_started": row.chat_started, "tokens": row.tokens, "stopped": row.stopped,
-            "policy": json.loads(row.policy), "policy_hash": row.policy_hash, "text_policy": row.text_policy,
-            "user_text": row.user_text, "reply": row.reply, "verdicts": checks, "labels": marks}
+    return {
+        "id": row.id,
+        "started_at": iso(row.started_at),
+        "ended_at": iso(row.ended_at),
+        "session": row.session,
+        "outcome": row.outcome,
+        "notice": row.notice,
+        "guard": row.guard,
+        "chat": row.chat,
+        "chat_started": row.chat_started,
+        "tokens": row.tokens,
+        "stopped": row.stopped,
+        "policy": json.loads(row.policy),
+        "policy_hash": row.policy_hash,
+        "text_policy": row.text_policy,
+        "user_text": row.user_text,
+        "reply": row.reply,
+        "verdicts": checks,
+        "labels": marks,
+    }
 
 
 def iter_records(engine: Engine, f: TurnFilter = TurnFilter()) -> Iterator[dict]:
@@ -122,8 +151,9 @@ def iter_records(engine: Engine, f: TurnFilter = TurnFilter()) -> Iterator[dict]
             ids = [r.id for r in page]
             by_turn: dict[str, list[dict]] = {i: [] for i in ids}
             with engine.connect() as vconn:
-                for v in vconn.execute(select(verdicts).where(verdicts.c.turn_id.in_(ids))
-                                       .order_by(verdicts.c.turn_id, verdicts.c.seq)):
+                for v in vconn.execute(
+                    select(verdicts).where(verdicts.c.turn_id.in_(ids)).order_by(verdicts.c.turn_id, verdicts.c.seq)
+                ):
                     by_turn[v.turn_id].append(_verdict(v))
                 marks = labels_of(vconn, ids)
             for r in page:
@@ -145,8 +175,11 @@ def streamed_unscanned(record: dict) -> bool:
     """The chat streamed text that no check judged in full and none flagged: a turn left,
     crashed, or cut by a chat error before the response check."""
     verdicts = record["verdicts"]
-    return record["tokens"] > 0 and all(v["safe"] for v in verdicts) and not any(
-        v["stage"] == "response" for v in verdicts)
+    return (
+        record["tokens"] > 0
+        and all(v["safe"] for v in verdicts)
+        and not any(v["stage"] == "response" for v in verdicts)
+    )
 
 
 def summary(record: dict) -> dict:
@@ -156,12 +189,20 @@ def summary(record: dict) -> dict:
     latency = sum(v["latency_ms"] for v in record["verdicts"])
     scores = [v["score"] for v in record["verdicts"] if v["score"] is not None]
     last = record.get("labels", [])[-1:]
-    return {"started_at": record["started_at"], "id": record["id"], "session": record["session"],
-            "outcome": record["outcome"] or UNFINISHED, "unscanned": "yes" if streamed_unscanned(record) else "",
-            "categories": " ".join(flagged_codes(record)), "score": round(max(scores), 2) if scores else None,
-            "labels": f"{last[0]['label']} ({last[0]['source']})" if last else "",
-            "verdicts": len(record["verdicts"]), "guard_ms": round(latency, 1), "tokens": record["tokens"],
-            "user_text": "(not stored)" if text is None else text[:120]}
+    return {
+        "started_at": record["started_at"],
+        "id": record["id"],
+        "session": record["session"],
+        "outcome": record["outcome"] or UNFINISHED,
+        "unscanned": "yes" if streamed_unscanned(record) else "",
+        "categories": " ".join(flagged_codes(record)),
+        "score": round(max(scores), 2) if scores else None,
+        "labels": f"{last[0]['label']} ({last[0]['source']})" if last else "",
+        "verdicts": len(record["verdicts"]),
+        "guard_ms": round(latency, 1),
+        "tokens": record["tokens"],
+        "user_text": "(not stored)" if text is None else text[:120],
+    }
 
 
 def counts_over_time(records: list[dict], by: str = "outcome", bucket: str = "day") -> list[dict]:
@@ -187,6 +228,14 @@ def latency_percentiles(records: list[dict]) -> list[dict]:
     for stage in sorted(by_stage, key=lambda s: (_STAGE_ORDER.get(s, 9), s)):
         xs = sorted(by_stage[stage])
         q = statistics.quantiles(xs, n=100, method="inclusive") if len(xs) > 1 else xs * 99
-        rows.append({"stage": stage, "checks": len(xs), "p50_ms": round(q[49], 1), "p90_ms": round(q[89], 1),
-                     "p99_ms": round(q[98], 1), "max_ms": round(xs[-1], 1)})
+        rows.append(
+            {
+                "stage": stage,
+                "checks": len(xs),
+                "p50_ms": round(q[49], 1),
+                "p90_ms": round(q[89], 1),
+                "p99_ms": round(q[98], 1),
+                "max_ms": round(xs[-1], 1),
+            }
+        )
     return rows

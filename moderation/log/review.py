@@ -54,24 +54,53 @@ TABLE_ROWS = 500  # newest matching turns in the table
 STATS_TURNS = 20_000  # newest matching turns in the counts and percentiles (the downloads have all)
 SESSION_TURNS = 200  # a session's newest turns in its transcript
 # the table's columns: summary()'s keys and the names the page shows
-COLUMNS = {"started_at": "Started (UTC)", "id": "Turn id", "outcome": "Outcome", "categories": "Flagged",
-           "score": "Top score", "labels": "Label", "user_text": "Message", "session": "Session",
-           "unscanned": "Unjudged"}
+COLUMNS = {
+    "started_at": "Started (UTC)",
+    "id": "Turn id",
+    "outcome": "Outcome",
+    "categories": "Flagged",
+    "score": "Top score",
+    "labels": "Label",
+    "user_text": "Message",
+    "session": "Session",
+    "unscanned": "Unjudged",
+}
 TABLE_COLUMNS = list(COLUMNS.values())
-FILTERS = ("outcome", "category", "since", "until", "text", "session", "score_min", "score_max", "labelled",
-           "queue")  # the page's filter fields, in order; also the downloads' query parameters
+FILTERS = (
+    "outcome",
+    "category",
+    "since",
+    "until",
+    "text",
+    "session",
+    "score_min",
+    "score_max",
+    "labelled",
+    "queue",
+)  # the page's filter fields, in order; also the downloads' query parameters
 QUEUES = [("All turns", ""), ("Unreviewed flagged", UNREVIEWED), ("Disputed (visitor reports)", DISPUTED)]
 LABELLED = [("any", ""), ("labelled", "yes"), ("not labelled", "no")]
 LATENCY_COLUMNS = ["stage", "checks", "p50_ms", "p90_ms", "p99_ms", "max_ms"]
 
 
-def turn_filter(outcome: str = "", category: str = "", since: str = "", until: str = "", text: str = "",
-                session: str = "", score_min="", score_max="", labelled: str = "", queue: str = "") -> TurnFilter:
+def turn_filter(
+    outcome: str = "",
+    category: str = "",
+    since: str = "",
+    until: str = "",
+    text: str = "",
+    session: str = "",
+    score_min="",
+    score_max="",
+    labelled: str = "",
+    queue: str = "",
+) -> TurnFilter:
     """The filter from the page's fields; ValueError with a readable message on a bad value.
 
     >>> turn_filter("refused", "s8", "2026-11-01", "", "", score_min="0.5").category
     'S8'
     """
+
     def when(value: str, what: str):
         if not (value or "").strip():
             return None
@@ -96,11 +125,18 @@ def turn_filter(outcome: str = "", category: str = "", since: str = "", until: s
         raise ValueError(f"Category: {category!r} is not a category code (e.g. S8, or C1 for a custom one)")
     if (labelled or "") not in ("", "yes", "no") or (queue or "") not in ("", UNREVIEWED, DISPUTED):
         raise ValueError("Labelled is yes, no or empty; queue is unreviewed, disputed or empty")
-    return TurnFilter(outcome="" if outcome in ("", "any", None) else outcome,
-                      category=code, since=when(since, "From"), until=when(until, "Until"),
-                      text=(text or "").strip(), session=(session or "").strip(),
-                      score_min=score(score_min, "Score from"), score_max=score(score_max, "Score to"),
-                      labelled=labelled or "", queue=queue or "")
+    return TurnFilter(
+        outcome="" if outcome in ("", "any", None) else outcome,
+        category=code,
+        since=when(since, "From"),
+        until=when(until, "Until"),
+        text=(text or "").strip(),
+        session=(session or "").strip(),
+        score_min=score(score_min, "Score from"),
+        score_max=score(score_max, "Score to"),
+        labelled=labelled or "",
+        queue=queue or "",
+    )
 
 
 @dataclass(frozen=True)
@@ -126,12 +162,14 @@ def review(engine: Engine, f: TurnFilter) -> Review:
     """Table, counts and percentiles for the newest `STATS_TURNS` matching turns."""
     records = list(iter_records(engine, replace(f, limit=STATS_TURNS)))  # newest first
     table = [_row(summary(r)) for r in records[:TABLE_ROWS]]
-    return Review(table=pd.DataFrame(table, columns=TABLE_COLUMNS),
-                  by_outcome=pd.DataFrame(counts_over_time(records, "outcome"), columns=["period", "outcome", "count"]),
-                  by_category=pd.DataFrame(counts_over_time(records, "category"),
-                                           columns=["period", "category", "count"]),
-                  latency=pd.DataFrame(latency_percentiles(records), columns=LATENCY_COLUMNS),
-                  total=count_turns(engine, f), counted=len(records))
+    return Review(
+        table=pd.DataFrame(table, columns=TABLE_COLUMNS),
+        by_outcome=pd.DataFrame(counts_over_time(records, "outcome"), columns=["period", "outcome", "count"]),
+        by_category=pd.DataFrame(counts_over_time(records, "category"), columns=["period", "category", "count"]),
+        latency=pd.DataFrame(latency_percentiles(records), columns=LATENCY_COLUMNS),
+        total=count_turns(engine, f),
+        counted=len(records),
+    )
 
 
 def turn_detail(engine: Engine, turn_id: str) -> dict:
@@ -166,8 +204,13 @@ def save_label(engine: Engine, author: str, turn_id: str, seq, label: str, categ
     """Store the operator's label on verdict `seq` of the turn; a readable message on refusal."""
     if not (turn_id or "").strip() or seq is None:
         raise ValueError("Select a turn (and one of its verdicts) first.")
-    body = {"turn": turn_id, "stage": int(seq), "label": label,
-            "categories": (categories or "").replace(",", " ").split(), "note": note or ""}
+    body = {
+        "turn": turn_id,
+        "stage": int(seq),
+        "label": label,
+        "categories": (categories or "").replace(",", " ").split(),
+        "note": note or "",
+    }
     try:
         stored = add_label(engine, body, author=author)
     except (UnknownTurn, LabelError) as exc:
@@ -201,5 +244,8 @@ def step(current: str, ids: list[str], by: int) -> str:
 def download_links(*values) -> str:
     """Links to this filter's downloads, relative to the page (so they work under any mount path)."""
     query = urlencode({k: v for k, v in zip(FILTERS, values) if v not in (None, "", "any")})
-    return " · ".join(f'<a href="export.{fmt}?{html.escape(query)}" download="moderation-log.{fmt}" '
-                      f'id="download-{fmt}">Download {fmt.upper()}</a>' for fmt in FORMATS)
+    return " · ".join(
+        f'<a href="export.{fmt}?{html.escape(query)}" download="moderation-log.{fmt}" '
+        f'id="download-{fmt}">Download {fmt.upper()}</a>'
+        for fmt in FORMATS
+    )

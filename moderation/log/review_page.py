@@ -45,8 +45,15 @@ from moderation.log.review import (
 from moderation.log.transcript import TRANSCRIPT_CSS
 
 COLUMN_WIDTHS = ["12%", "20%", "7%", "7%", "6%", "10%", "20%", "11%", "7%"]  # as TABLE_COLUMNS: no header breaks
-KEYS = {"1": "label-correct", "2": "label-false_positive", "3": "label-false_negative",
-        "j": "next-turn", "ArrowDown": "next-turn", "k": "prev-turn", "ArrowUp": "prev-turn"}
+KEYS = {
+    "1": "label-correct",
+    "2": "label-false_positive",
+    "3": "label-false_negative",
+    "j": "next-turn",
+    "ArrowDown": "next-turn",
+    "k": "prev-turn",
+    "ArrowUp": "prev-turn",
+}
 BUTTONS = {"correct": "✓ Correct [1]", "false_positive": "False positive [2]", "false_negative": "False negative [3]"}
 
 PAGE_HEAD = """<script>
@@ -61,14 +68,18 @@ document.addEventListener("keydown", (event) => {
   button.click();
 });
 </script>""".replace("KEYS", json.dumps(KEYS))
-PAGE_CSS = TRANSCRIPT_CSS + """
+PAGE_CSS = (
+    TRANSCRIPT_CSS
+    + """
 #turns { max-height: 28rem; }
 #keys { opacity: .75; font-size: .85em; }
 """
+)
 
 
 def create_review(engine: Engine, author: str = "operator") -> gr.Blocks:
     """Build the page; nothing runs until it is mounted. Labels made on it are `author`'s."""
+
     def filtered(*values):
         try:
             return turn_filter(*values)
@@ -102,6 +113,7 @@ def create_review(engine: Engine, author: str = "operator") -> gr.Blocks:
                 raise gr.Error(str(exc)) from None
             shown = show(*values)
             return (said, "", "", *shown, *open_turn(following(turn_id, ids, shown[-1])))
+
         return handler
 
     def calibration(target):
@@ -113,6 +125,7 @@ def create_review(engine: Engine, author: str = "operator") -> gr.Blocks:
     def go(by: int):
         def handler(current: str, rows: list[str]):
             return open_turn(step(current, rows, by))
+
         return handler
 
     with gr.Blocks(title="Moderation log: review") as page:
@@ -131,9 +144,14 @@ def create_review(engine: Engine, author: str = "operator") -> gr.Blocks:
             text = gr.Textbox(label="Text contains", elem_id="f-text")
         search = gr.Button("Search", variant="primary", elem_id="search")
         total = gr.Markdown(elem_id="total")
-        table = gr.Dataframe(headers=TABLE_COLUMNS, interactive=False, wrap=True, elem_id="turns",
-                             column_widths=COLUMN_WIDTHS,
-                             label=f"Turns, newest first (at most {TABLE_ROWS}; select one to read its conversation)")
+        table = gr.Dataframe(
+            headers=TABLE_COLUMNS,
+            interactive=False,
+            wrap=True,
+            elem_id="turns",
+            column_widths=COLUMN_WIDTHS,
+            label=f"Turns, newest first (at most {TABLE_ROWS}; select one to read its conversation)",
+        )
         ids = gr.State([])
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
@@ -141,40 +159,70 @@ def create_review(engine: Engine, author: str = "operator") -> gr.Blocks:
             with gr.Column(scale=2):
                 turn_id = gr.Textbox(label="Turn id", elem_id="turn-id")
                 verdict = gr.Dropdown([], label="Verdict to label", elem_id="label-verdict")
-                should = gr.Textbox(label="Categories it should have had", placeholder="S1 S8",
-                                    elem_id="label-categories")
+                should = gr.Textbox(
+                    label="Categories it should have had", placeholder="S1 S8", elem_id="label-categories"
+                )
                 note = gr.Textbox(label="Note", lines=2, max_length=2000, elem_id="label-note")
                 with gr.Row():
-                    label_buttons = {kind: gr.Button(BUTTONS[kind], elem_id=f"label-{kind}", size="sm",
-                                                     variant="primary" if kind == "correct" else "secondary")
-                                     for kind in LABELS}
+                    label_buttons = {
+                        kind: gr.Button(
+                            BUTTONS[kind],
+                            elem_id=f"label-{kind}",
+                            size="sm",
+                            variant="primary" if kind == "correct" else "secondary",
+                        )
+                        for kind in LABELS
+                    }
                 with gr.Row():
                     previous = gr.Button("◀ Previous [k]", elem_id="prev-turn", size="sm")
                     following_ = gr.Button("Next [j] ▶", elem_id="next-turn", size="sm")
                 said = gr.Markdown(elem_id="label-status")
-                gr.Markdown("Keys outside a text field: **1** correct · **2** false positive · **3** false negative · "
-                            "**j**/**↓** next · **k**/**↑** previous", elem_id="keys")
+                gr.Markdown(
+                    "Keys outside a text field: **1** correct · **2** false positive · **3** false negative · "
+                    "**j**/**↓** next · **k**/**↑** previous",
+                    elem_id="keys",
+                )
         with gr.Accordion("The turn's raw record (JSON)", open=False):
             detail = gr.JSON(elem_id="turn-detail")
         with gr.Row():
             by_outcome = gr.BarPlot(x="period", y="count", color="outcome", label="Turns per outcome per day")
-            by_category = gr.BarPlot(x="period", y="count", color="category",
-                                     label="Flagged turns per category per day")
-        latency = gr.Dataframe(headers=LATENCY_COLUMNS, interactive=False, elem_id="latency",
-                               label="Guard latency per stage (ms)")
+            by_category = gr.BarPlot(
+                x="period", y="count", color="category", label="Flagged turns per category per day"
+            )
+        latency = gr.Dataframe(
+            headers=LATENCY_COLUMNS, interactive=False, elem_id="latency", label="Guard latency per stage (ms)"
+        )
         downloads = gr.HTML(elem_id="downloads")
         with gr.Accordion("Calibration: thresholds from the operator's labels", open=False, elem_id="calibration"):
-            gr.Markdown("The lowest threshold that flags at most the target share of truly safe verdicts; a number "
-                        "needs 5 labels of each kind (docs/log.md, *Calibration*).")
+            gr.Markdown(
+                "The lowest threshold that flags at most the target share of truly safe verdicts; a number "
+                "needs 5 labels of each kind (docs/log.md, *Calibration*)."
+            )
             with gr.Row():
-                target = gr.Number(DEFAULT_TARGET_FPR, label="Target false positive rate", minimum=0, maximum=0.99,
-                                   step=0.01, elem_id="target-fpr")
+                target = gr.Number(
+                    DEFAULT_TARGET_FPR,
+                    label="Target false positive rate",
+                    minimum=0,
+                    maximum=0.99,
+                    step=0.01,
+                    elem_id="target-fpr",
+                )
                 compute = gr.Button("Suggest thresholds", elem_id="calibrate")
             suggested = gr.Dataframe(headers=CALIBRATION_COLUMNS, interactive=False, elem_id="calibration-table")
             snippet = gr.Code(language=None, label="Policy file (TOML)", elem_id="calibration-snippet")
 
-        by_name = dict(outcome=outcome, category=category, since=since, until=until, text=text, session=session,
-                       score_min=score_min, score_max=score_max, labelled=labelled, queue=queue)
+        by_name = dict(
+            outcome=outcome,
+            category=category,
+            since=since,
+            until=until,
+            text=text,
+            session=session,
+            score_min=score_min,
+            score_max=score_max,
+            labelled=labelled,
+            queue=queue,
+        )
         filters = [by_name[name] for name in FILTERS]
         shown = [total, table, by_outcome, by_category, latency, downloads, ids]
         opened = [turn_id, transcript, verdict, detail]
@@ -184,8 +232,12 @@ def create_review(engine: Engine, author: str = "operator") -> gr.Blocks:
         turn_id.submit(lambda i: open_turn(i)[1:3], turn_id, [transcript, verdict], api_visibility="private")
         turn_id.submit(lambda i: turn_detail(engine, i), turn_id, detail, api_name="turn")
         for kind, button in label_buttons.items():
-            button.click(label_and_go_on(kind), [turn_id, verdict, should, note, ids, *filters],
-                         [said, should, note, *shown, *opened], api_visibility="private")
+            button.click(
+                label_and_go_on(kind),
+                [turn_id, verdict, should, note, ids, *filters],
+                [said, should, note, *shown, *opened],
+                api_visibility="private",
+            )
         compute.click(calibration, target, [suggested, snippet], api_visibility="private")
         for button, by in ((previous, -1), (following_, 1)):
             button.click(go(by), [turn_id, ids], opened, api_visibility="private")

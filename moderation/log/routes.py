@@ -14,7 +14,8 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 REVIEW_PATH = "/review"
 LABEL_BODY_MAX = 64 * 1024  # bytes of a label's JSON body
+
 
 def add_outermost(app, middleware, **options) -> None:
     """Put an ASGI middleware around everything of `app`, Gradio's CORS middleware included:
@@ -60,16 +62,21 @@ class ReviewBoundary:
             return
         if _from_elsewhere(scope["method"], Headers(scope=scope)):
             await PlainTextResponse("The review page answers its own pages only.", status_code=403)(
-                scope, receive, send)
+                scope, receive, send
+            )
             return
 
         async def send_own(message):
             if message["type"] == "http.response.start":
-                message["headers"] = [(k, _strict_cookie(v.decode("latin-1"), self.prefix).encode("latin-1"))
-                                      if k.lower() == b"set-cookie" else (k, v)
-                                      for k, v in message.get("headers", [])
-                                      if not k.lower().startswith(b"access-control-")]
+                message["headers"] = [
+                    (k, _strict_cookie(v.decode("latin-1"), self.prefix).encode("latin-1"))
+                    if k.lower() == b"set-cookie"
+                    else (k, v)
+                    for k, v in message.get("headers", [])
+                    if not k.lower().startswith(b"access-control-")
+                ]
             await send(message)
+
         await self.app(scope, receive, send_own)
 
 
@@ -77,7 +84,7 @@ def _is_under(scope, prefix: str) -> bool:
     path = scope["path"]
     root = scope.get("root_path", "")
     if root and path.startswith(root + "/"):
-        path = path[len(root):]
+        path = path[len(root) :]
     return path == prefix or path.startswith(prefix + "/")
 
 
@@ -105,9 +112,11 @@ def _strict_cookie(set_cookie: str, path: str) -> str:
 def operator_check(gradio_app, operator: tuple[str, str]) -> Callable[[Request], bool]:
     """True for a request from the operator: the review page's own login cookie (a browser),
     or HTTP Basic with the operator's user and password (curl, scripts)."""
+
     def check(request: Request) -> bool:
-        token = (request.cookies.get(f"access-token-{gradio_app.cookie_id}")
-                 or request.cookies.get(f"access-token-unsecure-{gradio_app.cookie_id}"))
+        token = request.cookies.get(f"access-token-{gradio_app.cookie_id}") or request.cookies.get(
+            f"access-token-unsecure-{gradio_app.cookie_id}"
+        )
         if token and gradio_app.tokens.get(token) == operator[0]:
             return True
         scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
@@ -118,39 +127,67 @@ def operator_check(gradio_app, operator: tuple[str, str]) -> Callable[[Request],
         except ValueError:
             return False
         return secrets.compare_digest(user.encode(), operator[0].encode()) & secrets.compare_digest(
-            password.encode(), operator[1].encode())
+            password.encode(), operator[1].encode()
+        )
+
     return check
 
 
 def _login_required() -> Response:
-    return Response("Operator login required.", status_code=401,
-                    headers={"WWW-Authenticate": 'Basic realm="moderation log"'})
+    return Response(
+        "Operator login required.", status_code=401, headers={"WWW-Authenticate": 'Basic realm="moderation log"'}
+    )
 
 
 def export_endpoint(engine: Engine, fmt: str, is_operator: Callable[[Request], bool], turn_filter: Callable):
     """GET /review/export.<fmt>: the turns `turn_filter(**query parameters)` selects, newest first."""
-    def export(request: Request, outcome: str = "", category: str = "", since: str = "", until: str = "",
-               text: str = "", session: str = "", score_min: str = "", score_max: str = "", labelled: str = "",
-               queue: str = "") -> Response:
+
+    def export(
+        request: Request,
+        outcome: str = "",
+        category: str = "",
+        since: str = "",
+        until: str = "",
+        text: str = "",
+        session: str = "",
+        score_min: str = "",
+        score_max: str = "",
+        labelled: str = "",
+        queue: str = "",
+    ) -> Response:
         if not is_operator(request):
             return _login_required()
         try:
-            f = turn_filter(outcome=outcome, category=category, since=since, until=until, text=text,
-                            session=session, score_min=score_min, score_max=score_max, labelled=labelled,
-                            queue=queue)
+            f = turn_filter(
+                outcome=outcome,
+                category=category,
+                since=since,
+                until=until,
+                text=text,
+                session=session,
+                score_min=score_min,
+                score_max=score_max,
+                labelled=labelled,
+                queue=queue,
+            )
         except ValueError as exc:
             return Response(str(exc), status_code=400)
         media = "text/csv" if fmt == "csv" else "application/x-ndjson"
-        return StreamingResponse(serialize(iter_records(engine, f), fmt), media_type=f"{media}; charset=utf-8",
-                                 headers={"Content-Disposition": f'attachment; filename="moderation-log.{fmt}"',
-                                          "Cache-Control": "no-store"})
+        return StreamingResponse(
+            serialize(iter_records(engine, f), fmt),
+            media_type=f"{media}; charset=utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="moderation-log.{fmt}"',
+                "Cache-Control": "no-store",
+            },
+        )
+
     return export
-
-
 
 
 def labels_endpoint(engine: Engine, is_operator: Callable[[Request], bool], author: str):
     """POST /review/labels: store one label from a JSON body, as `author` (the operator)."""
+
     async def post_label(request: Request) -> Response:
         if not is_operator(request):
             return _login_required()
@@ -168,6 +205,7 @@ def labels_endpoint(engine: Engine, is_operator: Callable[[Request], bool], auth
         except LabelError as exc:
             return _refused(422, str(exc))
         return JSONResponse(stored, status_code=201, headers={"Cache-Control": "no-store"})
+
     return post_label
 
 

@@ -17,11 +17,26 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import (Boolean, Column, DateTime, Float, ForeignKey, Integer, MetaData, String,
-                        Table, Text, create_engine, event, func, select, text)
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.engine import Engine
 
 SCHEMA_VERSION = 1
@@ -34,7 +49,8 @@ metadata = MetaData()
 schema_table = Table("log_schema", metadata, Column("version", Integer, nullable=False))
 
 turns = Table(
-    "turns", metadata,
+    "turns",
+    metadata,
     Column("id", String(32), primary_key=True),
     Column("started_at", DateTime, nullable=False, index=True),  # UTC, naive
     Column("ended_at", DateTime),
@@ -54,7 +70,8 @@ turns = Table(
 )
 
 verdicts = Table(
-    "verdicts", metadata,
+    "verdicts",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("turn_id", String(32), ForeignKey("turns.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("seq", Integer, nullable=False),  # order within the turn, from 0
@@ -75,7 +92,8 @@ verdicts = Table(
 )
 
 labels = Table(
-    "labels", metadata,
+    "labels",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("turn_id", String(32), ForeignKey("turns.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("stage", String(16), nullable=False),  # the labelled verdict's stage: prompt / partial / response
@@ -95,7 +113,7 @@ class SchemaError(RuntimeError):
 
 def utcnow() -> datetime:
     """Now in UTC, without tzinfo: how every time is stored (SQLite keeps no zone)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def iso(t: datetime | None) -> str | None:
@@ -130,8 +148,7 @@ def open_engine(target: str) -> Engine:
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():  # the log holds what people typed: readable by its owner only
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
-                                                  "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_engine(url, pool_pre_ping=True)
@@ -157,8 +174,10 @@ def _ensure_schema(engine: Engine) -> None:
         if version is None:
             conn.execute(schema_table.insert().values(version=SCHEMA_VERSION))
         elif version > SCHEMA_VERSION:
-            raise SchemaError(f"the log database has schema version {version}; this app knows "
-                              f"version {SCHEMA_VERSION} at most: upgrade the app or use another --log-db")
+            raise SchemaError(
+                f"the log database has schema version {version}; this app knows "
+                f"version {SCHEMA_VERSION} at most: upgrade the app or use another --log-db"
+            )
         # Older versions would be migrated here, one step at a time (none yet: version 1).
 
 
@@ -171,8 +190,9 @@ def integrity_problems(engine: Engine) -> list[str]:
             rows = [r[0] for r in conn.execute(text("PRAGMA integrity_check"))]
             if rows != ["ok"]:
                 problems += rows
-        orphans = conn.execute(select(func.count()).select_from(verdicts).where(
-            ~verdicts.c.turn_id.in_(select(turns.c.id)))).scalar()
+        orphans = conn.execute(
+            select(func.count()).select_from(verdicts).where(~verdicts.c.turn_id.in_(select(turns.c.id)))
+        ).scalar()
         if orphans:
             problems.append(f"{orphans} verdicts without their turn")
     return problems

@@ -30,16 +30,20 @@ def verdict_chip(v: dict) -> str:
         parts.append("guard failed")
     kind = "failed" if v.get("error") or not v.get("parsed", True) else "safe" if v["safe"] else "unsafe"
     title = f"verdict {v['seq']}: {kind}" + (f" ({v['error']})" if v.get("error") else "")
-    return (f'<span class="chip chip-{kind}" title="{html.escape(title)}">'
-            f'{html.escape(" · ".join(parts))}</span>')
+    return f'<span class="chip chip-{kind}" title="{html.escape(title)}">{html.escape(" · ".join(parts))}</span>'
 
 
 def _message(role: str, text: str | None, chips: list[str], marks: list[str]) -> str:
-    body = ('<em class="withheld">(text not kept by the log\'s text policy)</em>' if text is None
-            else html.escape(text) or "<em>(empty)</em>")
+    body = (
+        '<em class="withheld">(text not kept by the log\'s text policy)</em>'
+        if text is None
+        else html.escape(text) or "<em>(empty)</em>"
+    )
     tags = "".join(f'<span class="mark">{html.escape(m)}</span>' for m in marks)
-    return (f'<div class="msg msg-{role}"><div class="who">{role}{tags}</div>'
-            f'<div class="text">{body}</div><div class="chips">{"".join(chips)}</div></div>')
+    return (
+        f'<div class="msg msg-{role}"><div class="who">{role}{tags}</div>'
+        f'<div class="text">{body}</div><div class="chips">{"".join(chips)}</div></div>'
+    )
 
 
 def _reply_marks(record: dict) -> list[str]:
@@ -60,19 +64,25 @@ def _labels(record: dict) -> str:
 
 
 def _label(lab: dict) -> str:
-    should = f' · should have: {html.escape(", ".join(lab["categories"]))}' if lab["categories"] else ""
+    should = f" · should have: {html.escape(', '.join(lab['categories']))}" if lab["categories"] else ""
     note = f" · {html.escape(lab['note'])}" if lab["note"] else ""
     by = f"{lab['source']} {lab['author']}, {lab['at'] or ''}"
-    return (f'<li><b>{html.escape(LABEL_NAMES.get(lab["label"], lab["label"]))}</b> on {html.escape(lab["stage"])} '
-            f'(verdict {lab["seq"]}){should}{note} <span class="by">{html.escape(by)}</span></li>')
+    return (
+        f"<li><b>{html.escape(LABEL_NAMES.get(lab['label'], lab['label']))}</b> on {html.escape(lab['stage'])} "
+        f'(verdict {lab["seq"]}){should}{note} <span class="by">{html.escape(by)}</span></li>'
+    )
 
 
 def _policy(record: dict) -> str:
     p = record.get("policy") or {}
-    brief = f"threshold {p.get('threshold')}, stream policy {p.get('stream_policy')}, " \
-            f"{len(p.get('enabled', []))} categories" + (f" + {len(p['custom'])} custom" if p.get("custom") else "")
-    return (f'<details class="policy"><summary>Policy: {html.escape(brief)}</summary>'
-            f'<pre>{html.escape(json.dumps(p, indent=1, ensure_ascii=False))}</pre></details>')
+    brief = (
+        f"threshold {p.get('threshold')}, stream policy {p.get('stream_policy')}, "
+        f"{len(p.get('enabled', []))} categories" + (f" + {len(p['custom'])} custom" if p.get("custom") else "")
+    )
+    return (
+        f'<details class="policy"><summary>Policy: {html.escape(brief)}</summary>'
+        f"<pre>{html.escape(json.dumps(p, indent=1, ensure_ascii=False))}</pre></details>"
+    )
 
 
 def turn_html(record: dict, selected: bool = False) -> str:
@@ -80,12 +90,16 @@ def turn_html(record: dict, selected: bool = False) -> str:
     user_chips = [verdict_chip(v) for v in record["verdicts"] if v["stage"] in _USER_STAGES]
     reply_chips = [verdict_chip(v) for v in record["verdicts"] if v["stage"] not in _USER_STAGES]
     reply = record["reply"] if record["user_text"] is not None else None
-    head = (f'<div class="turn-head">{html.escape(record["started_at"] or "")} · '
-            f'{html.escape(record["outcome"] or "unfinished")} · <code>{html.escape(record["id"])}</code></div>')
-    return (f'<section class="turn{" selected" if selected else ""}" data-turn="{html.escape(record["id"])}">'
-            f'{head}{_message("user", record["user_text"], user_chips, [])}'
-            f'{_message("assistant", reply, reply_chips, _reply_marks(record))}'
-            f'{_labels(record)}{_policy(record)}</section>')
+    head = (
+        f'<div class="turn-head">{html.escape(record["started_at"] or "")} · '
+        f"{html.escape(record['outcome'] or 'unfinished')} · <code>{html.escape(record['id'])}</code></div>"
+    )
+    return (
+        f'<section class="turn{" selected" if selected else ""}" data-turn="{html.escape(record["id"])}">'
+        f"{head}{_message('user', record['user_text'], user_chips, [])}"
+        f"{_message('assistant', reply, reply_chips, _reply_marks(record))}"
+        f"{_labels(record)}{_policy(record)}</section>"
+    )
 
 
 def transcript_html(records: list[dict], selected: str = "") -> str:
@@ -94,8 +108,10 @@ def transcript_html(records: list[dict], selected: str = "") -> str:
         return '<p class="empty">Select a turn to read its conversation.</p>'
     session = html.escape(records[0]["session"])
     turns = "".join(turn_html(r, r["id"] == selected) for r in records)
-    return (f'<div class="transcript"><div class="session">Session <code>{session}</code>: '
-            f'{len(records)} turn(s), oldest first</div>{turns}</div>')
+    return (
+        f'<div class="transcript"><div class="session">Session <code>{session}</code>: '
+        f"{len(records)} turn(s), oldest first</div>{turns}</div>"
+    )
 
 
 TRANSCRIPT_CSS = """

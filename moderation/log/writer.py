@@ -19,9 +19,9 @@ import queue
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Iterator
 
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
@@ -50,15 +50,21 @@ def session_hash(session: str) -> str:
 def policy_json(settings: TurnSettings) -> str:
     """The moderation settings in force for a turn, as canonical JSON (sorted keys)."""
     p = settings.policy
-    doc = {"threshold": settings.threshold, "check_every": settings.check_every,
-           **({"thresholds": dict(settings.category_thresholds)} if settings.category_thresholds else {}),
-           "stream_policy": settings.stream_policy,
-           "enabled": [c.code for c in p.enabled()],
-           "custom": [{"code": c.code, "name": c.name, "description": c.description} for c in p.custom],
-           "include_descriptions": p.include_descriptions,
-           "system_prompt_chars": len(settings.system_prompt),
-           "generation": {"temperature": settings.generation.temperature, "top_p": settings.generation.top_p,
-                          "max_new_tokens": settings.generation.max_new_tokens}}
+    doc = {
+        "threshold": settings.threshold,
+        "check_every": settings.check_every,
+        **({"thresholds": dict(settings.category_thresholds)} if settings.category_thresholds else {}),
+        "stream_policy": settings.stream_policy,
+        "enabled": [c.code for c in p.enabled()],
+        "custom": [{"code": c.code, "name": c.name, "description": c.description} for c in p.custom],
+        "include_descriptions": p.include_descriptions,
+        "system_prompt_chars": len(settings.system_prompt),
+        "generation": {
+            "temperature": settings.generation.temperature,
+            "top_p": settings.generation.top_p,
+            "max_new_tokens": settings.generation.max_new_tokens,
+        },
+    }
     return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
 
@@ -73,21 +79,38 @@ class TurnMeta:
     chat: str
 
     @classmethod
-    def of(cls, settings: TurnSettings, guard, chat, session: str) -> "TurnMeta":
+    def of(cls, settings: TurnSettings, guard, chat, session: str) -> TurnMeta:
         """From a turn's settings, its guard and chat backends, and the raw session id."""
         policy = policy_json(settings)
-        return cls(session=session_hash(session), policy=policy,
-                   policy_hash=hashlib.sha256(policy.encode()).hexdigest()[:16],
-                   guard=getattr(guard, "label", "") or "", chat=getattr(chat, "label", "") or "")
+        return cls(
+            session=session_hash(session),
+            policy=policy,
+            policy_hash=hashlib.sha256(policy.encode()).hexdigest()[:16],
+            guard=getattr(guard, "label", "") or "",
+            chat=getattr(chat, "label", "") or "",
+        )
 
 
 def verdict_row(turn_id: str, seq: int, check: Check) -> dict:
     v = check.verdict
-    return dict(turn_id=turn_id, seq=seq, at=utcnow(), stage=check.stage, role=v.role, safe=v.safe,
-                parsed=v.parsed, codes="".join(f",{c.code}" for c in v.categories) + ("," if v.categories else ""),
-                categories=json.dumps([c.to_dict() for c in v.categories]), score=v.score,
-                threshold=v.threshold, latency_ms=round(v.latency_s * 1000, 3), error=v.error,
-                note=v.note, guard=v.guard, raw=v.raw)
+    return dict(
+        turn_id=turn_id,
+        seq=seq,
+        at=utcnow(),
+        stage=check.stage,
+        role=v.role,
+        safe=v.safe,
+        parsed=v.parsed,
+        codes="".join(f",{c.code}" for c in v.categories) + ("," if v.categories else ""),
+        categories=json.dumps([c.to_dict() for c in v.categories]),
+        score=v.score,
+        threshold=v.threshold,
+        latency_ms=round(v.latency_s * 1000, 3),
+        error=v.error,
+        note=v.note,
+        guard=v.guard,
+        raw=v.raw,
+    )
 
 
 def keeps_text(policy: str, outcome: str | None, flagged: bool) -> bool:
@@ -105,8 +128,14 @@ class TurnLog:
     """The moderation log of one app process. `engine=None` writes nothing (`--log-db none`)
     but still feeds `metrics`, when given."""
 
-    def __init__(self, engine: Engine | None, text: str = TEXT_ALL, retention_days: float | None = None,
-                 metrics=None, queue_size: int = 20_000):
+    def __init__(
+        self,
+        engine: Engine | None,
+        text: str = TEXT_ALL,
+        retention_days: float | None = None,
+        metrics=None,
+        queue_size: int = 20_000,
+    ):
         if text not in TEXT_POLICIES:
             raise ValueError(f"text must be one of {TEXT_POLICIES}, not {text!r}")
         self.engine, self.text, self.retention_days, self.metrics = engine, text, retention_days, metrics
@@ -128,10 +157,26 @@ class TurnLog:
     def record(self, states: Iterator[TurnState], meta: TurnMeta) -> Iterator[TurnState]:
         """Yield every state of `states` unchanged, logging the turn as it goes."""
         turn_id, t0 = uuid.uuid4().hex, time.monotonic()
-        self._put(("start", dict(id=turn_id, started_at=utcnow(), session=meta.session, policy=meta.policy,
-                                 policy_hash=meta.policy_hash, guard=meta.guard, chat=meta.chat,
-                                 text_policy=self.text, notice="", chat_started=False, tokens=0, stopped=False,
-                                 user_text=None)))
+        self._put(
+            (
+                "start",
+                dict(
+                    id=turn_id,
+                    started_at=utcnow(),
+                    session=meta.session,
+                    policy=meta.policy,
+                    policy_hash=meta.policy_hash,
+                    guard=meta.guard,
+                    chat=meta.chat,
+                    text_policy=self.text,
+                    notice="",
+                    chat_started=False,
+                    tokens=0,
+                    stopped=False,
+                    user_text=None,
+                ),
+            )
+        )
         if self.metrics:
             self.metrics.turn_started()
         seen, tokens, reply_len, first_token, last_token = 0, 0, 0, None, None
@@ -169,10 +214,22 @@ class TurnLog:
         keep = state is not None and keeps_text(self.text, outcome, state.flagged)
         state = state or TurnState(user="")  # the turn failed before its first state
         prompt_passed = bool(state.checks) and state.checks[0].stage == "prompt" and state.checks[0].verdict.safe
-        self._put(("update", turn_id, dict(
-            ended_at=utcnow(), outcome=outcome, notice=notice if notice is not None else state.notice,
-            chat_started=prompt_passed, tokens=tokens, stopped=state.stopped,
-            user_text=state.user if keep else None, reply=state.reply if keep else None)))
+        self._put(
+            (
+                "update",
+                turn_id,
+                dict(
+                    ended_at=utcnow(),
+                    outcome=outcome,
+                    notice=notice if notice is not None else state.notice,
+                    chat_started=prompt_passed,
+                    tokens=tokens,
+                    stopped=state.stopped,
+                    user_text=state.user if keep else None,
+                    reply=state.reply if keep else None,
+                ),
+            )
+        )
 
     def _put(self, op: tuple) -> None:
         if self.engine is None:

@@ -19,18 +19,18 @@ whatever the browser allowed.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Iterator, Sequence
 
 from guard.verdict import AGENT, USER
 from moderation.admission import Admission
-from moderation.schema import MAX_MESSAGE_CHARS
 from moderation.log import TurnLog, TurnMeta
 from moderation.models import Models
 from moderation.policy import OperatorPolicy, SettingsRefused, VisitorChoices, turn_settings
-from moderation.web.panel import chat_messages, panel_html, turn_of_message
+from moderation.schema import MAX_MESSAGE_CHARS
 from moderation.sessions import Sessions
 from moderation.turn import ANSWERED, GuardPool, Judge, TurnState, clean_message, run_turn
+from moderation.web.panel import chat_messages, panel_html, turn_of_message
 
 MAX_CONVERSATION_MESSAGES = 64
 # What a visitor reads when an action must wait for the turn that runs in the same window
@@ -87,8 +87,15 @@ def message_problem(text: str | None) -> str:
 class ChatPage:
     """The page's actions and the API's, over one pair of models and one operator policy."""
 
-    def __init__(self, models: Models, operator: OperatorPolicy, sessions: Sessions | None = None,
-                 log: TurnLog | None = None, admission: Admission | None = None, guard_pool: GuardPool | None = None):
+    def __init__(
+        self,
+        models: Models,
+        operator: OperatorPolicy,
+        sessions: Sessions | None = None,
+        log: TurnLog | None = None,
+        admission: Admission | None = None,
+        guard_pool: GuardPool | None = None,
+    ):
         self.models, self.operator = models, operator
         self.guard_pool = guard_pool  # the server's, for every guard check (none: each turn has its own)
         self.sessions = sessions or Sessions()
@@ -120,8 +127,14 @@ class ChatPage:
 
     # ---- the page ---------------------------------------------------------------
 
-    def send(self, text: str, turns: Sequence[TurnState], choices: VisitorChoices,
-             session: str | None, clear_box: bool = True) -> Iterator[PageUpdate]:
+    def send(
+        self,
+        text: str,
+        turns: Sequence[TurnState],
+        choices: VisitorChoices,
+        session: str | None,
+        clear_box: bool = True,
+    ) -> Iterator[PageUpdate]:
         """A new message: cleared from the box once the turn starts (not for a clicked
         example: the box may hold a draft), then the turn streams."""
         yield from self._play(message_text(text), list(turns or []), choices, session, clear_box=clear_box)
@@ -134,8 +147,9 @@ class ChatPage:
             return
         yield from self._play(turns[-1].user, turns[:-1], choices, session, clear_box=False, busy=BUSY_RETRY)
 
-    def edit(self, index: int, text: str, turns: Sequence[TurnState], choices: VisitorChoices,
-             session: str | None) -> Iterator[PageUpdate]:
+    def edit(
+        self, index: int, text: str, turns: Sequence[TurnState], choices: VisitorChoices, session: str | None
+    ) -> Iterator[PageUpdate]:
         """The user message at chat position `index` was edited: its turn and every later
         one are replaced by a new turn with `text` (as ChatInterface does)."""
         turns = list(turns or [])
@@ -143,8 +157,9 @@ class ChatPage:
         if number is None:  # no such message (a crafted request): nothing changes
             yield PageUpdate()
             return
-        yield from self._play(message_text(text), turns[:number], choices, session, clear_box=False,
-                              keep=turns, busy=BUSY_EDIT)
+        yield from self._play(
+            message_text(text), turns[:number], choices, session, clear_box=False, keep=turns, busy=BUSY_EDIT
+        )
 
     def undo(self, turns: Sequence[TurnState], session: str | None) -> PageUpdate:
         """Take the last turn back: its message returns to the box to be changed and sent again.
@@ -156,8 +171,12 @@ class ChatPage:
             return PageUpdate(warning=NOTHING_TO_UNDO)
         kept = turns[:-1]
         guard = self.models.guard.value
-        return PageUpdate(chat=chat_messages(kept), panel=panel_html(kept, guard.label if guard is not None else ""),
-                          turns=kept, box=turns[-1].user)
+        return PageUpdate(
+            chat=chat_messages(kept),
+            panel=panel_html(kept, guard.label if guard is not None else ""),
+            turns=kept,
+            box=turns[-1].user,
+        )
 
     def stop(self, session: str | None) -> None:
         self.sessions.stop(session)
@@ -167,8 +186,16 @@ class ChatPage:
         self.sessions.cancel(session)
         return CLEARED
 
-    def _play(self, text: str, history: list[TurnState], choices: VisitorChoices, session: str | None,
-              clear_box: bool, keep: list[TurnState] | None = None, busy: str = BUSY) -> Iterator[PageUpdate]:
+    def _play(
+        self,
+        text: str,
+        history: list[TurnState],
+        choices: VisitorChoices,
+        session: str | None,
+        clear_box: bool,
+        keep: list[TurnState] | None = None,
+        busy: str = BUSY,
+    ) -> Iterator[PageUpdate]:
         """Run one turn after `history`. A turn that cannot start yields one update: the
         reason as a warning (`busy` when the session's turn still runs), the page as it was
         (`keep`: the turns on the page, when not just `history`) and the box untouched."""
@@ -203,9 +230,13 @@ class ChatPage:
                 done = state.done
                 if done:  # free the session now: the turn's generation may take a step to wind down
                     self.sessions.end(turn)
-                yield PageUpdate(chat=chat_messages(shown), panel=panel, box="" if clear_box and first else None,
-                                 running=False if done else (True if first else None),
-                                 turns=history + [state] if done else None)
+                yield PageUpdate(
+                    chat=chat_messages(shown),
+                    panel=panel,
+                    box="" if clear_box and first else None,
+                    running=False if done else (True if first else None),
+                    turns=history + [state] if done else None,
+                )
                 first = False
             if turn.cancelled:
                 yield CLEARED
@@ -256,8 +287,12 @@ class ChatPage:
             raise RequestError(SESSION_BUSY)
         try:
             for state in self._run([], text, settings, turn.stop, "api:/chat"):
-                yield {"reply": state.shown, "outcome": state.outcome, "notice": state.notice,
-                       "verdicts": [dict(c.verdict.to_dict(), stage=c.stage) for c in state.checks]}
+                yield {
+                    "reply": state.shown,
+                    "outcome": state.outcome,
+                    "notice": state.notice,
+                    "verdicts": [dict(c.verdict.to_dict(), stage=c.stage) for c in state.checks],
+                }
         finally:
             self.sessions.end(turn)
 
@@ -269,10 +304,15 @@ def checked_conversation(conversation) -> list[dict]:
     messages = []
     for i, message in enumerate(conversation):
         expected = "user" if i % 2 == 0 else "assistant"
-        if not isinstance(message, dict) or message.get("role") != expected \
-                or not isinstance(message.get("content"), str):
-            raise RequestError(f"conversation message {i + 1} must be {{'role': '{expected}', 'content': text}} "
-                               "(user and assistant alternate, starting with user)")
+        if (
+            not isinstance(message, dict)
+            or message.get("role") != expected
+            or not isinstance(message.get("content"), str)
+        ):
+            raise RequestError(
+                f"conversation message {i + 1} must be {{'role': '{expected}', 'content': text}} "
+                "(user and assistant alternate, starting with user)"
+            )
         content = clean_message(message["content"])
         if len(content) > MAX_MESSAGE_CHARS:
             raise RequestError(f"conversation message {i + 1} is over {MAX_MESSAGE_CHARS:,} characters")

@@ -43,7 +43,10 @@ PAGE_CSS = """
 
 PAGE_JS = """
 () => {
-  const flash = (el) => { el.classList.add('vp-highlight'); setTimeout(() => el.classList.remove('vp-highlight'), 1500); };
+  const flash = (el) => {
+    el.classList.add('vp-highlight');
+    setTimeout(() => el.classList.remove('vp-highlight'), 1500);
+  };
   const number = () => {
     const chat = document.querySelector('#chat');
     if (!chat) return;
@@ -67,7 +70,8 @@ PAGE_JS = """
   document.addEventListener('click', (event) => {
     const summary = event.target.closest('#verdicts .vp-turn > summary');
     if (summary) {
-      const row = document.querySelector(`#chat .message-row.user-row[data-turn="${summary.parentElement.dataset.turn}"]`);
+      const turn = summary.parentElement.dataset.turn;
+      const row = document.querySelector(`#chat .message-row.user-row[data-turn="${turn}"]`);
       if (row) { row.scrollIntoView({block: 'nearest'}); flash(row); }
       return;
     }

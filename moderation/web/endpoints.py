@@ -2,14 +2,14 @@
 
 Gradio documents a `gr.api` endpoint from its type hints (so the returned fields are
 TypedDicts here) and shows the docstring's text before "Parameters:" as its description,
-so that text says what goes in and what each returned field means. Everything else on the page is registered with `api_visibility="private"`
-and does not appear. The work itself is `moderation.web.actions.ChatPage`'s. `/chat` gets the
+so that text says what goes in and what each returned field means. Everything else on the
+page is registered with `api_visibility="private"` and does not appear. The work itself is `moderation.web.actions.ChatPage`'s. `/chat` gets the
 caller's Gradio session (an injected `gr.Request`, not an API parameter), so a browser
 session runs one turn at a time whether it starts it from the page or from /chat.
 """
 
 # No `from __future__ import annotations`: Gradio reads these type hints as real types.
-from typing import Optional, TypedDict
+from typing import TypedDict
 
 import gradio as gr
 
@@ -29,8 +29,8 @@ class Category(TypedDict):
 class Verdict(TypedDict):
     safe: bool
     categories: list[Category]
-    score: Optional[float]
-    threshold: Optional[float]
+    score: float | None
+    threshold: float | None
     role: str
     parsed: bool
     raw: str
@@ -46,7 +46,7 @@ class StageVerdict(Verdict):
 
 class ChatUpdate(TypedDict):
     reply: str
-    outcome: Optional[str]
+    outcome: str | None
     notice: str
     verdicts: list[StageVerdict]
 
@@ -56,7 +56,7 @@ def endpoints(page: ChatPage, gpu, **limit) -> None:
     a Space, moderation.web.space); `limit` (concurrency_id) puts them in the page's group
     of moderated work."""
 
-    def moderate(text: str, conversation: Optional[list[Message]] = None) -> Verdict:
+    def moderate(text: str, conversation: list[Message] | None = None) -> Verdict:
         """Judge one message with the guard, under the operator's policy and threshold.
         Input: text (at most 16,000 characters) and optionally conversation, the earlier messages
         [{"role": "user"|"assistant", "content": ...}] alternating from "user" (text is then judged in
@@ -75,7 +75,7 @@ def endpoints(page: ChatPage, gpu, **limit) -> None:
             raise gr.Error(str(exc)) from None
 
     # Gradio documents a generator endpoint by the type of what it yields, hence ChatUpdate.
-    def chat(message: str, system_prompt: str = "", request: Optional[gr.Request] = None) -> ChatUpdate:
+    def chat(message: str, system_prompt: str = "", request: gr.Request | None = None) -> ChatUpdate:
         """One moderated turn (prompt check, streaming checks, response check), streamed.
         Input: message, and system_prompt (accepted only when the operator opened visitor settings).
         Each update has reply (the text a person may see so far), outcome (null while running, then

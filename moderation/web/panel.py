@@ -11,13 +11,15 @@ is escaped: user text, raw guard answers, custom category names.
 from __future__ import annotations
 
 import html
-from typing import Sequence
+from collections.abc import Sequence
 
 from guard.verdict import Verdict
 from moderation.turn import ANSWERED, ERROR, REFUSED, RETRACTED, Check, TurnState
 
-REFUSED_HELP = ("If that looks like a mistake, edit your message (✎ beside it) and send it again, "
-                "or undo it (↶) and rephrase. The verdict panel shows what the guard saw.")
+REFUSED_HELP = (
+    "If that looks like a mistake, edit your message (✎ beside it) and send it again, "
+    "or undo it (↶) and rephrase. The verdict panel shows what the guard saw."
+)
 RETRACTED_HELP = "Retry (↻) for a different reply, or rephrase your message."
 STOPPED = "⏹ Stopped: the reply ends here"
 CUT = "✂️ Length limit reached: the reply was cut at the max new tokens (see Settings)"
@@ -42,9 +44,11 @@ def _note(title: str, content: str = "", status: str = "done") -> dict:
 
 def _verdict_detail(verdict: Verdict) -> str:
     """The collapsible detail under a flag: what the guard answered, verbatim (as code)."""
-    lines = [f"Guard: {verdict.guard}" if verdict.guard else "",
-             f"Answer: `{' '.join(verdict.raw.split())}`" if verdict.raw.strip() else "",
-             f"Error: {verdict.error}" if verdict.error else ""]
+    lines = [
+        f"Guard: {verdict.guard}" if verdict.guard else "",
+        f"Answer: `{' '.join(verdict.raw.split())}`" if verdict.raw.strip() else "",
+        f"Error: {verdict.error}" if verdict.error else "",
+    ]
     return "\n\n".join(line for line in lines if line)
 
 
@@ -58,8 +62,10 @@ def _assistant_messages(turn: TurnState) -> list[dict]:
     last = turn.checks[-1].verdict if turn.checks else None
     if turn.outcome in (REFUSED, RETRACTED):
         what, help_ = ("Message", REFUSED_HELP) if turn.outcome == REFUSED else ("Reply", RETRACTED_HELP)
-        return [_note(_flag_title(what, last), _verdict_detail(last)),
-                {"role": "assistant", "content": f"{turn.notice}\n\n{help_}"}]
+        return [
+            _note(_flag_title(what, last), _verdict_detail(last)),
+            {"role": "assistant", "content": f"{turn.notice}\n\n{help_}"},
+        ]
     if turn.outcome == ERROR:
         return [_note("⚠️ The turn could not be completed"), {"role": "assistant", "content": turn.notice}]
     messages = [{"role": "assistant", "content": turn.shown}] if turn.shown else [_note(f"ℹ️ {turn.notice}")]
@@ -74,9 +80,15 @@ def turn_messages(turn: TurnState) -> list[dict]:
     """One turn's Chatbot messages: the user's, then the notes and the reply."""
     messages = [{"role": "user", "content": turn.user}]
     if turn.dropped:
-        messages.append(_note("ℹ️ Context trimmed", (
-            f"{turn.dropped} of the oldest messages were left out so the conversation fits "
-            "the model's context window.")))
+        messages.append(
+            _note(
+                "ℹ️ Context trimmed",
+                (
+                    f"{turn.dropped} of the oldest messages were left out so the conversation fits "
+                    "the model's context window."
+                ),
+            )
+        )
     return messages + _assistant_messages(turn)
 
 
@@ -125,24 +137,27 @@ def _score_bar(verdict: Verdict) -> str:
     pct = max(0.0, min(1.0, verdict.score)) * 100
     thr = (verdict.threshold if verdict.threshold is not None else 0.5) * 100
     kind = "vp-unsafe" if not verdict.safe else "vp-safe"
-    return (f'<div class="vp-bar" title="p(unsafe) {verdict.score:.3f}, threshold {thr / 100:.2f}">'
-            f'<div class="vp-fill {kind}" style="width:{pct:.1f}%"></div>'
-            f'<div class="vp-thr" style="left:{thr:.1f}%"></div></div>'
-            f'<div class="vp-meta">{score_words(verdict)}</div>'
-            + (f'<div class="vp-note">{html.escape(verdict.note)}</div>' if verdict.note else ""))
+    return (
+        f'<div class="vp-bar" title="p(unsafe) {verdict.score:.3f}, threshold {thr / 100:.2f}">'
+        f'<div class="vp-fill {kind}" style="width:{pct:.1f}%"></div>'
+        f'<div class="vp-thr" style="left:{thr:.1f}%"></div></div>'
+        f'<div class="vp-meta">{score_words(verdict)}</div>'
+        + (f'<div class="vp-note">{html.escape(verdict.note)}</div>' if verdict.note else "")
+    )
 
 
 def verdict_html(stage: str, verdict: Verdict) -> str:
-    cats = "".join(f'<li><code>{html.escape(c.code)}</code> {html.escape(c.name)}</li>'
-                   for c in verdict.categories)
+    cats = "".join(f"<li><code>{html.escape(c.code)}</code> {html.escape(c.name)}</li>" for c in verdict.categories)
     detail = f'<ul class="vp-cats">{cats}</ul>' if cats else ""
     if verdict.failed:
         why = verdict.error or f"unreadable answer: {verdict.raw!r}"
         detail += f'<div class="vp-note">{html.escape(why)}</div>'
     latency = f"{verdict.latency_s * 1000:.0f} ms"
-    return (f'<div class="vp-verdict"><div class="vp-head"><span class="vp-stage">'
-            f'{_STAGE.get(stage, stage)}</span>{_badge(verdict)}<span class="vp-lat">{latency}</span>'
-            f'</div>{detail}{_score_bar(verdict)}</div>')
+    return (
+        f'<div class="vp-verdict"><div class="vp-head"><span class="vp-stage">'
+        f'{_STAGE.get(stage, stage)}</span>{_badge(verdict)}<span class="vp-lat">{latency}</span>'
+        f"</div>{detail}{_score_bar(verdict)}</div>"
+    )
 
 
 def outcome_label(turn: TurnState) -> str:
@@ -160,12 +175,16 @@ def _worst(turn: TurnState) -> str:
     """The turn's worst verdict in a few words: 'S9 Defamation 74%', 'safe 3%', 'guard failed'."""
     if not turn.checks:
         return "not judged yet"
-    worst = max((c.verdict for c in turn.checks),
-                key=lambda v: (not v.safe, v.failed, v.score if v.score is not None else 0.0))
+    worst = max(
+        (c.verdict for c in turn.checks), key=lambda v: (not v.safe, v.failed, v.score if v.score is not None else 0.0)
+    )
     if worst.failed:
         return "guard failed"
-    what = (f"{worst.categories[0].code} {worst.categories[0].name}" if worst.categories else "unsafe") \
-        if not worst.safe else "safe"
+    what = (
+        (f"{worst.categories[0].code} {worst.categories[0].name}" if worst.categories else "unsafe")
+        if not worst.safe
+        else "safe"
+    )
     return f"{what} {worst.score:.0%}" if worst.score is not None else what
 
 
@@ -184,18 +203,22 @@ def _turn_html(number: int, turn: TurnState, latest: bool) -> str:
     outcome = html.escape(outcome_label(turn))
     kind = "vp-flagged" if turn.flagged else "vp-ok"
     snippet = html.escape(turn.user[:60] + ("…" if len(turn.user) > 60 else ""))
-    return (f'<details class="vp-turn {kind}" id="vp-turn-{number}" data-turn="{number}"{" open" if latest else ""}>'
-            f'<summary class="vp-title">Turn {number} · <i>{outcome}</i> · '
-            f'<span class="vp-worst">{html.escape(_worst(turn))}</span></summary>'
-            f'<div class="vp-user">“{snippet}”</div>{body}</details>')
+    return (
+        f'<details class="vp-turn {kind}" id="vp-turn-{number}" data-turn="{number}"{" open" if latest else ""}>'
+        f'<summary class="vp-title">Turn {number} · <i>{outcome}</i> · '
+        f'<span class="vp-worst">{html.escape(_worst(turn))}</span></summary>'
+        f'<div class="vp-user">“{snippet}”</div>{body}</details>'
+    )
 
 
 def panel_html(turns: Sequence[TurnState], guard_label: str = "") -> str:
     """The verdict panel, oldest turn first like the chat; only the newest turn is open,
     the older ones are one line each (turn, outcome, worst category and score)."""
     if not turns:
-        return ('<div class="vp-empty">Verdicts appear here: for every turn, the prompt and '
-                'the response, with categories, unsafe score and latency.</div>')
+        return (
+            '<div class="vp-empty">Verdicts appear here: for every turn, the prompt and '
+            "the response, with categories, unsafe score and latency.</div>"
+        )
     items = "".join(_turn_html(i, t, i == len(turns)) for i, t in enumerate(turns, start=1))
     guard = f'<div class="vp-guard">Judged by {html.escape(guard_label)}</div>' if guard_label else ""
     return f'<div class="vp">{guard}{items}</div>'

@@ -16,7 +16,7 @@ such as /v1 or /metrics is free.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from fastapi import FastAPI
 

@@ -24,10 +24,13 @@ def policy_markdown(operator: OperatorPolicy, taxonomy: tuple[Category, ...]) ->
     on = [c for c in taxonomy if c.code not in operator.disabled]
     off = [c for c in taxonomy if c.code in operator.disabled]
     every = f"every {operator.check_every} tokens" if operator.check_every else "only when it is finished"
-    lines = [f"**Moderation policy set by the operator** ({'visitors may change it' if operator.is_open else 'visitors may only make it stricter'})",
-             f"- Unsafe when the unsafe probability is at least **{operator.threshold:g}**",
-             f"- The streaming reply is checked **{every}**, policy **{operator.stream_policy}**",
-             "- Categories checked: " + ", ".join(_choice(c) for c in on)]
+    who = "visitors may change it" if operator.is_open else "visitors may only make it stricter"
+    lines = [
+        f"**Moderation policy set by the operator** ({who})",
+        f"- Unsafe when the unsafe probability is at least **{operator.threshold:g}**",
+        f"- The streaming reply is checked **{every}**, policy **{operator.stream_policy}**",
+        "- Categories checked: " + ", ".join(_choice(c) for c in on),
+    ]
     if off:
         lines.append("- Not checked: " + ", ".join(_choice(c) for c in off))
     for c in operator.custom:
@@ -53,6 +56,7 @@ def slider_ranges(o: OperatorPolicy) -> dict[str, tuple[float, float]]:
     """(minimum, maximum) of each slider: the schema's range (moderation.schema), narrowed
     to what a visitor may choose: at most the operator's max_new_tokens, and in the locked
     mode only the stricter side of the operator's threshold and check interval."""
+
     def span(name, model):
         b = bound(name, model)
         return b.low, b.high
@@ -62,8 +66,9 @@ def slider_ranges(o: OperatorPolicy) -> dict[str, tuple[float, float]]:
     low, high = span("threshold", PolicyFields)
     ranges["threshold"] = (low, high if o.is_open else o.threshold)
     low = span("check_every", PolicyFields)[0]
-    ranges["check_every"] = (low, CHECK_EVERY_SLIDER_TOP) if o.is_open or not o.check_every \
-        else (low + 1, o.check_every)
+    ranges["check_every"] = (
+        (low, CHECK_EVERY_SLIDER_TOP) if o.is_open or not o.check_every else (low + 1, o.check_every)
+    )
     return ranges
 
 
@@ -94,45 +99,104 @@ class SettingsWidgets:
         o, taxonomy = operator, LLAMA_GUARD_2
         ranges = slider_ranges(o)
         self.policy = gr.Markdown(policy_markdown(o, taxonomy), elem_id="policy")
-        self.system = gr.Textbox(o.system_prompt, label="System prompt", lines=2, interactive=o.is_open,
-                                 elem_id="system-prompt", placeholder=(
-                                     "e.g. You are a helpful assistant. Answer briefly." if o.is_open
-                                     else "None: the operator set no system prompt."),
-                                 info="Told to the chat model first; the guard judges it with every message. "
-                                      + ("" if o.is_open else "Set by the operator."))
+        self.system = gr.Textbox(
+            o.system_prompt,
+            label="System prompt",
+            lines=2,
+            interactive=o.is_open,
+            elem_id="system-prompt",
+            placeholder=(
+                "e.g. You are a helpful assistant. Answer briefly."
+                if o.is_open
+                else "None: the operator set no system prompt."
+            ),
+            info="Told to the chat model first; the guard judges it with every message. "
+            + ("" if o.is_open else "Set by the operator."),
+        )
         with gr.Row():
-            self.temperature = slider(*ranges["temperature"], GENERATION.temperature, step=0.05,
-                                      label="Temperature (0 = greedy)", elem_id="temperature")
-            self.top_p = slider(*ranges["top_p"], GENERATION.top_p, step=0.05, label="top_p", elem_id="top-p",
-                                info="Sample only from the most likely words that together make up this "
-                                     "share of the probability; lower is more focused, 1 considers every word.")
-            self.max_new = slider(*ranges["max_new_tokens"], max_new_tokens, step=1, label="Max new tokens",
-                                  elem_id="max-new-tokens", info="The reply stops at this length "
-                                  "and says so (length limit reached).")
+            self.temperature = slider(
+                *ranges["temperature"],
+                GENERATION.temperature,
+                step=0.05,
+                label="Temperature (0 = greedy)",
+                elem_id="temperature",
+            )
+            self.top_p = slider(
+                *ranges["top_p"],
+                GENERATION.top_p,
+                step=0.05,
+                label="top_p",
+                elem_id="top-p",
+                info="Sample only from the most likely words that together make up this "
+                "share of the probability; lower is more focused, 1 considers every word.",
+            )
+            self.max_new = slider(
+                *ranges["max_new_tokens"],
+                max_new_tokens,
+                step=1,
+                label="Max new tokens",
+                elem_id="max-new-tokens",
+                info="The reply stops at this length and says so (length limit reached).",
+            )
         with gr.Row():
-            self.threshold = slider(*ranges["threshold"], o.threshold, step=0.01,
-                                    label="Guard threshold (unsafe if p ≥ threshold)", elem_id="threshold")
-            self.check_every = slider(*ranges["check_every"], o.check_every, step=1, elem_id="check-every",
-                                      label="Check the streaming reply every N tokens (0 = only at the end)")
+            self.threshold = slider(
+                *ranges["threshold"],
+                o.threshold,
+                step=0.01,
+                label="Guard threshold (unsafe if p ≥ threshold)",
+                elem_id="threshold",
+            )
+            self.check_every = slider(
+                *ranges["check_every"],
+                o.check_every,
+                step=1,
+                elem_id="check-every",
+                label="Check the streaming reply every N tokens (0 = only at the end)",
+            )
             policies = [HOLD] if o.stream_policy == HOLD and not o.is_open else [STREAM_FIRST, HOLD]
-            self.stream_policy = gr.Radio(policies, value=o.stream_policy, label="While streaming",
-                                          info="stream-first: show at once, retract if flagged · hold: show only checked text")
+            self.stream_policy = gr.Radio(
+                policies,
+                value=o.stream_policy,
+                label="While streaming",
+                info="stream-first: show at once, retract if flagged · hold: show only checked text",
+            )
         choices, value = category_widget_value(o, taxonomy)
-        self.categories = gr.CheckboxGroup(choices, value=value, elem_id="categories", visible=bool(choices),
-                                           label="Categories checked" if o.is_open else "Also check")
+        self.categories = gr.CheckboxGroup(
+            choices,
+            value=value,
+            elem_id="categories",
+            visible=bool(choices),
+            label="Categories checked" if o.is_open else "Also check",
+        )
 
     @property
     def all(self) -> set:
-        return {self.system, self.temperature, self.top_p, self.max_new, self.threshold, self.check_every,
-                self.stream_policy, self.categories}
+        return {
+            self.system,
+            self.temperature,
+            self.top_p,
+            self.max_new,
+            self.threshold,
+            self.check_every,
+            self.stream_policy,
+            self.categories,
+        }
 
     def visitor_choices(self, form: dict, taxonomy) -> VisitorChoices:
         """The one place widget values become a VisitorChoices (checked later, on the server)."""
         picked = frozenset(str(label).split(" ", 1)[0] for label in form.get(self.categories) or [])
-        enabled = picked if self.operator.is_open else \
-            frozenset(c.code for c in taxonomy if c.code not in self.operator.disabled) | picked
+        enabled = (
+            picked
+            if self.operator.is_open
+            else frozenset(c.code for c in taxonomy if c.code not in self.operator.disabled) | picked
+        )
         return VisitorChoices(
-            temperature=form.get(self.temperature), top_p=form.get(self.top_p), max_new_tokens=form.get(self.max_new),
-            threshold=form.get(self.threshold), check_every=form.get(self.check_every),
-            stream_policy=form.get(self.stream_policy), enabled=enabled,
-            system_prompt=form.get(self.system) if self.operator.is_open else None)
+            temperature=form.get(self.temperature),
+            top_p=form.get(self.top_p),
+            max_new_tokens=form.get(self.max_new),
+            threshold=form.get(self.threshold),
+            check_every=form.get(self.check_every),
+            stream_policy=form.get(self.stream_policy),
+            enabled=enabled,
+            system_prompt=form.get(self.system) if self.operator.is_open else None,
+        )
