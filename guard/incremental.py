@@ -117,5 +117,5 @@ class IncrementalSession:
                 common, cache = 0, None
             logits, cache = backend._answer_logits(ids[common:], cache)
             self._ids, self._cache, self.reused_tokens = ids, cache, common
-            # category generation grows the cache past the input: it continues on a fork
-            return backend.conclude(logits, fork_cache(cache), threshold)
+            # category scores and generation grow the cache past the input: they continue on forks
+            return backend.conclude(logits, fork_cache(cache), threshold, prompt)

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from guard.base import DEFAULT_THRESHOLD, Conversation, Guard
+from guard.category_scores import category_scores
 from guard.local import NOT_FINITE, Assessment
 from guard.parse import parse_verdict
 from guard.policy import Policy
@@ -43,7 +44,8 @@ def decide(
     assessment: Assessment, policy: Policy, threshold: float, role: str, latency_s: float, label: str
 ) -> Verdict:
     """Verdict from a score and an answer: `score >= threshold` decides when there is a
-    score; an answer that cannot be read fails closed either way."""
+    score; an answer that cannot be read fails closed either way. The per-category scores
+    (guard.category_scores) are kept with every verdict that has a score, like the score."""
     answer = parse_verdict(assessment.raw, policy)
     common = dict(
         score=assessment.score,
@@ -53,6 +55,7 @@ def decide(
         threshold=threshold,
         note=assessment.note,
         guard=label,
+        category_scores=category_scores(assessment.score, assessment.code_logits, policy),
     )
     if assessment.score is not None and not math.isfinite(assessment.score):
         return Verdict(safe=False, parsed=False, error=NOT_FINITE, **dict(common, score=None))
@@ -65,7 +68,8 @@ def decide(
 def merge(verdicts: Sequence[Verdict], windows: int, note: str = "") -> Verdict:
     """One verdict for a message judged in `windows` windows; `verdicts` are those judged,
     in order (judging stops at a failed one). Failed if any failed (fail closed), else
-    unsafe if any is, with the highest score and the categories of every unsafe window;
+    unsafe if any is, with the highest score, the per-category scores of the window that
+    scored it (so they still sum to the score), and the categories of every unsafe window;
     latency the sum. The note joins `note` (what was left out), which windows were
     unsafe, and the backends' notes.
 
@@ -87,9 +91,12 @@ def merge(verdicts: Sequence[Verdict], windows: int, note: str = "") -> Verdict:
             else f"safe in all {windows} windows"
         )
     categories = dict.fromkeys(c for v in verdicts if not v.safe for c in v.categories)
+    scored = [v for v in verdicts if v.score is not None]
+    highest = max(scored, key=lambda v: v.score) if scored else None
     return replace(
         verdicts[unsafe[0] - 1] if unsafe else verdicts[0],
-        score=max((v.score for v in verdicts if v.score is not None), default=None),
+        score=highest.score if highest else None,
+        category_scores=highest.category_scores if highest else {},
         categories=tuple(categories),
         latency_s=latency,
         note=_join(note, which, *(v.note for v in verdicts)),

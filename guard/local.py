@@ -13,6 +13,11 @@ Where nearly all the mass is on the two words, as the format trains it to be, th
 forms agree closely. The token ids are looked up in the tokenizer at load time
 (Llama 3: safe 19193, unsafe 39257). The first token is then chosen by the threshold;
 only when it is `unsafe` is the category line generated (greedy).
+
+Every check also reads p(category | unsafe) (guard.category_scores): on a fork of the
+cache it feeds `unsafe \n S` and reads the logits of the code numbers the prompt listed
+("1" .. "11", one token each), again from those rows of the output projection only. The
+fork leaves the check's own cache as it was (a session continues from it: guard.incremental).
 """
 
 from __future__ import annotations
@@ -21,9 +26,10 @@ import inspect
 import math
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from compute import cpu, prepare
+from guard.category_scores import code_tokens, prompt_codes
 from guard.incremental import IncrementalSession, fork_cache
 from guard.prompt import GuardPrompt, prompt_ids, token_ends
 from weights import CONTEXT_WINDOW, context_window
@@ -36,11 +42,14 @@ NOT_FINITE = "the model's unsafe score is not a number (overflow in float16? try
 @dataclass(frozen=True)
 class Assessment:
     """What a backend read from the model: the unsafe score (None when not exposed), the
-    answer text, and a note for the verdict (e.g. why there is no score)."""
+    answer text, a note for the verdict (e.g. why there is no score), and the logits of the
+    first category code after `unsafe` ({prompt code: logit}, any constant offset; empty
+    when not exposed: guard.category_scores)."""
 
     score: float | None
     raw: str
     note: str = ""
+    code_logits: dict[str, float] = field(default_factory=dict, hash=False)
 
 
 class LocalGuardModel:
@@ -63,6 +72,7 @@ class LocalGuardModel:
         # transformers 5.2x calls the key/value cache argument `cache`; earlier, `past_key_values`
         self._cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
         self._prefixes: OrderedDict[str, object] = OrderedDict()
+        self._codes: dict[tuple[str, ...], tuple | None] = {}  # prompt codes -> code_tokens()
         self._lock = threading.Lock()
         prepare(model)  # beside the chat model: steady attention on CUDA, shared cores on a CPU
 
@@ -102,15 +112,33 @@ class LocalGuardModel:
 
         The score needs two rows of the output projection, not all 128,256: reading the
         whole projection would cost more than the conversation's own tokens."""
+        return self._logits_of(ids, cache, [self.safe_id, self.unsafe_id])
+
+    def _logits_of(self, ids: list[int], cache, token_ids: list[int]):
+        """Logits of `token_ids` at the last position after `ids`, and the cache."""
         head = self.model.get_output_embeddings()
         weight = getattr(head, "weight", None)
         if weight is None or getattr(head, "bias", None) is not None or not weight.is_floating_point():
             logits, cache = self._forward(ids, cache)  # quantised or unusual heads: the full projection
-            return logits[[self.safe_id, self.unsafe_id]], cache
+            return logits[token_ids], cache
         out = self._run(self.model.base_model, ids, cache)
         hidden = out.last_hidden_state[0, -1]
-        rows = weight[[self.safe_id, self.unsafe_id]].to(device=hidden.device, dtype=hidden.dtype)
+        rows = weight[token_ids].to(device=hidden.device, dtype=hidden.dtype)
         return (rows @ hidden).float(), self._cache_of(out)
+
+    def code_logits(self, prompt: GuardPrompt, cache) -> dict[str, float]:
+        """{prompt code: logit} of the first category code after `unsafe \n S`, read on a
+        fork of `cache` (the check's input, left unchanged); {} when the prompt lists no
+        codes or the tokenizer does not write each code's number as one token."""
+        codes = tuple(prompt_codes(prompt.text))
+        if codes not in self._codes:
+            self._codes[codes] = code_tokens(self.tokenizer, self.unsafe_id, list(codes)) if codes else None
+        found = self._codes[codes]
+        if found is None:
+            return {}
+        forced, last = found
+        logits, _ = self._logits_of([self.unsafe_id, *forced], fork_cache(cache), list(last.values()))
+        return dict(zip(last, logits.tolist()))
 
     def _prefix_cache(self, prefix: str, ids: list[int]):
         """The key/value cache of the policy prefix: computed once, then copied per check."""
@@ -136,20 +164,22 @@ class LocalGuardModel:
 
         with torch.inference_mode(), cpu.running(self.model):
             logits, cache = self.first_step(prompt, reuse_prefix)
-            return self.conclude(logits, cache, threshold)
+            return self.conclude(logits, cache, threshold, prompt)
 
-    def conclude(self, logits, cache, threshold: float) -> Assessment:
-        """The assessment from the first answer token's (safe, unsafe) logits; when unsafe,
-        the categories are generated by continuing `cache` (which then grows)."""
+    def conclude(self, logits, cache, threshold: float, prompt: GuardPrompt) -> Assessment:
+        """The assessment from the first answer token's (safe, unsafe) logits and the code
+        logits after `unsafe` (`code_logits`, on a fork of `cache`); when unsafe, the
+        categories are generated by continuing `cache` (which then grows)."""
         import torch  # heavy: loaded with a model, not with the package
 
         with torch.inference_mode():
             score = torch.sigmoid(logits[1] - logits[0]).item()
             if not math.isfinite(score):
                 raise FloatingPointError(f"{NOT_FINITE} (logits {logits.tolist()})")
+            codes = self.code_logits(prompt, cache)
             if score < threshold:
-                return Assessment(score, "safe")
-            return Assessment(score, "unsafe" + self._continue(cache, self.unsafe_id))
+                return Assessment(score, "safe", code_logits=codes)
+            return Assessment(score, "unsafe" + self._continue(cache, self.unsafe_id), code_logits=codes)
 
     def session(self):
         """An `assess` for one turn's checks that reuses the previous check's cache up to

@@ -15,6 +15,11 @@ with the default policy. A disabled category's mass does not count, so with S5 s
 off a medical question scores what its other categories add up to. Unsafe when
 score >= threshold, as for Llama Guard.
 
+Per-category scores: each head is one softmax over ("safe", S1..S11), so its p(Sk) is
+already the joint probability of "unsafe, category Sk" = p(unsafe) x p(Sk | unsafe), the
+same quantity as Llama Guard's (guard.category_scores). The verdict keeps p(Sk) for each
+enabled category; they sum to the score.
+
 User role: the prompt head reads the message. Agent role (an even number of messages): the
 reply head reads the reply after the prompt it answers, so a compliant answer to a
 harmful request is unsafe even when its text looks bland, and a refusal is safe even when
@@ -58,6 +63,7 @@ class Judgement:
 
     score: float
     categories: tuple[Category, ...]  # enabled categories, most probable first (may be empty)
+    scores: dict[str, float]  # {code: p(code)} for each enabled category (they sum to score)
 
 
 def judge(p: np.ndarray, enabled: set[str]) -> Judgement:
@@ -67,15 +73,16 @@ def judge(p: np.ndarray, enabled: set[str]) -> Judgement:
     >>> j = judge(p, {"S5", "S8"})
     >>> round(j.score, 2), [c.code for c in j.categories]
     (0.9, ['S5', 'S8'])
-    >>> round(judge(p, {"S8"}).score, 2)
-    0.3
+    >>> round(judge(p, {"S8"}).score, 2), judge(p, {"S8"}).scores
+    (0.3, {'S8': 0.3})
     """
     ranked = sorted(
         ((float(p[i + 1]), c) for i, c in enumerate(LLAMA_GUARD_2) if c.code in enabled), key=lambda pc: -pc[0]
     )
     score = min(1.0, max(0.0, sum(prob for prob, _ in ranked)))
     shown = tuple(c for i, (prob, c) in enumerate(ranked) if i == 0 or prob >= ALSO_REPORT)
-    return Judgement(score, shown if ranked and ranked[0][0] > 0 else ())
+    scores = {c.code: float(p[i + 1]) for i, c in enumerate(LLAMA_GUARD_2) if c.code in enabled}
+    return Judgement(score, shown if ranked and ranked[0][0] > 0 else (), scores)
 
 
 def judged_texts(conversation: Conversation) -> tuple[str, str | None]:
@@ -181,4 +188,5 @@ class OfflineGuard(Guard):
             threshold=threshold,
             note="; ".join(notes),
             guard=self.label,
+            category_scores=result.scores,
         )

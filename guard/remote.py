@@ -8,6 +8,11 @@ The score comes from the first token's log-probabilities when the server returns
 the local backend. A server that ignores the parameter (transformers serve) or rejects
 it gets a verdict from the answer text alone, and the verdict's note says so.
 
+Per-category scores (guard.category_scores) come from the same log-probabilities, at the
+token after the answer reads `unsafe\nS`: the top entries that are code numbers,
+normalised over the policy's codes (a code outside the top five counts as 0). A safe
+answer never reaches that token, so its verdict carries none (no extra request is made).
+
 The server tokenizes, so we count in UTF-8 bytes, a guaranteed upper bound (`count`); the
 window is the server's `max_model_len` when it lists one (vLLM), else 8,192 (Llama 3).
 The key and the served model's name are parameters (the app reads OPENAI_API_KEY and
@@ -18,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 
+from guard.category_scores import code_logprobs_from_top
 from guard.local import Assessment
 from guard.parse import parse_verdict
 from guard.prompt import GuardPrompt, endpoint_text
@@ -82,6 +88,17 @@ def _first_token_logprobs(choice) -> dict[str, float] | None:
     return top[0] if top else None
 
 
+def _code_logprobs(choice, before: str = "") -> dict[str, float]:
+    """The first category code's top log-probabilities in a completion (see the module
+    docstring); {} without log-probabilities or when the answer names no code."""
+    logprobs = getattr(choice, "logprobs", None)
+    if not logprobs:
+        return {}
+    return code_logprobs_from_top(
+        getattr(logprobs, "tokens", None) or [], getattr(logprobs, "top_logprobs", None) or [], before
+    )
+
+
 class RemoteGuardModel:
     remote = True
 
@@ -140,14 +157,11 @@ class RemoteGuardModel:
         score = two_way_score(_first_token_logprobs(choice) or {})
         if score is None:
             return Assessment(None, raw, NO_LOGPROBS)
+        codes = _code_logprobs(choice)
         if score >= threshold and parse_verdict(raw).safe:
             # the score says unsafe but the greedy answer said safe: ask for the categories
-            raw = "unsafe" + (
-                self.client.completions.create(
-                    model=self.model, prompt=text + "unsafe", max_tokens=MAX_TOKENS, temperature=0.0
-                )
-                .choices[0]
-                .text
-                or ""
-            )
-        return Assessment(score, raw)
+            forced = self.client.completions.create(
+                model=self.model, prompt=text + "unsafe", max_tokens=MAX_TOKENS, temperature=0.0, logprobs=TOP_LOGPROBS
+            ).choices[0]
+            raw, codes = "unsafe" + (forced.text or ""), _code_logprobs(forced, before="unsafe")
+        return Assessment(score, raw, code_logits=codes)

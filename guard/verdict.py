@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from guard.taxonomy import Category
 
@@ -28,6 +28,9 @@ class Verdict:
     error: str | None = None  # why the check failed, when it did
     note: str = ""  # e.g. "no logprobs from the endpoint: verdict from text alone"
     guard: str = ""  # label of the guard that judged
+    # {category code: p(unsafe) x p(category | unsafe)} over the policy's categories, when the
+    # backend exposes them (guard.category_scores, guard.offline); they sum to `score`
+    category_scores: dict[str, float] = field(default_factory=dict, hash=False)
 
     def __post_init__(self):
         if self.safe and not self.parsed:
@@ -51,6 +54,7 @@ class Verdict:
             "error": self.error,
             "note": self.note,
             "guard": self.guard,
+            "category_scores": dict(self.category_scores),
         }
 
 

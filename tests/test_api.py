@@ -75,7 +75,14 @@ def test_moderation_of_a_harmful_and_a_benign_text(api_app):
     result = client(api_app).moderations.create(input=[HARMFUL, "How do I bake bread?"])
     harmful, benign = result.results
     assert harmful.flagged and harmful.categories.violence and harmful.categories.illicit_violent
-    assert harmful.category_scores.violence == harmful.llama_guard["score"] >= 0.5
+    guard_scores = harmful.llama_guard["category_scores"]  # p(unsafe and Sk), from the guard itself
+    assert sum(guard_scores.values()) == pytest.approx(harmful.llama_guard["score"], abs=1e-6)
+    assert max(guard_scores, key=guard_scores.get) == "S8"
+    openai = harmful.category_scores.model_dump(by_alias=True)
+    # violence = Violent Crimes (S1) + Indiscriminate Weapons (S8); hate = Hate (S9) alone
+    assert openai["violence"] == pytest.approx(guard_scores["S1"] + guard_scores["S8"], abs=1e-9)
+    assert openai["hate"] == pytest.approx(guard_scores["S9"], abs=1e-9)
+    assert openai["violence"] > openai["hate"] and len({round(v, 9) for v in openai.values()}) > 2
     assert [c["code"] for c in harmful.llama_guard["categories"]] == ["S8"]
     assert not benign.flagged and not any(benign.categories.model_dump().values())
     assert benign.llama_guard["score"] < benign.llama_guard["threshold"] == 0.5

@@ -85,7 +85,10 @@ def test_category_generation_does_not_leak_into_the_next_check(tiny_guard):
         got, want = session.assess(tiny_guard.render(agent(text)), threshold), fresh(text, threshold)
         assert got.raw == want.raw, (text, threshold)
         assert got.score == pytest.approx(want.score, abs=1e-4)
-        assert session._cache.get_seq_length() == len(session._ids)  # the generated answer is not in it
+        assert got.code_logits.keys() == want.code_logits.keys() and len(got.code_logits) == 11
+        for code, logit in want.code_logits.items():  # the category step runs on a fork as well
+            assert got.code_logits[code] == pytest.approx(logit, abs=1e-4), (text, threshold, code)
+        assert session._cache.get_seq_length() == len(session._ids)  # neither step's tokens are in it
     assert fresh(REPLY[:60], 0.0).raw != fresh(REPLY[:150], 0.0).raw  # a stale answer would show
 
 
@@ -130,3 +133,15 @@ def test_common_prefix_length():
     assert common_prefix_length([], [1]) == 0
     assert common_prefix_length([1, 2], [1, 2]) == 2
     assert common_prefix_length([1, 2, 3], [1, 9, 3]) == 1
+
+
+def test_a_sessions_category_scores_equal_a_fresh_checks(tiny_guard):
+    """Through the guard: a turn's session (prompt check, then growing replies) gives the
+    per-category scores of a fresh guard's check of the same conversation."""
+    turn = tiny_guard.session()
+    for conversation in ([USER], agent(REPLY[:50]), agent(REPLY[:120]), agent(REPLY)):
+        got, want = turn.check(conversation, threshold=0.5), tiny_guard.check(conversation, threshold=0.5)
+        assert got.category_scores.keys() == want.category_scores.keys() and len(got.category_scores) == 11
+        for code, score in want.category_scores.items():
+            assert got.category_scores[code] == pytest.approx(score, abs=1e-4), code
+        assert sum(got.category_scores.values()) == pytest.approx(got.score, abs=1e-5)

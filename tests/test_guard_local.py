@@ -164,3 +164,61 @@ def test_a_gguf_tokenizer_without_the_verdict_words_is_refused():
     assert "safe" in tokenizer.get_vocab()
     with pytest.raises(ValueError, match="no unsafe token: this is not a Llama Guard tokenizer"):
         LocalGuardModel(model=None, tokenizer=tokenizer)
+
+
+def _by_hand(guard, conversation, policy):
+    """p(unsafe) x p(category | unsafe) from plain forward passes of the model: the first
+    answer token's safe/unsafe logits, then the logits of the code numbers after the
+    forced `unsafe \\n S`, normalised over the prompt's S1..Sn."""
+    from guard.prompt import prompt_ids
+
+    backend = guard.backend
+    tokenizer = backend.tokenizer
+    prefix, rest = prompt_ids(tokenizer, guard.render(conversation, policy))
+    forced = [tokenizer.convert_tokens_to_ids(t) for t in ("unsafe", "Ċ", "S")]  # "Ċ" is "\n" in byte-level BPE
+    assert tokenizer.encode("unsafe\nS", add_special_tokens=False) == forced
+    with torch.inference_mode():
+        logits = backend.model(input_ids=torch.tensor([prefix + rest + forced])).logits[0].float()
+    first = logits[len(prefix + rest) - 1]
+    unsafe = torch.softmax(first[[19193, 39257]], dim=0)[1].item()
+    numbered = policy.numbered()
+    digits = [tokenizer.convert_tokens_to_ids(str(i)) for i in range(1, len(numbered) + 1)]
+    assert len(set(digits)) == len(numbered)  # "1" .. "12": one token each, "10" is not "1" "0"
+    given = torch.softmax(logits[-1][digits], dim=0).tolist()
+    return unsafe, {category.code: unsafe * p for (_, category), p in zip(numbered, given, strict=True)}
+
+
+@pytest.mark.parametrize(
+    "policy", [Policy(), Policy().without("S2").with_custom("Spoilers", "Plot twists.")], ids=["default", "custom"]
+)
+@pytest.mark.parametrize("threshold", [0.0, 1.0], ids=["unsafe", "safe"])
+def test_category_scores_come_from_the_models_own_logits(tiny_guard, policy, threshold):
+    for conversation in CONVERSATIONS:
+        unsafe, expected = _by_hand(tiny_guard, conversation, policy)
+        verdict = tiny_guard.check(conversation, policy, threshold=threshold)
+        assert verdict.score == pytest.approx(unsafe, abs=1e-5)
+        assert set(verdict.category_scores) == {c.code for c in policy.enabled()}  # S10, S11, C1 included
+        for code, score in expected.items():
+            assert verdict.category_scores[code] == pytest.approx(score, abs=1e-5), code
+        assert sum(verdict.category_scores.values()) == pytest.approx(verdict.score, abs=1e-5)
+        assert len({round(s, 9) for s in verdict.category_scores.values()}) > 1  # not one number copied
+        assert verdict.to_dict()["category_scores"] == verdict.category_scores
+        if threshold == 0.0:  # the category step leaves the generated answer as plain greedy decoding has it
+            assert verdict.raw == "unsafe" + _greedy_after_unsafe(tiny_guard, conversation, policy)
+
+
+def _greedy_after_unsafe(guard, conversation, policy) -> str:
+    """The answer after a forced `unsafe`, decoded greedily with full forward passes (no cache)."""
+    from guard.local import MAX_CATEGORY_TOKENS
+    from guard.prompt import prompt_ids
+
+    backend = guard.backend
+    prefix, rest = prompt_ids(backend.tokenizer, guard.render(conversation, policy))
+    ids, out = prefix + rest + [backend.unsafe_id], []
+    with torch.inference_mode():
+        for _ in range(MAX_CATEGORY_TOKENS):
+            token = int(backend.model(input_ids=torch.tensor([ids])).logits[0, -1].argmax())
+            if token in backend.stop_ids:
+                break
+            ids, out = ids + [token], out + [token]
+    return backend.tokenizer.decode(out, skip_special_tokens=True)

@@ -146,3 +146,50 @@ def test_remote_backend_against_a_real_transformers_serve(tiny_guard_path):
     # the request went through, and a random model's text is unreadable: fail closed, raw text kept
     assert verdict.error == "the guard's answer could not be read"
     assert verdict.safe is False and verdict.parsed is False
+
+
+def tokens_completion(tokens: list[str], tops: list[dict]) -> dict:
+    """A completion whose log-probabilities cover every token, in vLLM's shape."""
+    body = completion("".join(tokens), tops)
+    body["choices"][0]["logprobs"].update(
+        tokens=tokens, token_logprobs=[max(t.values()) for t in tops], text_offset=[0] * len(tokens)
+    )
+    return body
+
+
+CODE_TOP = {"10": -0.2, "1": -1.9, " 2": -3.0, ",": -5.0, "99": -1.0}  # S99: not a code of the policy
+
+
+def _expected(score: float) -> dict[str, float]:
+    import math
+
+    weights = {"S10": math.exp(-0.2), "S1": math.exp(-1.9), "S2": math.exp(-3.0)}
+    return {code: score * weights.get(code, 0.0) / sum(weights.values()) for code in [f"S{i}" for i in range(1, 12)]}
+
+
+def test_category_scores_come_from_the_top_logprobs_of_the_first_code():
+    tops = [{"unsafe": -0.105, "safe": -2.3}, {"\n": -0.01}, {"S": -0.01}, CODE_TOP]
+    with endpoint(lambda body: (200, tokens_completion(["unsafe", "\n", "S", "10"], tops))) as (url, _):
+        verdict = load_guard(url, version="llama-guard-2").check(CAKE)
+    assert [c.code for c in verdict.categories] == ["S10"]
+    assert verdict.category_scores == pytest.approx(_expected(verdict.score), abs=1e-9)
+    assert sum(verdict.category_scores.values()) == pytest.approx(verdict.score, abs=1e-9)
+
+
+def test_category_scores_from_the_request_that_asks_for_the_categories():
+    def reply(body):
+        if body["prompt"].endswith("unsafe"):
+            assert body["logprobs"] == 5
+            return 200, tokens_completion(["\n", "S", "10"], [{"\n": -0.01}, {"S": -0.01}, CODE_TOP])
+        return 200, completion("safe", [{"safe": -0.5, "unsafe": -0.9}])
+
+    with endpoint(reply) as (url, _):
+        verdict = load_guard(url, version="llama-guard-2").check(CAKE, threshold=0.3)
+    assert verdict.raw == "unsafe\nS10" and verdict.category_scores == pytest.approx(_expected(verdict.score))
+
+
+def test_a_safe_answer_or_no_logprobs_gives_no_category_scores():
+    with endpoint(lambda body: (200, completion("safe", [{"safe": -0.1, "unsafe": -2.4}]))) as (url, _):
+        assert load_guard(url).check(CAKE).category_scores == {}
+    with endpoint(lambda body: (200, completion("unsafe\nS1", None))) as (url, _):
+        assert load_guard(url).check(CAKE).category_scores == {}

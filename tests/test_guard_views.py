@@ -126,7 +126,10 @@ def test_a_malformed_conversation_is_passed_on_for_the_guard_to_refuse(conversat
 
 
 def verdict(safe: bool, score: float | None, **kw) -> Verdict:
-    return Verdict(safe=safe, score=score, raw="safe" if safe else "unsafe\nS9", latency_s=0.5, **kw)
+    scores = {"S9": 0.75 * score, "S1": 0.25 * score} if score is not None else {}
+    return Verdict(
+        safe=safe, score=score, raw="safe" if safe else "unsafe\nS9", latency_s=0.5, category_scores=scores, **kw
+    )
 
 
 class Judged:
@@ -159,6 +162,7 @@ def test_the_worse_view_is_kept_and_the_note_says_which(read, spaced, kept):
     ]
     worse = read if kept == "read" else spaced
     assert (result.safe, result.score, result.raw, result.error) == (worse.safe, worse.score, worse.raw, worse.error)
+    assert result.category_scores == worse.category_scores  # the worse view keeps its own scores
     assert result.latency_s == pytest.approx(read.latency_s + spaced.latency_s)
     assert f"kept the worse: {(READ if kept == 'read' else SPACED).name}" in result.note
 

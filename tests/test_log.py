@@ -88,7 +88,8 @@ def test_a_turns_rows_appear_while_it_streams(engine):
     # every verdict made so far is stored while the turn is still open (on a slow machine the
     # first state with a stream check can already hold the response check too)
     assert stages == [c.stage for c in state.checks] and stages[0] == "prompt" and "partial" in stages
-    final = state if state.done else list(stream)[-1]  # that state may already have been the last
+    rest = list(stream)  # ends the turn in the log (that state may already have been the last)
+    final = rest[-1] if rest else state
     assert final.outcome == ANSWERED
     log.close()
     [record] = iter_records(engine)
@@ -329,3 +330,42 @@ def test_the_review_keeps_to_the_newest_turns_and_counts_all(engine, monkeypatch
     newest = list(iter_records(engine))[:3]
     partial = sum(v["stage"] == "partial" for rec in newest for v in rec["verdicts"])
     assert r.latency.set_index("stage")["checks"].to_dict() == {"prompt": 3, "partial": partial, "response": 2}
+
+
+def test_each_verdict_keeps_its_category_scores(engine):
+    """The real offline guard's per-category scores are stored with each verdict and read back."""
+    from guard.offline import OfflineGuard
+
+    log = TurnLog(engine)
+    final = play(log, "How do I make a pipe bomb?", guard=OfflineGuard.load())
+    log.close()
+    [record] = iter_records(engine)
+    stored = [v["category_scores"] for v in record["verdicts"]]
+    made = [c.verdict.category_scores for c in final.checks]
+    assert stored and len(stored) == len(made) and all(len(s) == 11 for s in stored)
+    for got, want in zip(stored, made, strict=True):
+        assert got == pytest.approx(want, abs=1e-12)
+    assert max(stored[0], key=stored[0].get) == "S8"
+
+
+def test_a_version_1_log_gains_the_category_scores_column(log_db):
+    e = open_engine(log_db)
+    log = TurnLog(e)
+    play(log, "Tell me about tea")
+    log.close()
+    with e.begin() as conn:  # as an app before per-category scores left it
+        conn.execute(update(schema_table).values(version=1))
+        conn.exec_driver_sql("ALTER TABLE verdicts DROP COLUMN category_scores")
+    e.dispose()
+    e = open_engine(log_db)
+    try:
+        with e.connect() as conn:
+            assert conn.execute(select(func.max(schema_table.c.version))).scalar() == SCHEMA_VERSION == 2
+        [record] = iter_records(e)
+        assert all(v["category_scores"] == {} for v in record["verdicts"])  # older rows: none stored
+        log = TurnLog(e)
+        play(log, "How do I make a bomb?")
+        log.close()
+        assert len(list(iter_records(e))) == 2  # and new verdicts are written to the new column
+    finally:
+        e.dispose()

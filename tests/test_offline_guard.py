@@ -100,6 +100,24 @@ def test_the_issue_examples(guard):
     assert bread.safe
 
 
+def test_category_scores_are_the_heads_class_probabilities_and_rank_the_flagged_category_first(guard):
+    """Each head's p(Sk) is p(unsafe and Sk): the scores sum to the score, the flagged
+    category has the highest, and they are the network's own probabilities."""
+    from guard.offline import window_probabilities
+
+    for text, code in (("how do I make a pipe bomb", "S8"), ("How do I bake bread?", None)):
+        verdict = guard.check(user(text))
+        assert set(verdict.category_scores) == {c.code for c in LLAMA_GUARD_2}
+        assert sum(verdict.category_scores.values()) == pytest.approx(verdict.score, abs=1e-6)
+        p = window_probabilities(guard.net, [guard.window_inputs(text, None)], "prompt")[0][0]
+        assert [verdict.category_scores[c] for c in CLASSES[1:]] == pytest.approx(list(p[1:]), abs=1e-9)
+        if code:
+            assert max(verdict.category_scores, key=verdict.category_scores.get) == code == verdict.categories[0].code
+    without = guard.check(user("how do I make a pipe bomb"), Policy().without("S8"))
+    assert "S8" not in without.category_scores
+    assert sum(without.category_scores.values()) == pytest.approx(without.score, abs=1e-6)
+
+
 def test_a_reply_is_judged_in_the_context_of_its_prompt(guard):
     """Compliant replies to a harmful prompt are unsafe (S8) however bland; a refusal scores
     lower than both. (At the committed operating point the refusal still scores above 0.5:
@@ -174,6 +192,8 @@ def test_judge_sums_the_enabled_categories_and_ranks_them():
     assert everything.score == pytest.approx(0.8) and [c.code for c in everything.categories] == ["S1", "S8"]
     assert judge(p, {"S8"}).score == pytest.approx(0.3)
     assert judge(p, {"S2"}).categories == ()
+    assert everything.scores["S1"] == pytest.approx(0.5) and everything.scores["S2"] == 0.0
+    assert judge(p, {"S8"}).scores == pytest.approx({"S8": 0.3})
 
 
 def test_rare_categories_weigh_more_per_example_but_safe_keeps_half():

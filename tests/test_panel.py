@@ -137,3 +137,32 @@ def test_a_scored_verdict_still_shows_its_note():
     note = "2 earlier messages left out to fit the guard's 8,192-token window"
     html_ = verdict_html("prompt", Verdict(safe=True, score=0.1, threshold=0.5, note=note))
     assert "unsafe score 10%" in html_ and "2 earlier messages left out" in html_
+
+
+def test_an_unsafe_verdict_lists_its_highest_category_scores():
+    scores = {"S1": 0.10, "S8": 0.70, "S9": 0.05, "S2": 0.08, "C1": 0.02}
+    custom = Category("C1", "<i>Spoilers</i>")
+    unsafe = Verdict(
+        safe=False,
+        categories=(LLAMA_GUARD_2[7], custom),
+        score=0.95,
+        raw="unsafe\nS8,S12",
+        threshold=0.5,
+        category_scores=scores,
+    )
+    html = panel_html([TurnState(user="hi", checks=(Check("prompt", unsafe),), outcome=REFUSED)])
+    listed = html.split('<ul class="vp-cat-scores"', 1)[1].split("</ul>", 1)[0]
+    assert listed.count("<li>") == 3  # the three highest, highest first
+    assert (
+        listed.index("<code>S8</code> Indiscriminate Weapons")
+        < listed.index("<code>S1</code>")
+        < listed.index("<code>S2</code>")
+    )
+    assert '<span class="vp-cat-score">70%</span>' in listed and "S9" not in listed
+    safe = Verdict(safe=True, score=0.2, threshold=0.5, category_scores={"S1": 0.15, "S8": 0.05})
+    assert "vp-cat-scores" not in panel_html(
+        [TurnState(user="hi", checks=(Check("prompt", safe),), outcome=ANSWERED, shown="ok")]
+    )
+    shown_custom = Verdict(safe=False, categories=(custom,), score=0.9, category_scores={"C1": 0.9})
+    html = panel_html([TurnState(user="hi", checks=(Check("prompt", shown_custom),), outcome=REFUSED)])
+    assert "&lt;i&gt;Spoilers" in html and "<i>Spoilers" not in html

@@ -188,7 +188,7 @@ class OpenAIApi:
             verdicts = [v async for v in turn_states(judge_each, self.admission, stop, gone)]
         if len(verdicts) < len(body.inputs):  # the client left: nobody reads the answer
             raise ApiError(499, "the client closed the request", code="client_closed")
-        return JSONResponse(moderation_body(verdicts, guard.label))
+        return JSONResponse(moderation_body(verdicts, guard.label, settings.policy))
 
     async def chat_completions(self, request: Request):
         req = parse_chat_request(parse_json_body(await read_body(request)))
@@ -257,7 +257,7 @@ class ApiTurn:
         if state.outcome == ERROR:
             raise ApiError(502, state.notice, type="server_error", code="chat_model_failed")
         text, reason, counted = self.final(state)
-        return completion_body(self.id, self.model, text, reason, state, counted)
+        return completion_body(self.id, self.model, text, reason, state, counted, self.settings.policy)
 
     def chunk(self, delta: dict | None, reason: str | None = None, **extra) -> str:
         return f"data: {json.dumps(chunk_body(self.id, self.model, delta, reason, **extra))}\n\n"
@@ -284,7 +284,7 @@ class ApiTurn:
             text, reason, counted = await asyncio.to_thread(self.final, state)
             if reason != "content_filter" and len(text) > len(sent) and text.startswith(sent):
                 yield self.chunk({"content": text[len(sent) :]})
-            yield self.chunk({}, reason, moderation=moderation_field(state))
+            yield self.chunk({}, reason, moderation=moderation_field(state, self.settings.policy))
             if self.request.include_usage:
                 yield self.chunk(None, usage=counted)
             yield "data: [DONE]\n\n"

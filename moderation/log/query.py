@@ -114,6 +114,7 @@ def _verdict(row) -> dict:
         "note": row.note,
         "guard": row.guard,
         "raw": row.raw,
+        "category_scores": json.loads(row.category_scores or "{}"),
     }
 
 

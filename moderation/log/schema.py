@@ -4,8 +4,8 @@ Three tables: `turns` (one row per moderated turn, written when it starts and up
 it ends), `verdicts` (one row per guard check, written the moment it is made) and `labels`
 (what an operator, or later a visitor, said of a verdict: correct, a false positive or a
 false negative). `log_schema` holds the schema version; `open_engine` creates missing tables
-on every open (so a log from before `labels` gains it) and refuses a database written by a
-newer version of the app.
+on every open (so a log from before `labels` gains it), migrates an older schema (version 1
+had no `verdicts.category_scores`) and refuses a database written by a newer version of the app.
 
 >>> database_url("moderation-log.sqlite3").startswith("sqlite:///")
 True
@@ -39,7 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: verdicts.category_scores
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _SCHEMA_TRIES = 5
 _PG_SCHEMA_LOCK = 0x6D6F646C6F67  # "modlog": an advisory lock id of our own
@@ -89,6 +89,7 @@ verdicts = Table(
     Column("note", Text, nullable=False, default=""),
     Column("guard", String(200), nullable=False, default=""),
     Column("raw", Text, nullable=False, default=""),
+    Column("category_scores", Text),  # JSON {code: p(unsafe) x p(category | unsafe)}; NULL before version 2
 )
 
 labels = Table(
@@ -178,7 +179,15 @@ def _ensure_schema(engine: Engine) -> None:
                 f"the log database has schema version {version}; this app knows "
                 f"version {SCHEMA_VERSION} at most: upgrade the app or use another --log-db"
             )
-        # Older versions would be migrated here, one step at a time (none yet: version 1).
+        elif version < SCHEMA_VERSION:
+            _migrate(conn, version)
+
+
+def _migrate(conn, version: int) -> None:
+    """Bring a log written by an older app up to SCHEMA_VERSION, one step at a time."""
+    if version < 2:  # per-category scores with each verdict
+        conn.execute(text("ALTER TABLE verdicts ADD COLUMN category_scores TEXT"))
+    conn.execute(schema_table.update().values(version=SCHEMA_VERSION))
 
 
 def integrity_problems(engine: Engine) -> list[str]:

@@ -19,13 +19,24 @@ _USER_STAGES = ("prompt",)
 
 
 def verdict_chip(v: dict) -> str:
-    """One verdict as a chip: "prompt · 0.90 ≥ 0.50 · S8 Indiscriminate Weapons" (unsafe in red)."""
+    """One verdict as a chip: "prompt · 0.90 ≥ 0.50 · S8 Indiscriminate Weapons" (unsafe in red),
+    each named category with its own score when the verdict has per-category scores:
+
+    >>> "S8 Indiscriminate Weapons 0.85" in verdict_chip({"stage": "prompt", "seq": 0, "safe": False,
+    ...     "score": 0.9, "threshold": 0.5, "categories": [{"code": "S8", "name": "Indiscriminate Weapons"}],
+    ...     "category_scores": {"S8": 0.85, "S1": 0.05}})
+    True
+    """
+    scores = v.get("category_scores") or {}
     parts = [v["stage"]]
     if v.get("score") is not None and v.get("threshold") is not None:
         parts.append(f"{v['score']:.2f} {'≥' if v['score'] >= v['threshold'] else '<'} {v['threshold']:.2f}")
     elif v.get("score") is not None:
         parts.append(f"{v['score']:.2f}")
-    parts += [f"{c['code']} {c.get('name', '')}".strip() for c in v.get("categories", [])]
+    parts += [
+        f"{c['code']} {c.get('name', '')}".strip() + (f" {scores[c['code']]:.2f}" if c["code"] in scores else "")
+        for c in v.get("categories", [])
+    ]
     if v.get("error"):
         parts.append("guard failed")
     kind = "failed" if v.get("error") or not v.get("parsed", True) else "safe" if v["safe"] else "unsafe"

@@ -110,6 +110,7 @@ def verdict_row(turn_id: str, seq: int, check: Check) -> dict:
         note=v.note,
         guard=v.guard,
         raw=v.raw,
+        category_scores=json.dumps(v.category_scores),
     )
 
 

@@ -28,6 +28,8 @@ PAGE_CSS = """
 .vp-thr{position:absolute;top:-4px;width:3px;height:16px;background:var(--body-text-color);border-radius:1px}
 .vp-meta,.vp-note,.vp-guard{font-size:.85em;color:var(--body-text-color-subdued)}
 .vp-cats{margin:2px 0 0 1.2em;padding:0}.vp-empty{color:var(--body-text-color-subdued)}
+.vp-cat-scores{margin:2px 0 0 1.2em;padding:0;font-size:.9em;color:var(--body-text-color-subdued)}
+.vp-cat-score{margin-left:.5em;font-variant-numeric:tabular-nums}
 .vp-highlight{outline:2px solid var(--color-accent);outline-offset:2px;border-radius:8px}
 #chat [data-testid][data-turn]::before{content:"Turn " attr(data-turn);display:block;font-size:.7em;
   color:var(--body-text-color-subdued);margin-bottom:2px}

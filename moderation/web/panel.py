@@ -146,9 +146,35 @@ def _score_bar(verdict: Verdict) -> str:
     )
 
 
+TOP_SCORES = 3  # per-category scores listed under an unsafe verdict
+
+
+def category_scores_html(verdict: Verdict) -> str:
+    """For an unsafe verdict, its highest per-category scores (p(unsafe) x p(category |
+    unsafe)), named where the verdict names the category; '' otherwise.
+
+    >>> from guard.taxonomy import Category
+    >>> out = category_scores_html(Verdict(safe=False, categories=(Category("S8", "Indiscriminate Weapons"),),
+    ...                                    score=0.9, category_scores={"S1": 0.05, "S8": 0.8, "S9": 0.05}))
+    >>> out.count("<li>"), "<code>S8</code> Indiscriminate Weapons" in out
+    (3, True)
+    """
+    if verdict.safe or not verdict.category_scores:
+        return ""
+    names = {c.code: c.name for c in verdict.categories}
+    top = sorted(verdict.category_scores.items(), key=lambda kv: -kv[1])[:TOP_SCORES]
+    items = "".join(
+        f"<li><code>{html.escape(code)}</code> {html.escape(names.get(code, ''))}"
+        f'<span class="vp-cat-score">{score:.0%}</span></li>'
+        for code, score in top
+    )
+    return f'<ul class="vp-cat-scores" title="p(unsafe) × p(category | unsafe)">{items}</ul>'
+
+
 def verdict_html(stage: str, verdict: Verdict) -> str:
     cats = "".join(f"<li><code>{html.escape(c.code)}</code> {html.escape(c.name)}</li>" for c in verdict.categories)
     detail = f'<ul class="vp-cats">{cats}</ul>' if cats else ""
+    detail += category_scores_html(verdict)
     if verdict.failed:
         why = verdict.error or f"unreadable answer: {verdict.raw!r}"
         detail += f'<div class="vp-note">{html.escape(why)}</div>'
