@@ -88,7 +88,8 @@ def strip_html(turn: TurnState) -> str:
         for p in points
     )
     line = " ".join(f"{x(p.chars):.1f},{y(p.score):.1f}" for p in points)
-    mark, caption = "", f"{len(points)} reply check{'s' * (len(points) != 1)}, flagged at {threshold:.0%} or more"
+    checks = f"{len(points)} reply check{'s' * (len(points) != 1)}"
+    mark, caption = "", f"{checks} over {width:,} characters, flagged at {threshold:.0%} or more"
     crossed = crossing(turn)
     if crossed:
         at, shown = crossed
