@@ -186,3 +186,21 @@ def test_a_running_card_names_its_stage_and_carries_its_start_time(page_with_log
     stages = [m for p in panels for m in re.findall(r'data-stage="([^"]+)"', p)]
     assert stages[0] == "checking the prompt" and any(s.startswith("writing") for s in stages)
     assert stages[-1].startswith("final check") and "data-stage" not in panels[-1]
+
+
+@pytest.mark.parametrize(
+    ("number", "label", "category", "note", "warning"),
+    [
+        (1, ["false_positive"], "", "", "Choose whether"),
+        (1.0, "false_positive", "", "", "no such turn"),
+        (True, "false_positive", "", "", "no such turn"),
+        (1, "false_positive", "S99x", "", "not a category code"),
+        (1, "false_positive", "", {"x": 1}, ""),  # a note that is not text is left out
+    ],
+)
+def test_a_crafted_report_gets_a_warning_never_an_error(page_with_log, number, label, category, note, warning):
+    page, log = page_with_log()
+    turns = turns_after(page, BOMB, [], "a")
+    update = page.report(number, label, category, note, turns, "a")
+    assert warning in update.warning if warning else not update.warning
+    assert len(stored(log, turns[0])) == (0 if warning else 1)

@@ -50,7 +50,7 @@ def report_target(turn: TurnState, label: str) -> int:
     >>> report_target(t, "false_positive"), report_target(t, "false_negative")
     (1, 1)
     """
-    if label not in CHOICES:
+    if not isinstance(label, str) or label not in CHOICES:
         raise ReportRefused("Choose whether the verdict should or should not have been flagged.")
     if not turn.checks:
         raise ReportRefused("This turn has no verdict to report.")
