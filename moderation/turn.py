@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -75,6 +76,8 @@ class Check:
 
     stage: str
     verdict: Verdict
+    covered: int | None = None  # reply characters the check judged (None: the prompt)
+    shown: int | None = None  # reply characters on screen when its verdict came in
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,10 @@ class TurnState:
     cut: bool = False  # the reply reached the max new tokens limit
     chat_started: bool = False  # the chat model was asked to generate
     chat_stopped: bool = False  # ... and moderation stopped it (flagged prompt or reply); nothing it wrote is kept
+    started_at: float = 0.0  # wall-clock time (time.time()) the turn began: the page's running timer
+    final_check: bool = False  # the reply has ended and its whole text is being judged
+    log_id: str = ""  # the turn's id in the moderation log ("" when it is not logged)
+    reported: str = ""  # what the visitor reported of its verdict ("" when nothing)
 
     @property
     def done(self) -> bool:
@@ -247,7 +254,7 @@ def run_turn(
     of the turn's own, shut down when the turn ends."""
     stop = stop or threading.Event()
     history = history_messages(records)
-    state = TurnState(user=user_text, system_prompt=settings.system_prompt.strip())
+    state = TurnState(user=user_text, system_prompt=settings.system_prompt.strip(), started_at=time.time())
     system = [{"role": "system", "content": settings.system_prompt}] if settings.system_prompt.strip() else []
     messages = system + history + [{"role": "user", "content": user_text}]
     try:
@@ -312,7 +319,7 @@ def _partial_checked(
     model stopped."""
     check, covered = pending
     verdict = judge.result(check, AGENT)
-    state = replace(state, checks=state.checks + (Check("partial", verdict),))
+    state = replace(state, checks=state.checks + (Check("partial", verdict, len(covered), len(state.shown)),))
     if verdict.safe:
         return replace(state, shown=covered) if hold else state
     stop.set()
@@ -381,7 +388,10 @@ def _stream_reply(
     if state.done:
         yield state
         return
-    yield _reply_checked(judge, chat, prompt_conv, replace(state, reply=reply, stopped=stop.is_set()), settings)
+    state = replace(state, reply=reply, stopped=stop.is_set())
+    if reply.strip():
+        yield replace(state, final_check=True)  # the page shows "final check" while the guard reads it
+    yield _reply_checked(judge, chat, prompt_conv, state, settings)
 
 
 def _reply_checked(judge: Judge, chat: ChatBackend, prompt_conv, state: TurnState, settings: TurnSettings) -> TurnState:
@@ -394,7 +404,7 @@ def _reply_checked(judge: Judge, chat: ChatBackend, prompt_conv, state: TurnStat
         notice = "Stopped before the reply began." if state.stopped else "The model returned an empty reply."
         return replace(state, shown="", outcome=ANSWERED, notice=notice)
     verdict = judge(_agent_conv(prompt_conv, reply), AGENT)
-    state = replace(state, checks=state.checks + (Check("response", verdict),))
+    state = replace(state, checks=state.checks + (Check("response", verdict, len(reply), len(state.shown)),))
     if not verdict.safe:
         notice = _block_notice(verdict, WITHHELD if settings.stream_policy == HOLD else RETRACTION)
         return replace(state, shown="", outcome=RETRACTED, notice=notice)

@@ -155,9 +155,10 @@ class TurnLog:
 
     # -- the stream side: never blocks ------------------------------------------------
 
-    def record(self, states: Iterator[TurnState], meta: TurnMeta) -> Iterator[TurnState]:
-        """Yield every state of `states` unchanged, logging the turn as it goes."""
-        turn_id, t0 = uuid.uuid4().hex, time.monotonic()
+    def record(self, states: Iterator[TurnState], meta: TurnMeta, turn_id: str | None = None) -> Iterator[TurnState]:
+        """Yield every state of `states` unchanged, logging the turn as it goes, under
+        `turn_id` (32 hex digits; none: a new one)."""
+        turn_id, t0 = turn_id or uuid.uuid4().hex, time.monotonic()
         self._put(
             (
                 "start",

@@ -11,6 +11,7 @@ widgets. Tests call these methods directly, with two session keys for two visito
     page.stop("a")           # stops only session "a"'s turn
     page.clear("a")          # cancels it: its last update is the cleared page, nothing of it returns
     page.edit(0, "Hi?", turns, choices, "a"), page.undo(turns, "a")   # rewrite the conversation
+    page.report(2, "false_positive", "", "a recipe", turns, "a")        # turn 2's verdict was wrong
 
 Every visitor setting is checked here, on the server (`moderation.policy.turn_settings`),
 whatever the browser allowed.
@@ -19,6 +20,7 @@ whatever the browser allowed.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
@@ -31,6 +33,7 @@ from moderation.schema import MAX_MESSAGE_CHARS
 from moderation.sessions import Sessions
 from moderation.turn import ANSWERED, GuardPool, Judge, TurnState, clean_message, run_turn
 from moderation.web.panel import chat_messages, panel_html, turn_of_message
+from moderation.web.reports import ReportRefused, file_report
 
 MAX_CONVERSATION_MESSAGES = 64
 # What a visitor reads when an action must wait for the turn that runs in the same window
@@ -39,6 +42,7 @@ _WRITING = "A reply is still being written in this window: "
 BUSY = _WRITING + "wait for it or press Stop. Your new message is kept in the box."
 BUSY_RETRY = _WRITING + "Retry can run once it ends (wait for it or press Stop)."
 BUSY_EDIT = _WRITING + "an edit can be sent once it ends (wait for it or press Stop)."
+BUSY_REPORT = _WRITING + "a report can be sent once it ends (wait for it or press Stop)."
 BUSY_UNDO = _WRITING + "Undo can take a turn back once it ends (wait for it or press Stop)."
 NOTHING_TO_RETRY = "Nothing to retry yet: send a message first."
 NOTHING_TO_UNDO = "Nothing to undo yet: the chat is empty."
@@ -116,7 +120,12 @@ class ChatPage:
                 return
             guard, chat = self.models.guard.value, self.models.chat.value
             meta = TurnMeta.of(settings, guard, chat, session)
-            yield from self.log.record(run_turn(guard, chat, history, text, settings, stop, self.guard_pool), meta)
+            log_id = uuid.uuid4().hex if self.log.engine is not None else ""  # a report names it
+            states = self.log.record(
+                run_turn(guard, chat, history, text, settings, stop, self.guard_pool), meta, log_id
+            )
+            for state in states:
+                yield replace(state, log_id=log_id) if log_id else state
 
     @property
     def taxonomy(self):
@@ -178,6 +187,23 @@ class ChatPage:
             box=turns[-1].user,
         )
 
+    def report(
+        self, number: object, label: str, category: str, note: str, turns: Sequence[TurnState], session: str | None
+    ) -> PageUpdate:
+        """The visitor says turn `number`'s (1-based, as its card) verdict was wrong: stored as a
+        visitor label (moderation.web.reports); its card then says it was reported. A refusal
+        (no log, the limit, not this session's turn, a turn still running) is one warning."""
+        turns = list(turns or [])
+        if self.sessions.running(session):
+            return PageUpdate(warning=BUSY_REPORT)
+        if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= len(turns):
+            return PageUpdate(warning="There is no such turn to report.")
+        try:
+            turns[number - 1] = file_report(self.log, turns[number - 1], session, label, category, note)
+        except ReportRefused as exc:
+            return PageUpdate(warning=str(exc))
+        return PageUpdate(turns=turns, panel=panel_html(turns, self.models.guard.value.label))
+
     def stop(self, session: str | None) -> None:
         self.sessions.stop(session)
 
@@ -223,8 +249,9 @@ class ChatPage:
                     return
                 shown = history + [state]
                 panel = None
-                if (len(state.checks), state.outcome) != drawn:  # the panel changes only with a verdict
-                    drawn, panel = (len(state.checks), state.outcome), panel_html(shown, guard.label)
+                stage = (len(state.checks), state.final_check, state.outcome)
+                if stage != drawn:  # the panel changes only with a verdict or the turn's stage
+                    drawn, panel = stage, panel_html(shown, guard.label)
                 # The last state also stores the turn and ends "running", in the same update: what
                 # looks finished is finished, so a message sent right after it is not refused.
                 done = state.done

@@ -24,6 +24,7 @@ from moderation.settings import OFFLINE, AppConfig
 from moderation.turn import GuardPool
 from moderation.web.actions import ChatPage, PageUpdate
 from moderation.web.assets import PAGE_CSS, PAGE_JS
+from moderation.web.cards import PANEL_CSS, PANEL_JS
 from moderation.web.endpoints import endpoints
 from moderation.web.panel import panel_html
 from moderation.web.settings_form import SettingsWidgets, category_widget_value, policy_markdown
@@ -148,7 +149,7 @@ def chat_widgets(models: Models, config: AppConfig) -> ChatWidgets:
                 clear = gr.Button("🗑 Clear", size="sm", min_width=0, elem_id="clear")
         with gr.Column(scale=2):
             gr.Markdown("### Verdicts")
-            panel = gr.HTML(panel_html([]), elem_id="verdicts")
+            panel = gr.HTML(panel_html([]), elem_id="verdicts", js_on_load=PANEL_JS, css_template=PANEL_CSS)
     return ChatWidgets(header, status, timer, turns, chatbot, box, send, stop, retry, undo, clear, panel)
 
 
@@ -272,6 +273,11 @@ def wire_events(page: ChatPage, w: ChatWidgets, form: SettingsWidgets, taxonomy,
     def on_undo(values: dict, request: gr.Request):
         yield from render([page.undo(values[w.turns], _session(request))])
 
+    def on_report(values: dict, report: gr.EventData, request: gr.Request):
+        data = _event_data(report)
+        fields = [data.get(k) for k in ("turn", "label", "category", "note")]
+        yield from render([page.report(*fields, values[w.turns], _session(request))])
+
     def on_stop(request: gr.Request):
         page.stop(_session(request))
 
@@ -304,6 +310,8 @@ def wire_events(page: ChatPage, w: ChatWidgets, form: SettingsWidgets, taxonomy,
     for trigger in (w.clear.click, w.chatbot.clear):  # the button and the chatbot's own trash icon
         trigger(on_clear, None, outputs, queue=False, **private)
     w.stop.click(on_stop, None, None, queue=False, **private)
+    # a card's Report form (moderation.web.cards.PANEL_JS): queued for its warning, never waiting on a turn
+    w.panel.submit(on_report, {w.turns}, outputs, concurrency_limit=None, **private)
 
 
 def send_or_stop(w: ChatWidgets, running: bool) -> dict:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from guard.verdict import Verdict
 from moderation.turn import ANSWERED, ERROR, REFUSED, RETRACTED, Check, TurnState
+from moderation.web.cards import pipeline_html, report_html, strip_html
 
 REFUSED_HELP = (
     "If that looks like a mistake, edit your message (✎ beside it) and send it again, "
@@ -224,8 +225,7 @@ def _turn_html(number: int, turn: TurnState, latest: bool) -> str:
     passed = sum(c.verdict.safe for c in partial)
     if partial:
         body += f'<div class="vp-note">{passed} of {len(partial)} checks while streaming passed</div>'
-    if turn.outcome is None:
-        body += '<div class="vp-note">checking…</div>'
+    body += pipeline_html(turn) + strip_html(turn) + report_html(number, turn)
     outcome = html.escape(outcome_label(turn))
     kind = "vp-flagged" if turn.flagged else "vp-ok"
     snippet = html.escape(turn.user[:60] + ("…" if len(turn.user) > 60 else ""))
