@@ -78,7 +78,7 @@ def decide(verdict: Verdict, threshold: float, per_category: Mapping[str, float]
     """The turn's verdict from a guard's verdict made at `floor(...)`, by the module's rule."""
     if not per_category or verdict.failed or verdict.score is None:
         return verdict  # no category thresholds, nothing judged, or a text-only verdict: as the guard said
-    scores = dict(getattr(verdict, "category_scores", None) or {})  # per-category scores, where the guard has them
+    scores = verdict.category_scores  # per-category scores, where the guard gives them (else empty)
     if not verdict.categories:
         if verdict.safe or verdict.score >= threshold:
             return replace(verdict, threshold=threshold)
