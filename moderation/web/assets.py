@@ -65,6 +65,8 @@ PAGE_CSS = """
   #verdicts .vp{max-height:60vh}
   #notice{font-size:.9em}
   #live-verdict:has(.vp-live:not(:empty)){display:block}
+  #live-verdict{margin-top:-8px}
+  #chat-column:has(#live-verdict .vp-live:not(:empty)) #chat{height:calc(40vh - 56px) !important}
   #live-verdict .vp-live{font-size:.85em;padding:4px 8px;border:1px solid var(--border-color-primary);
     border-radius:8px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 }

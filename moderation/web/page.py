@@ -120,7 +120,7 @@ def chat_widgets(models: Models, config: AppConfig) -> ChatWidgets:
     status = gr.Markdown(status_markdown(models), elem_id="load-status")
     timer, turns = gr.Timer(1.0, active=True), gr.State([])
     with gr.Row():
-        with gr.Column(scale=3):
+        with gr.Column(scale=3, elem_id="chat-column"):
             chatbot = gr.Chatbot(
                 label="Chat",
                 show_label=False,  # Gradio's floating label would cover the examples and the first lines
