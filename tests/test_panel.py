@@ -97,7 +97,21 @@ def test_panel_runs_oldest_first_with_only_the_newest_turn_open():
     html = panel_html(turns)
     assert html.index('id="vp-turn-1"') < html.index('id="vp-turn-2"') < html.index('id="vp-turn-3"')
     assert html.count(" open>") == 1 and 'data-turn="3" open>' in html
-    assert 'Turn 1 · <i>answered</i> · <span class="vp-worst">safe 3%</span>' in html
+    assert 'Turn 1 · <i>answered</i> · <span class="vp-worst">safe 3% (prompt)</span>' in html
+
+
+def test_a_turns_title_shows_a_score_its_card_shows():
+    """A safe streaming check's score (not shown in the card) never becomes the title's."""
+    checks = (
+        Check("prompt", Verdict(safe=True, score=0.01, threshold=0.5)),
+        Check("partial", Verdict(safe=True, score=0.06, threshold=0.5)),
+        Check("response", Verdict(safe=True, score=0.02, threshold=0.5)),
+    )
+    html = panel_html([TurnState(user="q", shown="a", outcome=ANSWERED, checks=checks)])
+    assert '<span class="vp-worst">safe 2% (response)</span>' in html and "6%" not in html
+    stopped = checks[:1] + (Check("partial", Verdict(safe=False, score=0.8, threshold=0.5)),)
+    html = panel_html([TurnState(user="q", shown="", outcome="retracted", checks=stopped)])
+    assert '<span class="vp-worst">unsafe 80% (stream check)</span>' in html and "80%, flagged" in html
 
 
 def test_each_chat_message_maps_to_its_turn():

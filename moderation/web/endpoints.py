@@ -2,7 +2,11 @@
 
 Gradio documents a `gr.api` endpoint from its type hints (so the returned fields are
 TypedDicts here) and shows the docstring's text before "Parameters:" as its description,
-so that text says what goes in and what each returned field means. Everything else on the
+so that text says what goes in and what each returned field means. The "Parameters:"
+section is Gradio's own docstring format (gradio.utils.get_function_description), but
+Gradio 6 reads it only for MCP: `documented_api` hands each parameter's line to the API
+page too, and `streamed_snippets` makes the page's /chat sample stream (`submit`), where
+Gradio writes `predict` for every endpoint. Everything else on the
 page is registered with `api_visibility="private"` and does not appear. The work itself is `moderation.web.actions.ChatPage`'s. `/chat` gets the
 caller's Gradio session (an injected `gr.Request`, not an API parameter), so a browser
 session runs one turn at a time whether it starts it from the page or from /chat.
@@ -12,8 +16,13 @@ session runs one turn at a time whether it starts it from the page or from /chat
 from typing import TypedDict
 
 import gradio as gr
+import gradio.routes
+from gradio.context import get_blocks_context
+from gradio.utils import get_function_description, get_function_params
 
 from moderation.web.actions import ChatPage, RequestError
+
+STREAMED = frozenset({"/chat"})  # endpoints whose API-page sample streams with `submit`
 
 
 class Message(TypedDict):
@@ -83,6 +92,8 @@ def endpoints(page: ChatPage, gpu, **limit) -> None:
         verdicts (every check so far: a /moderate verdict plus stage: prompt, partial or response).
         Stream it: job = client.submit("Hi!", api_name="/chat"); for update in job: print(update["reply"]);
         job.result() is the final update (client.predict returns only that one).
+        The server also speaks the OpenAI API under /v1 (/v1/models, /v1/chat/completions, /v1/moderations):
+        see docs/api.md, section /v1.
 
         Parameters:
             message: the user's message.
@@ -93,5 +104,53 @@ def endpoints(page: ChatPage, gpu, **limit) -> None:
         except RequestError as exc:
             raise gr.Error(str(exc)) from None
 
-    gr.api(gpu(moderate), api_name="moderate", **limit)
-    gr.api(gpu(chat), api_name="chat", **limit)
+    documented_api(moderate, gpu(moderate), api_name="moderate", **limit)
+    documented_api(chat, gpu(chat), api_name="chat", **limit)
+    if not getattr(gradio.routes.generate_code_snippets, "streams", False):
+        gradio.routes.generate_code_snippets = streamed_snippets(gradio.routes.generate_code_snippets)
+
+
+def documented_api(fn, served, **options) -> None:
+    """gr.api(served), with each parameter's description on the API page taken from `fn`'s
+    docstring ("Parameters:"): Gradio 6 shows a parameter's `additional_description`, which
+    the components gr.api makes for the parameters leave empty (the page then says
+    "⚠︎ No description")."""
+    dependency = gr.api(served, **options)
+    _, descriptions, _ = get_function_description(fn)
+    names = [name for name, *_ in get_function_params(fn)]
+    blocks = get_blocks_context().blocks
+    for name, block_id in zip(names, dependency["inputs"], strict=True):
+        component = blocks[block_id]  # a gradio.components.Api, whose schema the API page reads
+        component._api_info = {**component._api_info, "additional_description": descriptions.get(name, "")}
+
+
+def streamed_snippets(generate):
+    """Gradio's code-sample generator (gradio.routes.generate_code_snippets), with the
+    Python and JavaScript samples of the STREAMED endpoints rewritten to stream each update
+    with `submit`; every other endpoint's samples are Gradio's."""
+
+    def snippets(api_name: str, *args, **kwargs) -> dict[str, str]:
+        samples = generate(api_name, *args, **kwargs)
+        if api_name in STREAMED:
+            samples["python"] = (
+                samples["python"]
+                .replace("result = client.predict(", "job = client.submit(")
+                .replace(
+                    "print(result)",
+                    'for update in job:  # each update as the turn runs\n\tprint(update["reply"])\n'
+                    "print(job.result())  # the final update, with every verdict",
+                )
+            )
+            samples["javascript"] = (
+                samples["javascript"]
+                .replace("const result = await client.predict(", "const job = client.submit(")
+                .replace(
+                    "console.log(result.data);",
+                    "for await (const message of job) {  // each update as the turn runs\n"
+                    '\tif (message.type === "data") console.log(message.data[0].reply);\n}',
+                )
+            )
+        return samples
+
+    snippets.streams = True
+    return snippets

@@ -48,6 +48,7 @@ OPEN_WARNING = (
     "⚠️ **Demo mode: visitor settings are open.** Anyone with this page can loosen the "
     "moderation policy (threshold, categories, checks, system prompt)."
 )
+LIVE_LINE = '<div class="vp-live" role="status" title="Show this turn\'s verdicts"></div>'  # filled by the script
 MODERATED = "moderated-work"  # Gradio's concurrency group of every event that runs turns or checks
 CPU_MAX_NEW_TOKENS = 128  # the page's starting value with the bundled CPU model (512 takes ~45 s)
 OFFLINE_NOTICE = (
@@ -120,9 +121,10 @@ def chat_widgets(models: Models, config: AppConfig) -> ChatWidgets:
     status = gr.Markdown(status_markdown(models), elem_id="load-status")
     timer, turns = gr.Timer(1.0, active=True), gr.State([])
     with gr.Row():
-        with gr.Column(scale=3):
+        with gr.Column(scale=3, elem_id="chat-column"):
             chatbot = gr.Chatbot(
                 label="Chat",
+                show_label=False,  # Gradio's floating label would cover the examples and the first lines
                 height=520,
                 elem_id="chat",
                 buttons=["copy"],
@@ -132,14 +134,15 @@ def chat_widgets(models: Models, config: AppConfig) -> ChatWidgets:
                 examples=CHAT_EXAMPLES,
                 placeholder=("Every message and every reply is checked by the guard. Try an example, or type below."),
             )
+            # on a phone: the newest card's title (the running turn's verdict) right above the box
+            gr.HTML(LIVE_LINE, elem_id="live-verdict", container=False)
             with gr.Row(equal_height=True):
                 box = gr.Textbox(
                     placeholder="Type a message and press Enter",
                     show_label=False,
                     scale=6,
                     max_lines=8,
-                    elem_id="message",
-                    autofocus=True,
+                    elem_id="message",  # the page's script gives it the focus without scrolling the page
                 )
                 send = gr.Button("Send", variant="primary", scale=1, min_width=70, elem_id="send")
                 stop = gr.Button("⏹ Stop", variant="stop", scale=1, min_width=70, elem_id="stop", visible=False)

@@ -198,21 +198,22 @@ def outcome_label(turn: TurnState) -> str:
     return turn.outcome
 
 
-def _worst(turn: TurnState) -> str:
-    """The turn's worst verdict in a few words: 'S9 Defamation 74%', 'safe 3%', 'guard failed'."""
-    if not turn.checks:
+def _worst(checks: Sequence[Check]) -> str:
+    """The worst of the verdicts a card shows, in a few words with its stage: 'S9 Defamation
+    74% (response)', 'safe 3% (prompt)', 'guard failed'. A safe turn shows its highest score,
+    so the title's number is always one that the card shows."""
+    if not checks:
         return "not judged yet"
-    worst = max(
-        (c.verdict for c in turn.checks), key=lambda v: (not v.safe, v.failed, v.score if v.score is not None else 0.0)
-    )
-    if worst.failed:
+    worst = max(checks, key=lambda c: (not c.verdict.safe, c.verdict.failed, c.verdict.score or 0.0))
+    verdict, stage = worst.verdict, _STAGE.get(worst.stage, worst.stage).lower()
+    if verdict.failed:
         return "guard failed"
     what = (
-        (f"{worst.categories[0].code} {worst.categories[0].name}" if worst.categories else "unsafe")
-        if not worst.safe
+        (f"{verdict.categories[0].code} {verdict.categories[0].name}" if verdict.categories else "unsafe")
+        if not verdict.safe
         else "safe"
     )
-    return f"{what} {worst.score:.0%}" if worst.score is not None else what
+    return f"{what} {verdict.score:.0%} ({stage})" if verdict.score is not None else f"{what} ({stage})"
 
 
 def _turn_html(number: int, turn: TurnState, latest: bool) -> str:
@@ -232,7 +233,7 @@ def _turn_html(number: int, turn: TurnState, latest: bool) -> str:
     return (
         f'<details class="vp-turn {kind}" id="vp-turn-{number}" data-turn="{number}"{" open" if latest else ""}>'
         f'<summary class="vp-title">Turn {number} · <i>{outcome}</i> · '
-        f'<span class="vp-worst">{html.escape(_worst(turn))}</span></summary>'
+        f'<span class="vp-worst">{html.escape(_worst(shown))}</span></summary>'
         f'<div class="vp-user">“{snippet}”</div>{body}</details>'
     )
 

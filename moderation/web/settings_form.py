@@ -11,7 +11,7 @@ import gradio as gr
 
 from guard.taxonomy import LLAMA_GUARD_2, Category
 from moderation.policy import GENERATION, OperatorPolicy, VisitorChoices
-from moderation.schema import Generation, PolicyFields, bound
+from moderation.schema import Generation, PolicyFields, bound, extra
 from moderation.turn import HOLD, STREAM_FIRST
 
 
@@ -72,6 +72,22 @@ def slider_ranges(o: OperatorPolicy) -> dict[str, tuple[float, float]]:
     return ranges
 
 
+def stricter(name: str) -> str:
+    """'Stricter: lower.' for a policy setting, as moderation.schema declares it."""
+    return f"Stricter: {extra(PolicyFields.model_fields[name], 'stricter')}."
+
+
+def check_every_label(minimum: float) -> str:
+    """The check interval's label; it names 0 only when the slider reaches 0."""
+    return "Check the streaming reply every N tokens" + (" (0 = only at the end)" if minimum == 0 else "")
+
+
+TEMPERATURE_INFO = (
+    "How much the reply varies: 0 always takes the most likely word (the same reply every time); "
+    "higher is more varied and more surprising."
+)
+
+
 def slider(minimum: float, maximum: float, value: float, **options) -> gr.Slider:
     """A gr.Slider whose value reaches the handler as sent. The server's own check
     (moderation.policy.turn_settings) then refuses a crafted value (a string, NaN, out
@@ -101,7 +117,7 @@ class SettingsWidgets:
         self.policy = gr.Markdown(policy_markdown(o, taxonomy), elem_id="policy")
         self.system = gr.Textbox(
             o.system_prompt,
-            label="System prompt",
+            label="System prompt" if o.is_open else "System prompt (set by the operator, read-only)",
             lines=2,
             interactive=o.is_open,
             elem_id="system-prompt",
@@ -120,6 +136,7 @@ class SettingsWidgets:
                 step=0.05,
                 label="Temperature (0 = greedy)",
                 elem_id="temperature",
+                info=TEMPERATURE_INFO,
             )
             self.top_p = slider(
                 *ranges["top_p"],
@@ -145,20 +162,24 @@ class SettingsWidgets:
                 step=0.01,
                 label="Guard threshold (unsafe if p ≥ threshold)",
                 elem_id="threshold",
+                info="A message is flagged when its unsafe probability is at least this. " + stricter("threshold"),
             )
             self.check_every = slider(
                 *ranges["check_every"],
                 o.check_every,
                 step=1,
                 elem_id="check-every",
-                label="Check the streaming reply every N tokens (0 = only at the end)",
+                label=check_every_label(ranges["check_every"][0]),
+                info="How many new tokens the guard waits for between checks. " + stricter("check_every"),
             )
             policies = [HOLD] if o.stream_policy == HOLD and not o.is_open else [STREAM_FIRST, HOLD]
             self.stream_policy = gr.Radio(
                 policies,
                 value=o.stream_policy,
                 label="While streaming",
-                info="stream-first: show at once, retract if flagged · hold: show only checked text",
+                elem_id="stream-policy",
+                info="stream-first: show at once, retract if flagged · hold: show only checked text. "
+                + stricter("stream_policy"),
             )
         choices, value = category_widget_value(o, taxonomy)
         self.categories = gr.CheckboxGroup(
@@ -167,6 +188,7 @@ class SettingsWidgets:
             elem_id="categories",
             visible=bool(choices),
             label="Categories checked" if o.is_open else "Also check",
+            info="Stricter: more categories checked.",
         )
 
     @property
