@@ -89,6 +89,7 @@ POLICY_VALUES = {
     "max_new_tokens": st.integers(0, 5000),
     "visitor_settings": st.sampled_from(["locked", "open"]),
     "prompt_check": st.sampled_from(["parallel", "first"]),
+    "thresholds": st.dictionaries(st.sampled_from(["S1", "S8", "s10", "S15", "C1"]), st.floats(-1, 2), max_size=3),
 }
 assert set(POLICY_VALUES) == _POLICY_KEYS  # every setting a policy file may hold
 POLICY = st.fixed_dictionaries(
