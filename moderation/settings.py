@@ -206,7 +206,8 @@ class _Parser(argparse.ArgumentParser):
     usage error, never a traceback."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (each flag's variable is in --help)\n")
+        one_line = message.replace("\r", "\\r").replace("\n", "\\n")  # a value may hold line breaks
+        self.exit(2, f"{self.prog}: error: {one_line} (each flag's variable is in --help)\n")
 
 
 def _add(group, model: type[BaseModel], name: str) -> None:

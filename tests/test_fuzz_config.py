@@ -141,6 +141,7 @@ def build_page(config: AppConfig) -> None:
 @example(argv=["--threshold", "0"], env={})  # found by this suite: a slider from 0 to 0
 @example(argv=["--max-new-tokens", "1"], env={})  # ... from 1 to 1
 @example(argv=["--check-every", "1"], env={})  # ... from 1 to 1
+@example(argv=["\n"], env={})  # found by the long profile: a line break in an argument made a two-line error
 def test_flags_and_variables_give_a_config_or_one_line(argv, env):
     parse(argv, env)
 
