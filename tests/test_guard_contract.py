@@ -52,7 +52,11 @@ def test_verdict_shape(guard, conversation, role):
         "error",
         "note",
         "guard",
+        "category_scores",
     }
+    scores = verdict.category_scores  # p(unsafe and category) for the policy's categories: they sum to the score
+    assert scores and all(0.0 <= s <= 1.0 for s in scores.values())
+    assert sum(scores.values()) == pytest.approx(verdict.score, abs=1e-5)
 
 
 @pytest.mark.parametrize("conversation", [PROMPT, REPLY])

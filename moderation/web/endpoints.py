@@ -47,6 +47,7 @@ class Verdict(TypedDict):
     error: str
     note: str
     guard: str
+    category_scores: dict[str, float]  # p(unsafe and that category), summing to score
 
 
 class StageVerdict(Verdict):
@@ -72,7 +73,8 @@ def endpoints(page: ChatPage, gpu, **limit) -> None:
         that context, as the reply when the conversation ends with a user message).
         Returns a verdict: safe (false when flagged or when the guard failed), categories [{code, name}],
         score (the unsafe probability; null when the guard gives none), threshold, role (User or Agent),
-        parsed (false: the guard's answer was unreadable), raw (its answer), latency_ms, error, note, guard.
+        parsed (false: the guard's answer was unreadable), raw (its answer), latency_ms, error, note, guard,
+        category_scores (per category code, p(unsafe and that category); they sum to score).
 
         Parameters:
             text: the message to judge (at most 16,000 characters).
