@@ -149,7 +149,7 @@ PAGE_VALUES = {
     "max-new-tokens": 32,
     "threshold": 0.5,
     "check-every": 4,
-    "While streaming": "stream-first",
+    "stream-policy": "stream-first",
     "categories": [],
 }
 
@@ -199,7 +199,7 @@ def test_a_crafted_page_request_cannot_loosen_the_policy(offline_app, loosen, wh
         ({"threshold": "lax"}, "threshold must be a number from 0 to 1, not 'lax'"),
         # ...and Gradio refuses a choice that the widget does not offer, with its own message
         ({"categories": ["S99 Anything goes"]}, "not in the list of choices"),
-        ({"While streaming": "yolo"}, "not in the list of choices"),
+        ({"stream-policy": "yolo"}, "not in the list of choices"),
     ],
 )
 def test_a_value_looser_than_the_locked_policy_is_refused_readably(offline_app, outside, why):

@@ -152,7 +152,7 @@ PAGE_VALUES = {
     "max-new-tokens": 8,
     "threshold": 0.5,
     "check-every": 0,
-    "While streaming": "stream-first",
+    "stream-policy": "stream-first",
     "categories": [],
 }
 
