@@ -165,14 +165,13 @@ def test_an_unsafe_verdict_lists_its_highest_category_scores():
         category_scores=scores,
     )
     html = panel_html([TurnState(user="hi", checks=(Check("prompt", unsafe),), outcome=REFUSED)])
+    named = html.split('<ul class="vp-cats">', 1)[1].split("</ul>", 1)[0]
+    assert '<code>S8</code> Indiscriminate Weapons<span class="vp-cat-score">70%</span>' in named  # beside its name
+    assert '<span class="vp-cat-score">2%</span>' in named  # the custom category's own score
     listed = html.split('<ul class="vp-cat-scores"', 1)[1].split("</ul>", 1)[0]
-    assert listed.count("<li>") == 3  # the three highest, highest first
-    assert (
-        listed.index("<code>S8</code> Indiscriminate Weapons")
-        < listed.index("<code>S1</code>")
-        < listed.index("<code>S2</code>")
-    )
-    assert '<span class="vp-cat-score">70%</span>' in listed and "S9" not in listed
+    assert listed.count("<li>") == 3  # the other categories, highest first, at least 1%
+    assert listed.index("<code>S1</code>") < listed.index("<code>S2</code>") < listed.index("<code>S9</code>")
+    assert "S8" not in listed and '<span class="vp-cat-score">10%</span>' in listed
     safe = Verdict(safe=True, score=0.2, threshold=0.5, category_scores={"S1": 0.15, "S8": 0.05})
     assert "vp-cat-scores" not in panel_html(
         [TurnState(user="hi", checks=(Check("prompt", safe),), outcome=ANSWERED, shown="ok")]

@@ -147,33 +147,47 @@ def _score_bar(verdict: Verdict) -> str:
     )
 
 
-TOP_SCORES = 3  # per-category scores listed under an unsafe verdict
+TOP_SCORES = 3  # other categories' scores listed under an unsafe verdict
+MIN_LISTED = 0.01  # ... from this score on
+
+
+def _score(verdict: Verdict, code: str) -> str:
+    score = verdict.category_scores.get(code)
+    return "" if score is None or verdict.safe else f'<span class="vp-cat-score">{score:.0%}</span>'
 
 
 def category_scores_html(verdict: Verdict) -> str:
-    """For an unsafe verdict, its highest per-category scores (p(unsafe) x p(category |
-    unsafe)), named where the verdict names the category; '' otherwise.
+    """For an unsafe verdict, the per-category scores (p(unsafe) x p(category | unsafe)) of
+    the categories it does not name, highest first, at most TOP_SCORES of at least 1%; ''
+    otherwise (the named categories carry their own score beside their name).
 
     >>> from guard.taxonomy import Category
     >>> out = category_scores_html(Verdict(safe=False, categories=(Category("S8", "Indiscriminate Weapons"),),
-    ...                                    score=0.9, category_scores={"S1": 0.05, "S8": 0.8, "S9": 0.05}))
-    >>> out.count("<li>"), "<code>S8</code> Indiscriminate Weapons" in out
-    (3, True)
+    ...                                    score=0.9, category_scores={"S1": 0.05, "S8": 0.8, "S9": 0.005}))
+    >>> out.count("<li>"), "S1" in out, "S8" in out, "S9" in out
+    (1, True, False, False)
     """
-    if verdict.safe or not verdict.category_scores:
+    if verdict.safe:
         return ""
-    names = {c.code: c.name for c in verdict.categories}
-    top = sorted(verdict.category_scores.items(), key=lambda kv: -kv[1])[:TOP_SCORES]
+    named = {c.code for c in verdict.categories}
+    others = sorted(
+        ((c, s) for c, s in verdict.category_scores.items() if c not in named and s >= MIN_LISTED),
+        key=lambda kv: -kv[1],
+    )[:TOP_SCORES]
+    if not others:
+        return ""
     items = "".join(
-        f"<li><code>{html.escape(code)}</code> {html.escape(names.get(code, ''))}"
-        f'<span class="vp-cat-score">{score:.0%}</span></li>'
-        for code, score in top
+        f'<li><code>{html.escape(code)}</code><span class="vp-cat-score">{score:.0%}</span></li>'
+        for code, score in others
     )
-    return f'<ul class="vp-cat-scores" title="p(unsafe) × p(category | unsafe)">{items}</ul>'
+    return f'<ul class="vp-cat-scores" title="p(unsafe) × p(category | unsafe) of other categories">{items}</ul>'
 
 
 def verdict_html(stage: str, verdict: Verdict) -> str:
-    cats = "".join(f"<li><code>{html.escape(c.code)}</code> {html.escape(c.name)}</li>" for c in verdict.categories)
+    cats = "".join(
+        f"<li><code>{html.escape(c.code)}</code> {html.escape(c.name)}{_score(verdict, c.code)}</li>"
+        for c in verdict.categories
+    )
     detail = f'<ul class="vp-cats">{cats}</ul>' if cats else ""
     detail += category_scores_html(verdict)
     if verdict.failed:
