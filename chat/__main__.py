@@ -17,7 +17,7 @@ from weights.offline import cache_dir
 DEFAULTS = GenerationSettings()  # the same defaults as the app's (moderation.schema reads them from here)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m chat",
         description="Stream a reply from the chat model to stdout, as it is generated.",
@@ -69,6 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--load-in-4bit", action="store_true", help="bitsandbytes 4-bit (needs CUDA)")
     p.add_argument("--load-in-8bit", action="store_true", help="bitsandbytes 8-bit (needs CUDA)")
     p.add_argument("-q", "--quiet", action="store_true", help="no loading messages on stderr")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _parser()
     a = p.parse_args(argv)
     if not a.message.strip():
         p.error("the message is empty")

@@ -10,7 +10,7 @@ pressed them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import gradio as gr
@@ -225,25 +225,7 @@ def wire_events(page: ChatPage, w: ChatWidgets, form: SettingsWidgets, taxonomy,
     Turns run in one Gradio concurrency group (MODERATED); Undo, Clear and Stop never wait.
     `gpu` wraps the handlers that run models (moderation.web.space: ZeroGPU on a Space)."""
     outputs = set(w.updated.values()) | {w.send, w.stop}
-
-    def render(updates: Iterator[PageUpdate]) -> Iterator[dict]:
-        """Each PageUpdate as a value for every output: gr.skip() for what it leaves as it
-        is. (Gradio fails an event whose dict names no output at all, and the visitor
-        would see an error toast and an "Error" box over the chat instead of a refusal.)"""
-        for update in updates:
-            if update.warning:
-                gr.Warning(update.warning)
-            out = dict.fromkeys(outputs, gr.skip())
-            out.update(
-                {
-                    w.updated[name]: value
-                    for name, value in vars(update).items()
-                    if name in w.updated and value is not None
-                }
-            )
-            if update.running is not None:  # Send becomes Stop while a turn runs
-                out.update(send_or_stop(w, update.running))
-            yield out
+    render = renderer(w, outputs)
 
     def buttons(request: gr.Request):
         """Send or Stop, as the session's turn runs or not (after every event that may end one)."""
@@ -315,6 +297,30 @@ def wire_events(page: ChatPage, w: ChatWidgets, form: SettingsWidgets, taxonomy,
     w.stop.click(on_stop, None, None, queue=False, **private)
     # a card's Report form (moderation.web.cards.PANEL_JS): queued for its warning, never waiting on a turn
     w.panel.submit(on_report, {w.turns}, outputs, concurrency_limit=None, **private)
+
+
+def renderer(w: ChatWidgets, outputs: set) -> Callable[[Iterable[PageUpdate]], Iterator[dict]]:
+    """PageUpdates -> values for every output: gr.skip() for what an update leaves as it is.
+    (Gradio fails an event whose dict names no output at all, and the visitor would see an
+    error toast and an "Error" box over the chat instead of a refusal.)"""
+
+    def render(updates: Iterable[PageUpdate]) -> Iterator[dict]:
+        for update in updates:
+            if update.warning:
+                gr.Warning(update.warning)
+            out = dict.fromkeys(outputs, gr.skip())
+            out.update(
+                {
+                    w.updated[name]: value
+                    for name, value in vars(update).items()
+                    if name in w.updated and value is not None
+                }
+            )
+            if update.running is not None:  # Send becomes Stop while a turn runs
+                out.update(send_or_stop(w, update.running))
+            yield out
+
+    return render
 
 
 def send_or_stop(w: ChatWidgets, running: bool) -> dict:
