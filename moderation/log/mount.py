@@ -13,7 +13,6 @@ from sqlalchemy.engine import Engine
 
 from moderation.log.export import FORMATS
 from moderation.log.metrics import attach_metrics
-from moderation.log.review import turn_filter
 from moderation.log.review_page import PAGE_CSS, PAGE_HEAD, create_review
 from moderation.log.routes import (
     REVIEW_PATH,
@@ -69,7 +68,7 @@ def attach_review(app, engine: Engine, operator: tuple[str, str], path: str = RE
             0,
             APIRoute(
                 f"{path}/export.{fmt}",
-                export_endpoint(engine, fmt, is_operator, turn_filter),
+                export_endpoint(engine, fmt, is_operator),
                 methods=["GET"],
                 include_in_schema=False,
             ),

@@ -25,6 +25,7 @@ from starlette.datastructures import Headers
 from moderation.log.export import serialize
 from moderation.log.labels import LabelError, UnknownTurn, add_label
 from moderation.log.query import iter_records
+from moderation.log.review import FILTERS, turn_filter
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -139,37 +140,15 @@ def _login_required() -> Response:
     )
 
 
-def export_endpoint(engine: Engine, fmt: str, is_operator: Callable[[Request], bool], turn_filter: Callable):
-    """GET /review/export.<fmt>: the turns `turn_filter(**query parameters)` selects, newest first."""
+def export_endpoint(engine: Engine, fmt: str, is_operator: Callable[[Request], bool]):
+    """GET /review/export.<fmt>: the turns that the page's filters (FILTERS, as query
+    parameters) select, newest first."""
 
-    def export(
-        request: Request,
-        outcome: str = "",
-        category: str = "",
-        since: str = "",
-        until: str = "",
-        text: str = "",
-        session: str = "",
-        score_min: str = "",
-        score_max: str = "",
-        labelled: str = "",
-        queue: str = "",
-    ) -> Response:
+    def export(request: Request) -> Response:
         if not is_operator(request):
             return _login_required()
         try:
-            f = turn_filter(
-                outcome=outcome,
-                category=category,
-                since=since,
-                until=until,
-                text=text,
-                session=session,
-                score_min=score_min,
-                score_max=score_max,
-                labelled=labelled,
-                queue=queue,
-            )
+            f = turn_filter(**{name: request.query_params.get(name, "") for name in FILTERS})
         except ValueError as exc:
             return Response(str(exc), status_code=400)
         media = "text/csv" if fmt == "csv" else "application/x-ndjson"
