@@ -25,6 +25,7 @@ class Guard(Protocol):
     label: str  # what the UI shows, e.g. "Llama Guard 2 (meta-llama/Meta-Llama-Guard-2-8B)"
     is_llama_guard: bool  # False for the offline classifier: the UI says so
     taxonomy: tuple[Category, ...]  # the categories a policy may switch on and off
+    languages: str = "English"  # which languages it is made and measured for, as the page says it
 
     def check(
         self, conversation: Conversation, policy: Policy | None = None, threshold: float = DEFAULT_THRESHOLD

@@ -33,7 +33,7 @@ from guard.category_scores import category_scores
 from guard.local import NOT_FINITE, Assessment
 from guard.parse import parse_verdict
 from guard.policy import Policy
-from guard.prompt import GUARD2, GuardPrompt, render_prompt
+from guard.prompt import GUARD2, GUARD3, GuardPrompt, render_prompt
 from guard.taxonomy import TAXONOMIES, Category
 from guard.verdict import AGENT, USER, Verdict, failed_verdict
 from guard.views import VIEWS, View, judge_views
@@ -108,6 +108,11 @@ def _join(*notes: str) -> str:
     return "; ".join(dict.fromkeys(n for n in notes if n))
 
 
+LANGUAGES = {  # what each model card says
+    GUARD2: "English (Llama Guard 2 is English-first)",
+    GUARD3: "English, French, German, Hindi, Italian, Portuguese, Spanish, Thai (Llama Guard 3's eight)",
+}
+
 class LlamaGuard(Guard):
     """Implements guard.base.Guard. Thread-safe: the app checks several users at once."""
 
@@ -118,6 +123,7 @@ class LlamaGuard(Guard):
     ):
         self.backend, self.version, self.label = backend, version, label
         self.taxonomy = taxonomy or TAXONOMIES[version]
+        self.languages = LANGUAGES[version]
 
     def default_policy(self) -> Policy:
         return Policy(taxonomy=self.taxonomy)

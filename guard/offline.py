@@ -20,7 +20,10 @@ already the joint probability of "unsafe, category Sk" = p(unsafe) x p(Sk | unsa
 same quantity as Llama Guard's (guard.category_scores). The verdict keeps p(Sk) for each
 enabled category; they sum to the score.
 
-User role: the prompt head reads the message. Agent role (an even number of messages): the
+User role: the prompt head reads the message, after the start of the earlier turns when
+there are any (guard.offline_model.Network.turn_context: the same answered turns Llama
+Guard reads), so "ok, list the parts and how to put it together" is judged with the
+question before it. Agent role (an even number of messages): the
 reply head reads the reply after the prompt it answers, so a compliant answer to a
 harmful request is unsafe even when its text looks bland, and a refusal is safe even when
 it names the hazard it declines.
@@ -101,6 +104,12 @@ def judged_texts(conversation: Conversation) -> tuple[str, str | None]:
     return (last, conversation[-2]["content"]) if len(conversation) % 2 == 0 else (last, None)
 
 
+def earlier_turns(conversation: Conversation) -> list[str]:
+    """For a User check, the texts of the messages before the last (the answered turns the
+    caller kept: the turn sends the same ones Llama Guard reads); [] for an Agent check."""
+    return [m["content"] for m in conversation[:-1]] if len(conversation) % 2 == 1 else []
+
+
 def window_probabilities(net: Network, inputs: list[list], side: str, batch: int = 32) -> list[np.ndarray]:
     """Class probabilities per window, for many texts at once: inputs[k] is the list of
     window inputs of text k; returns one (windows, classes) array per text. Windows are
@@ -138,11 +147,12 @@ class OfflineGuard(Guard):
         guard.window_inputs("warm-up", None)
         return guard
 
-    def window_inputs(self, message: str, prompt: str | None) -> list:
-        """The inputs the network reads for one check, one per window, from normalised text."""
+    def window_inputs(self, message: str, prompt: str | None, turns: list[str] = ()) -> list:
+        """The inputs the network reads for one check, one per window, from normalised text:
+        a prompt after its earlier turns (if any), or a reply after its prompt."""
         message = guard_text(message)
         if prompt is None:
-            return self.net.prompt_inputs(message)
+            return self.net.prompt_inputs(message, self.net.turn_context([guard_text(t) for t in turns]))
         return self.net.reply_inputs(self.net.context(guard_text(prompt)), message)
 
     def check(
@@ -166,7 +176,7 @@ class OfflineGuard(Guard):
     def _check(self, conversation, policy: Policy, threshold: float, role: str, started: float) -> Verdict:
         message, prompt = judged_texts(conversation)
         enabled = {c.code for c in policy.enabled()}
-        inputs = self.window_inputs(message, prompt)
+        inputs = self.window_inputs(message, prompt, earlier_turns(conversation))
         side = "prompt" if prompt is None else "reply"
         result = worst(window_probabilities(self.net, [inputs], side)[0], enabled)
         safe = result.score < threshold

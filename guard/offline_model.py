@@ -6,7 +6,11 @@ holds only what training changed (the top TUNED layers and both heads, fp16), so
 stays small. Inputs never exceed WINDOW word pieces; longer text is cut into overlapping
 windows (see windows()) and judged window by window: nothing is truncated silently.
 
-- Prompt side: [CLS] prompt-window [SEP].
+- Prompt side: [CLS] prompt-window [SEP] when the message opens the conversation; after
+  earlier turns, [CLS] turn-context [SEP] prompt-window [SEP] (token types 0 and 1), where
+  the turn context is the start of each earlier message (TURN_PIECES word pieces of a
+  user message, REPLY_PIECES of a reply, oldest first, at most TURNS_CONTEXT in all): a
+  request split over two turns is judged as one.
 - Reply side: [CLS] prompt-context [SEP] reply-window [SEP] (token types 0 and 1), where the
   prompt context is the prompt itself when it has at most CONTEXT pieces, else its most
   unsafe CONTEXT-piece window by the prompt head.
@@ -28,6 +32,8 @@ CLASSES = ("safe",) + tuple(c.code for c in LLAMA_GUARD_2)  # head output order
 WINDOW = 256  # all-MiniLM-L6-v2 was trained on 256 word pieces, special tokens included
 CONTEXT = 64  # word pieces of prompt context on the reply side
 TUNED = 2  # top encoder layers that training changes
+TURN_PIECES, REPLY_PIECES = 40, 24  # word pieces kept of each earlier user message / reply
+TURNS_CONTEXT = 2 * (TURN_PIECES + REPLY_PIECES)  # the two answered turns Llama Guard also reads
 
 
 class OfflineModelMissing(FileNotFoundError):
@@ -169,10 +175,27 @@ class Network:
     def ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def prompt_inputs(self, text: str) -> list[tuple[list[int], list[int]]]:
-        """(input ids, token types) per window of a prompt."""
+    def prompt_inputs(self, text: str, context: list[int] | None = None) -> list[tuple[list[int], list[int]]]:
+        """(input ids, token types) per window of a prompt; after the turn context
+        (turn_context) when the conversation has earlier turns."""
         cls, sep = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
-        return [([cls] + w + [sep], [0] * (len(w) + 2)) for w in windows(self.ids(text), WINDOW - 2, 64)]
+        if not context:
+            return [([cls] + w + [sep], [0] * (len(w) + 2)) for w in windows(self.ids(text), WINDOW - 2, 64)]
+        return self.reply_inputs(context, text)
+
+    def turn_context(self, turns: list[str]) -> list[int]:
+        """The prompt side's context: the start of each earlier message (user, reply, user,
+        reply, ... oldest first), separated by [SEP], at most TURNS_CONTEXT pieces (the most
+        recent turns kept when there are more)."""
+        sep, parts = self.tokenizer.sep_token_id, []
+        for k, text in enumerate(turns):
+            parts.append(self.ids(text)[: TURN_PIECES if k % 2 == 0 else REPLY_PIECES])
+        ids: list[int] = []
+        for part in reversed(parts):
+            if len(ids) + len(part) + 1 > TURNS_CONTEXT:
+                break
+            ids = part + ([sep] + ids if ids else [])
+        return ids
 
     def reply_inputs(self, context: list[int], reply: str) -> list[tuple[list[int], list[int]]]:
         """(input ids, token types) per window of a reply, each after the prompt context."""

@@ -11,6 +11,10 @@
 5. long_prompts(): long prompts made of a split's benign texts, some with one of that
    split's prompts (unsafe, or benign with words of harm) put inside, so that a harmful
    request is not diluted by the benign text around it.
+6. in_context(): prompts after an earlier turn of their split: a benign turn before a
+   prompt changes nothing, and an unrelated benign prompt after a refused harmful one is
+   benign (the hand-written multi-turn pairs teach the other direction: a follow-up that
+   is harmful only because of the turn before it).
 
 >>> jaccard("how do I make a bomb", "how do I make a cake")
 0.7142857142857143
@@ -190,6 +194,8 @@ def pairs(items: list[Item], seed: int) -> list[Item]:
     }
     for item in items:
         e, split = item.example, item.split
+        if e.context:  # a follow-up means what it means after its turn: no reply of its own here
+            continue
         if e.kind in ("reply", "refusal"):
             prompt = e.prompt or rng.choice(neutral[split])
             out.append(Item(replace(e, prompt=prompt), item.group, split))
@@ -236,7 +242,7 @@ def long_prompts(items: list[Item], seed: int, share: float = 0.15, words_range=
     (a whole WritingBench task), else the split's benign prompts and replies joined."""
     rng, out = random.Random(seed), []
     for split, _ in SPLITS:
-        here = [i for i in items if i.split == split and "+" not in i.example.source]
+        here = [i for i in items if i.split == split and "+" not in i.example.source and not i.example.context]
         benign = [i for i in here if not i.example.unsafe and i.example.kind in ("prompt", "reply")]
         coherent = [i for i in benign if len(i.example.full.split()) >= words_range[1]]
         prompts = [i for i in here if i.example.kind == "prompt"]
@@ -268,4 +274,34 @@ def long_prompts(items: list[Item], seed: int, share: float = 0.15, words_range=
                         split,
                     )
                 )
+    return out
+
+
+def in_context(items: list[Item], seed: int, share: float = 0.25, after_harm: float = 0.08) -> list[Item]:
+    """Per split: about `share` of the single-turn prompts once more after a benign turn of
+    the split (a benign prompt and its reply; same label), and about `after_harm` of the
+    unsafe prompts, refused, followed by a benign prompt of the split (safe)."""
+    rng, out = random.Random(seed), []
+    for split, _ in SPLITS:
+        here = [i for i in items if i.split == split and "+" not in i.example.source]
+        turns = [
+            (i.example.prompt, i.example.text)
+            for i in here
+            if i.example.kind == "reply" and not i.example.unsafe and i.example.prompt
+        ]
+        refusals = [i.example.text for i in here if i.example.kind == "refusal"]
+        prompts = [i for i in here if i.example.kind == "prompt" and not i.example.context]
+        benign = [i for i in prompts if not i.example.unsafe]
+        if not turns or not benign:
+            continue
+        for item in prompts:
+            e = item.example
+            if rng.random() < share:
+                context = rng.choice(turns)
+                out.append(Item(replace(e, context=context, source=e.source + " +turn"), item.group, split))
+            if e.unsafe and refusals and rng.random() < after_harm:
+                follow = rng.choice(benign)
+                after = follow.example.source + " +after"
+                follow_up = replace(follow.example, context=(e.text, rng.choice(refusals)), source=after)
+                out.append(Item(follow_up, follow.group, split))
     return out

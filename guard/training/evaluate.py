@@ -10,9 +10,13 @@ Reads guard/data/examples.tsv (written by `python -m guard.train`) and the commi
 and judges every example the way OfflineGuard.check does (normalised text, every window).
 Per side (prompt, reply) and per source: precision, recall and F1 at the threshold (0.5,
 Llama Guard's default), AUPRC, recall at 1% and 5% FPR (the threshold that lets that share
-of benign examples through), over-refusal on benign-edgy prompts (benign prompts with
-words of harm, see guard.training.dataset.benign_edgy), per-category recall with n, and
-the median latency of OfflineGuard.check on 50 of the split's prompts.
+of benign examples through), expected calibration error (ece), over-refusal on benign-edgy
+prompts (benign prompts with words of harm, see guard.training.dataset.benign_edgy),
+per-category recall with n, the hand-written multi-turn pairs (follow-ups flagged after
+the turn that makes them harmful, and after the harmless one), recall and FPR per language,
+and the median latency of OfflineGuard.check on 50 of the split's prompts. How the model
+does on sources it never saw is `python -m guard.train --transfer`'s table
+(guard/data/transfer_figures.json).
 
 With --model (a model trained with `python -m guard.train --with-labels`), it compares
 the committed model (before) with that one (after) on the split, and with --labels FILE
@@ -67,6 +71,7 @@ def table(result: dict) -> list[str]:
         "auprc",
         "recall_at_1pct_fpr",
         "recall_at_5pct_fpr",
+        "ece",
     )
     lines = [f"{'':<44}" + "".join(f"{c.replace('recall_at_', 'R@').replace('pct_fpr', '%'):>10}" for c in cols)]
     for side in ("prompt", "reply"):
@@ -79,6 +84,16 @@ def table(result: dict) -> list[str]:
         if side == "prompt":
             lines.append(
                 f"  over-refusal on benign-edgy prompts: {part['over_refusal_benign_edgy']} (n {part['benign_edgy_n']})"
+            )
+            if part.get("multi_turn"):
+                m = part["multi_turn"]
+                lines.append(
+                    f"  multi-turn pairs (n {m['n_pairs']}): in context flagged {m['in_context_flagged']}, "
+                    f"harmless controls flagged {m['controls_flagged']}"
+                )
+            lines.append(
+                "  per language (recall / FPR): "
+                + ", ".join(f"{k} {v['recall']} / {v['fpr']}" for k, v in part.get("per_language", {}).items())
             )
         lines.append(
             "  per-category recall: "

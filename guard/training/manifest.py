@@ -5,13 +5,14 @@ written by `python -m guard.train`, read by `python -m guard.evaluate` and the t
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 from guard.training.dataset import Item
 from guard.training.sources import DATA
 
 MANIFEST = DATA / "examples.tsv"
-FIELDS = ("split", "group", "label", "kind", "source", "license", "prompt", "text")
+FIELDS = ("split", "group", "label", "kind", "source", "license", "lang", "context", "prompt", "text")
 
 
 def write_manifest(items: list[Item], path: Path = MANIFEST) -> None:
@@ -20,9 +21,15 @@ def write_manifest(items: list[Item], path: Path = MANIFEST) -> None:
         w.writerow(FIELDS)
         for i in items:
             e = i.example
-            w.writerow([i.split, i.group, e.label, e.kind, e.source, e.license, e.prompt, e.text])
+            context = json.dumps(list(e.context), ensure_ascii=False) if e.context else ""
+            w.writerow([i.split, i.group, e.label, e.kind, e.source, e.license, e.lang, context, e.prompt, e.text])
 
 
 def read_manifest(path: Path = MANIFEST) -> list[dict]:
+    """The rows, each `context` a list of the earlier turns' texts ([] for none)."""
     with path.open(encoding="utf-8") as f:
-        return list(csv.DictReader(f, delimiter="\t"))
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    for r in rows:
+        r["context"] = json.loads(r["context"]) if r.get("context") else []
+        r.setdefault("lang", "en")
+    return rows

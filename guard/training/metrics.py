@@ -14,18 +14,22 @@ from guard.offline_model import CLASSES, Network
 from guard.training.categories import categorize
 
 
+def inputs_of(net: Network, rows: list[dict], side: str) -> list[list]:
+    """The window inputs OfflineGuard.check reads for each row of one side."""
+    if side == "prompt":
+        return [
+            net.prompt_inputs(guard_text(r["text"]), net.turn_context([guard_text(t) for t in r.get("context") or ()]))
+            for r in rows
+        ]
+    return [net.reply_inputs(net.context(guard_text(r["prompt"])), guard_text(r["text"])) for r in rows]
+
+
 def scores(net: Network, rows: list[dict]) -> np.ndarray:
     """The score (1 - p(safe) of the worst window) of each manifest row, batched."""
     out = np.zeros(len(rows))
     for side in ("prompt", "reply"):
         idx = [i for i, r in enumerate(rows) if (r["kind"] == "prompt") == (side == "prompt")]
-        if side == "prompt":
-            inputs = [net.prompt_inputs(guard_text(rows[i]["text"])) for i in idx]
-        else:
-            inputs = [
-                net.reply_inputs(net.context(guard_text(rows[i]["prompt"])), guard_text(rows[i]["text"])) for i in idx
-            ]
-        for i, p in zip(idx, window_probabilities(net, inputs, side)):
+        for i, p in zip(idx, window_probabilities(net, inputs_of(net, [rows[i] for i in idx], side), side)):
             out[i] = float((1 - p[:, 0]).max())
     return out
 
@@ -50,6 +54,15 @@ def recall_at_fpr(y: np.ndarray, s: np.ndarray, fpr: float) -> float:
     return float((s[y] > cut).mean())
 
 
+def ece(s: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error of the unsafe probability: the bin-weighted gap between
+    the mean score and the share of unsafe rows, over `bins` equal-width bins."""
+    if not len(s):
+        return float("nan")
+    which = np.minimum((s * bins).astype(int), bins - 1)
+    return float(sum(abs(s[which == b].mean() - y[which == b].mean()) * (which == b).mean() for b in set(which)))
+
+
 def metrics(y: np.ndarray, s: np.ndarray, threshold: float) -> dict:
     flagged = s >= threshold
     tp, fp = int((flagged & y).sum()), int((flagged & ~y).sum())
@@ -65,7 +78,38 @@ def metrics(y: np.ndarray, s: np.ndarray, threshold: float) -> dict:
         "auprc": round(average_precision(y, s), 3),
         "recall_at_1pct_fpr": round(recall_at_fpr(y, s, 0.01), 3),
         "recall_at_5pct_fpr": round(recall_at_fpr(y, s, 0.05), 3),
+        "ece": round(ece(s, y.astype(float)), 3),
     }
+
+
+def in_context(rows: list[dict], s: np.ndarray, idx, threshold: float) -> dict | None:
+    """The hand-written multi-turn pairs: the share of follow-ups flagged after the turn
+    that makes them harmful, and after the harmless turn (the controls)."""
+    pairs = [i for i in idx if rows[i]["context"] and rows[i]["source"].startswith("handwritten (multiturn)")]
+    harmful = [i for i in pairs if rows[i]["label"] != "safe"]
+    controls = [i for i in pairs if rows[i]["label"] == "safe"]
+    if not harmful or not controls:
+        return None
+    return {
+        "n_pairs": min(len(harmful), len(controls)),
+        "in_context_flagged": round(float((s[harmful] >= threshold).mean()), 3),
+        "controls_flagged": round(float((s[controls] >= threshold).mean()), 3),
+    }
+
+
+def per_language(rows: list[dict], y: np.ndarray, s: np.ndarray, idx, threshold: float) -> dict:
+    """Recall and FPR per language of the hand-written multilingual prompts (and English)."""
+    out = {}
+    for lang in sorted({rows[i].get("lang", "en") for i in idx}):
+        ix = np.array([i for i in idx if rows[i].get("lang", "en") == lang], dtype=int)
+        yy, ss = y[ix], s[ix]
+        out[lang] = {
+            "n_unsafe": int(yy.sum()),
+            "n_benign": int((~yy).sum()),
+            "recall": round(float((ss[yy] >= threshold).mean()), 3) if yy.any() else None,
+            "fpr": round(float((ss[~yy] >= threshold).mean()), 3) if (~yy).any() else None,
+        }
+    return out
 
 
 def evaluate_rows(net: Network, rows: list[dict], threshold: float = 0.5) -> dict:
@@ -82,6 +126,8 @@ def evaluate_rows(net: Network, rows: list[dict], threshold: float = 0.5) -> dic
             edgy = [i for i in idx if rows[i]["label"] == "safe" and categorize(rows[i]["text"]) is not None]
             part["benign_edgy_n"] = len(edgy)
             part["over_refusal_benign_edgy"] = round(float((s[edgy] >= threshold).mean()), 3) if edgy else None
+            part["multi_turn"] = in_context(rows, s, idx, threshold)
+            part["per_language"] = per_language(rows, y, s, idx, threshold)
         part["per_category_recall"] = {
             c: {
                 "n": int(sum(rows[i]["label"] == c for i in idx)),
@@ -99,18 +145,26 @@ def evaluate_rows(net: Network, rows: list[dict], threshold: float = 0.5) -> dic
     return result
 
 
+def row(item) -> dict:
+    """A split item as a manifest row (what scores() and evaluate_rows() read)."""
+    e = item.example
+    return {
+        "split": item.split,
+        "group": item.group,
+        "kind": e.kind,
+        "label": e.label,
+        "text": e.text,
+        "prompt": e.prompt,
+        "source": e.source,
+        "license": e.license,
+        "context": list(e.context),
+        "lang": e.lang,
+    }
+
+
 def report_validation(net: Network, items) -> float:
     """During training: print validation recall/FPR/AUPRC per side; return mean AUPRC."""
-    rows = [
-        {
-            "kind": i.example.kind,
-            "label": i.example.label,
-            "text": i.example.text,
-            "prompt": i.example.prompt,
-            "source": i.example.source,
-        }
-        for i in items
-    ]
+    rows = [row(i) for i in items]
     s, y = scores(net, rows), np.array([r["label"] != "safe" for r in rows])
     auprcs = []
     for side in ("prompt", "reply"):

