@@ -85,7 +85,7 @@ def test_the_database_bucket_is_the_replica_bucket(shared, count, seconds, steps
     before, in refill intervals) is admitted or told to wait exactly as by the in-memory
     limiter, step for step."""
     rate, prefix = Rate(count, seconds), uuid.uuid4().hex
-    shared.rate, memory = rate, RateLimiter(rate)
+    shared.rate, memory = rate, RateLimiter(rate)  # one connected limiter for every example
     now = time.time() + 1e6  # in the future: never an idle bucket that the keeper forgets
     for who, dt in steps:
         now += dt * seconds / count
@@ -114,6 +114,7 @@ def test_a_check_is_one_statement_and_the_table_holds_no_key(pg_db):
         assert len(stored) == 1 and "secret" not in stored[0]
     finally:
         limits.close()
+    assert not limits._keeper.is_alive(), "closing ends the lease keeper"
 
 
 def test_two_replicas_racing_for_one_key_admit_exactly_its_count(pg_db):
@@ -250,15 +251,19 @@ def test_a_killed_replicas_slot_comes_back_after_its_lease(pg_db):
         mine.close()
 
 
-def test_an_unreachable_database_is_a_readable_503_and_nothing_runs(pg_db, postgres_admin):
+@pytest.mark.parametrize("rate", ["60/minute", "off"])  # off: the slot is what fails
+def test_an_unreachable_database_is_a_readable_503_and_nothing_runs(pg_db, postgres_admin, rate):
     name, chat = pg_db.rsplit("/", 1)[1], FakeChat(["fine"])
-    with replica(pg_db, "--api-concurrency", "2", chat=chat) as url:
+    with replica(pg_db, "--rate-limit", rate, "--api-concurrency", "2", chat=chat) as url:
         with httpx.Client(timeout=DEADLINE_S, headers=AUTH) as http:
             assert http.post(url + "/chat/completions", json=ASK).status_code == 200
             with psycopg.connect(postgres_admin, autocommit=True) as admin:
                 admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
                 admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-                refused = [http.post(url + "/chat/completions", json=ASK), http.get(url + "/models")]
+                refused = [
+                    http.post(url + "/chat/completions", json=ASK),
+                    http.post(url + "/moderations", json={"input": "hi"}),
+                ]
                 admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
             again = http.post(url + "/chat/completions", json=ASK)
     for r in refused:
