@@ -131,12 +131,14 @@ class SharedLimits:
         return LimitsUnavailable(f"the API's limits are kept in the database at {self.where}, which fails: {reason[0]}")
 
     def _one(self, statement, params: dict):
-        """Run one statement (one round trip) and return its first row, or raise
-        LimitsUnavailable. A connection the database dropped is retried once, fresh."""
+        """Run one statement (one round trip) and return its first row (None: no row, or a
+        statement that returns none), or raise LimitsUnavailable. A connection the
+        database dropped is retried once, fresh."""
         for attempt in (1, 2):
             try:
                 with self.engine.connect() as conn:
-                    return conn.execute(statement, params).first()
+                    result = conn.execute(statement, params)
+                    return result.first() if result.returns_rows else None
             except DBAPIError as exc:
                 if attempt == 1 and exc.connection_invalidated:
                     continue

@@ -26,7 +26,7 @@ from test_turn import FakeChat, FakeGuard
 
 from app import start
 from moderation.access import Rate, RateLimiter
-from moderation.limits import LimitsFull, ReplicaLimits, open_limits
+from moderation.limits import LimitsFull, LimitsUnavailable, ReplicaLimits, open_limits
 from moderation.settings import parse_config
 from moderation.shared_limits import SharedLimits
 
@@ -100,7 +100,7 @@ def statements(engine) -> list[str]:
     return sent
 
 
-def test_a_check_is_one_statement_and_the_table_holds_no_key(pg_db):
+def test_a_check_is_one_statement_and_the_table_holds_no_key(pg_db, caplog):
     limits = SharedLimits.connect(pg_db, Rate(5, 60.0), 2)
     try:
         sent = statements(limits.engine)
@@ -109,6 +109,7 @@ def test_a_check_is_one_statement_and_the_table_holds_no_key(pg_db):
         with limits.slot():
             assert len(sent) == 2
         assert len(sent) == 3, "taking and freeing a slot: one statement each"
+        assert slot_row(pg_db) == (None, None) and not caplog.records, "freed, and nothing went wrong"
         with limits.engine.connect() as conn:
             stored = [r[0] for r in conn.execute(text("SELECT identity FROM api_rate_buckets"))]
         assert len(stored) == 1 and "secret" not in stored[0]
@@ -235,6 +236,7 @@ def test_a_killed_replicas_slot_comes_back_after_its_lease(pg_db):
             pass  # the living replica renewed its lease
         child.kill()
         child.wait(DEADLINE_S)
+        assert "could not renew" not in child.stderr.read(), "its renewals worked while it lived"
         assert slot_row(pg_db)[0] == holder, "nobody freed the dead replica's slot"
         taken = []
 
@@ -285,3 +287,9 @@ def test_without_postgresql_the_limits_are_this_replicas_own(tmp_path):
             pass
         with limits.slot():
             pass  # freed again
+
+
+def test_a_database_that_cannot_be_reached_at_start_says_so_without_credentials():
+    with pytest.raises(LimitsUnavailable, match="127.0.0.1:1/none") as err:
+        SharedLimits.connect("postgresql://nobody:pw@127.0.0.1:1/none", Rate(1, 1.0), 1)
+    assert "nobody" not in str(err.value) and "pw" not in str(err.value)
