@@ -118,6 +118,22 @@ def test_a_check_is_one_statement_and_the_table_holds_no_key(pg_db, caplog):
     assert not limits._keeper.is_alive(), "closing ends the lease keeper"
 
 
+def bucket_rows(limits: SharedLimits) -> int:
+    with limits.engine.connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM api_rate_buckets")).scalar()
+
+
+def test_idle_buckets_are_forgotten_by_the_keeper(pg_db, caplog):
+    """A bucket idle for a whole rate period is full again; the keeper deletes its row."""
+    limits = SharedLimits.connect(pg_db, Rate(2, 1.0), None, lease_s=0.3)
+    try:
+        assert limits.take("key:a") == 0.0 and bucket_rows(limits) == 1
+        wait_until(lambda: bucket_rows(limits) == 0, "the idle bucket was deleted")
+        assert not caplog.records
+    finally:
+        limits.close()
+
+
 def test_two_replicas_racing_for_one_key_admit_exactly_its_count(pg_db):
     """16 threads on two replicas (two engines) ask at the same instant: the row lock
     serialises them, so exactly `count` go ahead."""
