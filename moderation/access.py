@@ -185,8 +185,31 @@ def bearer_matches(header: str | None, keys: tuple[str, ...]) -> bool:
     return any(hmac.compare_digest(token_bytes, k.encode("utf-8")) for k in keys)  # no early exit
 
 
+def refill(bucket: tuple[float, float] | None, now: float, rate: Rate) -> tuple[float, float]:
+    """One request against a bucket of (tokens, at) (None: a new, full bucket):
+    (the tokens it keeps, the seconds to wait; 0.0 when the request may go ahead).
+
+    The bucket holds at most `rate.count` tokens, refilled evenly over `rate.seconds`; a
+    request that goes ahead takes one. A clock that steps back refills nothing. (The
+    shared limiter's PostgreSQL statement, moderation.shared_limits, does the same
+    operations in the same order.)
+
+    >>> refill(None, 0.0, Rate(2, 60.0)), refill((1.0, 0.0), 0.0, Rate(2, 60.0))
+    ((1.0, 0.0), (0.0, 0.0))
+    >>> refill((0.0, 0.0), 15.0, Rate(2, 60.0))  # half a token back: 15 s more to wait
+    (0.5, 15.0)
+    """
+    per_second = rate.count / rate.seconds
+    tokens, at = bucket if bucket is not None else (float(rate.count), now)
+    tokens = min(float(rate.count), tokens + max(0.0, now - at) * per_second)
+    if tokens >= 1.0:
+        return tokens - 1.0, 0.0
+    return tokens, (1.0 - tokens) / per_second
+
+
 class RateLimiter:
-    """A token bucket per identity: `count` requests at once, refilled evenly over `seconds`."""
+    """A token bucket per identity in this process's memory (`refill`): `count` requests
+    at once, refilled evenly over `seconds`."""
 
     def __init__(self, rate: Rate | None):
         self.rate = rate
@@ -197,12 +220,9 @@ class RateLimiter:
         """0.0 when the request may go ahead, else the seconds until it may."""
         if self.rate is None:
             return 0.0
-        per_second = self.rate.count / self.rate.seconds
         with self._lock:
-            tokens, at = self._buckets.pop(identity, (float(self.rate.count), now))
-            tokens = min(float(self.rate.count), tokens + (now - at) * per_second)
-            wait = 0.0 if tokens >= 1.0 else (1.0 - tokens) / per_second
-            self._buckets[identity] = (tokens - 1.0 if wait == 0.0 else tokens, now)
+            tokens, wait = refill(self._buckets.pop(identity, None), now, self.rate)
+            self._buckets[identity] = (tokens, now)
             while len(self._buckets) > MAX_TRACKED:
                 self._buckets.popitem(last=False)
             return wait

@@ -293,9 +293,19 @@ class ServerFields(BaseModel):
     )
     rate_limit: Any = setting(
         "60/minute",
-        "API requests per key (or per address without keys), e.g. 60/minute, or off",
+        "API requests per key (or per address without keys), e.g. 60/minute, or off; "
+        "for all replicas together when --log-db is PostgreSQL, else per replica",
         env="RATE_LIMIT",
         metavar="N/UNIT",
+    )
+    api_concurrency: Whole | None = setting(
+        None,
+        "/v1 completions and moderations running at once, in all; for all replicas together when "
+        "--log-db is PostgreSQL, else per replica; default: no limit but --concurrency",
+        env="API_CONCURRENCY",
+        metavar="N",
+        ge=1,
+        le=1_000_000,
     )
     # The moderation log, its review page and metrics (moderation.log).
     log_db: str = setting(

@@ -57,7 +57,7 @@ SERVER = (
     "concurrency",
     "max_queue",
 )
-API = ("api_keys", "trusted_proxies", "rate_limit")
+API = ("api_keys", "trusted_proxies", "rate_limit", "api_concurrency")
 LOG = ("log_db", "log_text", "log_retention_days", "operator", "metrics")
 __all__ = ["AppConfig", "DEFAULT_LOG_DB", "build_parser", "parse_config", "truthy", "environment"]
 
@@ -84,6 +84,7 @@ class AppConfig:
     policy: OperatorPolicy = field(default_factory=OperatorPolicy)
     api_keys: tuple[str, ...] = ()
     rate_limit: Rate | None = Rate(60, 60.0)
+    api_concurrency: int | None = None  # /v1 requests running at once in all; None: only --concurrency
     log_db: str | None = None  # SQLite path or database URL; None: no moderation log
     log_text: str = "flagged"  # which turns keep their text in the log: all / flagged / none
     log_retention_days: float | None = None  # None: keep forever
@@ -355,6 +356,7 @@ def parse_config(argv: list[str] | None = None) -> AppConfig:
         policy=policy,
         api_keys=keys,
         rate_limit=a.rate_limit,
+        api_concurrency=a.api_concurrency,
         log_db=None if log_db.lower() in {"", "none", "off"} else log_db,
         log_text=a.log_text or default_log_text(host, a.share, space),
         log_retention_days=a.log_retention_days,

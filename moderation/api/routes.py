@@ -20,14 +20,13 @@ import json
 import logging
 import math
 import threading
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from guard.verdict import AGENT, USER
-from moderation.access import RateLimiter, api_exposure, bearer_matches, keyless_refusal
+from moderation.access import api_exposure, bearer_matches, keyless_refusal
 from moderation.admission import Admission
 from moderation.api.replies import (
     chunk_body,
@@ -47,7 +46,8 @@ from moderation.api.schema import (
     parse_json_body,
     parse_moderation_request,
 )
-from moderation.api.turn import api_turn_settings, cut_at_stop, history_records, turn_states, usage
+from moderation.api.turn import api_turn_settings, cut_at_stop, history_records, limit_error, turn_states, usage
+from moderation.limits import LimitsFull, LimitsUnavailable, ReplicaLimits
 from moderation.log import TurnLog, TurnMeta
 from moderation.turn import ERROR, GuardPool, Judge, TurnState, history_messages, run_turn
 from weights.spec import ENDPOINT, model_spec
@@ -63,17 +63,20 @@ def openai_api(
     turn_log: TurnLog | None = None,
     admission: Admission | None = None,
     guard_pool: GuardPool | None = None,
+    limits=None,
 ) -> Callable[[FastAPI], None]:
     """The hook that adds /v1 to the server, or logs why the API stays off. API turns are
     kept in `turn_log` like the page's, and run under `admission`, the server's one limit
     on moderated work (without one: a limit of the API's own, of --concurrency), their
-    guard checks on `guard_pool` (the server's; none: each turn makes its own)."""
+    guard checks on `guard_pool` (the server's; none: each turn makes its own). `limits`:
+    the rate limit and --api-concurrency (moderation.limits.open_limits; none: this
+    replica's own)."""
 
     def attach(app: FastAPI) -> None:
         enabled, why = api_exposure(config)
         (log.info if enabled else log.warning)("OpenAI-compatible API at /v1: %s", why)
         if enabled:
-            app.include_router(api_router(models, config, turn_log, admission, guard_pool))
+            app.include_router(api_router(models, config, turn_log, admission, guard_pool, limits))
 
     return attach
 
@@ -93,9 +96,10 @@ def api_router(
     turn_log: TurnLog | None = None,
     admission: Admission | None = None,
     guard_pool: GuardPool | None = None,
+    limits=None,
 ) -> APIRouter:
     """The /v1 router: each route behind the key check, the rate limit and OpenAI-style errors."""
-    api = OpenAIApi(models, config, turn_log, admission, guard_pool)
+    api = OpenAIApi(models, config, turn_log, admission, guard_pool, limits)
     router = APIRouter(prefix="/v1")
     router.add_api_route("/models", api.endpoint(api.list_models), methods=["GET"])
     router.add_api_route("/moderations", api.endpoint(api.moderations), methods=["POST"])
@@ -106,7 +110,8 @@ def api_router(
 class OpenAIApi:
     """The three /v1 handlers over one pair of models, with the server's limits: API turns
     are kept in `turn_log`, run under `admission` (none: a limit of the API's own, of
-    --concurrency) and check on `guard_pool` (none: each turn makes its own)."""
+    --concurrency) and `limits` (the rate limit and --api-concurrency; none: this
+    replica's own) and check on `guard_pool` (none: each turn makes its own)."""
 
     def __init__(
         self,
@@ -115,9 +120,10 @@ class OpenAIApi:
         turn_log: TurnLog | None = None,
         admission: Admission | None = None,
         guard_pool: GuardPool | None = None,
+        limits=None,
     ):
         self.models, self.config, self.guard_pool = models, config, guard_pool
-        self.limiter = RateLimiter(config.rate_limit)
+        self.limits = limits or ReplicaLimits(config.rate_limit, config.api_concurrency)
         self.admission = admission or Admission(config.concurrency, config.max_queue)
         self.turn_log = turn_log or TurnLog(None)
 
@@ -131,7 +137,7 @@ class OpenAIApi:
         async def run(request: Request):
             try:
                 identity = admit(request, config.api_keys)
-                wait = self.limiter.take(identity, time.monotonic())
+                wait = await asyncio.to_thread(self.limits.take, identity)  # a database's, maybe
                 if wait:
                     raise ApiError(
                         429,
@@ -143,6 +149,8 @@ class OpenAIApi:
                 return await handler(request)
             except ApiError as exc:
                 return error_response(exc)
+            except (LimitsFull, LimitsUnavailable) as exc:
+                return error_response(limit_error(exc))
             except Exception:  # a bug of ours, not bad input: logged, and still an OpenAI-style error
                 log.exception("%s %s failed", request.method, request.url.path)
                 return error_response(ApiError(500, "internal error; see the server log", type="server_error"))
@@ -185,7 +193,7 @@ class OpenAIApi:
                 judge.close()
 
         async with client_watch(request) as (stop, gone):
-            verdicts = [v async for v in turn_states(judge_each, self.admission, stop, gone)]
+            verdicts = [v async for v in turn_states(judge_each, self.admission, stop, gone, self.limits.slot)]
         if len(verdicts) < len(body.inputs):  # the client left: nobody reads the answer
             raise ApiError(499, "the client closed the request", code="client_closed")
         return JSONResponse(moderation_body(verdicts, guard.label, settings.policy))
@@ -212,7 +220,7 @@ class OpenAIApi:
             )
 
         async with client_watch(request) as (stop, gone):  # from the wait for a place on
-            states = turn_states(run, self.admission, stop, gone)
+            states = turn_states(run, self.admission, stop, gone, self.limits.slot)
             first = await anext(states, None)
             if first is None:
                 raise ApiError(499, "the client closed the request", code="client_closed")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
@@ -21,10 +22,12 @@ from guard import Guard
 from guard.taxonomy import LLAMA_GUARD_2
 from moderation.admission import Admission
 from moderation.api.schema import ApiError, ChatRequest
+from moderation.limits import LimitsFull, LimitsUnavailable
 from moderation.policy import VisitorChoices, turn_settings
 from moderation.turn import ANSWERED, TurnSettings, TurnState
 
 _END = object()
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -85,14 +88,34 @@ def reserve(admission: Admission) -> None:
         )
 
 
+def limit_error(exc: LimitsFull | LimitsUnavailable) -> ApiError:
+    """The 503 for a request that the API's limits cannot admit: all --api-concurrency
+    places are taken, or the database that keeps the limits cannot be reached (then
+    nothing runs: the API never serves without its limits)."""
+    if isinstance(exc, LimitsFull):
+        return ApiError(
+            503, f"the API is busy: {exc}; retry shortly", type="server_error", code="server_busy", retry_after=1
+        )
+    log.error("refused an API request: %s", exc)
+    return ApiError(
+        503,
+        f"the API cannot check its limits right now ({exc}); retry shortly",
+        type="server_error",
+        code="limits_unavailable",
+        retry_after=5,
+    )
+
+
 async def turn_states(
     run: Callable[[threading.Event], Iterator[T]],
     admission: Admission,
     stop: threading.Event,
     gone: threading.Event | None = None,
+    slot: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
 ) -> AsyncIterator[T]:
     """Yield the items of `run(stop)` (a turn's states, or verdicts), which runs in a thread
-    of its own once the shared admission gives it a place. `stop` ends generation (the
+    of its own once the shared admission gives it a place, and then `slot()` one of the
+    API's own (--api-concurrency; its refusal is raised to the reader). `stop` ends generation (the
     turn still judges the reply and finishes); `gone` (the client left, or a reader that
     leaves early) ends the wait for a place, and the thread then closes the turn at once:
     generation joined, checks not yet started cancelled."""
@@ -109,14 +132,15 @@ async def turn_states(
             with admission.held(gone, reserved=True) as got:
                 if not got or gone.is_set():
                     return
-                items = run(stop)
-                try:
-                    for item in items:
-                        if gone.is_set():
-                            break
-                        put(item)
-                finally:
-                    items.close()  # ends run_turn: guard checks cancelled, generation joined
+                with slot():
+                    items = run(stop)
+                    try:
+                        for item in items:
+                            if gone.is_set():
+                                break
+                            put(item)
+                    finally:
+                        items.close()  # ends run_turn: guard checks cancelled, generation joined
         except Exception as exc:  # noqa: BLE001  handed to the reader
             put(exc)
         finally:
