@@ -86,13 +86,18 @@ class CompiledDecoding:
         return {"cache": self._cache(size), "compile_config": self.compile_config}
 
     def _cache(self, size: int):
+        """This thread's cache of `size` tokens, emptied. Made and emptied in inference mode,
+        as generation runs, so its tensors are always of one kind (a compiled step guards on
+        that: a cache made outside would recompile it)."""
+        import torch  # heavy: loaded with a model, not with the package
         from transformers import StaticCache  # heavy: loaded with a model, not with the package
 
         caches = self._local.__dict__.setdefault("caches", {})
-        if size not in caches:
-            caches[size] = StaticCache(config=self.model.config, max_cache_len=size)
-        else:
-            caches[size].reset()
+        with torch.inference_mode():
+            if size not in caches:
+                caches[size] = StaticCache(config=self.model.config, max_cache_len=size)
+            else:
+                caches[size].reset()
         return caches[size]
 
     def warm_up(self, generate: Callable[[dict, int], int], say: Callable[[str], None] = lambda _: None) -> None:

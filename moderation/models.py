@@ -147,6 +147,12 @@ def slot_line(s: SlotStatus) -> str:
     return f"{what} is ready."
 
 
+def decoding(config) -> str:
+    """The chat model's --compile, except on ZeroGPU hardware: there a GPU is lent for each
+    call only, so nothing compiled while loading would survive to be used: off."""
+    return "off" if config.zero_gpu_seconds is not None else config.compile
+
+
 def model_slots(config) -> Models:
     """Slots for the models an AppConfig names, with its loading settings (quantization, hub
     token, cache folder; an endpoint's key, model name and window; compiled decoding, whose
@@ -165,7 +171,7 @@ def model_slots(config) -> Models:
             api_key=config.endpoint_key,
             model_name=config.chat_model_name,
             context_window=config.chat_context_window,
-            compile=config.compile,
+            compile=decoding(config),
             progress=chat_slot.say,
         )
 

@@ -267,7 +267,8 @@ class ServerFields(BaseModel):
     compile: Literal["auto", "on", "off"] = setting(
         "auto",
         "decode a local chat model with static caches and a compiled step (torch.compile, CUDA graphs), "
-        "compiled while the app loads; auto: on CUDA when a measurement at load shows it faster, off on a CPU",
+        "compiled while the app loads; auto: on CUDA when a measurement at load shows it faster, off on a CPU "
+        "(and on ZeroGPU, which lends the GPU per call)",
         env="COMPILE",
         metavar="auto|on|off",
     )
