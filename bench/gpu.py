@@ -4,6 +4,7 @@ vocabulary 128,256; the real Llama 3 tokenizer and templates), both on one GPU.
 
     python bench/gpu.py             # CUDA: the 8B shape in bfloat16, then --load-in-4bit (< 5 minutes)
     python bench/gpu.py --small     # tiny shapes, for a quick try (runs on a CPU too)
+    python bench/gpu.py --smoke     # the decode section on tiny shapes, 8 tokens (a CPU test runs it)
 
 Sections, each printed as one JSON line the moment it is measured (run with python -u:
 a run cut short still says something), then everything as one JSON object, last line:
@@ -13,19 +14,22 @@ a run cut short still says something), then everything as one JSON object, last 
    halting criterion, with transformers' TextIteratorStreamer, with our token pipe, the full
    stream; `ms_per_token` of each and `over_bare`, its speed over the main thread's (the
    stream target: at least 0.95). `--torch-threads` sets torch's CPU threads first.
-2. `guard`: check latency p50/p95 at 64/512/2048-token conversations: uncached, from the
+2. `decode`: compiled against eager decoding at batch 1 (bench/gpu_decode.py): tokens/s
+   and first-token latency, eager, then compiled (`--compile on`), each printed as
+   measured; the chat model stays compiled for the sections after it.
+3. `guard`: check latency p50/p95 at 64/512/2048-token conversations: uncached, from the
    cached policy prefix, and incremental (a turn whose previous check saw 16 tokens less).
-3. `turn`: time to first token and whole-turn time, bare against moderated (prompt check
+4. `turn`: time to first token and whole-turn time, bare against moderated (prompt check
    first and parallel; check every 16 tokens, stream-first, threshold 1.0 so random
    verdicts pass): `first_token_over_bare`, `moderated_over_bare` (GPU targets: at most
    1.25 and 1.10); also parallel with a check every 8 tokens, and the turn as before
    this change (prompt check first, no incremental checks).
-4. `4bit`: the same models saved and reloaded with --load-in-4bit (bitsandbytes), and
-   sections 1-3 again, shorter.
+5. `4bit`: the same models saved and reloaded with --load-in-4bit (bitsandbytes), and
+   sections 1, 3 and 4 again, shorter (eager).
 
-Two diagnostic sections run only when named in --sections: `threads` (generate in the
-main thread, a new thread per run, one reused thread) and `profile` (the ops that take a
-generate's CPU time, profiled in the main thread and in a new one).
+Two diagnostic sections run only when named in --sections (bench/gpu_threads.py):
+`threads` (generate in the main thread, a new thread per run, one reused thread) and
+`profile` (the ops that take a generate's CPU time, in the main thread and in a new one).
 
 A section that would overrun `--budget-s` is skipped and says so.
 """
@@ -84,11 +88,8 @@ def measure(section: str, work) -> None:
     report(section, attempt(work))
 
 
-def sync() -> None:
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+THREADS = bench_module("gpu_threads")
+sync, in_thread = THREADS.sync, THREADS.in_thread
 
 
 def build_model(shape: str, dtype, device: str, seed: int):
@@ -134,64 +135,6 @@ def pair(chat_model, guard_model, label: str):
     chat = LocalChat(chat_model, tiny_models.llama3_tokenizer(reference_templates.LLAMA3_INSTRUCT), f"chat {label}")
     backend = LocalGuardModel(guard_model, tiny_models.llama3_tokenizer(reference_templates.LLAMA_GUARD_2))
     return chat, LlamaGuard(backend, "llama-guard-2", f"guard {label}")
-
-
-def in_thread(work):
-    out: list = []
-    thread = threading.Thread(target=lambda: out.append(work()))
-    thread.start()
-    thread.join()
-    return out[0]
-
-
-def thread_probe(chat, tokens: int, runs: int) -> dict:
-    """Why generation in a worker thread may be slower than in the main thread: the same
-    greedy generate in the main thread, in a new thread per run, and in one thread reused
-    for every run (per-thread warm-up, such as a cuBLAS handle, would show there)."""
-    import queue
-
-    import torch
-
-    from chat import GenerationSettings
-
-    settings = GenerationSettings(temperature=0.0, max_new_tokens=tokens)
-    ids = torch.tensor([chat.prompt_ids([{"role": "user", "content": PROMPT}])], device=chat.model.device)
-    kwargs = chat.generate_kwargs(settings)
-
-    def generate() -> float:
-        sync()
-        t0 = time.perf_counter()
-        with torch.inference_mode():
-            out = chat.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kwargs)
-        sync()
-        return (out.shape[1] - ids.shape[1]) / (time.perf_counter() - t0)
-
-    jobs: queue.SimpleQueue = queue.SimpleQueue()
-    results: queue.SimpleQueue = queue.SimpleQueue()
-
-    def worker():
-        while jobs.get() is not None:
-            results.put(generate())
-
-    reused = threading.Thread(target=worker, daemon=True)
-    reused.start()
-
-    def in_reused() -> float:
-        jobs.put(1)
-        return results.get()
-
-    ways = {"main_thread": generate, "new_thread_each_run": lambda: in_thread(generate), "one_reused_thread": in_reused}
-    rates: dict[str, list[float]] = {k: [] for k in ways}
-    for _ in range(runs):
-        for name, way in ways.items():
-            rates[name].append(way())
-    jobs.put(None)
-    median = {k: round(statistics.median(v), 1) for k, v in rates.items()}
-    return {
-        "tokens_per_s": median,
-        "all_runs": {k: [round(x, 1) for x in v] for k, v in rates.items()},
-        "torch_threads": torch.get_num_threads(),
-    }
 
 
 def stream_breakdown(chat, tokens: int, runs: int, full: bool = True) -> dict:
@@ -294,34 +237,6 @@ def stream_breakdown(chat, tokens: int, runs: int, full: bool = True) -> dict:
     }
 
 
-def profile_threads(chat, tokens: int) -> dict:
-    """The ops that take the CPU time of one greedy generate, profiled in the thread that
-    runs it: the main thread against a new one (top 10 by self CPU time)."""
-    import torch
-    from torch.profiler import ProfilerActivity, profile
-
-    from chat import GenerationSettings
-
-    ids = torch.tensor([chat.prompt_ids([{"role": "user", "content": PROMPT}])], device=chat.model.device)
-    kwargs = chat.generate_kwargs(GenerationSettings(temperature=0.0, max_new_tokens=tokens))
-
-    def profiled() -> dict:
-        sync()
-        t0 = time.perf_counter()
-        with profile(activities=[ProfilerActivity.CPU]) as prof, torch.inference_mode():
-            chat.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kwargs)
-        wall = time.perf_counter() - t0
-        events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
-        return {
-            "wall_ms": round(wall * 1000, 1),
-            "self_cpu_ms_total": round(sum(e.self_cpu_time_total for e in events) / 1000, 1),
-            "top": [[e.key, e.count, round(e.self_cpu_time_total / 1000, 2)] for e in events[:10]],
-        }
-
-    profiled()  # warm-up
-    return {"main_thread": profiled(), "new_thread": in_thread(profiled)}
-
-
 def guard_latencies(guard, sizes: list[int], runs: int) -> dict:
     """p50/p95 ms of one check (threshold 1.0: the scoring pass) at each conversation size."""
     bench_guard = bench_module("guard")
@@ -405,6 +320,11 @@ def within_budget(a, section: str, needs_s: float) -> bool:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--small", action="store_true", help="tiny shapes: a quick end-to-end try (CPU or GPU)")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="the decode section on tiny shapes with 8 tokens, one run, one cache bucket (a CPU test)",
+    )
     p.add_argument("--tokens", type=int, default=None, help="new tokens per reply (default 64; --small 16)")
     p.add_argument("--runs", type=int, default=None, help="timed runs per figure (default 3; --small 2)")
     p.add_argument("--no-4bit", action="store_true", help="skip the --load-in-4bit section")
@@ -417,10 +337,12 @@ def main(argv=None) -> None:
     )
     p.add_argument(
         "--sections",
-        default="stream,guard,turn,4bit",
-        help="comma-separated sections to run: stream, threads, profile, guard, turn, 4bit",
+        default="stream,decode,guard,turn,4bit",
+        help="comma-separated sections to run: stream, threads, profile, decode, guard, turn, 4bit",
     )
     a = p.parse_args(argv)
+    if a.smoke:
+        a.small, a.sections, a.tokens, a.runs = True, "decode", a.tokens or 8, a.runs or 1
     wanted = set(a.sections.split(","))
 
     import torch
@@ -464,8 +386,11 @@ def main(argv=None) -> None:
     )
     sections = {
         "stream": lambda: stream_breakdown(chat, tokens, runs),
-        "threads": lambda: thread_probe(chat, tokens, runs),
-        "profile": lambda: profile_threads(chat, min(tokens, 16)),
+        "threads": lambda: THREADS.thread_probe(chat, PROMPT, tokens, runs),
+        "profile": lambda: THREADS.profile_threads(chat, PROMPT, min(tokens, 16)),
+        "decode": lambda: bench_module("gpu_decode").compiled_against_eager(
+            chat, PROMPT, tokens, runs, report, buckets=(256,) if a.smoke else (1024,)
+        ),
         "guard": lambda: guard_latencies(guard, sizes, runs * 3),
         "turn": lambda: turns(chat, guard, tokens * 2, runs),
     }

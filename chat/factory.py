@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from chat.backend import ChatBackend, ChatError
 from chat.local import LocalChat
 from chat.remote import RemoteChat
@@ -19,6 +21,8 @@ def load_chat(
     model_name: str | None = None,
     context_window: int = CONTEXT_WINDOW,
     timeout_s: float = 60.0,
+    compile: str = "off",
+    progress: Callable[[str], None] = lambda _: None,
 ) -> ChatBackend:
     """Load the chat backend `spec` names.
 
@@ -31,6 +35,9 @@ def load_chat(
                        behind the endpoint instead
 
     load_chat("meta-llama/Meta-Llama-3-8B-Instruct", base_url="http://tgi:8080")  # remote
+
+    A local model decodes compiled as `compile` says (auto, on, off: LocalChat.compile),
+    compiled and warmed up before this returns; `progress` hears what it does meanwhile.
 
     Raises weights.ModelLoadError when a local model cannot load, ChatError when an
     endpoint cannot be reached; both messages say what to do.
@@ -47,4 +54,10 @@ def load_chat(
     options = options or LoadOptions()
     offline = named.kind == OFFLINE
     model, tokenizer = load_causal_lm(str(offline_chat_model(options.cache_dir)) if offline else named.text, options)
-    return LocalChat(model, tokenizer, OFFLINE_LABEL if offline else named.text)
+    chat = LocalChat(model, tokenizer, OFFLINE_LABEL if offline else named.text)
+    try:
+        chat.compile(compile, progress)
+    except BaseException:
+        chat.close()
+        raise
+    return chat

@@ -7,15 +7,19 @@ an error, or a consumer that stops iterating sets `halt`, which a stopping crite
 checks after every decoding step. Before it returns, the call waits up to `join_timeout_s`
 (10 s) for the generation to end; one still running then is logged and left to finish on
 its own thread (`generating` counts those still running).
+
+`compile(mode)`, once after loading, may switch decoding to static caches and a compiled
+step (chat.compiled); it warms up on the generation threads, so a reply never compiles.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from chat.backend import ChatBackend, ChatError, Fitted, GenerationSettings, Message
+from chat.compiled import CompiledDecoding, wanted
 from chat.context import fit_messages
 from chat.sampling import own_sampler
 from chat.streamer import IncrementalText, TokenPipe
@@ -79,6 +83,7 @@ class LocalChat(ChatBackend):
         self.special_strings = special_strings(tokenizer)
         self.join_timeout_s = join_timeout_s
         self.workers = GenerationThreads()  # closed by close(): the app's, when its server stops
+        self.compiled: CompiledDecoding | None = None  # set by compile(): None decodes eagerly
         prepare(model)  # beside the guard: steady attention on CUDA, shared cores on a CPU
 
     def close(self) -> None:
@@ -142,6 +147,71 @@ class LocalChat(ChatBackend):
             )
         return kwargs
 
+    def compile(
+        self, mode: str, say: Callable[[str], None] = lambda _: None, buckets: tuple[int, ...] | None = None
+    ) -> dict:
+        """Decode with static caches and a compiled step from now on: mode 'on' always, 'auto'
+        on CUDA when it measures faster than eager, 'off' never. Compiles and warms up every
+        cache bucket (`buckets`, default chat.compiled.buckets_for the context window) on
+        each kept generation thread first (CUDA graphs are per thread; on a CPU one thread
+        does), telling `say` what it does. Returns what it decided, e.g.
+        {"compiled": True, "buckets": [1024, 4096, 8192], "tokens_per_s": {...}}."""
+        if not wanted(mode, self.model.device.type):
+            return {"compiled": False}
+        try:
+            out, decoding = self._compiled(mode, say, buckets)
+        except Exception as exc:  # noqa: BLE001  auto falls back to eager; on says why it cannot
+            if mode == "on":
+                raise ChatError(
+                    f"{self.label}: compiling the decoding step failed ({type(exc).__name__}: {exc}); "
+                    "run with --compile off"
+                ) from exc
+            log.warning("%s decodes eagerly: compiling failed", self.label, exc_info=True)
+            return {"compiled": False, "error": f"{type(exc).__name__}: {exc}"}
+        if out["compiled"]:
+            self.compiled = decoding
+        log.info("%s decoding: %s", self.label, out)
+        return out
+
+    def _compiled(self, mode: str, say: Callable[[str], None], buckets) -> tuple[dict, CompiledDecoding]:
+        """Warm up compiled decoding on the kept threads; with 'auto', measure it against eager."""
+        decoding = CompiledDecoding(self.model, self.context_window, buckets)
+        threads = self.workers.keep if self.model.device.type == "cuda" else 1
+
+        def warm(i: int) -> None:
+            decoding.warm_up(
+                self._short_reply, lambda what: say(f"compiling the decoding step: {what}, thread {i + 1} of {threads}")
+            )
+
+        self.workers.on_each(warm, threads)
+        out = {"compiled": True, "buckets": list(decoding.buckets)}
+        if mode == "auto":
+            say("measuring the compiled decoding step against eager")
+            rates: list[dict] = []
+            self.workers.on_each(lambda _: rates.append(decoding.rates(self._short_reply)), 1)
+            out.update(compiled=rates[0]["compiled"] > rates[0]["eager"], tokens_per_s=rates[0])
+        return out, decoding
+
+    def _short_reply(self, extra: dict, new_tokens: int) -> int:
+        """A greedy reply of exactly `new_tokens` tokens to a short prompt, with `extra`
+        `generate` arguments (a warm-up or a measurement); returns how many it made."""
+        import torch  # heavy: loaded with a model, not with the package
+
+        ids = torch.tensor([self.prompt_ids([{"role": "user", "content": "Hello"}])], device=self.model.device)
+        kwargs = self.generate_kwargs(GenerationSettings(temperature=0.0, max_new_tokens=new_tokens))
+        with torch.inference_mode(), cpu.running(self.model):
+            out = self.model.generate(
+                input_ids=ids, attention_mask=torch.ones_like(ids), min_new_tokens=new_tokens, **kwargs, **extra
+            )
+        return out.shape[1] - ids.shape[1]
+
+    def decode_kwargs(self, prompt_tokens: int, settings: GenerationSettings) -> dict:
+        """`generate` arguments for the decoding itself on this thread: a static cache and
+        the compile settings when compiled and a bucket holds the reply, else none."""
+        if self.compiled is None:
+            return {}
+        return self.compiled.kwargs(prompt_tokens + int(settings.max_new_tokens))
+
     def stream(
         self, messages: Sequence[Message], settings: GenerationSettings, stop: threading.Event | None = None
     ) -> Iterator[str]:
@@ -164,6 +234,7 @@ class LocalChat(ChatBackend):
                         streamer=pipe,
                         stopping_criteria=_halting_criteria(halt, stop),
                         **self.generate_kwargs(settings),
+                        **self.decode_kwargs(ids.shape[1], settings),
                     )
             except BaseException as exc:  # noqa: BLE001  reported to the consumer below
                 failure.append(exc)

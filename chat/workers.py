@@ -4,6 +4,7 @@
     done = workers.run(job)        # job() runs on an idle kept thread, or a new one
     done.wait(10)                  # set when job() has returned
     workers.busy                   # generations running (or about to) right now
+    workers.on_each(job, 2)        # job(0) and job(1) on two different kept threads, in turn
     workers.close()                # idle threads end now, busy ones after their job
 
 Why keep them: on an H100 with the Llama 3 8B shape, `generate` in a thread started for
@@ -56,6 +57,34 @@ class GenerationThreads:
             threading.Thread(target=self._serve, args=(jobs,), name=self.name, daemon=True).start()
         jobs.put((job, done))
         return done
+
+    def on_each(self, job: Callable[[int], None], count: int) -> None:
+        """Run `job(i)` for i in range(count) on `count` different threads (at most `keep`,
+        all kept afterwards), one job at a time, and return when all have; the first error
+        a job raised is raised here. For what a thread must prepare for itself before it
+        generates (chat.compiled: CUDA graphs are recorded per thread)."""
+        count = max(1, min(count, self.keep))
+        together = threading.Barrier(count, timeout=60)  # none returns to the idle list before all started
+        one_at_a_time = threading.Lock()
+        errors: list[BaseException] = []
+
+        def each(i: int) -> None:
+            try:
+                together.wait()
+            except threading.BrokenBarrierError as exc:  # a thread did not start (closed meanwhile)
+                errors.append(exc)
+            with one_at_a_time:
+                if errors:
+                    return
+                try:
+                    job(i)
+                except BaseException as exc:  # noqa: BLE001  raised to the caller below
+                    errors.append(exc)
+
+        for done in [self.run(lambda i=i: each(i)) for i in range(count)]:
+            done.wait()
+        if errors:
+            raise errors[0]
 
     def close(self) -> None:
         """Take no more jobs. Idle threads end now; a running job is not cut short, and its

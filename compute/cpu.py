@@ -67,6 +67,8 @@ def _layers(model):
 def _take_share(module, args) -> None:
     import torch  # heavy: loaded with a model, not with the package
 
+    if torch.compiler.is_compiling():  # traced into a compiled step (chat.compiled): keep its count
+        return
     want = threads_now()
     if torch.get_num_threads() != want:
         torch.set_num_threads(want)

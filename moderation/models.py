@@ -29,6 +29,7 @@ class SlotStatus:
     seconds: float = 0.0
     label: str = ""  # what was actually loaded, from the backend
     error: str = ""
+    stage: str = ""  # what a loading model does now, when its loader says (compiling the decoding step)
 
 
 class ModelSlot:
@@ -37,12 +38,18 @@ class ModelSlot:
     def __init__(self, what: str, spec: str, load: Callable[[], Any]):
         self.what, self.spec, self._load = what, spec, load
         self.value: Any = None
-        self._state, self._error, self._started, self._took = "waiting", "", 0.0, 0.0
+        self._state, self._error, self._started, self._took, self._stage = "waiting", "", 0.0, 0.0, ""
         self._lock = threading.Lock()
+
+    def say(self, stage: str) -> None:
+        """What the loader does now, for `status` to show while it loads."""
+        with self._lock:
+            self._stage = stage
+        log.info("%s: %s", self.what, stage)
 
     def load(self) -> None:
         with self._lock:
-            self._state, self._started = "loading", time.monotonic()
+            self._state, self._started, self._stage = "loading", time.monotonic(), ""
         try:
             value = self._load()
         except Exception as exc:  # the message is shown on the page, with the fix
@@ -61,7 +68,8 @@ class ModelSlot:
             running = self._state == "loading"
             seconds = time.monotonic() - self._started if running else self._took
             label = getattr(self.value, "label", "") if self.value is not None else ""
-            return SlotStatus(self.what, self.spec, self._state, seconds, label, self._error)
+            stage = self._stage if running else ""
+            return SlotStatus(self.what, self.spec, self._state, seconds, label, self._error, stage)
 
 
 class Models:
@@ -127,10 +135,11 @@ def model_name(s: SlotStatus) -> str:
 
 
 def slot_line(s: SlotStatus) -> str:
-    """'The guard (the bundled offline classifier) is loading: 12 s so far.' (plain text)"""
+    """'The guard (the bundled offline classifier) is loading: 12 s so far.' (plain text);
+    with a stage: 'The chat model (X) is loading: compiling the decoding step; 40 s so far.'"""
     what = f"The {s.what.lower()} ({model_name(s)})"
     if s.state == "loading":
-        return f"{what} is loading: {s.seconds:.0f} s so far."
+        return f"{what} is loading: " + (f"{s.stage}; " if s.stage else "") + f"{s.seconds:.0f} s so far."
     if s.state == "waiting":
         return f"{what} loads next."
     if s.state == "failed":
@@ -138,9 +147,16 @@ def slot_line(s: SlotStatus) -> str:
     return f"{what} is ready."
 
 
+def decoding(config) -> str:
+    """The chat model's --compile, except on ZeroGPU hardware: there a GPU is lent for each
+    call only, so nothing compiled while loading would survive to be used: off."""
+    return "off" if config.zero_gpu_seconds is not None else config.compile
+
+
 def model_slots(config) -> Models:
     """Slots for the models an AppConfig names, with its loading settings (quantization, hub
-    token, cache folder; an endpoint's key, model name and window); nothing loads until `start()`."""
+    token, cache folder; an endpoint's key, model name and window; compiled decoding, whose
+    warm-up the chat slot's status names); nothing loads until `start()`."""
     options = LoadOptions(
         load_in_4bit=config.load_in_4bit,
         load_in_8bit=config.load_in_8bit,
@@ -155,6 +171,8 @@ def model_slots(config) -> Models:
             api_key=config.endpoint_key,
             model_name=config.chat_model_name,
             context_window=config.chat_context_window,
+            compile=decoding(config),
+            progress=chat_slot.say,
         )
 
     def guard():
@@ -168,4 +186,5 @@ def model_slots(config) -> Models:
             model_name=config.guard_model_name,
         )
 
-    return Models(ModelSlot("Chat model", config.chat_model, chat), ModelSlot("Guard", config.guard_model, guard))
+    chat_slot = ModelSlot("Chat model", config.chat_model, chat)
+    return Models(chat_slot, ModelSlot("Guard", config.guard_model, guard))

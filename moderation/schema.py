@@ -264,6 +264,14 @@ class ServerFields(BaseModel):
     )
     load_in_4bit: bool = setting(False, "load local models in 4 bits with bitsandbytes; needs CUDA", env="LOAD_IN_4BIT")
     load_in_8bit: bool = setting(False, "load local models in 8 bits with bitsandbytes; needs CUDA", env="LOAD_IN_8BIT")
+    compile: Literal["auto", "on", "off"] = setting(
+        "auto",
+        "decode a local chat model with static caches and a compiled step (torch.compile, CUDA graphs), "
+        "compiled while the app loads; auto: on CUDA when a measurement at load shows it faster, off on a CPU "
+        "(and on ZeroGPU, which lends the GPU per call)",
+        env="COMPILE",
+        metavar="auto|on|off",
+    )
     host: str | None = setting(None, "address to listen on; default 127.0.0.1 (0.0.0.0 on a Space)", env="HOST")
     port: Whole | None = setting(None, "port; default 7860, or the next free one", env="PORT", ge=1, le=65535)
     share: bool = setting(False, "also open a public gradio.live link", env="SHARE")

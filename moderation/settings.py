@@ -50,6 +50,7 @@ SERVER = (
     "model_cache_dir",
     "load_in_4bit",
     "load_in_8bit",
+    "compile",
     "host",
     "port",
     "share",
@@ -75,6 +76,7 @@ class AppConfig:
     model_cache_dir: Path | None = None  # where the offline chat model is converted to; None: weights.offline's
     load_in_4bit: bool = False
     load_in_8bit: bool = False
+    compile: str = "auto"  # compiled decoding of a local chat model: auto / on / off (chat.compiled)
     host: str | None = None  # the flag, else GRADIO_SERVER_NAME; None: Gradio's 127.0.0.1
     port: int | None = None
     share: bool = False
@@ -347,6 +349,7 @@ def parse_config(argv: list[str] | None = None) -> AppConfig:
         model_cache_dir=cache_dir((a.model_cache_dir or "").strip() or None, environment("XDG_CACHE_HOME")),
         load_in_4bit=a.load_in_4bit,
         load_in_8bit=a.load_in_8bit,
+        compile=a.compile,
         host=host,
         port=a.port,
         share=a.share,
