@@ -1,0 +1,248 @@
+"""Several guard checks in one forward pass: padded rows, and a worker that gathers them.
+
+A check feeds the model new token ids after a key/value cache (the policy prefix's, or an
+incremental session's), and reads the hidden states of a few of its last positions. Rows
+of different lengths share one pass by padding on the left, in both the cache and the new
+ids, so that every row's new ids end at the last position:
+
+    row 1 (cache 5, new 3):  [c c c c c][n n n]
+    row 2 (cache 3, new 2):  [_ _ c c c][_ n n]      _: padding, masked out
+
+The attention mask hides the padding, each row's position ids count its own tokens (the
+cache's 0..c-1, then c..c+n-1), so each real position sees exactly what it sees in a check
+of its own: the same result up to rounding (tests: within 1e-3 in float32). Rotary
+embeddings are applied when keys are written, so cached keys keep their positions wherever
+their slot is. Each row then gets back its own cache (`row_cache`): the real positions only,
+as in a check of its own.
+
+With `static=True` the shapes are bucketed (batch, cache and new lengths rounded up to the
+sizes below), so a compiled forward (guard.compiled) sees few distinct shapes.
+
+`CheckBatcher` runs rows on one worker thread: the first row waits up to `wait_s` for
+others (at most `max_batch` in a pass), and every row of a pass that fails gets its error
+(the check then fails closed: guard.llama_guard).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+NEW_BUCKETS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 131072)
+CACHE_BUCKETS = (0, *NEW_BUCKETS)
+
+
+def bucket(n: int, sizes: tuple[int, ...]) -> int:
+    """The smallest size that holds `n` (n itself past the largest).
+
+    >>> bucket(17, NEW_BUCKETS), bucket(0, CACHE_BUCKETS), bucket(3, (1, 2, 4, 8))
+    (32, 0, 4)
+    """
+    return next((size for size in sizes if size >= n), n)
+
+
+def batch_sizes(max_batch: int) -> tuple[int, ...]:
+    """Powers of two up to `max_batch`, and `max_batch`.
+
+    >>> batch_sizes(6)
+    (1, 2, 4, 6)
+    """
+    sizes = [1]
+    while sizes[-1] * 2 < max_batch:
+        sizes.append(sizes[-1] * 2)
+    return tuple(sorted({*sizes, max_batch}))
+
+
+@dataclass
+class Row:
+    """One check's work: new `ids` after `cache` (None: none), and which positions to read,
+    counted back from the last (0: the last). `keep`: how many of the new ids the returned
+    cache keeps (the rest, an answer head read only for its logits, is dropped)."""
+
+    cache: object
+    ids: list[int]
+    reads: tuple[int, ...]
+    keep: int
+
+
+def cache_tensors(cache) -> list[tuple]:
+    """[(keys, values)] per layer of a DynamicCache, each (1, heads, length, dim); [] for None."""
+    if cache is None:
+        return []
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def cache_length(cache) -> int:
+    return 0 if cache is None else cache.get_seq_length()
+
+
+def make_cache(pairs: list[tuple]):
+    """A DynamicCache holding `pairs` [(keys, values)] per layer."""
+    from transformers import DynamicCache  # heavy: loaded with a local model, not with guard
+
+    cache = DynamicCache()
+    for index, (keys, values) in enumerate(pairs):
+        cache.update(keys, values, index)
+    return cache
+
+
+@dataclass
+class Padded:
+    """The model inputs for rows padded together, and the layout to take them apart."""
+
+    input_ids: object
+    attention_mask: object
+    position_ids: object
+    cache_position: object
+    past: list[tuple]  # [(keys, values)] per layer, (batch, heads, width, dim); [] without caches
+    width: int  # cache slots before the new ids
+    lengths: list[tuple[int, int]]  # (cache, new) per row
+
+
+def pad_rows(rows: list[Row], device, like: list[tuple], static: bool = False, batch_to: int = 0) -> Padded:
+    """Rows left-padded into one batch (see the module docstring); `like`: a cache's
+    [(keys, values)] giving the layer count, shapes and dtype when no row has a cache."""
+    import torch  # heavy: loaded with a local model, not with guard
+
+    lengths = [(cache_length(r.cache), len(r.ids)) for r in rows]
+    width, new = max(c for c, _ in lengths), max(n for _, n in lengths)
+    if static:
+        width, new = bucket(width, CACHE_BUCKETS), bucket(new, NEW_BUCKETS)
+    batch = max(len(rows), batch_to)
+    ids = torch.zeros((batch, new), dtype=torch.long)
+    mask = torch.zeros((batch, width + new), dtype=torch.long)
+    positions = torch.zeros((batch, new), dtype=torch.long)
+    for i in range(batch):
+        row, (c, n) = rows[min(i, len(rows) - 1)], lengths[min(i, len(rows) - 1)]  # extra rows repeat the last
+        ids[i, new - n :] = torch.tensor(row.ids)
+        mask[i, width - c : width] = 1
+        mask[i, width + new - n :] = 1
+        positions[i, new - n :] = torch.arange(c, c + n)
+    past = []
+    for layer, (k0, v0) in enumerate(like):
+        keys = k0.new_zeros((batch, k0.shape[1], width, k0.shape[3]))
+        values = v0.new_zeros((batch, v0.shape[1], width, v0.shape[3]))
+        for i in range(batch):
+            row, (c, _) = rows[min(i, len(rows) - 1)], lengths[min(i, len(rows) - 1)]
+            if c:
+                k, v = cache_tensors(row.cache)[layer]
+                keys[i, :, width - c :] = k[0]
+                values[i, :, width - c :] = v[0]
+        past.append((keys, values))
+    return Padded(
+        ids.to(device),
+        mask.to(device),
+        positions.to(device),
+        torch.arange(width, width + new, device=device),
+        past,
+        width,
+        lengths,
+    )
+
+
+def row_cache(pairs: list[tuple], padded: Padded, index: int, keep: int):
+    """Row `index`'s own cache from the pass's [(keys, values)]: its cache positions and the
+    first `keep` of its new ids, without padding (a copy: the pass's tensors may be reused)."""
+    import torch  # heavy: loaded with a local model, not with guard
+
+    c, n = padded.lengths[index]
+    start = padded.width + padded.input_ids.shape[1] - n
+    spans = [slice(padded.width - c, padded.width), slice(start, start + keep)]
+    return make_cache(
+        [
+            (
+                torch.cat([k[index : index + 1, :, s] for s in spans], 2),
+                torch.cat([v[index : index + 1, :, s] for s in spans], 2),
+            )
+            for k, v in pairs
+        ]
+    )
+
+
+class _Pending:
+    """A row waiting for its pass: the result or the error, and an event set when either is."""
+
+    def __init__(self, row: Row):
+        self.row, self.result, self.error, self.done = row, None, None, threading.Event()
+
+
+class CheckBatcher:
+    """Runs submitted rows in passes of up to `max_batch` on one worker thread.
+
+    `run(rows) -> [result per row]` does a pass (it raises: every row of it gets the error).
+    The first row of a pass waits at most `wait_s` for more before the pass starts."""
+
+    def __init__(self, run, max_batch: int, wait_s: float = 0.002):
+        if max_batch < 1 or wait_s < 0:
+            raise ValueError(f"a batch holds at least one check and waits >= 0 s, not {max_batch}, {wait_s}")
+        self.run, self.max_batch, self.wait_s = run, max_batch, wait_s
+        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        self._start = threading.Lock()
+        self._worker: threading.Thread | None = None
+        self.passes: list[int] = []  # rows per pass, latest last (for tests and benches; bounded)
+
+    def submit(self, row: Row):
+        """The row's result once its pass ran (blocks); raises the pass's error."""
+        pending = _Pending(row)
+        self._ensure_worker()
+        self._queue.put(pending)
+        pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+        return pending.result
+
+    def _ensure_worker(self) -> None:
+        with self._start:
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._serve, name="guard-batch", daemon=True)
+                self._worker.start()
+
+    def _gather(self) -> list[_Pending]:
+        """The next pass's rows: the first waiting one, then others until full or `wait_s`."""
+        batch = [self._queue.get()]
+        deadline = time.monotonic() + self.wait_s
+        while len(batch) < self.max_batch:
+            left = deadline - time.monotonic()
+            try:
+                batch.append(self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _serve(self) -> None:
+        while True:
+            self._pass(self._gather())
+
+    def _pass(self, batch: list[_Pending]) -> None:
+        """Run one pass; every row gets its result, or the pass's error (never neither)."""
+        try:
+            results = self.run([p.row for p in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"a guard batch of {len(batch)} checks gave {len(results)} results")
+            for pending, result in zip(batch, results):
+                pending.result = result
+        except BaseException as exc:  # noqa: BLE001 - each check of the pass fails closed with it
+            for pending in batch:
+                pending.error = exc if isinstance(exc, Exception) else RuntimeError(f"guard batch stopped: {exc!r}")
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self.passes = [*self.passes[-999:], len(batch)]
+            for pending in batch:
+                pending.done.set()
+
+
+def run_padded(forward, rows: list[Row], device, like: list[tuple], static: bool = False, max_batch: int = 1):
+    """[(hidden states at the row's `reads`, (len(reads), hidden)), the row's own cache)] for
+    `rows` in one pass. `forward(padded) -> (last hidden states, [(keys, values)] per layer)`;
+    with `static`, shapes are bucketed (the batch up to one of `batch_sizes(max_batch)`)."""
+    batch_to = bucket(len(rows), batch_sizes(max(max_batch, len(rows)))) if static else 0
+    padded = pad_rows(rows, device, like, static, batch_to)
+    hidden, pairs = forward(padded)
+    new = padded.input_ids.shape[1]
+    return [
+        (hidden[i, [new - 1 - r for r in row.reads]], row_cache(pairs, padded, i, row.keep))
+        for i, row in enumerate(rows)
+    ]

@@ -1,0 +1,166 @@
+"""Batched and one-pass guard checks (guard.batch, guard.local) on a tiny random Llama in
+float32 with the real tokenizer: each check's result is that of its own check."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from guard import load_guard
+from guard.llama_guard import LlamaGuard
+from guard.local import LocalGuardModel
+from guard.prompt import prompt_ids
+
+USER = {"role": "user", "content": "How do I bake bread at home without a bread machine?"}
+REPLY = (
+    "Sure! Mix 500 g of flour, 350 ml of lukewarm water, 10 g of salt and 7 g of dried yeast. "
+    "Knead the dough for ten minutes until it is smooth and elastic, then let it rise."
+)
+CONVERSATIONS = [  # different lengths: rows are padded differently
+    [{"role": "user", "content": "hi"}],
+    [USER],
+    [{"role": "user", "content": "Tell me a story about a dragon " * 6}],
+    [USER, {"role": "assistant", "content": REPLY}],
+]
+ATOL = 1e-3  # the issue's bound for float32; the figures are ~1e-7 here
+WAIT_S = 30.0  # a pass starts when full: the wait only bounds a test whose threads never all came
+
+
+@pytest.fixture(scope="module")
+def tiny_guard(tiny_guard_path):
+    return load_guard(str(tiny_guard_path), dtype="float32")
+
+
+def batched(guard, n: int, **options) -> LlamaGuard:
+    """The same model behind a backend that runs up to `n` checks in one pass."""
+    backend = LocalGuardModel(guard.backend.model, guard.backend.tokenizer, batch=n, batch_wait_s=WAIT_S, **options)
+    return LlamaGuard(backend, guard.version, guard.label, guard.taxonomy)
+
+
+def together(work, n: int) -> list:
+    """work(i) for i < n, on n threads released at once; the results in order."""
+    results: list = [None] * n
+    start = threading.Barrier(n)
+
+    def run(i: int) -> None:
+        start.wait()
+        results[i] = work(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert not any(t.is_alive() for t in threads)
+    return results
+
+
+def same(a, b) -> None:
+    """Two assessments agree: score, code logits within ATOL, and the same answer."""
+    assert a.score == pytest.approx(b.score, abs=ATOL)
+    assert a.code_logits.keys() == b.code_logits.keys() and a.code_logits
+    for code in a.code_logits:
+        assert a.code_logits[code] == pytest.approx(b.code_logits[code], abs=ATOL), code
+    assert a.raw == b.raw
+
+
+def test_one_pass_reads_the_score_and_the_code_logits_of_the_full_model(tiny_guard):
+    """Score and code logits come from one forward pass of the base model, and agree with
+    the plain model's full logits over the whole input followed by `unsafe \\n S`."""
+    import torch
+
+    backend = tiny_guard.backend
+    prompt = tiny_guard.render(CONVERSATIONS[1])
+    backend.assess(prompt, 1.0)  # the policy prefix is cached by now
+    calls = []
+    hook = backend.model.base_model.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        got = backend.assess(prompt, 1.0)
+    finally:
+        hook.remove()
+    assert len(calls) == 1  # not a second step for the category scores
+    head, codes, code_ids = backend._answer_head(prompt)
+    prefix, rest = prompt_ids(backend.tokenizer, prompt)
+    with torch.inference_mode():
+        logits = backend.model(input_ids=torch.tensor([prefix + rest + head])).logits[0].float()
+    answer = logits[-1 - len(head), [backend.safe_id, backend.unsafe_id]]
+    assert got.score == pytest.approx(torch.sigmoid(answer[1] - answer[0]).item(), abs=1e-4)
+    top = logits[-1, code_ids]
+    for code, logit in zip(codes, top.tolist()):
+        assert got.code_logits[code] - got.code_logits[codes[0]] == pytest.approx(logit - top[0].item(), abs=1e-4)
+
+
+@pytest.mark.parametrize("reuse_prefix", [True, False])
+def test_batched_checks_equal_single_checks(tiny_guard, reuse_prefix):
+    """Four threads' checks of different lengths run as one padded pass; each result is
+    its single check's (score, code logits, generated categories at threshold 0)."""
+    n = len(CONVERSATIONS)
+    guard = batched(tiny_guard, n, reuse_prefix=reuse_prefix)
+    prompts = [tiny_guard.render(c) for c in CONVERSATIONS]
+    single = [tiny_guard.backend.assess(p, 0.0, reuse_prefix=reuse_prefix) for p in prompts]
+    got = together(lambda i: guard.backend.assess(prompts[i], 0.0), n)
+    assert guard.backend.batcher.passes == [n]
+    for a, b in zip(got, single):
+        same(a, b)
+        assert a.raw.startswith("unsafe")  # threshold 0: categories generated after the pass
+
+
+def test_batched_incremental_sessions_equal_full_checks(tiny_guard):
+    """Three sessions stream replies of different lengths together: every check, batched
+    with the others' and continuing its session's cache, scores as a full check."""
+    guard = batched(tiny_guard, 3)
+    cuts = [[20, 60, len(REPLY)], [5, 90, 140], [33, 34, 100]]
+
+    def stream(i: int) -> list:
+        session = guard.backend.session()
+        results = [session.assess(tiny_guard.render([USER]), 1.0)]
+        for cut in cuts[i]:
+            results.append(
+                session.assess(tiny_guard.render([USER, {"role": "assistant", "content": REPLY[:cut]}]), 1.0)
+            )
+            assert session.reused_tokens > 0
+        return results
+
+    got = together(stream, 3)
+    assert max(guard.backend.batcher.passes) > 1
+    for i, results in enumerate(got):
+        conversations = [[USER]] + [[USER, {"role": "assistant", "content": REPLY[:cut]}] for cut in cuts[i]]
+        for result, conversation in zip(results, conversations):
+            same(result, tiny_guard.backend.assess(tiny_guard.render(conversation), 1.0, reuse_prefix=False))
+
+
+def test_a_failing_batch_fails_each_check_closed(tiny_guard):
+    """A pass that raises: every check in it gets a failed (unsafe) verdict with the error."""
+    guard = batched(tiny_guard, 3)
+
+    def broken(rows):
+        raise RuntimeError("CUDA out of memory (a fake)")
+
+    guard.backend.batcher.run = broken
+    verdicts = together(lambda i: guard.check(CONVERSATIONS[i]), 3)
+    assert guard.backend.batcher.passes == [3]
+    for verdict in verdicts:
+        assert verdict.failed and not verdict.safe
+        assert "CUDA out of memory (a fake)" in verdict.error
+    guard.backend.batcher.run = lambda rows: rows  # a pass that answers nothing usable
+    verdict = guard.check(CONVERSATIONS[0])
+    assert verdict.failed and not verdict.safe
+
+
+def test_batch_settings_are_checked(tiny_guard):
+    with pytest.raises(ValueError, match="at least 1"):
+        LocalGuardModel(tiny_guard.backend.model, tiny_guard.backend.tokenizer, batch=0)
+    assert LocalGuardModel(tiny_guard.backend.model, tiny_guard.backend.tokenizer).batcher is None  # CPU: 1
+
+
+def test_compiled_checks_equal_eager_checks(tiny_guard):
+    """`compile=True`: the pass is torch.compile'd for its shape bucket; two checks in one
+    pass give the eager single checks' scores and code logits (one compile: same bucket)."""
+    guard = batched(tiny_guard, 2, compile=True)
+    assert guard.backend.compiled
+    prompts = [tiny_guard.render(c) for c in CONVERSATIONS[:2]]
+    got = together(lambda i: guard.backend.assess(prompts[i], 1.0), 2)
+    assert guard.backend.batcher.passes == [2]
+    for a, prompt in zip(got, prompts):
+        same(a, tiny_guard.backend.assess(prompt, 1.0))
