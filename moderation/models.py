@@ -166,6 +166,8 @@ def model_slots(config) -> Models:
             token=config.hf_token,
             api_key=config.endpoint_key,
             model_name=config.guard_model_name,
+            batch=config.guard_batch,
+            batch_wait_s=config.guard_batch_wait_ms / 1000,
         )
 
     return Models(ModelSlot("Chat model", config.chat_model, chat), ModelSlot("Guard", config.guard_model, guard))

@@ -164,3 +164,19 @@ def test_compiled_checks_equal_eager_checks(tiny_guard):
     assert guard.backend.batcher.passes == [2]
     for a, prompt in zip(got, prompts):
         same(a, tiny_guard.backend.assess(prompt, 1.0))
+
+
+def test_guard_batch_flags_reach_the_local_guard(tiny_guard_path):
+    """`--guard-batch 3 --guard-batch-wait-ms 1.5`: the app's guard runs up to 3 checks a pass."""
+    from moderation.models import model_slots
+    from moderation.settings import parse_config
+
+    config = parse_config(
+        ["--guard-model", str(tiny_guard_path), "--chat-model", "offline", "--guard-batch", "3"]
+        + ["--guard-batch-wait-ms", "1.5"]
+    )
+    slot = model_slots(config).guard
+    slot.load()
+    assert slot.value.backend.batcher.max_batch == 3
+    assert slot.value.backend.batcher.wait_s == pytest.approx(0.0015)
+    assert parse_config(["--guard-model", str(tiny_guard_path), "--chat-model", "offline"]).guard_batch is None
