@@ -20,7 +20,9 @@ a run cut short still says something), then everything as one JSON object, last 
    verdicts pass): `first_token_over_bare`, `moderated_over_bare` (GPU targets: at most
    1.25 and 1.10); also parallel with a check every 8 tokens, and the turn as before
    this change (prompt check first, no incremental checks).
-4. `4bit`: the same models saved and reloaded with --load-in-4bit (bitsandbytes), and
+4. `guard_fast`: the guard's compiled check per length and batched checks at 1, 4, 8 and
+   16 sessions (bench/gpu_guard.py, whose docstring says what each figure is).
+5. `4bit`: the same models saved and reloaded with --load-in-4bit (bitsandbytes), and
    sections 1-3 again, shorter.
 
 Two diagnostic sections run only when named in --sections: `threads` (generate in the
@@ -417,8 +419,8 @@ def main(argv=None) -> None:
     )
     p.add_argument(
         "--sections",
-        default="stream,guard,turn,4bit",
-        help="comma-separated sections to run: stream, threads, profile, guard, turn, 4bit",
+        default="stream,guard,turn,guard_fast,4bit",
+        help="comma-separated sections to run: stream, threads, profile, guard, turn, guard_fast, 4bit",
     )
     a = p.parse_args(argv)
     wanted = set(a.sections.split(","))
@@ -468,9 +470,12 @@ def main(argv=None) -> None:
         "profile": lambda: profile_threads(chat, min(tokens, 16)),
         "guard": lambda: guard_latencies(guard, sizes, runs * 3),
         "turn": lambda: turns(chat, guard, tokens * 2, runs),
+        "guard_fast": lambda: bench_module("gpu_guard").run(
+            guard.backend.model, guard.backend.tokenizer, report, compile=cuda, runs=runs * 3, sync=sync
+        ),
     }
     for name, work in sections.items():
-        if name in wanted:
+        if name in wanted and (name != "guard_fast" or within_budget(a, name, 30 if a.small else 150)):
             measure(name, work)
 
     if "4bit" not in wanted:

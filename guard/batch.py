@@ -18,9 +18,10 @@ as in a check of its own.
 With `static=True` the shapes are bucketed (batch, cache and new lengths rounded up to the
 sizes below), so a compiled forward (guard.compiled) sees few distinct shapes.
 
-`CheckBatcher` runs rows on one worker thread: the first row waits up to `wait_s` for
-others (at most `max_batch` in a pass), and every row of a pass that fails gets its error
-(the check then fails closed: guard.llama_guard).
+`CheckBatcher` runs rows on one worker thread, at most `max_batch` in a pass: the rows
+queued while the last pass ran, and, while checks come together, those that come within
+`wait_s` of the first (a pass starts at once when full). Every row of a pass that fails
+gets its error (the check then fails closed: guard.llama_guard).
 """
 
 from __future__ import annotations
@@ -172,7 +173,7 @@ class CheckBatcher:
     """Runs submitted rows in passes of up to `max_batch` on one worker thread.
 
     `run(rows) -> [result per row]` does a pass (it raises: every row of it gets the error).
-    The first row of a pass waits at most `wait_s` for more before the pass starts."""
+    The first row of a pass waits at most `wait_s` for more (`_gather`)."""
 
     def __init__(self, run, max_batch: int, wait_s: float = 0.002):
         if max_batch < 1 or wait_s < 0:
@@ -200,9 +201,12 @@ class CheckBatcher:
                 self._worker.start()
 
     def _gather(self) -> list[_Pending]:
-        """The next pass's rows: the first waiting one, then others until full or `wait_s`."""
+        """The next pass's rows: the first waiting one, then those already queued, and while
+        checks come together (the last pass was shared, or none ran yet) others that come
+        within `wait_s`, until full. A lone session's checks so never wait for company."""
         batch = [self._queue.get()]
-        deadline = time.monotonic() + self.wait_s
+        together = not self.passes or self.passes[-1] > 1
+        deadline = time.monotonic() + (self.wait_s if together else 0.0)
         while len(batch) < self.max_batch:
             left = deadline - time.monotonic()
             try:

@@ -180,3 +180,18 @@ def test_guard_batch_flags_reach_the_local_guard(tiny_guard_path):
     assert slot.value.backend.batcher.max_batch == 3
     assert slot.value.backend.batcher.wait_s == pytest.approx(0.0015)
     assert parse_config(["--guard-model", str(tiny_guard_path), "--chat-model", "offline"]).guard_batch is None
+
+
+def test_a_lone_session_never_waits_for_company():
+    """After a pass of one check, the next lone check runs at once, whatever `wait_s` (here
+    ten minutes: waiting would outlast the test's one-minute deadline)."""
+    from guard.batch import CheckBatcher
+
+    batcher = CheckBatcher(lambda rows: [row * 10 for row in rows], max_batch=2, wait_s=0.0)
+    assert batcher.submit(1) == 10
+    batcher.wait_s = 600.0
+    results: list = []
+    thread = threading.Thread(target=lambda: results.append(batcher.submit(2)), daemon=True)
+    thread.start()
+    thread.join(timeout=60)
+    assert results == [20] and batcher.passes == [1, 1]
