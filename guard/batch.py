@@ -102,36 +102,42 @@ class Padded:
     lengths: list[tuple[int, int]]  # (cache, new) per row
 
 
-def pad_rows(rows: list[Row], device, like: list[tuple], static: bool = False, batch_to: int = 0) -> Padded:
-    """Rows left-padded into one batch (see the module docstring); `like`: a cache's
-    [(keys, values)] giving the layer count, shapes and dtype when no row has a cache."""
+def stacked(cache) -> tuple:
+    """A cache's keys and values, each stacked over layers: (layers, heads, length, dim)."""
+    import torch  # heavy: loaded with a local model, not with guard
+
+    return tuple(torch.stack([t[0] for t in part]) for part in zip(*cache_tensors(cache)))
+
+
+def pad_rows(rows: list[Row], device, static: bool = False, batch_to: int = 0) -> Padded:
+    """Rows left-padded into one batch (see the module docstring); rows past `len(rows)`
+    (up to `batch_to`) repeat the last. The caches are copied in with one copy per row
+    for all layers (a GPU pass pays a launch per copy)."""
     import torch  # heavy: loaded with a local model, not with guard
 
     lengths = [(cache_length(r.cache), len(r.ids)) for r in rows]
     width, new = max(c for c, _ in lengths), max(n for _, n in lengths)
     if static:
         width, new = bucket(width, CACHE_BUCKETS), bucket(new, NEW_BUCKETS)
-    batch = max(len(rows), batch_to)
-    ids = torch.zeros((batch, new), dtype=torch.long)
-    mask = torch.zeros((batch, width + new), dtype=torch.long)
-    positions = torch.zeros((batch, new), dtype=torch.long)
-    for i in range(batch):
-        row, (c, n) = rows[min(i, len(rows) - 1)], lengths[min(i, len(rows) - 1)]  # extra rows repeat the last
+    source = [min(i, len(rows) - 1) for i in range(max(len(rows), batch_to))]
+    ids = torch.zeros((len(source), new), dtype=torch.long)
+    mask = torch.zeros((len(source), width + new), dtype=torch.long)
+    positions = torch.zeros((len(source), new), dtype=torch.long)
+    for i, (row, (c, n)) in enumerate((rows[s], lengths[s]) for s in source):
         ids[i, new - n :] = torch.tensor(row.ids)
         mask[i, width - c : width] = 1
         mask[i, width + new - n :] = 1
         positions[i, new - n :] = torch.arange(c, c + n)
-    past = []
-    for layer, (k0, v0) in enumerate(like):
-        keys = k0.new_zeros((batch, k0.shape[1], width, k0.shape[3]))
-        values = v0.new_zeros((batch, v0.shape[1], width, v0.shape[3]))
-        for i in range(batch):
-            row, (c, _) = rows[min(i, len(rows) - 1)], lengths[min(i, len(rows) - 1)]
-            if c:
-                k, v = cache_tensors(row.cache)[layer]
-                keys[i, :, width - c :] = k[0]
-                values[i, :, width - c :] = v[0]
-        past.append((keys, values))
+    caches = {s: stacked(rows[s].cache) for s in set(source) if lengths[s][0]}
+    past: list[tuple] = []
+    if caches:
+        k0, v0 = next(iter(caches.values()))
+        keys = k0.new_zeros((k0.shape[0], len(source), k0.shape[1], width, k0.shape[3]))
+        values = v0.new_zeros((v0.shape[0], len(source), v0.shape[1], width, v0.shape[3]))
+        for i, s in enumerate(source):
+            if s in caches:
+                keys[:, i, :, width - lengths[s][0] :], values[:, i, :, width - lengths[s][0] :] = caches[s]
+        past = list(zip(keys, values))
     return Padded(
         ids.to(device),
         mask.to(device),
@@ -143,23 +149,17 @@ def pad_rows(rows: list[Row], device, like: list[tuple], static: bool = False, b
     )
 
 
-def row_cache(pairs: list[tuple], padded: Padded, index: int, keep: int):
-    """Row `index`'s own cache from the pass's [(keys, values)]: its cache positions and the
-    first `keep` of its new ids, without padding (a copy: the pass's tensors may be reused)."""
+def row_cache(keys, values, padded: Padded, index: int, keep: int):
+    """Row `index`'s own cache from the pass's keys and values stacked over layers
+    (layers, batch, heads, length, dim): its cache positions and the first `keep` of its new
+    ids, without padding; one copy for all layers (the pass's tensors may be reused)."""
     import torch  # heavy: loaded with a local model, not with guard
 
     c, n = padded.lengths[index]
     start = padded.width + padded.input_ids.shape[1] - n
     spans = [slice(padded.width - c, padded.width), slice(start, start + keep)]
-    return make_cache(
-        [
-            (
-                torch.cat([k[index : index + 1, :, s] for s in spans], 2),
-                torch.cat([v[index : index + 1, :, s] for s in spans], 2),
-            )
-            for k, v in pairs
-        ]
-    )
+    own = [torch.cat([t[:, index, :, s] for s in spans], 2) for t in (keys, values)]  # (layers, heads, length, dim)
+    return make_cache([(k[None], v[None]) for k, v in zip(*own)])
 
 
 class _Pending:
@@ -238,15 +238,18 @@ class CheckBatcher:
                 pending.done.set()
 
 
-def run_padded(forward, rows: list[Row], device, like: list[tuple], static: bool = False, max_batch: int = 1):
+def run_padded(forward, rows: list[Row], device, static: bool = False, max_batch: int = 1):
     """[(hidden states at the row's `reads`, (len(reads), hidden)), the row's own cache)] for
     `rows` in one pass. `forward(padded) -> (last hidden states, [(keys, values)] per layer)`;
     with `static`, shapes are bucketed (the batch up to one of `batch_sizes(max_batch)`)."""
+    import torch  # heavy: loaded with a local model, not with guard
+
     batch_to = bucket(len(rows), batch_sizes(max(max_batch, len(rows)))) if static else 0
-    padded = pad_rows(rows, device, like, static, batch_to)
+    padded = pad_rows(rows, device, static, batch_to)
     hidden, pairs = forward(padded)
+    keys, values = (torch.stack(part) for part in zip(*pairs))
     new = padded.input_ids.shape[1]
     return [
-        (hidden[i, [new - 1 - r for r in row.reads]], row_cache(pairs, padded, i, row.keep))
+        (hidden[i, [new - 1 - r for r in row.reads]], row_cache(keys, values, padded, i, row.keep))
         for i, row in enumerate(rows)
     ]

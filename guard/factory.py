@@ -128,4 +128,15 @@ def load_guard(
         name = getattr(model.config, "_name_or_path", "") or ""
         backend = LocalGuardModel(model, tokenizer, reuse_prefix, compile, batch, batch_wait_s)
     version = version or detect_version(spec, name, chat_template=getattr(tokenizer, "chat_template", None))
-    return LlamaGuard(backend, version, describe(version, spec), taxonomy_for(version, spec, name))
+    guard = LlamaGuard(backend, version, describe(version, spec), taxonomy_for(version, spec, name))
+    if getattr(backend, "compiled", False):
+        warm_up(guard)
+    return guard
+
+
+def warm_up(guard: LlamaGuard) -> None:
+    """One check while the guard loads, so that the first compile (guard.compiled) happens
+    here and not in a visitor's first turn; raises ModelLoadError when it fails."""
+    verdict = guard.check([{"role": "user", "content": "Hello"}], threshold=1.0)
+    if verdict.failed:
+        raise ModelLoadError(f"The compiled guard check failed while loading ({verdict.error}): run without compile.")

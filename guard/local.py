@@ -38,7 +38,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from compute import cpu, prepare
-from guard.batch import CheckBatcher, Row, cache_tensors, run_padded
+from guard.batch import CheckBatcher, Row, run_padded
 from guard.category_scores import code_tokens, prompt_codes
 from guard.compiled import compiled_forward, padded_forward
 from guard.incremental import IncrementalSession, crop_cache, fork_cache
@@ -129,13 +129,11 @@ class LocalGuardModel:
         """One padded pass over `rows` (guard.batch.run_padded), eager or `forward` (compiled)."""
         import torch  # heavy: loaded with a model, not with the package
 
-        like = next((cache_tensors(r.cache) for r in rows if r.cache is not None), [])
         with torch.inference_mode(), cpu.running(self.model):
             return run_padded(
                 forward or self._eager_padded,
                 rows,
                 self.model.device,
-                like,
                 static=forward is not None,
                 max_batch=self.batcher.max_batch if self.batcher else len(rows),
             )

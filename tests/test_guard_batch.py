@@ -154,16 +154,24 @@ def test_batch_settings_are_checked(tiny_guard):
     assert LocalGuardModel(tiny_guard.backend.model, tiny_guard.backend.tokenizer).batcher is None  # CPU: 1
 
 
-def test_compiled_checks_equal_eager_checks(tiny_guard):
-    """`compile=True`: the pass is torch.compile'd for its shape bucket; two checks in one
-    pass give the eager single checks' scores and code logits (one compile: same bucket)."""
-    guard = batched(tiny_guard, 2, compile=True)
-    assert guard.backend.compiled
-    prompts = [tiny_guard.render(c) for c in CONVERSATIONS[:2]]
-    got = together(lambda i: guard.backend.assess(prompts[i], 1.0), 2)
-    assert guard.backend.batcher.passes == [2]
-    for a, prompt in zip(got, prompts):
-        same(a, tiny_guard.backend.assess(prompt, 1.0))
+def test_compiled_checks_equal_eager_checks(tiny_guard_path, tiny_guard):
+    """`compile=True`: the guard loads with its first compiled check done (the warm-up), and
+    compiled checks, incremental re-checks included, give the eager full checks' scores
+    and code logits."""
+    guard = load_guard(str(tiny_guard_path), dtype="float32", compile=True)
+    assert guard.backend.compiled and guard.backend.batcher.passes == [1]  # the warm-up
+    same(
+        guard.backend.assess(tiny_guard.render([USER]), 1.0), tiny_guard.backend.assess(tiny_guard.render([USER]), 1.0)
+    )
+    session = guard.backend.session()
+    for conversation in (
+        [USER],
+        [USER, {"role": "assistant", "content": REPLY[:40]}],
+        [USER, {"role": "assistant", "content": REPLY[:50]}],
+    ):
+        got = session.assess(tiny_guard.render(conversation), 1.0)
+        same(got, tiny_guard.backend.assess(tiny_guard.render(conversation), 1.0, reuse_prefix=False))
+    assert session.reused_tokens > 0
 
 
 def test_guard_batch_flags_reach_the_local_guard(tiny_guard_path):
