@@ -203,3 +203,17 @@ def test_a_lone_session_never_waits_for_company():
     thread.start()
     thread.join(timeout=60)
     assert results == [20] and batcher.passes == [1, 1]
+
+
+def test_a_failing_batch_blocks_the_turn(tiny_guard, tiny_chat_path):
+    """A moderated turn whose batched prompt check fails is blocked, with the reason, and
+    nothing of a reply is shown."""
+    from chat import GenerationSettings, load_chat
+    from moderation.turn import REFUSED, TurnSettings, run_turn
+
+    guard = batched(tiny_guard, 2)
+    guard.backend.batcher.run = lambda rows: 1 / 0
+    settings = TurnSettings(generation=GenerationSettings(temperature=0.0, max_new_tokens=8))
+    final = list(run_turn(guard, load_chat(str(tiny_chat_path)), [], "Tell me about bread.", settings))[-1]
+    assert final.outcome == REFUSED and final.shown == "" and final.reply == ""
+    assert "could not judge" in final.notice and "ZeroDivisionError" in final.notice
