@@ -20,8 +20,10 @@ sizes below), so a compiled forward (guard.compiled) sees few distinct shapes.
 
 `CheckBatcher` runs rows on one worker thread, at most `max_batch` in a pass: the rows
 queued while the last pass ran, and, while checks come together, those that come within
-`wait_s` of the first (a pass starts at once when full). Every row of a pass that fails
-gets its error (the check then fails closed: guard.llama_guard).
+`wait_s` of the first (a pass starts at once when full), at most `max_tokens` padded new
+tokens (a long check waits for the next pass rather than pad short ones to its length).
+Every row of a pass that fails gets its error (the check then fails closed:
+guard.llama_guard).
 """
 
 from __future__ import annotations
@@ -175,11 +177,13 @@ class CheckBatcher:
     `run(rows) -> [result per row]` does a pass (it raises: every row of it gets the error).
     The first row of a pass waits at most `wait_s` for more (`_gather`)."""
 
-    def __init__(self, run, max_batch: int, wait_s: float = 0.002):
+    def __init__(self, run, max_batch: int, wait_s: float = 0.002, size=len, max_tokens: int | None = None):
         if max_batch < 1 or wait_s < 0:
             raise ValueError(f"a batch holds at least one check and waits >= 0 s, not {max_batch}, {wait_s}")
         self.run, self.max_batch, self.wait_s = run, max_batch, wait_s
+        self.size, self.max_tokens = size, max_tokens
         self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        self._held: _Pending | None = None  # a row that did not fit the last pass: the next one's first
         self._start = threading.Lock()
         self._worker: threading.Thread | None = None
         self.passes: list[int] = []  # rows per pass, latest last (for tests and benches; bounded)
@@ -204,16 +208,28 @@ class CheckBatcher:
         """The next pass's rows: the first waiting one, then those already queued, and while
         checks come together (the last pass was shared, or none ran yet) others that come
         within `wait_s`, until full. A lone session's checks so never wait for company."""
-        batch = [self._queue.get()]
+        batch, self._held = [self._held or self._queue.get()], None
         together = not self.passes or self.passes[-1] > 1
         deadline = time.monotonic() + (self.wait_s if together else 0.0)
         while len(batch) < self.max_batch:
             left = deadline - time.monotonic()
             try:
-                batch.append(self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait())
+                pending = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
             except queue.Empty:
                 break
+            if not self._fits(batch, pending):
+                self._held = pending
+                break
+            batch.append(pending)
         return batch
+
+    def _fits(self, batch: list[_Pending], pending: _Pending) -> bool:
+        """Whether the padded pass stays within `max_tokens` (rows x the longest row's
+        `size`) with `pending` in it: a long check does not pad many short ones to its length."""
+        if self.max_tokens is None:
+            return True
+        longest = max(self.size(p.row) for p in [*batch, pending])
+        return (len(batch) + 1) * longest <= self.max_tokens
 
     def _serve(self) -> None:
         while True:

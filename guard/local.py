@@ -48,6 +48,7 @@ from weights import CONTEXT_WINDOW, context_window
 MAX_CATEGORY_TOKENS = 16  # "\nS1,S2,S10" is a handful of tokens
 MAX_CACHED_PREFIXES = 8  # one per (policy, role) in use
 DEFAULT_CUDA_BATCH = 8  # checks in one pass at most, on a CUDA GPU (on a CPU: 1, no batching)
+MAX_PASS_TOKENS = 8192  # a pass's new tokens, padding included, when it holds more than one check
 DEFAULT_BATCH_WAIT_S = 0.002  # how long a check waits for others to share its pass
 NOT_FINITE = "the model's unsafe score is not a number (overflow in float16? try --dtype bfloat16 or float32)"
 
@@ -123,7 +124,9 @@ class LocalGuardModel:
             return None
         self.compiled = compile
         forward = compiled_forward(self.model.base_model, self._cache_arg) if compile else None
-        return CheckBatcher(lambda rows: self._run_rows(rows, forward), batch, wait_s)
+        return CheckBatcher(
+            lambda rows: self._run_rows(rows, forward), batch, wait_s, lambda row: len(row.ids), MAX_PASS_TOKENS
+        )
 
     def _run_rows(self, rows: list[Row], forward=None) -> list:
         """One padded pass over `rows` (guard.batch.run_padded), eager or `forward` (compiled)."""

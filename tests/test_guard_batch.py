@@ -4,6 +4,7 @@ float32 with the real tokenizer: each check's result is that of its own check.""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -217,3 +218,33 @@ def test_a_failing_batch_blocks_the_turn(tiny_guard, tiny_chat_path):
     final = list(run_turn(guard, load_chat(str(tiny_chat_path)), [], "Tell me about bread.", settings))[-1]
     assert final.outcome == REFUSED and final.shown == "" and final.reply == ""
     assert "could not judge" in final.notice and "ZeroDivisionError" in final.notice
+
+
+def test_a_long_check_does_not_pad_short_ones_to_its_length():
+    """Rows sized 10, 10, 100, 10 queued behind a running pass, at most 120 padded tokens a
+    pass: the long one does not join the short ones (2 x 100 > 120) but starts the next pass."""
+    from guard.batch import CheckBatcher
+
+    running, gate = threading.Event(), threading.Event()
+    order: list[list[int]] = []
+
+    def run(rows):
+        running.set()
+        gate.wait(timeout=60)  # the first pass holds the worker until all rows are queued
+        order.append(list(rows))
+        return rows
+
+    batcher = CheckBatcher(run, max_batch=4, wait_s=0.0, size=lambda row: row, max_tokens=120)
+    threads = [threading.Thread(target=batcher.submit, args=(1,), daemon=True)]
+    threads[0].start()
+    assert running.wait(timeout=60)
+    for n in (10, 10, 100, 10):
+        threads.append(threading.Thread(target=batcher.submit, args=(n,), daemon=True))
+        threads[-1].start()
+        deadline = time.monotonic() + 60  # queued in this order
+        while batcher._queue.qsize() < len(threads) - 1 and time.monotonic() < deadline:
+            time.sleep(0.001)
+    gate.set()
+    for t in threads:
+        t.join(timeout=60)
+    assert order == [[1], [10, 10], [100], [10]]
