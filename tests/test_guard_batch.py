@@ -248,3 +248,27 @@ def test_a_long_check_does_not_pad_short_ones_to_its_length():
     for t in threads:
         t.join(timeout=60)
     assert order == [[1], [10, 10], [100], [10]]
+
+
+def test_static_shapes_pad_to_buckets_and_keep_each_result(tiny_guard):
+    """The compiled pass's layout, run eagerly: three rows padded to a batch of 4 (the last
+    row repeated), cache and new lengths rounded up to buckets; each row's hidden states and
+    cache are those of its own unpadded pass."""
+    from guard.batch import CACHE_BUCKETS, NEW_BUCKETS, Row, bucket, pad_rows, run_padded
+
+    backend = tiny_guard.backend
+    prompts = [tiny_guard.render(c) for c in CONVERSATIONS[:3]]
+    rows = []
+    for prompt in prompts:
+        prefix, rest = prompt_ids(backend.tokenizer, prompt)
+        rows.append(Row(backend._prefix_cache(prompt.prefix, prefix), rest, (0,), len(rest)))
+    padded = pad_rows(rows, backend.model.device, static=True, batch_to=4)
+    widest = max(r.cache.get_seq_length() for r in rows)
+    assert padded.input_ids.shape == (4, bucket(max(len(r.ids) for r in rows), NEW_BUCKETS))
+    assert padded.width == bucket(widest, CACHE_BUCKETS) >= widest
+    static = run_padded(backend._eager_padded, rows, backend.model.device, static=True, max_batch=4)
+    alone = [run_padded(backend._eager_padded, [row], backend.model.device)[0] for row in rows]
+    for (hidden, cache), (hidden_alone, cache_alone), row in zip(static, alone, rows):
+        assert (hidden - hidden_alone).abs().max().item() < ATOL
+        assert cache.get_seq_length() == cache_alone.get_seq_length() == row.cache.get_seq_length() + len(row.ids)
+        assert (cache.layers[-1].keys - cache_alone.layers[-1].keys).abs().max().item() < ATOL
