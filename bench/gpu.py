@@ -24,7 +24,9 @@ a run cut short still says something), then everything as one JSON object, last 
    verdicts pass): `first_token_over_bare`, `moderated_over_bare` (GPU targets: at most
    1.25 and 1.10); also parallel with a check every 8 tokens, and the turn as before
    this change (prompt check first, no incremental checks).
-5. `4bit`: the same models saved and reloaded with --load-in-4bit (bitsandbytes), and
+5. `guard_fast`: the guard's compiled check per length and batched checks at 1, 4, 8 and
+   16 sessions (bench/gpu_guard.py, whose docstring says what each figure is).
+6. `4bit`: the same models saved and reloaded with --load-in-4bit (bitsandbytes), and
    sections 1, 3 and 4 again, shorter (eager).
 
 Two diagnostic sections run only when named in --sections (bench/gpu_threads.py):
@@ -337,8 +339,8 @@ def main(argv=None) -> None:
     )
     p.add_argument(
         "--sections",
-        default="stream,decode,guard,turn,4bit",
-        help="comma-separated sections to run: stream, threads, profile, decode, guard, turn, 4bit",
+        default="stream,decode,guard,turn,guard_fast,4bit",
+        help="comma-separated sections to run: stream, threads, profile, decode, guard, turn, guard_fast, 4bit",
     )
     a = p.parse_args(argv)
     if a.smoke:
@@ -393,9 +395,12 @@ def main(argv=None) -> None:
         ),
         "guard": lambda: guard_latencies(guard, sizes, runs * 3),
         "turn": lambda: turns(chat, guard, tokens * 2, runs),
+        "guard_fast": lambda: bench_module("gpu_guard").run(
+            guard.backend.model, guard.backend.tokenizer, report, compile=cuda, runs=runs * 3, sync=sync
+        ),
     }
     for name, work in sections.items():
-        if name in wanted:
+        if name in wanted and (name != "guard_fast" or within_budget(a, name, 30 if a.small else 150)):
             measure(name, work)
 
     if "4bit" not in wanted:

@@ -16,7 +16,7 @@ import re
 
 from guard.base import Guard
 from guard.llama_guard import LlamaGuard
-from guard.local import LocalGuardModel, TokenizerOnly
+from guard.local import DEFAULT_BATCH_WAIT_S, LocalGuardModel, TokenizerOnly
 from guard.offline import OfflineGuard
 from guard.prompt import GUARD2, GUARD3, VERSIONS
 from guard.remote import RemoteGuardModel
@@ -90,6 +90,9 @@ def load_guard(
     timeout_s: float = 60.0,
     reuse_prefix: bool = True,
     prompt_only: bool = False,
+    compile: bool = False,
+    batch: int | None = None,
+    batch_wait_s: float = DEFAULT_BATCH_WAIT_S,
 ) -> Guard:
     """Load the guard `spec` names (see the module docstring). Raises weights.ModelLoadError
     or ValueError with a message that says what to do.
@@ -100,7 +103,10 @@ def load_guard(
     timeout_s: an endpoint's HTTP timeout for one request; it does not apply to local
     models. A check has no deadline of its own: the caller sets it (the moderated turn).
     prompt_only: load the tokenizer but not the weights (the guard can render and tokenize
-    prompts; its checks fail closed)."""
+    prompts; its checks fail closed).
+    compile, batch, batch_wait_s: a local Llama Guard's compiled check and batched checks
+    (guard.local: at most `batch` checks in one pass, each waiting up to `batch_wait_s` for
+    the others; default 8 on a CUDA GPU, else 1); other guards ignore them."""
     named = model_spec(spec)
     spec = named.text
     if version not in (None, *VERSIONS):
@@ -120,6 +126,17 @@ def load_guard(
     else:
         model, tokenizer = load_causal_lm(spec, options)
         name = getattr(model.config, "_name_or_path", "") or ""
-        backend = LocalGuardModel(model, tokenizer, reuse_prefix)
+        backend = LocalGuardModel(model, tokenizer, reuse_prefix, compile, batch, batch_wait_s)
     version = version or detect_version(spec, name, chat_template=getattr(tokenizer, "chat_template", None))
-    return LlamaGuard(backend, version, describe(version, spec), taxonomy_for(version, spec, name))
+    guard = LlamaGuard(backend, version, describe(version, spec), taxonomy_for(version, spec, name))
+    if getattr(backend, "compiled", False):
+        warm_up(guard)
+    return guard
+
+
+def warm_up(guard: LlamaGuard) -> None:
+    """One check while the guard loads, so that the first compile (guard.compiled) happens
+    here and not in a visitor's first turn; raises ModelLoadError when it fails."""
+    verdict = guard.check([{"role": "user", "content": "Hello"}], threshold=1.0)
+    if verdict.failed:
+        raise ModelLoadError(f"The compiled guard check failed while loading ({verdict.error}): run without compile.")

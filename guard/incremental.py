@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import copy
 import threading
+from dataclasses import replace
 
-from compute import cpu
 from guard.prompt import prompt_ids
 
 
@@ -108,14 +108,14 @@ class IncrementalSession:
         # At least the last token runs: its hidden state gives the score.
         common = min(common_prefix_length(self._ids, ids), len(ids) - 1)
         self._ids, cache, self._cache = [], self._cache, None  # nothing stale if the forward fails
-        with torch.inference_mode(), cpu.running(backend.model):
+        with torch.inference_mode(), backend.computing():
             if cache is not None and common > (len(prefix_ids) if backend.reuse_prefix else 0):
                 crop_cache(cache, common)
             elif backend.reuse_prefix:
                 common, cache = len(prefix_ids), backend._prefix_cache(prompt.prefix, prefix_ids)
             else:
                 common, cache = 0, None
-            logits, cache = backend._answer_logits(ids[common:], cache)
-            self._ids, self._cache, self.reused_tokens = ids, cache, common
-            # category scores and generation grow the cache past the input: they continue on forks
-            return backend.conclude(logits, fork_cache(cache), threshold, prompt)
+            step = backend.step(prompt, ids[common:], cache)
+            self._ids, self._cache, self.reused_tokens = ids, step.cache, common
+            # category generation grows the cache past the input: it continues on a fork
+            return backend.conclude(replace(step, cache=fork_cache(step.cache)), threshold)

@@ -113,6 +113,7 @@ LANGUAGES = {  # what each model card says
     GUARD3: "English, French, German, Hindi, Italian, Portuguese, Spanish, Thai (Llama Guard 3's eight)",
 }
 
+
 class LlamaGuard(Guard):
     """Implements guard.base.Guard. Thread-safe: the app checks several users at once."""
 

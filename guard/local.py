@@ -14,14 +14,23 @@ forms agree closely. The token ids are looked up in the tokenizer at load time
 (Llama 3: safe 19193, unsafe 39257). The first token is then chosen by the threshold;
 only when it is `unsafe` is the category line generated (greedy).
 
-Every check also reads p(category | unsafe) (guard.category_scores): on a fork of the
-cache it feeds `unsafe \n S` and reads the logits of the code numbers the prompt listed
-("1" .. "11", one token each), again from those rows of the output projection only. The
-fork leaves the check's own cache as it was (a session continues from it: guard.incremental).
+Every check also reads p(category | unsafe) (guard.category_scores) in the same forward
+pass: the input is followed by the answer head `unsafe \n S`, and the code numbers the
+prompt listed ("1" .. "11", one token each) are read at its last position, again from those
+rows of the output projection only. Causal attention keeps the input's positions blind to
+the head, so the score is what it would be without it; the head is then cropped off the
+cache (a session continues from it: guard.incremental). Every verdict carries these scores
+(the API's category_scores, the log, the panel, per-category thresholds), so they are read
+on every check; folded into its one pass they cost three more positions, not a second step.
+
+Checks can share a pass (guard.batch: `batch`, up to that many checks padded together,
+each waiting at most `batch_wait_s` for the others; default 8 on a CUDA GPU, else none),
+and the pass can be compiled (`compile`: guard.compiled, static shapes per length bucket).
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import threading
@@ -29,14 +38,30 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from compute import cpu, prepare
+from guard.batch import CheckBatcher, Row, run_padded
 from guard.category_scores import code_tokens, prompt_codes
-from guard.incremental import IncrementalSession, fork_cache
+from guard.compiled import compiled_forward, padded_forward
+from guard.incremental import IncrementalSession, crop_cache, fork_cache
 from guard.prompt import GuardPrompt, prompt_ids, token_ends
 from weights import CONTEXT_WINDOW, context_window
 
 MAX_CATEGORY_TOKENS = 16  # "\nS1,S2,S10" is a handful of tokens
 MAX_CACHED_PREFIXES = 8  # one per (policy, role) in use
+DEFAULT_CUDA_BATCH = 8  # checks in one pass at most, on a CUDA GPU (on a CPU: 1, no batching)
+MAX_PASS_TOKENS = 8192  # a pass's new tokens, padding included, when it holds more than one check
+DEFAULT_BATCH_WAIT_S = 0.002  # how long a check waits for others to share its pass
 NOT_FINITE = "the model's unsafe score is not a number (overflow in float16? try --dtype bfloat16 or float32)"
+
+
+@dataclass
+class FirstStep:
+    """What a check's one forward pass gives: the first answer token's (safe, unsafe)
+    logits, the code logits after `unsafe \\n S` ({prompt code: logit}) and the cache of
+    the input (without the answer head)."""
+
+    logits: object
+    code_logits: dict[str, float]
+    cache: object
 
 
 @dataclass(frozen=True)
@@ -58,7 +83,15 @@ class LocalGuardModel:
 
     remote = False
 
-    def __init__(self, model, tokenizer, reuse_prefix: bool = True):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        reuse_prefix: bool = True,
+        compile: bool = False,
+        batch: int | None = None,
+        batch_wait_s: float = DEFAULT_BATCH_WAIT_S,
+    ):
         self.model, self.tokenizer, self.reuse_prefix = model, tokenizer, reuse_prefix
         vocab = tokenizer.get_vocab()
         missing = [t for t in ("safe", "unsafe") if t not in vocab]
@@ -75,6 +108,42 @@ class LocalGuardModel:
         self._codes: dict[tuple[str, ...], tuple | None] = {}  # prompt codes -> code_tokens()
         self._lock = threading.Lock()
         prepare(model)  # beside the chat model: steady attention on CUDA, shared cores on a CPU
+        self._head = self._head_weight()
+        self.compiled = False  # True: checks run a compiled forward (guard.compiled)
+        self.batcher = self._batcher(compile, batch, batch_wait_s)
+
+    def _batcher(self, compile: bool, batch: int | None, wait_s: float) -> CheckBatcher | None:
+        """The worker that runs checks as padded passes (guard.batch), or None: each check
+        runs in its caller's thread. Batching needs a head whose rows can be read; a
+        compiled forward always runs on the worker (one thread: CUDA graphs are per thread)."""
+        if batch is None:
+            batch = DEFAULT_CUDA_BATCH if self.model.device.type == "cuda" else 1
+        if batch < 1:
+            raise ValueError(f"guard batch must be at least 1, not {batch}")
+        if self._head is None or (batch == 1 and not compile):
+            return None
+        self.compiled = compile
+        forward = compiled_forward(self.model.base_model, self._cache_arg) if compile else None
+        return CheckBatcher(
+            lambda rows: self._run_rows(rows, forward), batch, wait_s, lambda row: len(row.ids), MAX_PASS_TOKENS
+        )
+
+    def _run_rows(self, rows: list[Row], forward=None) -> list:
+        """One padded pass over `rows` (guard.batch.run_padded), eager or `forward` (compiled)."""
+        import torch  # heavy: loaded with a model, not with the package
+
+        with torch.inference_mode(), cpu.running(self.model):
+            return run_padded(
+                forward or self._eager_padded,
+                rows,
+                self.model.device,
+                static=forward is not None,
+                max_batch=self.batcher.max_batch if self.batcher else len(rows),
+            )
+
+    def _eager_padded(self, padded):
+        """The last hidden states and [(keys, values)] per layer of a padded pass (guard.batch)."""
+        return padded_forward(self.model.base_model, self._cache_arg, padded)
 
     @property
     def context_window(self) -> int:
@@ -107,38 +176,55 @@ class LocalGuardModel:
         out = self._run(self.model, ids, cache, logits_to_keep=1)
         return out.logits[0, -1].float(), self._cache_of(out)
 
-    def _answer_logits(self, ids: list[int], cache=None):
-        """Logits of `safe` and `unsafe` only, and the cache.
-
-        The score needs two rows of the output projection, not all 128,256: reading the
-        whole projection would cost more than the conversation's own tokens."""
-        return self._logits_of(ids, cache, [self.safe_id, self.unsafe_id])
-
-    def _logits_of(self, ids: list[int], cache, token_ids: list[int]):
-        """Logits of `token_ids` at the last position after `ids`, and the cache."""
+    def _head_weight(self):
+        """The output projection's weight, when its rows can be read one by one (else None:
+        a quantised or unusual head, whose full logits are computed instead)."""
         head = self.model.get_output_embeddings()
         weight = getattr(head, "weight", None)
         if weight is None or getattr(head, "bias", None) is not None or not weight.is_floating_point():
-            logits, cache = self._forward(ids, cache)  # quantised or unusual heads: the full projection
-            return logits[token_ids], cache
-        out = self._run(self.model.base_model, ids, cache)
-        hidden = out.last_hidden_state[0, -1]
-        rows = weight[token_ids].to(device=hidden.device, dtype=hidden.dtype)
-        return (rows @ hidden).float(), self._cache_of(out)
+            return None
+        return weight
 
-    def code_logits(self, prompt: GuardPrompt, cache) -> dict[str, float]:
-        """{prompt code: logit} of the first category code after `unsafe \n S`, read on a
-        fork of `cache` (the check's input, left unchanged); {} when the prompt lists no
-        codes or the tokenizer does not write each code's number as one token."""
+    def _project(self, hidden, token_ids: list[int]):
+        """Logits of `token_ids` from one position's hidden state: those rows of the head only."""
+        rows = self._head[token_ids].to(device=hidden.device, dtype=hidden.dtype)
+        return (rows @ hidden).float()
+
+    def _answer_head(self, prompt: GuardPrompt) -> tuple[list[int], list[str], list[int]]:
+        """(ids fed after the input to read the code logits: `unsafe \n S`, the prompt's codes,
+        the token naming each); all empty when the prompt lists no codes or the tokenizer
+        does not write each code's number as one token (guard.category_scores)."""
         codes = tuple(prompt_codes(prompt.text))
         if codes not in self._codes:
             self._codes[codes] = code_tokens(self.tokenizer, self.unsafe_id, list(codes)) if codes else None
         found = self._codes[codes]
         if found is None:
-            return {}
+            return [], [], []
         forced, last = found
-        logits, _ = self._logits_of([self.unsafe_id, *forced], fork_cache(cache), list(last.values()))
-        return dict(zip(last, logits.tolist()))
+        return [self.unsafe_id, *forced], list(last), list(last.values())
+
+    def step(self, prompt: GuardPrompt, ids: list[int], cache=None) -> FirstStep:
+        """One forward pass over `ids` (after `cache`) and the answer head `unsafe \n S`:
+        the first answer token's (safe, unsafe) logits at the input's last position, the code
+        logits at the head's last, and the cache of `ids` alone. Causal attention keeps the
+        input's positions blind to the head, so both read what two steps would."""
+        tail, codes, code_ids = self._answer_head(prompt)
+        if self.batcher is not None:
+            hidden, cache = self.batcher.submit(Row(cache, ids + tail, (len(tail), 0), len(ids)))
+            answer, code = self._project(hidden[0], [self.safe_id, self.unsafe_id]), self._project(hidden[1], code_ids)
+        elif self._head is None:
+            out = self._run(self.model, ids + tail, cache, logits_to_keep=len(tail) + 1)
+            logits = out.logits[0].float()
+            answer, code = logits[0, [self.safe_id, self.unsafe_id]], logits[-1, code_ids]
+        else:
+            out = self._run(self.model.base_model, ids + tail, cache)
+            hidden = out.last_hidden_state[0]
+            answer = self._project(hidden[-1 - len(tail)], [self.safe_id, self.unsafe_id])
+            code = self._project(hidden[-1], code_ids)
+        if self.batcher is None:
+            cache = self._cache_of(out)
+            crop_cache(cache, cache.get_seq_length() - len(tail))
+        return FirstStep(answer, dict(zip(codes, code.tolist())), cache)
 
     def _prefix_cache(self, prefix: str, ids: list[int]):
         """The key/value cache of the policy prefix: computed once, then copied per check."""
@@ -152,34 +238,39 @@ class LocalGuardModel:
             self._prefixes.move_to_end(prefix)
         return fork_cache(cache)
 
-    def first_step(self, prompt: GuardPrompt, reuse_prefix: bool | None = None):
-        """Logits of (safe, unsafe) for the first answer token, and the cache to continue from."""
+    def first_step(self, prompt: GuardPrompt, reuse_prefix: bool | None = None) -> FirstStep:
+        """The check's one forward pass (`step`), from the cached policy prefix or from nothing."""
         prefix_ids, rest_ids = prompt_ids(self.tokenizer, prompt)
         if self.reuse_prefix if reuse_prefix is None else reuse_prefix:
-            return self._answer_logits(rest_ids, self._prefix_cache(prompt.prefix, prefix_ids))
-        return self._answer_logits(prefix_ids + rest_ids)
+            return self.step(prompt, rest_ids, self._prefix_cache(prompt.prefix, prefix_ids))
+        return self.step(prompt, prefix_ids + rest_ids)
 
     def assess(self, prompt: GuardPrompt, threshold: float, reuse_prefix: bool | None = None) -> Assessment:
         import torch  # heavy: loaded with a model, not with the package
 
-        with torch.inference_mode(), cpu.running(self.model):
-            logits, cache = self.first_step(prompt, reuse_prefix)
-            return self.conclude(logits, cache, threshold, prompt)
+        with torch.inference_mode(), self.computing():
+            return self.conclude(self.first_step(prompt, reuse_prefix), threshold)
 
-    def conclude(self, logits, cache, threshold: float, prompt: GuardPrompt) -> Assessment:
-        """The assessment from the first answer token's (safe, unsafe) logits and the code
-        logits after `unsafe` (`code_logits`, on a fork of `cache`); when unsafe, the
-        categories are generated by continuing `cache` (which then grows)."""
+    def computing(self):
+        """Around a check in its caller's thread: counted as a computation on the CPU
+        (compute.cpu), unless its pass runs on the batch worker, which counts itself."""
+        return cpu.running(self.model) if self.batcher is None else contextlib.nullcontext()
+
+    def conclude(self, step: FirstStep, threshold: float) -> Assessment:
+        """The assessment from a first step; when unsafe, the categories are generated by
+        continuing `step.cache` (which then grows)."""
         import torch  # heavy: loaded with a model, not with the package
 
         with torch.inference_mode():
-            score = torch.sigmoid(logits[1] - logits[0]).item()
+            score = torch.sigmoid(step.logits[1] - step.logits[0]).item()
             if not math.isfinite(score):
-                raise FloatingPointError(f"{NOT_FINITE} (logits {logits.tolist()})")
-            codes = self.code_logits(prompt, cache)
+                raise FloatingPointError(f"{NOT_FINITE} (logits {step.logits.tolist()})")
             if score < threshold:
-                return Assessment(score, "safe", code_logits=codes)
-            return Assessment(score, "unsafe" + self._continue(cache, self.unsafe_id), code_logits=codes)
+                return Assessment(score, "safe", code_logits=step.code_logits)
+            # the caller's `computing()` counts it, except beside the batch worker
+            with cpu.running(self.model) if self.batcher is not None else contextlib.nullcontext():
+                raw = "unsafe" + self._continue(step.cache, self.unsafe_id)
+            return Assessment(score, raw, code_logits=step.code_logits)
 
     def session(self):
         """An `assess` for one turn's checks that reuses the previous check's cache up to

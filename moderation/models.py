@@ -184,6 +184,9 @@ def model_slots(config) -> Models:
             token=config.hf_token,
             api_key=config.endpoint_key,
             model_name=config.guard_model_name,
+            batch=config.guard_batch,
+            compile=config.compile == "on",  # auto: measured for the chat model only, so the guard stays eager
+            batch_wait_s=config.guard_batch_wait_ms / 1000,
         )
 
     chat_slot = ModelSlot("Chat model", config.chat_model, chat)

@@ -221,6 +221,23 @@ class ServerFields(BaseModel):
         env="GUARD_VERSION",
         metavar="{llama-guard-2,llama-guard-3}",
     )
+    # A local Llama Guard's checks from several sessions, run together (guard.batch).
+    guard_batch: Whole | None = setting(
+        None,
+        "most checks a local Llama Guard runs as one batched pass; 1: each alone; default 8 on a CUDA GPU, else 1",
+        env="GUARD_BATCH",
+        metavar="N",
+        ge=1,
+        le=256,
+    )
+    guard_batch_wait_ms: Number = setting(
+        2.0,
+        "how long a local Llama Guard's check waits for others to share its batched pass, in milliseconds",
+        env="GUARD_BATCH_WAIT_MS",
+        metavar="MS",
+        ge=0,
+        le=100,
+    )
     # An endpoint model (http(s)://): which model to ask for, how much it reads, its key.
     chat_model_name: str | None = setting(
         None,

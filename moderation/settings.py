@@ -46,6 +46,8 @@ SERVER = (
     "guard_version",
     "chat_model_name",
     "guard_model_name",
+    "guard_batch",
+    "guard_batch_wait_ms",
     "chat_context_window",
     "model_cache_dir",
     "load_in_4bit",
@@ -70,6 +72,8 @@ class AppConfig:
     guard_version: str | None = None
     chat_model_name: str | None = None  # the model asked of a chat endpoint; None: the first it lists
     guard_model_name: str | None = None  # the same for a guard endpoint
+    guard_batch: int | None = None  # a local Llama Guard's checks per pass at most; None: 8 on CUDA, else 1
+    guard_batch_wait_ms: float = 2.0  # how long a check waits for others to share its pass
     chat_context_window: int = CONTEXT_WINDOW  # tokens a chat endpoint reads
     endpoint_key: str | None = field(default=None, repr=False)  # OPENAI_API_KEY, else HF_TOKEN
     hf_token: str | None = field(default=None, repr=False)  # None: the hub client's own (hf auth login)
@@ -343,6 +347,8 @@ def parse_config(argv: list[str] | None = None) -> AppConfig:
         guard_version=a.guard_version,
         chat_model_name=(a.chat_model_name or "").strip() or None,
         guard_model_name=(a.guard_model_name or "").strip() or None,
+        guard_batch=a.guard_batch,
+        guard_batch_wait_ms=a.guard_batch_wait_ms,
         chat_context_window=a.chat_context_window,
         endpoint_key=variable("endpoint_key"),
         hf_token=variable("hf_token"),

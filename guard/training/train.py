@@ -125,8 +125,11 @@ class Lower:
     def __call__(self, inputs: list[tuple[list[int], list[int]]]) -> list:
         keys = [(tuple(ids), tuple(types)) for ids, types in inputs]
         todo = list(dict.fromkeys(k for k in keys if k not in self.seen))
+        started = time.perf_counter()
         for k, h in zip(todo, self.trainer.cache([(list(i), list(t)) for i, t in todo]) if todo else []):
             self.seen[k] = h
+        if todo:
+            print(f"lower layers run on {len(todo)} new inputs ({time.perf_counter() - started:.0f} s)", flush=True)
         return [self.seen[k] for k in keys]
 
 

@@ -130,7 +130,9 @@ class Trainer:
             rng.shuffle(batches)
             self.layers.train()
             started, seen = time.perf_counter(), 0.0
-            for side, b in batches:
+            for step, (side, b) in enumerate(batches):
+                if step and step % 100 == 0:
+                    print(f"  step {step}/{len(batches)} ({time.perf_counter() - started:.0f} s)", flush=True)
                 width = max(len(hidden[i]) for i in b)
                 h = torch.zeros(len(b), width, hidden[b[0]].shape[-1])
                 mask = torch.zeros(len(b), width, dtype=torch.long)

@@ -33,13 +33,13 @@ from guard.training.metrics import average_precision, ece, inputs_of, row
 MAX_FPR = 0.05
 TRANSFER_FIGURES = Path(__file__).resolve().parent.parent / "data" / "transfer_figures.json"
 FAMILIES = (  # (family, source prefix): the first prefix that matches names the family
-    ("advbench", "advbench"),
-    ("pyrit", "pyrit"),
-    ("freshqa", "freshqa"),
-    ("writingbench", "writingbench"),
-    ("handwritten v1", "handwritten (handwritten)"),
-    ("handwritten v1", "handwritten (handwritten_more)"),
-    ("handwritten extra", "handwritten (handwritten_extra)"),
+    ("public harmful", "advbench"),  # AdvBench and PyRIT's red-team objectives
+    ("public harmful", "pyrit"),
+    ("public benign", "freshqa"),  # FreshQA and WritingBench
+    ("public benign", "writingbench"),
+    ("handwritten v1-v2", "handwritten (handwritten)"),  # handwritten, _more, _extra
+    ("handwritten v1-v2", "handwritten (handwritten_more)"),
+    ("handwritten v1-v2", "handwritten (handwritten_extra)"),
     ("handwritten v3", "handwritten (handwritten_v3)"),
     ("multilingual", "handwritten (multilingual)"),
     ("multi-turn", "handwritten (multiturn)"),
@@ -51,7 +51,7 @@ def family(source: str) -> str:
     """The source family of an example, derived examples ("... +frame") included.
 
     >>> family("advbench (pyrit 1.1.0) +frame"), family("handwritten (handwritten_more)")
-    ('advbench', 'handwritten v1')
+    ('public harmful', 'handwritten v1-v2')
     """
     base = source.split(" +")[0]
     return next((name for name, prefix in FAMILIES if base.startswith(prefix)), base)
