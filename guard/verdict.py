@@ -37,10 +37,6 @@ class HighestWindow:
     def to_dict(self) -> dict:
         return {"start": self.start, "end": self.end, "index": self.index, "count": self.count, "mapped": self.mapped}
 
-    @classmethod
-    def from_dict(cls, data: dict | None) -> HighestWindow | None:
-        return None if not data else cls(**{k: data[k] for k in ("start", "end", "index", "count", "mapped")})
-
 
 @dataclass(frozen=True)
 class Verdict:
