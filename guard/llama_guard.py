@@ -5,7 +5,8 @@
 
 The last message is judged whole (guard.window): earlier turns are left out first, and
 a message longer than the guard's window is judged in overlapping windows, unsafe if any
-window is (`merge`); the verdict's note says what was left out or split. Where the text
+window is (`merge`); the verdict's note says what was left out or split, and its
+`highest_window` where the highest-scoring window lies in the message as sent. Where the text
 reads two ways (an invisible between two words: removed, or a space), each reading is
 judged and the worse kept (guard.views).
 
@@ -34,8 +35,9 @@ from guard.local import NOT_FINITE, Assessment
 from guard.parse import parse_verdict
 from guard.policy import Policy
 from guard.prompt import GUARD2, GUARD3, GuardPrompt, render_prompt
+from guard.spans import as_sent
 from guard.taxonomy import TAXONOMIES, Category
-from guard.verdict import AGENT, USER, Verdict, failed_verdict
+from guard.verdict import AGENT, USER, HighestWindow, Verdict, failed_verdict
 from guard.views import VIEWS, View, judge_views
 from guard.window import fit_conversation
 
@@ -65,7 +67,7 @@ def decide(
     return Verdict(safe=safe, categories=() if safe else answer.categories, **common)
 
 
-def merge(verdicts: Sequence[Verdict], windows: int, note: str = "") -> Verdict:
+def merge(verdicts: Sequence[Verdict], windows: int, note: str = "", spans: Sequence[tuple[int, int]] = ()) -> Verdict:
     """One verdict for a message judged in `windows` windows; `verdicts` are those judged,
     in order (judging stops at a failed one). Failed if any failed (fail closed), else
     unsafe if any is, with the highest score, the per-category scores of the window that
@@ -100,7 +102,19 @@ def merge(verdicts: Sequence[Verdict], windows: int, note: str = "") -> Verdict:
         categories=tuple(categories),
         latency_s=latency,
         note=_join(note, which, *(v.note for v in verdicts)),
+        highest_window=_highest_window(verdicts, windows, spans),
     )
+
+
+def _highest_window(verdicts: Sequence[Verdict], windows: int, spans: Sequence[tuple[int, int]]):
+    """Where the window with the highest score lies (the first of equals; without scores, the
+    first unsafe window); None for a message judged in one window, or without spans."""
+    if windows < 2 or len(spans) < len(verdicts):
+        return None
+    scored = [i for i, v in enumerate(verdicts) if v.score is not None]
+    unsafe = [i for i, v in enumerate(verdicts) if not v.safe]
+    top = max(scored, key=lambda i: verdicts[i].score) if scored else (unsafe[0] if unsafe else None)
+    return None if top is None else HighestWindow(*spans[top], top + 1, windows)
 
 
 def _join(*notes: str) -> str:
@@ -140,7 +154,10 @@ class LlamaGuard(Guard):
         """Judge the last message, whole, in each view of its text that differs (see the
         module docstring). Never raises."""
         policy = policy or self.default_policy()
-        return judge_views(conversation, lambda view, viewed: self._check_view(view, viewed, policy, threshold))
+        return judge_views(
+            conversation,
+            lambda view, viewed: as_sent(self._check_view(view, viewed, policy, threshold), conversation, view),
+        )
 
     def _check_view(self, view: View, conversation: Conversation, policy: Policy, threshold: float) -> Verdict:
         """One view's verdict: the conversation fitted into the window, each window judged."""
@@ -156,7 +173,7 @@ class LlamaGuard(Guard):
             verdicts.append(self._judge(backend, messages, policy, threshold))
             if verdicts[-1].failed:
                 break  # the message's verdict is failed (unsafe) whatever the other windows say
-        return merge(verdicts, len(fitted.conversations), fitted.note)
+        return merge(verdicts, len(fitted.conversations), fitted.note, fitted.spans)
 
     def _judge(self, backend, conversation: Conversation, policy: Policy, threshold: float) -> Verdict:
         """One check of a conversation that fits the window."""

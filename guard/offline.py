@@ -30,7 +30,9 @@ it names the hazard it declines.
 
 Every input is judged whole: what the classifier reads is normalised (guard.normalize:
 hidden characters removed, NFKC), and text longer than its 256-word-piece window is cut
-into overlapping windows, each judged; the message is as unsafe as its worst window. Where
+into overlapping windows, each judged; the message is as unsafe as its worst window, and
+the verdict says where that window lies in the message as sent (`highest_window`: the
+word pieces' character offsets, mapped back through the view, guard.spans). Where
 a hidden character could also be read as a space between two words, both readings are
 judged and the worse kept (guard.views).
 Weights: guard/data/offline_model.safetensors, rebuilt by `python -m guard.train`; see
@@ -50,8 +52,9 @@ from guard.base import DEFAULT_THRESHOLD, Conversation, Guard
 from guard.normalize import guard_text
 from guard.offline_model import CLASSES, MODEL_PATH, WINDOW, Network
 from guard.policy import Policy
+from guard.spans import as_sent
 from guard.taxonomy import LLAMA_GUARD_2, Category
-from guard.verdict import AGENT, USER, Verdict, failed_verdict
+from guard.verdict import AGENT, USER, HighestWindow, Verdict, failed_verdict
 from guard.views import judge_views
 
 log = logging.getLogger(__name__)
@@ -124,9 +127,12 @@ def window_probabilities(net: Network, inputs: list[list], side: str, batch: int
     return [probs[owner == k] for k in range(len(inputs))]
 
 
-def worst(windows: np.ndarray, enabled: set[str]) -> Judgement:
-    """The judgement of the window with the highest score (the text is as unsafe as it)."""
-    return max((judge(p, enabled) for p in windows), key=lambda j: j.score)
+def highest(windows: np.ndarray, enabled: set[str]) -> tuple[int, Judgement]:
+    """(index, judgement) of the window with the highest score, the first of equals (the
+    text is as unsafe as it)."""
+    judged = [judge(p, enabled) for p in windows]
+    index = max(range(len(judged)), key=lambda i: judged[i].score)
+    return index, judged[index]
 
 
 class OfflineGuard(Guard):
@@ -150,10 +156,16 @@ class OfflineGuard(Guard):
     def window_inputs(self, message: str, prompt: str | None, turns: list[str] = ()) -> list:
         """The inputs the network reads for one check, one per window, from normalised text:
         a prompt after its earlier turns (if any), or a reply after its prompt."""
-        message = guard_text(message)
+        return self._inputs(guard_text(message), prompt is None, self._context(prompt, turns))
+
+    def _context(self, prompt: str | None, turns: list[str] = ()) -> list[int] | None:
+        """A reply's prompt context, or a prompt's earlier turns (None: a prompt read alone)."""
         if prompt is None:
-            return self.net.prompt_inputs(message, self.net.turn_context([guard_text(t) for t in turns]))
-        return self.net.reply_inputs(self.net.context(guard_text(prompt)), message)
+            return self.net.turn_context([guard_text(t) for t in turns]) or None
+        return self.net.context(guard_text(prompt))
+
+    def _inputs(self, message: str, is_prompt: bool, context: list[int] | None) -> list:
+        return self.net.prompt_inputs(message, context) if is_prompt else self.net.reply_inputs(context, message)
 
     def check(
         self, conversation: Conversation, policy: Policy | None = None, threshold: float = DEFAULT_THRESHOLD
@@ -162,8 +174,8 @@ class OfflineGuard(Guard):
         role = AGENT if conversation and len(conversation) % 2 == 0 else USER
         policy = policy or Policy()
 
-        def judge(view, viewed) -> Verdict:  # one reading of the text (guard.views)
-            return self._check(viewed, policy, threshold, role, time.perf_counter())
+        def judge(view, viewed) -> Verdict:  # one reading of the text (guard.views), windows as sent
+            return as_sent(self._check(viewed, policy, threshold, role, time.perf_counter()), conversation, view)
 
         try:
             return judge_views(conversation, judge)
@@ -175,10 +187,11 @@ class OfflineGuard(Guard):
 
     def _check(self, conversation, policy: Policy, threshold: float, role: str, started: float) -> Verdict:
         message, prompt = judged_texts(conversation)
+        message, context = guard_text(message), self._context(prompt, earlier_turns(conversation))
         enabled = {c.code for c in policy.enabled()}
-        inputs = self.window_inputs(message, prompt, earlier_turns(conversation))
+        inputs = self._inputs(message, prompt is None, context)
         side = "prompt" if prompt is None else "reply"
-        result = worst(window_probabilities(self.net, [inputs], side)[0], enabled)
+        index, result = highest(window_probabilities(self.net, [inputs], side)[0], enabled)
         safe = result.score < threshold
         categories = () if safe else result.categories
         raw = "safe" if safe else "unsafe" + ("\n" + ",".join(c.code for c in categories) if categories else "")
@@ -199,4 +212,12 @@ class OfflineGuard(Guard):
             note="; ".join(notes),
             guard=self.label,
             category_scores=result.scores,
+            highest_window=self._highest_window(message, context, index, len(inputs)),
         )
+
+    def _highest_window(self, message: str, context, index: int, count: int) -> HighestWindow | None:
+        """Where window `index` of `count` lies in `message` (None for one window: all of it)."""
+        if count < 2:
+            return None
+        start, end = self.net.window_spans(message, context)[index]
+        return HighestWindow(start, end, index + 1, count)

@@ -38,6 +38,7 @@ CONTEXT = 64  # word pieces of prompt context on the reply side
 TUNED = 2  # top encoder layers that training changes
 TURN_PIECES, REPLY_PIECES = 40, 24  # word pieces kept of each earlier user message / reply
 TURNS_CONTEXT = 2 * (TURN_PIECES + REPLY_PIECES)  # the two answered turns Llama Guard also reads
+PROMPT_OVERLAP, REPLY_OVERLAP = 64, 48  # word pieces each window shares with the next
 
 
 class OfflineModelMissing(FileNotFoundError):
@@ -59,6 +60,24 @@ def minilm_path() -> Path:
     return folder
 
 
+def window_ranges(n: int, size: int, overlap: int) -> list[tuple[int, int]]:
+    """(start, stop) of overlapping windows of at most `size` of `n` items covering them all.
+
+    >>> window_ranges(10, 4, 2)
+    [(0, 4), (2, 6), (4, 8), (6, 10)]
+    >>> window_ranges(2, 4, 2)
+    [(0, 2)]
+    """
+    if n <= size:
+        return [(0, n)]
+    step, out = size - overlap, []
+    for start in range(0, n, step):
+        out.append((start, min(start + size, n)))
+        if start + size >= n:
+            break
+    return out
+
+
 def windows(ids: list[int], size: int, overlap: int) -> list[list[int]]:
     """Overlapping windows of at most `size` ids covering all of `ids` (one window when it fits).
 
@@ -67,14 +86,21 @@ def windows(ids: list[int], size: int, overlap: int) -> list[list[int]]:
     >>> windows([1, 2], 4, 2)
     [[1, 2]]
     """
-    if len(ids) <= size:
-        return [list(ids)]
-    step, out = size - overlap, []
-    for start in range(0, len(ids), step):
-        out.append(list(ids[start : start + size]))
-        if start + size >= len(ids):
-            break
-    return out
+    return [list(ids[a:b]) for a, b in window_ranges(len(ids), size, overlap)]
+
+
+def char_spans(offsets: list[tuple[int, int]], size: int, overlap: int, length: int) -> list[tuple[int, int]]:
+    """Where each window of `windows(ids, size, overlap)` lies in the text, from the fast
+    tokenizer's offset mapping (offsets[i]: the characters of piece i): from its first
+    piece's start to its last piece's end. A text of no pieces is one window, all of it.
+
+    >>> char_spans([(0, 3), (4, 7), (8, 9), (10, 14)], size=2, overlap=1, length=14)
+    [(0, 7), (4, 9), (8, 14)]
+    """
+    return [
+        (offsets[a][0], offsets[b - 1][1]) if b > a else (0, length)
+        for a, b in window_ranges(len(offsets), size, overlap)
+    ]
 
 
 def pad(inputs: list[tuple[list[int], list[int]]]):
@@ -190,8 +216,9 @@ class Network:
         """(input ids, token types) per window of a prompt; after the turn context
         (turn_context) when the conversation has earlier turns."""
         cls, sep = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
-        if not context:
-            return [([cls] + w + [sep], [0] * (len(w) + 2)) for w in windows(self.ids(text), WINDOW - 2, 64)]
+        if not context:  # read alone: window_size(None)
+            size, overlap = self.window_size(None)
+            return [([cls] + w + [sep], [0] * (len(w) + 2)) for w in windows(self.ids(text), size, overlap)]
         return self.reply_inputs(context, text)
 
     def turn_context(self, turns: list[str]) -> list[int]:
@@ -211,11 +238,23 @@ class Network:
     def reply_inputs(self, context: list[int], reply: str) -> list[tuple[list[int], list[int]]]:
         """(input ids, token types) per window of a reply, each after the prompt context."""
         cls, sep = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
-        size = WINDOW - 3 - len(context)
+        size, overlap = self.window_size(context)
         return [
             ([cls] + context + [sep] + w + [sep], [0] * (len(context) + 2) + [1] * (len(w) + 1))
-            for w in windows(self.ids(reply), size, 48)
+            for w in windows(self.ids(reply), size, overlap)
         ]
+
+    @staticmethod
+    def window_size(context: list[int] | None) -> tuple[int, int]:
+        """(word pieces per window, overlap) of a prompt read alone (context None), or of a
+        reply after its prompt context or a prompt after its turn context (`context`)."""
+        return (WINDOW - 2, PROMPT_OVERLAP) if context is None else (WINDOW - 3 - len(context), REPLY_OVERLAP)
+
+    def window_spans(self, text: str, context: list[int] | None = None) -> list[tuple[int, int]]:
+        """Where each window of prompt_inputs(text) (context None) or reply_inputs(context,
+        text) lies in `text`, as character offsets (see char_spans)."""
+        offsets = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        return char_spans([tuple(o) for o in offsets], *self.window_size(context), len(text))
 
     def context(self, prompt: str) -> list[int]:
         """The prompt context for the reply side (see the module docstring)."""

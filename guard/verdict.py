@@ -4,6 +4,12 @@
 ...             raw="unsafe\\nS1", parsed=True, latency_s=0.21, role="User")
 >>> v.to_dict()["categories"]
 [{'code': 'S1', 'name': 'Violent Crimes'}]
+
+A message judged in several windows (guard.window, guard.offline) keeps where its
+highest-scoring window lies, as character offsets into the message as it was sent:
+
+>>> HighestWindow(start=1040, end=2210, index=2, count=3).to_dict()
+{'start': 1040, 'end': 2210, 'index': 2, 'count': 3, 'mapped': False}
 """
 
 from __future__ import annotations
@@ -13,6 +19,23 @@ from dataclasses import dataclass, field
 from guard.taxonomy import Category
 
 USER, AGENT = "User", "Agent"
+
+
+@dataclass(frozen=True)
+class HighestWindow:
+    """Which window of a message judged in several scored highest: text[start:end] of the
+    judged message (the last one), window `index` (from 1) of `count`. `mapped`: the guard
+    read a view of the text that differs from it (hidden characters removed, guard.views)
+    and start/end were mapped back from the view to the text as sent (guard.spans)."""
+
+    start: int
+    end: int
+    index: int
+    count: int
+    mapped: bool = False
+
+    def to_dict(self) -> dict:
+        return {"start": self.start, "end": self.end, "index": self.index, "count": self.count, "mapped": self.mapped}
 
 
 @dataclass(frozen=True)
@@ -31,6 +54,8 @@ class Verdict:
     # {category code: p(unsafe) x p(category | unsafe)} over the policy's categories, when the
     # backend exposes them (guard.category_scores, guard.offline); they sum to `score`
     category_scores: dict[str, float] = field(default_factory=dict, hash=False)
+    # where the highest-scoring window lies, for a message judged in several; None for one
+    highest_window: HighestWindow | None = None
 
     def __post_init__(self):
         if self.safe and not self.parsed:
@@ -55,6 +80,7 @@ class Verdict:
             "note": self.note,
             "guard": self.guard,
             "category_scores": dict(self.category_scores),
+            "highest_window": self.highest_window.to_dict() if self.highest_window else None,
         }
 
 

@@ -10,7 +10,8 @@ When the conversation is longer:
    context: it keeps its beginning and end, at most half the room unless the reply
    needs less, and the note says so.
 3. A judged message that is still too long is judged in overlapping windows (`windows`),
-   each a separate check; the verdict is unsafe if any window is (guard.llama_guard).
+   each a separate check; the verdict is unsafe if any window is (guard.llama_guard), and
+   says where its highest-scoring window lies (`Fitted.spans`).
 
     window 8,192: [u1 (9,000 tokens), a1, u2 (50 tokens)]  ->  one check of [u2]
         note: "2 earlier messages left out to fit the guard's 8,192-token window"
@@ -54,6 +55,9 @@ class Fitted:
 
     conversations: tuple[Messages, ...]
     note: str = ""
+    # with several checks: where each one's window lies in guard_text of the judged message
+    # (character offsets, the text before strip()), in the order of `conversations`
+    spans: tuple[tuple[int, int], ...] = ()
 
 
 def windows(ends: Sequence[int], size: int, overlap: int) -> list[tuple[int, int]]:
@@ -114,7 +118,8 @@ def fit_conversation(conversation: Sequence[Mapping[str, str]], render: Callable
             f"the guard's prompt takes {limit - free:,} of its {window:,} tokens: no room is left "
             "to judge the message (fewer categories or shorter descriptions leave more)"
         )
-    judged = guard_text(kept[-1]["content"]).strip()
+    read = guard_text(kept[-1]["content"])
+    judged, lead = read.strip(), len(read) - len(read.lstrip())
     ends = backend.token_ends(judged)
     context = kept[:-1]
     if context:
@@ -131,7 +136,7 @@ def fit_conversation(conversation: Sequence[Mapping[str, str]], render: Callable
                 notes.append(
                     f"the message was judged in {len(checks)} overlapping windows of at most {room:,} tokens {where}"
                 )
-            return Fitted(checks, "; ".join(notes))
+            return Fitted(checks, "; ".join(notes), tuple((a + lead, b + lead) for a, b in spans))
         room -= excess  # a window's edges tokenized a little differently in place: smaller windows
     raise TooLong(f"the message could not be split into windows that fit the guard's {window:,}-token window")
 

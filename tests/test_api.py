@@ -88,6 +88,18 @@ def test_moderation_of_a_harmful_and_a_benign_text(api_app):
     assert benign.llama_guard["score"] < benign.llama_guard["threshold"] == 0.5
 
 
+def test_moderation_of_a_long_text_says_where_its_highest_window_lies(api_app):
+    from test_offline_long_input import BOMB, FILLER, PARTY
+
+    text = PARTY + FILLER + " " + BOMB + FILLER * 2
+    [result] = client(api_app).moderations.create(input=text).results
+    window = result.llama_guard["highest_window"]
+    assert result.flagged and window["count"] >= 4 and 1 <= window["index"] <= window["count"]
+    assert BOMB in text[window["start"] : window["end"]] and window["mapped"] is False
+    short = client(api_app).moderations.create(input=HARMFUL).results[0]
+    assert short.llama_guard["highest_window"] is None  # one window: all of it
+
+
 def test_streamed_completion_arrives_in_chunks_and_matches_the_unstreamed_one(api_app):
     c = client(api_app)
     ask = dict(

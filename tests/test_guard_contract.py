@@ -53,6 +53,7 @@ def test_verdict_shape(guard, conversation, role):
         "note",
         "guard",
         "category_scores",
+        "highest_window",
     }
     scores = verdict.category_scores  # p(unsafe and category) for the policy's categories: they sum to the score
     assert scores and all(0.0 <= s <= 1.0 for s in scores.values())

@@ -356,11 +356,12 @@ def test_a_version_1_log_gains_the_category_scores_column(log_db):
     with e.begin() as conn:  # as an app before per-category scores left it
         conn.execute(update(schema_table).values(version=1))
         conn.exec_driver_sql("ALTER TABLE verdicts DROP COLUMN category_scores")
+        conn.exec_driver_sql("ALTER TABLE verdicts DROP COLUMN highest_window")  # version 3's
     e.dispose()
     e = open_engine(log_db)
     try:
         with e.connect() as conn:
-            assert conn.execute(select(func.max(schema_table.c.version))).scalar() == SCHEMA_VERSION == 2
+            assert conn.execute(select(func.max(schema_table.c.version))).scalar() == SCHEMA_VERSION == 3
         [record] = iter_records(e)
         assert all(v["category_scores"] == {} for v in record["verdicts"])  # older rows: none stored
         log = TurnLog(e)

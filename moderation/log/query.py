@@ -115,6 +115,7 @@ def _verdict(row) -> dict:
         "guard": row.guard,
         "raw": row.raw,
         "category_scores": json.loads(row.category_scores or "{}"),
+        "highest_window": json.loads(row.highest_window) if row.highest_window else None,
     }
 
 

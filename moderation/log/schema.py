@@ -5,7 +5,8 @@ it ends), `verdicts` (one row per guard check, written the moment it is made) an
 (what an operator, or later a visitor, said of a verdict: correct, a false positive or a
 false negative). `log_schema` holds the schema version; `open_engine` creates missing tables
 on every open (so a log from before `labels` gains it), migrates an older schema (version 1
-had no `verdicts.category_scores`) and refuses a database written by a newer version of the app.
+had no `verdicts.category_scores`, version 2 no `verdicts.highest_window`) and refuses a
+database written by a newer version of the app.
 
 >>> database_url("moderation-log.sqlite3").startswith("sqlite:///")
 True
@@ -39,7 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 
-SCHEMA_VERSION = 2  # 2: verdicts.category_scores
+SCHEMA_VERSION = 3  # 2: verdicts.category_scores; 3: verdicts.highest_window
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _SCHEMA_TRIES = 5
 _PG_SCHEMA_LOCK = 0x6D6F646C6F67  # "modlog": an advisory lock id of our own
@@ -90,6 +91,9 @@ verdicts = Table(
     Column("guard", String(200), nullable=False, default=""),
     Column("raw", Text, nullable=False, default=""),
     Column("category_scores", Text),  # JSON {code: p(unsafe) x p(category | unsafe)}; NULL before version 2
+    # JSON {"start", "end", "index", "count", "mapped"}: where a message judged in several windows
+    # scored highest (character offsets, numbers only: no text); NULL for one window, or before version 3
+    Column("highest_window", Text),
 )
 
 labels = Table(
@@ -187,6 +191,8 @@ def _migrate(conn, version: int) -> None:
     """Bring a log written by an older app up to SCHEMA_VERSION, one step at a time."""
     if version < 2:  # per-category scores with each verdict
         conn.execute(text("ALTER TABLE verdicts ADD COLUMN category_scores TEXT"))
+    if version < 3:  # where a message judged in windows scored highest
+        conn.execute(text("ALTER TABLE verdicts ADD COLUMN highest_window TEXT"))
     conn.execute(schema_table.update().values(version=SCHEMA_VERSION))
 
 

@@ -111,6 +111,7 @@ def verdict_row(turn_id: str, seq: int, check: Check) -> dict:
         guard=v.guard,
         raw=v.raw,
         category_scores=json.dumps(v.category_scores),
+        highest_window=json.dumps(v.highest_window.to_dict()) if v.highest_window else None,
     )
 
 

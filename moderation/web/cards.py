@@ -1,5 +1,6 @@
 """What a verdict card shows besides its verdicts: the turn's live stage and timer while it
-runs, the risk strip of its streaming checks, and the Report form (or that it was reported).
+runs, why a long message was flagged (its highest-scoring window, highlighted), the risk
+strip of its streaming checks, and the Report form (or that it was reported).
 
 Plain HTML strings from a `TurnState`, escaped where a person's text goes in. The panel's
 own script (`PANEL_JS`, the gr.HTML's js_on_load) runs the timers from each card's start
@@ -13,10 +14,17 @@ import html
 from dataclasses import dataclass
 
 from guard.taxonomy import LLAMA_GUARD_2
-from moderation.turn import RETRACTED, TurnState
+from guard.verdict import HighestWindow
+from moderation.turn import ANSWERED, RETRACTED, Check, TurnState, judged_prompt
 from moderation.web.reports import CHOICES, REPORT_NOTE_MAX
 
 STRIP_W, STRIP_H = 240, 48  # the strip's plot area, in SVG units
+AROUND = 240  # characters of the message shown on each side of its highest window
+MARK_MAX = 2000  # a longer window shows its first and last MARK_MAX // 2 characters
+MAPPED = (
+    "The guard read a normalised copy of this message (hidden characters removed); the "
+    "highlight is its window mapped back onto the text as typed."
+)
 
 
 def pipeline_html(turn: TurnState) -> str:
@@ -35,6 +43,56 @@ def pipeline_html(turn: TurnState) -> str:
         f' · <span class="vp-clock" data-start="{turn.started_at * 1000:.0f}">0.0 s</span>' if turn.started_at else ""
     )
     return f'<div class="vp-stage-now" data-stage="{html.escape(stage)}">⏳ {html.escape(stage)}{clock}</div>'
+
+
+def judged_text(check: Check, turn: TurnState) -> str | None:
+    """The text `check` judged, if a person may see it: the prompt (the system prompt and the
+    message, as the guard read them together), or an answered reply up to what the check
+    covered; None for a reply that was withdrawn or is still being written."""
+    if check.stage == "prompt":
+        return judged_prompt(turn.system_prompt, turn.user)
+    if turn.outcome == ANSWERED and check.covered is not None and check.covered <= len(turn.shown):
+        return turn.shown[: check.covered]
+    return None
+
+
+def _excerpt(text: str, window: HighestWindow) -> str:
+    """The window highlighted (<mark>) with AROUND characters either side, all escaped; what
+    is left out is counted."""
+    start, end = max(0, min(window.start, len(text))), max(0, min(window.end, len(text)))
+    start, end = min(start, end), max(start, end)
+    begin, stop = max(0, start - AROUND), min(len(text), end + AROUND)
+    marked = html.escape(text[start:end])
+    if end - start > MARK_MAX:
+        half = MARK_MAX // 2
+        skipped = f"[… {end - start - 2 * half:,} characters …]"
+        marked = (
+            html.escape(text[start : start + half]) + f"</mark>{skipped}<mark>" + html.escape(text[end - half : end])
+        )
+    before = f'<span class="vp-why-gap">[{begin:,} characters before] </span>…' if begin else ""
+    after = f'…<span class="vp-why-gap"> [{len(text) - stop:,} characters after]</span>' if stop < len(text) else ""
+    return f"{before}{html.escape(text[begin:start])}<mark>{marked}</mark>{html.escape(text[end:stop])}{after}"
+
+
+def why_html(check: Check, turn: TurnState) -> str:
+    """For a message judged in several windows: which scored highest ('Scored highest: window
+    2 of 5, 87%') and the message with that window highlighted; '' for a message judged in
+    one window (all of it was). A withdrawn reply's text is not shown again."""
+    window = check.verdict.highest_window
+    if window is None or window.count < 2:
+        return ""
+    score = f", {check.verdict.score:.0%}" if check.verdict.score is not None else ""
+    head = f"Scored highest: window {window.index} of {window.count}{score}"
+    text = judged_text(check, turn)
+    if text is None:
+        body = f'<div class="vp-note">characters {window.start:,}–{window.end:,}; the withdrawn text is not shown</div>'
+    else:
+        body = f'<div class="vp-why-text">{_excerpt(text, window)}</div>'
+        body += f'<div class="vp-note">{MAPPED}</div>' if window.mapped else ""
+    return (
+        f'<div class="vp-why" data-window="{window.index}" data-windows="{window.count}">'
+        f'<div class="vp-why-head">{html.escape(head)}</div>{body}</div>'
+    )
 
 
 @dataclass(frozen=True)
@@ -132,6 +190,10 @@ def report_html(number: int, turn: TurnState) -> str:
 
 
 PANEL_CSS = """
+.vp-why{margin:4px 0 6px;font-size:.85em}.vp-why-head{font-weight:600}
+.vp-why-text{max-height:12em;overflow:auto;white-space:pre-wrap;overflow-wrap:anywhere;margin-top:2px;padding:4px 6px;
+  border:1px solid var(--border-color-primary);border-radius:6px}
+.vp-why-text mark{background:#fde047;color:#111}.vp-why-gap{color:var(--body-text-color-subdued)}
 .vp-stage-now{font-size:.85em;margin:4px 0}
 .vp-strip svg{width:100%;max-width:360px;height:auto;display:block;margin-top:6px}
 .vp-strip-bg{fill:none;stroke:var(--border-color-primary)}

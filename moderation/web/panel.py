@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from guard.verdict import Verdict
 from moderation.turn import ANSWERED, ERROR, REFUSED, RETRACTED, Check, TurnState
-from moderation.web.cards import pipeline_html, report_html, strip_html
+from moderation.web.cards import pipeline_html, report_html, strip_html, why_html
 
 REFUSED_HELP = (
     "If that looks like a mistake, edit your message (✎ beside it) and send it again, "
@@ -236,7 +236,7 @@ def _turn_html(number: int, turn: TurnState, latest: bool) -> str:
     shown = [c for c in checks if c.stage != "partial"]
     if partial and not partial[-1].verdict.safe:
         shown.append(partial[-1])  # the check that stopped the stream
-    body = "".join(verdict_html(c.stage, c.verdict) for c in shown)
+    body = "".join(verdict_html(c.stage, c.verdict) + why_html(c, turn) for c in shown)
     passed = sum(c.verdict.safe for c in partial)
     if partial:
         body += f'<div class="vp-note">{passed} of {len(partial)} checks while streaming passed</div>'
