@@ -25,10 +25,12 @@ from moderation.turn import GuardPool
 from moderation.web.actions import ChatPage, PageUpdate
 from moderation.web.assets import PAGE_CSS, PAGE_JS
 from moderation.web.cards import PANEL_CSS, PANEL_JS
+from moderation.web.conversations import ConversationWidgets, conversation_widgets, wire_conversations
 from moderation.web.endpoints import endpoints
 from moderation.web.panel import panel_html
 from moderation.web.settings_form import SettingsWidgets, category_widget_value, policy_markdown
 from moderation.web.space import gpu_runner
+from moderation.web.welcome import WELCOME_CSS, WELCOME_HTML, WELCOME_JS
 
 SAFE_EXAMPLES = [
     "How do I bake a simple sourdough bread?",
@@ -106,6 +108,7 @@ class ChatWidgets:
     undo: gr.Button
     clear: gr.Button
     panel: gr.HTML
+    saved: ConversationWidgets  # the list of saved conversations and "New chat"
 
     @property
     def updated(self) -> dict:
@@ -119,9 +122,11 @@ def chat_widgets(models: Models, config: AppConfig) -> ChatWidgets:
     notice = offline_notice(config)
     gr.Markdown(notice, elem_id="notice", visible=bool(notice))
     status = gr.Markdown(status_markdown(models), elem_id="load-status")
+    gr.HTML(WELCOME_HTML, elem_id="how-it-works", container=False, js_on_load=WELCOME_JS, css_template=WELCOME_CSS)
     timer, turns = gr.Timer(1.0, active=True), gr.State([])
     with gr.Row():
         with gr.Column(scale=3, elem_id="chat-column"):
+            saved = conversation_widgets()
             chatbot = gr.Chatbot(
                 label="Chat",
                 show_label=False,  # Gradio's floating label would cover the examples and the first lines
@@ -153,7 +158,7 @@ def chat_widgets(models: Models, config: AppConfig) -> ChatWidgets:
         with gr.Column(scale=2):
             gr.Markdown("### Verdicts")
             panel = gr.HTML(panel_html([]), elem_id="verdicts", js_on_load=PANEL_JS, css_template=PANEL_CSS)
-    return ChatWidgets(header, status, timer, turns, chatbot, box, send, stop, retry, undo, clear, panel)
+    return ChatWidgets(header, status, timer, turns, chatbot, box, send, stop, retry, undo, clear, panel, saved)
 
 
 def create_app(
@@ -186,6 +191,7 @@ def create_app(
         follow_loading(w, form, models, operator)
         gpu = gpu_runner(config.zero_gpu_seconds)
         wire_events(page, w, form, lambda: guard_taxonomy(models), gpu)
+        wire_conversations(demo, page, w, w.saved)
         endpoints(page, gpu, concurrency_id=MODERATED)
     return demo
 
