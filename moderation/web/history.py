@@ -52,7 +52,7 @@ MAX_SAVED_TURNS = 32  # per conversation: the newest are kept (64 messages, as /
 MAX_REPLY_CHARS = 4 * MAX_MESSAGE_CHARS  # a reply as shown (4,096 tokens at most)
 MAX_NOTE_CHARS = 2_000  # a notice, a guard's raw answer, an error, a category name
 MAX_CHECKS = 4_100  # verdicts per turn (a check every token of the longest reply, 4,096 tokens)
-MAX_STORE_CHARS = 1_500_000  # the whole value, as JSON (localStorage holds about 5 MB per site)
+MAX_STORE_CHARS = 1_000_000  # the whole value, as JSON: encrypted, 4 MB at most (localStorage holds 5 MB a site)
 TITLE_CHARS = 48
 _ID = re.compile(r"[0-9a-f]{16}")
 UNREADABLE = "Some saved conversations could not be restored: {why}. They were removed from this browser."
@@ -243,18 +243,22 @@ class Shelf:
         return Conversation(ident, tuple(restored_turn(s) for s in saved)), ""
 
     def value(self) -> dict:
-        """What the browser keeps: every conversation signed, the whole within the bounds
-        (the newest turns of a conversation, the newest conversations that fit)."""
-        out, size = [], 200
+        """What the browser keeps: every conversation signed, the whole within the bounds:
+        the newest MAX_SAVED_TURNS turns of each, the newest conversations that fit in
+        MAX_STORE_CHARS (the newest one is kept in any case, less its oldest turns if need be)."""
+        out, room = [], MAX_STORE_CHARS - 100
         for conversation in self.conversations[:MAX_SAVED_CONVERSATIONS]:
             try:
                 turns = [saved_turn(t) for t in conversation.turns[-MAX_SAVED_TURNS:]]
             except ValidationError:  # a turn beyond the bounds (never made by the page): not kept
                 continue
-            item = {"id": conversation.id, "turns": turns, "sig": self._sign(turns)}
-            size += len(json.dumps(item, ensure_ascii=False)) + 2
-            if size > MAX_STORE_CHARS:
+            sizes = [len(json.dumps(t, ensure_ascii=False)) + 1 for t in turns]
+            while not out and len(turns) > 1 and sum(sizes) + 150 > room:
+                turns, sizes = turns[1:], sizes[1:]
+            if sum(sizes) + 150 > room:
                 break
+            item = {"id": conversation.id, "turns": turns, "sig": self._sign(turns)}
+            room -= len(json.dumps(item, ensure_ascii=False)) + 2
             out.append(item)
         return {"version": VERSION, "current": self.current, "conversations": out}
 
