@@ -5,7 +5,8 @@ The modules of `moderation.web` only wire: every action is a method of
 `VisitorChoices` value (`settings_form`), and a `PageUpdate` is mapped onto the widgets in
 `wire_events.render` (its `running` flag swaps Send and Stop). Handlers get the browser
 session from an injected `gr.Request`, so Stop and Clear reach only the session that
-pressed them.
+pressed them. The saved conversations (`conversations`, kept in the browser by `history`)
+and the first visit's explanation (`welcome`) are wired by their own modules.
 """
 
 from __future__ import annotations
