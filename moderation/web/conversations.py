@@ -1,4 +1,4 @@
-"""The page's saved conversations: a list of them and "New chat" above the chat, kept in the
+"""The page's saved conversations: a list of them and "New chat" under the chat, kept in the
 visitor's browser (a `gr.BrowserState`) by `moderation.web.history.Shelf`.
 
 - on load, the list comes back from the browser and the conversation that was on the page
@@ -39,22 +39,22 @@ class ConversationWidgets:
 
 
 def conversation_widgets() -> ConversationWidgets:
-    """The list and "New chat", in one row where this is called (above the chat)."""
+    """The list and "New chat", in one row where this is called (beside the chat's buttons)."""
     store = gr.BrowserState({}, storage_key=STORAGE_KEY, secret=secrets.token_urlsafe(24))
     current = gr.State("")
     with gr.Row(elem_id="conversations", equal_height=True):
         picker = gr.Dropdown(
             choices=[],
             value=None,
-            label="Conversations",
-            show_label=False,
-            info=None,
+            label="Saved conversations",
+            show_label=True,
+            container=False,
             scale=5,
             min_width=120,
             elem_id="conversation-list",
             allow_custom_value=False,
         )
-        new = gr.Button("＋ New chat", size="sm", scale=1, min_width=90, elem_id="new-chat")
+        new = gr.Button("+ New chat", size="sm", scale=1, min_width=90, elem_id="new-chat")
     return ConversationWidgets(store, current, picker, new)
 
 

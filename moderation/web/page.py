@@ -47,6 +47,8 @@ UNSAFE_EXAMPLES = [
 CHAT_EXAMPLES = [{"text": t, "display_text": f"✅ {t}"} for t in SAFE_EXAMPLES[:2]] + [
     {"text": t, "display_text": f"🚫 {t}"} for t in UNSAFE_EXAMPLES[:2]
 ]
+# the panel's heading, and the link that opens the first visit's explanation again (moderation.web.welcome)
+VERDICTS_HEADING = '<h3 class="vp-heading">Verdicts <a href="#" class="hiw-open">ℹ️ How it works</a></h3>'
 OPEN_WARNING = (
     "⚠️ **Demo mode: visitor settings are open.** Anyone with this page can loosen the "
     "moderation policy (threshold, categories, checks, system prompt)."
@@ -127,7 +129,6 @@ def chat_widgets(models: Models, config: AppConfig) -> ChatWidgets:
     timer, turns = gr.Timer(1.0, active=True), gr.State([])
     with gr.Row():
         with gr.Column(scale=3, elem_id="chat-column"):
-            saved = conversation_widgets()
             chatbot = gr.Chatbot(
                 label="Chat",
                 show_label=False,  # Gradio's floating label would cover the examples and the first lines
@@ -156,8 +157,9 @@ def chat_widgets(models: Models, config: AppConfig) -> ChatWidgets:
                 retry = gr.Button("↻ Retry", size="sm", min_width=0, elem_id="retry")
                 undo = gr.Button("↶ Undo", size="sm", min_width=0, elem_id="undo")
                 clear = gr.Button("🗑 Clear", size="sm", min_width=0, elem_id="clear")
+                saved = conversation_widgets()  # on a phone, on a line of its own
         with gr.Column(scale=2):
-            gr.Markdown("### Verdicts")
+            gr.HTML(VERDICTS_HEADING, elem_id="verdicts-heading", container=False)
             panel = gr.HTML(panel_html([]), elem_id="verdicts", js_on_load=PANEL_JS, css_template=PANEL_CSS)
     return ChatWidgets(header, status, timer, turns, chatbot, box, send, stop, retry, undo, clear, panel, saved)
 
