@@ -83,8 +83,11 @@ def store(page, secret: str, value) -> None:
     page.evaluate("([k, v]) => localStorage.setItem(k, v)", [STORAGE_KEY, raw])
 
 
-def titles(page) -> list[str]:
+def titles(page, wait_for: int = 0) -> list[str]:
+    """The saved conversations' list, as the dropdown shows it (once it has `wait_for` entries)."""
     page.click("#conversation-list input")
+    if wait_for:
+        page.locator("ul[role=listbox] li").nth(wait_for - 1).wait_for()
     options = page.locator("ul[role=listbox] li").all_inner_texts()
     page.keyboard.press("Escape")
     return [o.strip().split("\n")[-1] for o in options]  # the chosen one has a ✓ line before it
@@ -178,6 +181,11 @@ def test_new_chat_starts_empty_and_the_old_one_comes_back(visitors, offline_app)
     reload(page)  # the chosen one is the one a reload brings back
     wait_for_turns(page, 1)
     assert user_texts(page) == [HI]
+    page.click("#new-chat")
+    page.wait_for_function("() => !document.querySelector('#verdicts .vp-turn')")
+    reload(page)  # ... and after New chat, the empty one
+    assert titles(page, wait_for=2) == ["Write a haiku about autumn leaves.", HI]  # the page has loaded them
+    assert user_texts(page) == []
     screenshot(page, "page21-history-list.png")
 
 

@@ -47,7 +47,7 @@ def conversation_widgets() -> ConversationWidgets:
             choices=[],
             value=None,
             label="Saved conversations",
-            show_label=True,
+            show_label=False,  # no room for it: the page's script gives the list a placeholder
             container=False,
             scale=5,
             min_width=120,
@@ -109,6 +109,7 @@ def wire_conversations(
             return {c.picker: _picker(shelf, current)}
         turns = list(conversation.turns)
         return {
+            c.store: shelf.put(conversation.id, turns).value(),  # a reload now brings this one back
             c.current: conversation.id,
             w.chatbot: chat_messages(turns),
             w.panel: panel_html(turns, _guard_label(page)),
@@ -118,9 +119,11 @@ def wire_conversations(
 
     def on_new(value, request: gr.Request):
         page.clear(getattr(request, "session_hash", None))
+        shelf = read(value).put(new_id(), [])  # current, not listed until a turn ends: a reload shows it empty
         return {
-            c.current: new_id(),
-            c.picker: _picker(read(value), None),
+            c.store: shelf.value(),
+            c.current: shelf.current,
+            c.picker: _picker(shelf, None),
             w.chatbot: CLEARED.chat,
             w.panel: CLEARED.panel,
             w.turns: [],
@@ -131,5 +134,5 @@ def wire_conversations(
     shown = {w.chatbot, w.panel, w.turns}
     demo.load(on_load, c.store, {c.store, c.current, c.picker} | shown, **private)
     w.turns.change(on_turns, [w.turns, c.current, c.store], {c.store, c.current, c.picker}, **private)
-    c.picker.input(on_pick, [c.picker, c.current, c.store], {c.current, c.picker, w.box} | shown, **private)
-    c.new.click(on_new, c.store, {c.current, c.picker, w.send, w.stop} | shown, **private)
+    c.picker.input(on_pick, [c.picker, c.current, c.store], {c.store, c.current, c.picker, w.box} | shown, **private)
+    c.new.click(on_new, c.store, {c.store, c.current, c.picker, w.send, w.stop} | shown, **private)

@@ -20,8 +20,9 @@ takes back only what passes two checks, and says in one sentence what it dropped
   leaves the server (`Shelf.key`: random per server process). The restored turns become
   the chat model's context for the next message, and the guard reads only the last
   turns of it with a prompt, so only turns this server wrote itself, after judging them,
-  are taken back; an edited one is refused as a whole. (A restart makes a new key: the
-  conversations saved before it are refused too, with the same message.)
+  are taken back; an edited one is refused as a whole. (A restart makes a new key, and a
+  new Gradio secret: the page then cannot even decrypt what an earlier run saved, and
+  starts a new list.)
 
 Restored turns are never reported again (no log id: the log ties a report to the page
 session that ran the turn).
@@ -239,7 +240,7 @@ class Shelf:
         except ValidationError:
             return None, "one is not in the page's format"
         if not hmac.compare_digest(sig, self._sign([s.model_dump() for s in saved])):
-            return None, "one was changed outside this page, or saved before the server restarted"
+            return None, "one was changed outside this page"
         return Conversation(ident, tuple(restored_turn(s) for s in saved)), ""
 
     def value(self) -> dict:
