@@ -64,6 +64,7 @@ PAGE_CSS = """
 #notice{border-left:4px solid var(--color-accent);padding-left:10px}
 #action-row{flex-wrap:wrap;gap:6px}#action-row button{min-width:0}
 #action-row>#conversations{flex:3 1 280px;flex-wrap:nowrap;gap:6px;margin:0}
+#conversation-list input{padding-right:28px;text-overflow:ellipsis}
 .vp-heading{margin:0 0 4px}.vp-heading .hiw-open{font-size:.6em;font-weight:400;margin-left:8px}
 @media (max-width: 640px){
   #chat{height:40vh !important;min-height:260px}
