@@ -178,6 +178,7 @@ def test_new_chat_starts_empty_and_the_old_one_comes_back(visitors, offline_app)
     choose(page, HI)
     page.wait_for_function("t => document.querySelector('#chat').innerText.includes(t)", arg=HI)
     assert user_texts(page) == [HI] and card_titles(page) == first_cards
+    screenshot(page, "page21-history-chosen.png")
     reload(page)  # the chosen one is the one a reload brings back
     wait_for_turns(page, 1)
     assert user_texts(page) == [HI]
@@ -186,7 +187,6 @@ def test_new_chat_starts_empty_and_the_old_one_comes_back(visitors, offline_app)
     reload(page)  # ... and after New chat, the empty one
     assert titles(page, wait_for=2) == ["Write a haiku about autumn leaves.", HI]  # the page has loaded them
     assert user_texts(page) == []
-    screenshot(page, "page21-history-list.png")
 
 
 def test_two_visitors_never_see_each_others_conversations(visitors, offline_app):
