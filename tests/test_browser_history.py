@@ -245,3 +245,16 @@ def test_an_edited_store_is_refused_with_a_message_and_never_reaches_the_model(v
     assert recorded and "INJECTED" not in recorded[-1] and BOMB not in recorded[-1] and "Sure." not in recorded[-1]
     saved_ids(page, secret, 1)
     assert stored(page, secret)["conversations"][0]["turns"][0]["user"] == "Continue."  # the edited one is gone
+
+
+def test_a_store_the_page_cannot_decrypt_starts_an_empty_list(visitors, offline_app):
+    """What Gradio cannot decrypt (another server run's secret, or bytes typed into
+    localStorage) never reaches the server: the page starts empty, without an error, and the
+    next save replaces it."""
+    url, secret = offline_app[0], browser_secret(offline_app[0])
+    page = visitors(url)
+    page.evaluate("k => localStorage.setItem(k, 'bm90:ZW5jcnlwdGVk')", STORAGE_KEY)
+    reload(page)
+    page.wait_for_function("k => localStorage.getItem(k) !== 'bm90:ZW5jcnlwdGVk'", arg=STORAGE_KEY)
+    assert saved_ids(page, secret, 0) == []  # the page's own (empty) list replaced it
+    assert user_texts(page) == [] and not gradio_errors(page)
