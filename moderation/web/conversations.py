@@ -113,8 +113,7 @@ def wire_conversations(
             c.current: conversation.id,
             w.chatbot: chat_messages(turns),
             w.panel: panel_html(turns, _guard_label(page)),
-            w.turns: turns,
-            w.box: "",
+            w.turns: turns,  # a draft in the box stays
         }
 
     def on_new(value, request: gr.Request):
@@ -134,5 +133,5 @@ def wire_conversations(
     shown = {w.chatbot, w.panel, w.turns}
     demo.load(on_load, c.store, {c.store, c.current, c.picker} | shown, **private)
     w.turns.change(on_turns, [w.turns, c.current, c.store], {c.store, c.current, c.picker}, **private)
-    c.picker.input(on_pick, [c.picker, c.current, c.store], {c.store, c.current, c.picker, w.box} | shown, **private)
+    c.picker.input(on_pick, [c.picker, c.current, c.store], {c.store, c.current, c.picker} | shown, **private)
     c.new.click(on_new, c.store, {c.store, c.current, c.picker, w.send, w.stop} | shown, **private)
