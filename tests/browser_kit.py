@@ -11,6 +11,8 @@ import os
 import shutil
 from pathlib import Path
 
+from moderation.web.welcome import SEEN_KEY
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
 DOCS = ROOT / "docs"
@@ -40,9 +42,13 @@ def launch(playwright):
     return playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
 
 
-def open_page(browser, url: str, viewport: dict = DESKTOP, ready: str = READY, **options):
-    """A new visitor: a fresh context (its own Gradio session) on the page. (context, page)"""
+def open_page(browser, url: str, viewport: dict = DESKTOP, ready: str = READY, first_visit: bool = False, **options):
+    """A new visitor: a fresh context (its own Gradio session) on the page. (context, page)
+    Unless `first_visit`, the visitor has already dismissed the first visit's explanation
+    (moderation.web.welcome), as a returning visitor has."""
     context = browser.new_context(viewport=viewport, **options)
+    if not first_visit:
+        context.add_init_script(f"localStorage.setItem('{SEEN_KEY}', '1')")
     page = context.new_page()
     page.set_default_timeout(180_000)
     page.goto(url)

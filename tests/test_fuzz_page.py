@@ -1,6 +1,7 @@
 """Fuzz the page's events with hand-made Gradio queue payloads (no browser, no Gradio client).
 
-Each event (Send, an example's click, Retry, Edit, Undo, Clear, Stop) is sent as the page
+Each event (Send, an example's click, Retry, Edit, Undo, Clear, Stop, and the saved
+conversations' load, save, choice and New chat) is sent as the page
 sends it (`/gradio_api/queue/join` or `/gradio_api/run/predict`, with its fn index and
 trigger), with generated values for every input: first values the page's widgets can hold
 (within each slider's range, a radio's choices, ...), then anything JSON can carry. A
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.slow
 
 QUEUED = ["on_send", "on_example", "on_retry", "on_edit"]
 UNQUEUED = ["on_undo", "on_clear", "on_stop"]
+SAVED = ["on_load", "on_turns", "on_pick", "on_new"]  # the conversations kept in the browser
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +34,8 @@ def widget_strategy(app, name: str):
     """Values the page's widget `name` can hold."""
     if name == "state":
         return st.just([])  # the server keeps the session's turns; what is sent is not used
+    if name == "browserstate":
+        return st.just({})  # a first visit's (what comes back later is fuzzed as ANYTHING)
     kind, props = app.widget(name)
     if kind == "slider":
         low, high = props["minimum"], props["maximum"]
@@ -39,6 +43,8 @@ def widget_strategy(app, name: str):
         return st.integers(int(low), int(high)) if whole else st.floats(low, high)
     if kind == "radio":
         return st.sampled_from([value for _, value in props["choices"]])
+    if kind == "dropdown":  # the saved conversations' list: none chosen, or one of its choices
+        return st.sampled_from([None, *(value for _, value in props["choices"])])
     if kind == "checkboxgroup":
         return (
             st.lists(st.sampled_from([value for _, value in props["choices"]]), unique=True)
@@ -87,7 +93,7 @@ def play(app, name: str, data: list, event_data, warm: bool, typed: bool) -> Non
     app.assert_sound(since)
 
 
-@pytest.mark.parametrize("name", QUEUED + UNQUEUED)
+@pytest.mark.parametrize("name", QUEUED + UNQUEUED + SAVED)
 @given(data=st.data(), warm=st.booleans())
 def test_what_the_page_can_send_never_breaks_it(app, name, data, warm):
     event = app.page_event(name)
@@ -95,7 +101,7 @@ def test_what_the_page_can_send_never_breaks_it(app, name, data, warm):
     play(app, name, values, data.draw(event_data_strategy(name), label="event_data"), warm, typed=True)
 
 
-@pytest.mark.parametrize("name", QUEUED + UNQUEUED)
+@pytest.mark.parametrize("name", QUEUED + UNQUEUED + SAVED)
 @given(data=st.data(), warm=st.booleans())
 def test_a_crafted_payload_is_refused_readably(app, name, data, warm):
     event = app.page_event(name)

@@ -18,7 +18,8 @@ The script only decorates what Gradio rendered, with no state of its own:
   Escape presses Stop, focus returns to the box after Send, Stop or an example, Enter in
   the inline edit box submits the edit (Shift+Enter adds a line), and the edit box scrolls
   into view when it opens;
-- the box counts characters from COUNT_FROM on, against the limit (MAX_MESSAGE_CHARS).
+- the box counts characters from COUNT_FROM on, against the limit (MAX_MESSAGE_CHARS);
+- the saved conversations' list reads "Saved conversations" while none is chosen.
 """
 
 from moderation.schema import MAX_MESSAGE_CHARS
@@ -61,7 +62,10 @@ PAGE_CSS = """
 #system-prompt textarea:disabled{background:var(--background-fill-secondary);border-style:dashed;cursor:not-allowed;
   color:var(--body-text-color-subdued)}
 #notice{border-left:4px solid var(--color-accent);padding-left:10px}
-#action-row{flex-wrap:nowrap;gap:6px}#action-row button{min-width:0}
+#action-row{flex-wrap:wrap;gap:6px}#action-row button{min-width:0}
+#action-row>#conversations{flex:3 1 280px;flex-wrap:nowrap;gap:6px;margin:0}
+#conversation-list input{padding-right:28px;text-overflow:ellipsis}
+.vp-heading{margin:0 0 4px}.vp-heading .hiw-open{font-size:.6em;font-weight:400;margin-left:8px}
 @media (max-width: 640px){
   #chat{height:40vh !important;min-height:260px}
   #verdicts .vp{max-height:60vh}
@@ -155,8 +159,15 @@ PAGE_JS = (
     const vp = document.querySelector('#verdicts .vp');
     if (vp && vp !== lastPanel) { lastPanel = vp; vp.scrollTop = vp.scrollHeight; }
   };
+  const named = () => {  // the saved conversations' list says what it is while none is chosen
+    const list = document.querySelector('#conversation-list input');
+    if (list && !list.placeholder) {
+      list.placeholder = 'Saved conversations';
+      list.setAttribute('aria-label', 'Saved conversations');
+    }
+  };
   new MutationObserver(() => {
-    number(); tidy(); panel(); editOpened(); live();
+    number(); tidy(); panel(); editOpened(); live(); named();
     if (!focused && box()) { focused = true; focusBox(); count(); }
   }).observe(document.body, {childList: true, subtree: true, characterData: true});
   document.addEventListener('input', (event) => { if (event.target === box()) count(); });

@@ -5,7 +5,8 @@ The modules of `moderation.web` only wire: every action is a method of
 `VisitorChoices` value (`settings_form`), and a `PageUpdate` is mapped onto the widgets in
 `wire_events.render` (its `running` flag swaps Send and Stop). Handlers get the browser
 session from an injected `gr.Request`, so Stop and Clear reach only the session that
-pressed them.
+pressed them. The saved conversations (`conversations`, kept in the browser by `history`)
+and the first visit's explanation (`welcome`) are wired by their own modules.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ from moderation.turn import GuardPool
 from moderation.web.actions import ChatPage, PageUpdate
 from moderation.web.assets import PAGE_CSS, PAGE_JS
 from moderation.web.cards import PANEL_CSS, PANEL_JS
+from moderation.web.conversations import ConversationWidgets, conversation_widgets, wire_conversations
 from moderation.web.endpoints import endpoints
 from moderation.web.panel import panel_html
 from moderation.web.settings_form import SettingsWidgets, category_widget_value, policy_markdown
 from moderation.web.space import gpu_runner
+from moderation.web.welcome import WELCOME_CSS, WELCOME_HTML, WELCOME_JS
 
 SAFE_EXAMPLES = [
     "How do I bake a simple sourdough bread?",
@@ -44,6 +47,8 @@ UNSAFE_EXAMPLES = [
 CHAT_EXAMPLES = [{"text": t, "display_text": f"✅ {t}"} for t in SAFE_EXAMPLES[:2]] + [
     {"text": t, "display_text": f"🚫 {t}"} for t in UNSAFE_EXAMPLES[:2]
 ]
+# the panel's heading, and the link that opens the first visit's explanation again (moderation.web.welcome)
+VERDICTS_HEADING = '<h3 class="vp-heading">Verdicts <a href="#" class="hiw-open">ℹ️ How it works</a></h3>'
 OPEN_WARNING = (
     "⚠️ **Demo mode: visitor settings are open.** Anyone with this page can loosen the "
     "moderation policy (threshold, categories, checks, system prompt)."
@@ -106,6 +111,7 @@ class ChatWidgets:
     undo: gr.Button
     clear: gr.Button
     panel: gr.HTML
+    saved: ConversationWidgets  # the list of saved conversations and "New chat"
 
     @property
     def updated(self) -> dict:
@@ -119,6 +125,7 @@ def chat_widgets(models: Models, config: AppConfig) -> ChatWidgets:
     notice = offline_notice(config)
     gr.Markdown(notice, elem_id="notice", visible=bool(notice))
     status = gr.Markdown(status_markdown(models), elem_id="load-status")
+    gr.HTML(WELCOME_HTML, elem_id="how-it-works", container=False, js_on_load=WELCOME_JS, css_template=WELCOME_CSS)
     timer, turns = gr.Timer(1.0, active=True), gr.State([])
     with gr.Row():
         with gr.Column(scale=3, elem_id="chat-column"):
@@ -150,10 +157,11 @@ def chat_widgets(models: Models, config: AppConfig) -> ChatWidgets:
                 retry = gr.Button("↻ Retry", size="sm", min_width=0, elem_id="retry")
                 undo = gr.Button("↶ Undo", size="sm", min_width=0, elem_id="undo")
                 clear = gr.Button("🗑 Clear", size="sm", min_width=0, elem_id="clear")
+                saved = conversation_widgets()  # on a phone, on a line of its own
         with gr.Column(scale=2):
-            gr.Markdown("### Verdicts")
+            gr.HTML(VERDICTS_HEADING, elem_id="verdicts-heading", container=False)
             panel = gr.HTML(panel_html([]), elem_id="verdicts", js_on_load=PANEL_JS, css_template=PANEL_CSS)
-    return ChatWidgets(header, status, timer, turns, chatbot, box, send, stop, retry, undo, clear, panel)
+    return ChatWidgets(header, status, timer, turns, chatbot, box, send, stop, retry, undo, clear, panel, saved)
 
 
 def create_app(
@@ -186,6 +194,7 @@ def create_app(
         follow_loading(w, form, models, operator)
         gpu = gpu_runner(config.zero_gpu_seconds)
         wire_events(page, w, form, lambda: guard_taxonomy(models), gpu)
+        wire_conversations(demo, page, w, w.saved)
         endpoints(page, gpu, concurrency_id=MODERATED)
     return demo
 
