@@ -60,6 +60,10 @@ from guard.views import judge_views
 log = logging.getLogger(__name__)
 
 LABEL = "Offline classifier (fine-tuned all-MiniLM-L6-v2) — not Llama Guard"
+LANGUAGES = (
+    "English; also trained and measured on French, Spanish, German, Italian, Portuguese, Russian, "
+    "Arabic and Chinese (weaker: figures per language in docs/offline-classifier.md)"
+)
 ALSO_REPORT = 0.25  # besides the top category, report any enabled category this probable
 
 
@@ -140,6 +144,7 @@ class OfflineGuard(Guard):
 
     label = LABEL
     is_llama_guard = False
+    languages = LANGUAGES
     taxonomy = LLAMA_GUARD_2
 
     def __init__(self, net: Network):

@@ -32,7 +32,7 @@ from moderation.policy import OperatorPolicy, SettingsRefused, VisitorChoices, t
 from moderation.schema import MAX_MESSAGE_CHARS
 from moderation.sessions import Sessions
 from moderation.turn import ANSWERED, GuardPool, Judge, TurnState, clean_message, run_turn
-from moderation.web.panel import chat_messages, panel_html, turn_of_message
+from moderation.web.panel import chat_messages, guard_caption, panel_html, turn_of_message
 from moderation.web.reports import ReportRefused, file_report
 
 MAX_CONVERSATION_MESSAGES = 64
@@ -182,7 +182,7 @@ class ChatPage:
         guard = self.models.guard.value
         return PageUpdate(
             chat=chat_messages(kept),
-            panel=panel_html(kept, guard.label if guard is not None else ""),
+            panel=panel_html(kept, guard_caption(guard)),
             turns=kept,
             box=turns[-1].user,
         )
@@ -202,7 +202,7 @@ class ChatPage:
             turns[number - 1] = file_report(self.log, turns[number - 1], session, label, category, note)
         except ReportRefused as exc:
             return PageUpdate(warning=str(exc))
-        return PageUpdate(turns=turns, panel=panel_html(turns, self.models.guard.value.label))
+        return PageUpdate(turns=turns, panel=panel_html(turns, guard_caption(self.models.guard.value)))
 
     def stop(self, session: str | None) -> None:
         self.sessions.stop(session)
@@ -251,7 +251,7 @@ class ChatPage:
                 panel = None
                 stage = (len(state.checks), state.final_check, state.outcome)
                 if stage != drawn:  # the panel changes only with a verdict or the turn's stage
-                    drawn, panel = stage, panel_html(shown, guard.label)
+                    drawn, panel = stage, panel_html(shown, guard_caption(guard))
                 # The last state also stores the turn and ends "running", in the same update: what
                 # looks finished is finished, so a message sent right after it is not refused.
                 done = state.done

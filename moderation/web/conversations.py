@@ -22,7 +22,7 @@ import gradio as gr
 
 from moderation.web.actions import CLEARED, ChatPage
 from moderation.web.history import STORAGE_KEY, Shelf, new_id
-from moderation.web.panel import chat_messages, panel_html
+from moderation.web.panel import chat_messages, guard_caption, panel_html
 
 if TYPE_CHECKING:
     from moderation.web.page import ChatWidgets
@@ -63,8 +63,7 @@ def _picker(shelf: Shelf, value: str | None) -> gr.Dropdown:
 
 
 def _guard_label(page: ChatPage) -> str:
-    guard = page.models.guard.value
-    return guard.label if guard is not None else ""
+    return guard_caption(page.models.guard.value)
 
 
 def wire_conversations(

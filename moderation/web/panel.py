@@ -252,6 +252,14 @@ def _turn_html(number: int, turn: TurnState, latest: bool) -> str:
     )
 
 
+def guard_caption(guard) -> str:
+    """What the panel says judges the turns: the guard's label and the languages it covers."""
+    if guard is None:
+        return ""
+    languages = getattr(guard, "languages", "")
+    return f"{guard.label} · languages: {languages}" if languages else guard.label
+
+
 def panel_html(turns: Sequence[TurnState], guard_label: str = "") -> str:
     """The verdict panel, oldest turn first like the chat; only the newest turn is open,
     the older ones are one line each (turn, outcome, worst category and score)."""
