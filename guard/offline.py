@@ -59,7 +59,8 @@ from guard.views import judge_views
 
 log = logging.getLogger(__name__)
 
-LABEL = "Offline classifier (fine-tuned all-MiniLM-L6-v2) — not Llama Guard"
+ENCODER_NAMES = {"minilm": "all-MiniLM-L6-v2", "e5": "multilingual-e5-small"}
+LABEL = "Offline classifier (fine-tuned {}) — not Llama Guard"
 LANGUAGES = (
     "English; also trained and measured on French, Spanish, German, Italian, Portuguese, Russian, "
     "Arabic and Chinese (weaker: figures per language in docs/offline-classifier.md)"
@@ -142,13 +143,14 @@ def highest(windows: np.ndarray, enabled: set[str]) -> tuple[int, Judgement]:
 class OfflineGuard(Guard):
     """Guard protocol over guard.offline_model.Network (see the module docstring)."""
 
-    label = LABEL
+    label = LABEL.format(ENCODER_NAMES["minilm"])  # per instance: the encoder its weights name
     is_llama_guard = False
     languages = LANGUAGES
     taxonomy = LLAMA_GUARD_2
 
     def __init__(self, net: Network):
         self.net = net
+        self.label = LABEL.format(ENCODER_NAMES.get(net.encoder, net.encoder))
 
     @classmethod
     def load(cls, model_path: Path = MODEL_PATH) -> OfflineGuard:
