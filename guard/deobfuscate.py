@@ -55,8 +55,17 @@ def latin_look_alikes() -> dict[str, str]:
         for other in (e["c"] for e in entries):
             for glyph, latin in ((key, other), (other, key)):
                 if len(glyph) == len(latin) == 1 and latin.isascii() and latin.isalpha() and _foreign_letter(glyph):
-                    found.setdefault(glyph, latin)
+                    found.setdefault(glyph, _same_case(glyph, latin))
     return found
+
+
+def _same_case(glyph: str, latin: str) -> str:
+    """A capital's look-alike as a capital where its name says which: CYRILLIC CAPITAL
+    LETTER BYELORUSSIAN-UKRAINIAN I looks like l, and reads as I."""
+    named = unicodedata.name(glyph, "").rsplit(" ", 1)[-1]
+    if glyph.isupper() and latin.islower() and len(named) == 1 and named.isascii() and named.isalpha():
+        return named
+    return latin
 
 
 def _foreign_letter(ch: str) -> bool:
@@ -109,7 +118,7 @@ def _unleet(token: str) -> str | None:
 def leet_mapped(text: str) -> str:
     """Tokens that mix letters with digits or symbols (@ $ ! between them) read back as the
     common word they spell ("m4k3" -> "make"), when the text has at least one such word of
-    three letters or more with a digit or symbol among its letters (not "4th", "mp3": a
+    three letters or more with a digit or symbol among two letters or more (not "4th": a
     number and a unit); then shorter ones ("d0", "70"), and a lone 1, 4 or @ ("I", "a"),
     are read too. Otherwise numbers, prices, escapes (\\x1d) and words stay."""
     tokens = [(m, _unleet(m.group())) for m in _LEET_TOKEN.finditer(text)]
@@ -125,9 +134,9 @@ def leet_mapped(text: str) -> str:
 
 
 def _mixed(token: str) -> bool:
-    """Whether `token` has letters, and digits or symbols among them (not a number and a
-    unit: 4th, mp3, 3e8)."""
-    return any(ch.isalpha() for ch in token) and not _NUMBER_AND_UNIT.fullmatch(token)
+    """Whether `token` has two letters or more, and digits or symbols among them (not a
+    number and a unit: 4th, mp3, 3e8)."""
+    return sum(ch.isalpha() for ch in token) >= 2 and not _NUMBER_AND_UNIT.fullmatch(token)
 
 
 def _alone(text: str, m: re.Match) -> bool:
@@ -137,32 +146,30 @@ def _alone(text: str, m: re.Match) -> bool:
 
 # --- spaced letters and runs without spaces ------------------------------------------
 
-_SPACED = re.compile(r"(?<![\w.\-])[A-Za-z0-9@$]([ ._\-*])[A-Za-z0-9@$](?:\1[A-Za-z0-9@$])+(?![\w\-])")
-_SPACED_PAIR = re.compile(r"(?<![\w.\-])[A-Za-z0-9@$]([ ._\-*])[A-Za-z0-9@$](?![\w\-]|\1\w)")
+_END = r"(?![A-Za-z0-9])(?![._*\-][A-Za-z0-9])"  # no letter next, nor one after a separator
+_SPACED = re.compile(r"(?<![\w.\-])[A-Za-z0-9@$]([ ._\-*])[A-Za-z0-9@$](?:\1[A-Za-z0-9@$])+" + _END)
+_SPACED_PAIR = re.compile(r"(?<![\w.\-])[A-Za-z0-9@$]([ ._\-*])[A-Za-z0-9@$](?!\1\w)" + _END)
 
 
 def letters_joined(text: str) -> str:
     """Runs of three or more single letters (or leet digits) with one separator between
     them (space, dot, hyphen, underscore, asterisk) joined into a word, or into words when
-    the joined run is none and splits into some ("h o w d o i" -> "how do i"); a dot or
-    hyphen right after the run goes too ("b.o.m.b.?" -> "bomb?"). When the text has such a
-    run, pairs ("d o") are joined too. A run needs two letters (so "1 2 3" stays), and
-    three dotted capitals are an acronym (U.S.A.)."""
-    runs = [m for m in _SPACED.finditer(text) if sum(ch.isalpha() for ch in m.group()) >= 2 and not _acronym(m)]
-    if not runs:
+    the joined run is none and splits into some ("h o w d o i" -> "how do i"); a separator
+    other than a space right after the run goes too ("b.o.m.b.?" -> "bomb?"). When the
+    text has a run with two letters or more, every run and pair ("d o", "7 0") is joined
+    (otherwise "1 2 3" stays); three dotted capitals are an acronym (U.S.A.)."""
+    runs = [m for m in _SPACED.finditer(text) if not _acronym(m)]
+    if not any(sum(ch.isalpha() for ch in m.group()) >= 2 for m in runs):
         return text
     pairs = [
-        m
-        for m in _SPACED_PAIR.finditer(text)
-        if sum(ch.isalpha() for ch in m.group()) == 2
-        and not any(r.start() < m.end() and m.start() < r.end() for r in runs)
+        m for m in _SPACED_PAIR.finditer(text) if not any(r.start() < m.end() and m.start() < r.end() for r in runs)
     ]
     out, last = [], 0
     for m in sorted(runs + pairs, key=lambda m: m.start()):
         joined = m.group().replace(m.group(1), "")
         split = None if is_word(joined) or not joined.isalpha() or len(joined) > MAX_RUN else segment(joined)
         out += [text[last : m.start()], " ".join(split) if split else joined]
-        last = m.end() + (m.group(1) in ".-" and text[m.end() : m.end() + 1] == m.group(1))
+        last = m.end() + (m.group(1) != " " and text[m.end() : m.end() + 1] == m.group(1))
     return "".join(out) + text[last:]
 
 
@@ -201,12 +208,13 @@ def runs_split(text: str) -> str:
     only be among the COMMON_SPARSE most common). Not an identifier: a camelCase
     run whose capitals start words ("getElementById") stays, and so does a run inside a
     path, a domain or code (next to / . _ @ # ( or a digit); in a text with spaces, no
-    run with capitals inside ("CannotSendRequest") is split."""
+    run with capitals inside ("CannotSendRequest") or in quotes ("isgeneratorfunction")
+    is split."""
     sparse = SPARSE * sum(ch.isspace() for ch in text) < sum(ch.isascii() and ch.isalpha() for ch in text)
 
     def split(m: re.Match) -> str:
         run = m.group()
-        if len(run) < (8 if sparse else LONG_RUN) or is_word(run):
+        if len(run) < (8 if sparse else LONG_RUN) or is_word(run) or not sparse and _quoted(text, m):
             return run
         humps = _CAPITALS.findall(run)
         if len(humps) > 1 and (not sparse or all(is_word(h) for h in humps)):
@@ -215,6 +223,10 @@ def runs_split(text: str) -> str:
         return " ".join(words) if words else run
 
     return _RUN.sub(split, text)
+
+
+def _quoted(text: str, m: re.Match) -> bool:
+    return text[m.start() - 1 : m.start()] in ("'", '"') or text[m.end() : m.end() + 1] in ("'", '"')
 
 
 # --- encoded payloads -----------------------------------------------------------------
