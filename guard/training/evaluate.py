@@ -5,6 +5,7 @@
     python -m guard.evaluate --split sample        # every 10th test example (what CI checks)
     python -m guard.evaluate --split test --write-figures   # also update guard/data/offline_figures.json
     python -m guard.evaluate --split test --labels labels.tsv --model new.safetensors   # before / after
+    python -m guard.evaluate --obfuscation         # flagged unsafe prompts still flagged when obfuscated
 
 Reads guard/data/examples.tsv (written by `python -m guard.train`) and the committed model,
 and judges every example the way OfflineGuard.check does (normalised text, every window).
@@ -39,6 +40,8 @@ from guard.offline import OfflineGuard
 from guard.offline_model import Network
 from guard.training.manifest import read_manifest
 from guard.training.metrics import evaluate_rows
+from guard.training.obfuscation import obfuscation_figures, unsafe_prompts
+from guard.training.obfuscation import table as obfuscation_table
 from guard.training.sources import labelled_turns
 
 FIGURES = Path(__file__).resolve().parent.parent / "data" / "offline_figures.json"
@@ -142,9 +145,21 @@ def main(argv=None) -> int:
         metavar="FILE",
         help="also score the heldout rows of this `python -m moderation.log dataset` file",
     )
+    p.add_argument(
+        "--obfuscation",
+        action="store_true",
+        help="instead: the share of the split's flagged unsafe prompts still flagged when obfuscated "
+        "(guard.training.obfuscation)",
+    )
     a = p.parse_args(argv)
     rows = select(read_manifest(), a.split)
     guard = OfflineGuard.load()
+    if a.obfuscation:
+        figures = {"split": a.split, **obfuscation_figures(guard, unsafe_prompts(rows), a.threshold)}
+        print(
+            json.dumps(figures, indent=1) if a.json else "\n".join([f"split: {a.split}"] + obfuscation_table(figures))
+        )
+        return 0
     if a.model or a.labels:
         models = {"before": guard.net, **({"after": OfflineGuard.load(a.model).net} if a.model else {})}
         try:
