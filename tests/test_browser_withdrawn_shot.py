@@ -2,12 +2,14 @@
 real offline models: the README's screenshot of it is taken here (`UPDATE_SCREENSHOTS=1`
 also writes docs/screenshot-withdrawn.png).
 
-Nothing is faked. The offline guard scores this harmless question and its reply low, so at
+Nothing is faked. The offline guard scores this harmless request and its reply low, so at
 the operator's 50% nothing is withdrawn. A visitor may only tighten the threshold: a first
-visitor's answered turn (greedy, so the same reply every time) gives the reply checks'
-scores, and a second visitor lowers the threshold to the whole percent just under the
-highest of them, above the prompt's score, so the prompt passes and the reply is withdrawn
-mid-stream where its score crosses that threshold.
+visitor's answered turn (greedy, so the same reply every time) gives the final check's score
+of the whole reply, and a second visitor lowers the threshold to the whole percent under it,
+above the prompt's score. The prompt passes and the same reply is withdrawn: by a check
+while it streams where its score first reaches that threshold (where the checks land
+depends on the guard's speed: a check starts when the last one is done), at the latest by
+the final check, which judges the same whole reply as the first visitor's.
 """
 
 from __future__ import annotations
@@ -55,11 +57,13 @@ def test_a_withdrawn_reply_shows_where_its_score_crossed_and_what_had_been_shown
     first = visitors(offline_app[0], max_tokens=TOKENS, temperature=0.0)
     send(first, QUESTION)
     wait_for_turns(first, 1)
-    reply = scores(first, "circle")
+    checks = scores(first, "circle")  # the last is the final check of the whole reply
     ceiling = prompt_score_at_most(first)
-    threshold = math.floor(max(reply) * 100) / 100  # a whole percent, at most the highest score
+    threshold = math.floor(checks[-1] * 100 - 0.1) / 100  # a whole percent under the final check's score
     assert "answered" in first.locator("#vp-turn-1 summary").inner_text()
-    assert threshold > ceiling, f"no threshold lets the prompt ({ceiling:.3f}) pass and stops the reply {reply}"
+    assert threshold > ceiling, (
+        f"no threshold lets the prompt ({ceiling:.3f}) pass and stops the reply ({checks[-1]:.3f})"
+    )
 
     page = visitors(offline_app[0], max_tokens=TOKENS, temperature=0.0)
     set_threshold(page, threshold)
@@ -76,8 +80,9 @@ def test_a_withdrawn_reply_shows_where_its_score_crossed_and_what_had_been_shown
     flagged = card.locator(".vp-strip circle.vp-pt-unsafe").first
     assert int(flagged.get_attribute("data-chars")) == crossed_at
     assert float(flagged.get_attribute("data-score")) >= threshold
-    passed = scores(page, "circle.vp-pt-safe")  # the same greedy reply, up to where it crossed
-    assert passed == reply[: len(passed)] and all(score < threshold for score in passed)
+    passed = card.locator(".vp-strip circle.vp-pt-safe")  # every check before it stayed under the line
+    assert all(int(c) < crossed_at for c in passed.evaluate_all("cs => cs.map(c => c.dataset.chars)"))
+    assert all(score < threshold for score in scores(page, "circle.vp-pt-safe"))
 
     strip.scroll_into_view_if_needed()
     shot = screenshot(page, "screenshot-withdrawn.png", height=1000)
