@@ -22,8 +22,9 @@ STRIP_W, STRIP_H = 240, 48  # the strip's plot area, in SVG units
 AROUND = 240  # characters of the message shown on each side of its highest window
 MARK_MAX = 2000  # a longer window shows its first and last MARK_MAX // 2 characters
 MAPPED = (
-    "The guard read a normalised copy of this message (hidden characters removed); the "
-    "highlight is its window mapped back onto the text as typed."
+    "The guard read a normalised copy of this message (hidden characters removed, or spelling "
+    "undone: the verdict's note names the reading); the highlight is its window mapped back onto "
+    "the text as typed, approximately where the reading changed the text."
 )
 
 
