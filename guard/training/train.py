@@ -77,6 +77,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=MODEL_PATH, help="where the weights go")
     p.add_argument("--manifest", type=Path, default=MANIFEST, help="where the split examples go")
     p.add_argument(
+        "--transfer-figures", type=Path, default=TRANSFER_FIGURES, help="where --transfer writes its figures"
+    )
+    p.add_argument(
         "--tiny",
         action="store_true",
         help="hand-written data only (no download), 200 training examples, 1 epoch: checks the loop",
@@ -247,7 +250,7 @@ def main(argv=None) -> int:
         if not a.tiny:
             write_manifest(items, a.manifest)
             if moved:
-                TRANSFER_FIGURES.write_text(json.dumps(moved, indent=1) + "\n")
+                a.transfer_figures.write_text(json.dumps(moved, indent=1) + "\n")
         print(f"wrote {a.out} ({a.out.stat().st_size / 1e6:.1f} MB)" + ("" if a.tiny else f" and {a.manifest}"))
     return 0
 
