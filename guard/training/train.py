@@ -77,6 +77,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=MODEL_PATH, help="where the weights go")
     p.add_argument("--manifest", type=Path, default=MANIFEST, help="where the split examples go")
     p.add_argument(
+        "--folds",
+        metavar="FAMILY,...",
+        help="with --transfer: only these source families' folds (to compare settings quickly); "
+        "the operating point is then chosen on them alone",
+    )
+    p.add_argument(
         "--transfer-figures", type=Path, default=TRANSFER_FIGURES, help="where --transfer writes its figures"
     )
     p.add_argument(
@@ -161,7 +167,8 @@ def train_on(train: list, a, lower: Lower, on_epoch=None) -> Network:
 def transfer(base: list, a, lower: Lower) -> dict:
     """Leave-one-source-out (guard.training.transfer): the out-of-fold figures, and each
     side's temperature and offset chosen on them."""
-    oof = run_folds(base, lambda train: train_on(derived(train, a.seed), a, lower))
+    families = a.folds.split(",") if a.folds else None
+    oof = run_folds(base, lambda train: train_on(derived(train, a.seed), a, lower), families)
     sides, labels = oof.sides(), oof.labels()
     y = labels != 0
     fams = np.array([family(r["source"]) for r in oof.rows])
