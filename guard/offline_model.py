@@ -9,7 +9,8 @@ stays small. Inputs never exceed WINDOW word pieces; longer text is cut into ove
 windows (see windows()) and judged window by window: nothing is truncated silently.
 
 - Prompt side: [CLS] prompt-window [SEP] when the message opens the conversation; after
-  earlier turns, [CLS] turn-context [SEP] prompt-window [SEP] (token types 0 and 1), where
+  earlier turns, for weights trained to read them (metadata "turns"; `reads_turns`),
+  [CLS] turn-context [SEP] prompt-window [SEP] (token types 0 and 1), where
   the turn context is the start of each earlier message (TURN_PIECES word pieces of a
   user message, REPLY_PIECES of a reply, oldest first, at most TURNS_CONTEXT in all): a
   request split over two turns is judged as one.
@@ -131,6 +132,7 @@ class Network:
         self.temperatures = temperatures  # per side (prompt, reply), fitted on validation
         self.offsets = offsets  # per side: added to the "safe" logit, chosen on validation
         self.encoder = DEFAULT_ENCODER  # its name in guard.encoders, saved with the weights
+        self.reads_turns = True  # a network trained by this code reads earlier turns (saved as "turns")
         self._lock = threading.Lock()
 
     @classmethod
@@ -171,6 +173,7 @@ class Network:
         net.temperatures = tuple(json.loads(meta["temperatures"]))
         net.offsets = tuple(json.loads(meta.get("offsets", "[0.0, 0.0]")))
         net.metadata = {k: json.loads(v) for k, v in meta.items()}
+        net.reads_turns = bool(net.metadata.get("turns", False))  # weights trained before turn context: no
         return net
 
     def tuned_state(self) -> dict:
@@ -203,6 +206,7 @@ class Network:
             "classes": json.dumps(CLASSES),
             "temperatures": json.dumps(list(self.temperatures)),
             "offsets": json.dumps(list(self.offsets)),
+            "turns": json.dumps(self.reads_turns),
             "encoder": json.dumps(self.encoder),
             **{k: json.dumps(v) for k, v in (extra or {}).items()},
         }

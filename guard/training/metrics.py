@@ -14,13 +14,16 @@ from guard.offline_model import CLASSES, Network
 from guard.training.categories import categorize
 
 
+def turns(net: Network, row: dict) -> list[int] | None:
+    """A prompt row's turn context, as OfflineGuard reads it (None for weights that read
+    the prompt alone)."""
+    return net.turn_context([guard_text(t) for t in row.get("context") or ()]) if net.reads_turns else None
+
+
 def inputs_of(net: Network, rows: list[dict], side: str) -> list[list]:
     """The window inputs OfflineGuard.check reads for each row of one side."""
     if side == "prompt":
-        return [
-            net.prompt_inputs(guard_text(r["text"]), net.turn_context([guard_text(t) for t in r.get("context") or ()]))
-            for r in rows
-        ]
+        return [net.prompt_inputs(guard_text(r["text"]), turns(net, r)) for r in rows]
     return [net.reply_inputs(net.context(guard_text(r["prompt"])), guard_text(r["text"])) for r in rows]
 
 
