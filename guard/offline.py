@@ -61,10 +61,10 @@ log = logging.getLogger(__name__)
 
 ENCODER_NAMES = {"minilm": "all-MiniLM-L6-v2", "e5": "multilingual-e5-small"}
 LABEL = "Offline classifier (fine-tuned {}) — not Llama Guard"
-LANGUAGES = (
-    "English; also trained and measured on French, Spanish, German, Italian, Portuguese, Russian, "
-    "Arabic and Chinese (weaker: figures per language in docs/offline-classifier.md)"
-)
+LANGUAGES = {  # per encoder: what its training data and figures cover
+    "minilm": "English only (all-MiniLM-L6-v2 reads English word pieces; other languages are mostly missed)",
+    "e5": "English, French, Spanish, German, Italian, Portuguese, Russian, Arabic, Chinese (multilingual-e5-small)",
+}
 ALSO_REPORT = 0.25  # besides the top category, report any enabled category this probable
 
 
@@ -145,12 +145,13 @@ class OfflineGuard(Guard):
 
     label = LABEL.format(ENCODER_NAMES["minilm"])  # per instance: the encoder its weights name
     is_llama_guard = False
-    languages = LANGUAGES
+    languages = LANGUAGES["minilm"]
     taxonomy = LLAMA_GUARD_2
 
     def __init__(self, net: Network):
         self.net = net
         self.label = LABEL.format(ENCODER_NAMES.get(net.encoder, net.encoder))
+        self.languages = LANGUAGES.get(net.encoder, "English")
 
     @classmethod
     def load(cls, model_path: Path = MODEL_PATH) -> OfflineGuard:
