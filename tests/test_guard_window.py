@@ -16,6 +16,7 @@ from test_guard_parse import CharBackend
 from test_guard_remote import completion, endpoint
 
 from guard import load_guard
+from guard.category_scores import ANSWER_HEAD
 from guard.llama_guard import LlamaGuard, merge
 from guard.local import Assessment
 from guard.prompt import prompt_ids, render_prompt
@@ -152,8 +153,12 @@ def test_the_local_count_is_exactly_the_ids_the_model_reads(small_guard):
     prompt = guard.render([{"role": "user", "content": "Hello there"}])
     fed.clear()
     guard.backend.assess(prompt, 1.0)
-    assert guard.backend.count(prompt) == len(fed[0][0]) and guard.backend.context_window == WINDOW
-    assert byte_bound(prompt) >= len(fed[0][0])  # the shortcut for short conversations is an upper bound
+    count, ids = guard.backend.count(prompt), fed[0][0]
+    # the model reads the counted prompt, then the answer head `unsafe \n S` in the same pass (the
+    # category scores), which the window keeps room for (ANSWER_ROOM)
+    assert guard.backend.tokenizer.decode(ids[count:]).strip() == ANSWER_HEAD and len(ids) - count <= ANSWER_ROOM
+    assert guard.backend.context_window == WINDOW
+    assert byte_bound(prompt) >= count  # the shortcut for short conversations is an upper bound
 
 
 def test_a_zero_width_split_word_reaches_the_guard_as_the_word(llama3_tokenizer):
