@@ -88,7 +88,7 @@ def metrics(y: np.ndarray, s: np.ndarray, threshold: float) -> dict:
 def in_context(rows: list[dict], s: np.ndarray, idx, threshold: float) -> dict | None:
     """The hand-written multi-turn pairs: the share of follow-ups flagged after the turn
     that makes them harmful, and after the harmless turn (the controls)."""
-    pairs = [i for i in idx if rows[i]["context"] and rows[i]["source"].startswith("handwritten (multiturn)")]
+    pairs = [i for i in idx if rows[i].get("context") and rows[i]["source"].startswith("handwritten (multiturn)")]
     harmful = [i for i in pairs if rows[i]["label"] != "safe"]
     controls = [i for i in pairs if rows[i]["label"] == "safe"]
     if not harmful or not controls:
