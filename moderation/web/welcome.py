@@ -15,8 +15,8 @@ WELCOME_HTML = """
 <section id="hiw-box" class="hiw-box" aria-label="How it works" hidden>
 <strong>How this chat is moderated</strong>
 <ol>
-<li><b>Prompt check</b>: the guard judges your message (with the last turns) before any of the
-reply is shown; a flagged message is refused.</li>
+<li><b>Prompt check</b>: the guard judges your message before any of the reply is shown
+(Llama Guard reads it with the last turns); a flagged message is refused.</li>
 <li><b>Writing</b>: the chat model writes the reply, shown as it streams.</li>
 <li><b>Checks while streaming</b>: every few tokens the guard judges the reply so far; if a
 check flags it, the reply is withdrawn.</li>
