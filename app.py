@@ -27,12 +27,13 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from moderation.admission import Admission  # noqa: E402  (after the variable above)
 from moderation.api.routes import openai_api  # noqa: E402
-from moderation.limits import LimitsUnavailable, open_limits  # noqa: E402
+from moderation.limits import LimitsUnavailable  # noqa: E402
 from moderation.log import LogUnavailable, TurnLog, open_log  # noqa: E402
 from moderation.log.metrics import Metrics  # noqa: E402
 from moderation.log.mount import server_extras  # noqa: E402
 from moderation.models import Models, model_slots  # noqa: E402
 from moderation.settings import parse_config  # noqa: E402
+from moderation.shared_limits import open_limits  # noqa: E402
 from moderation.turn import GuardPool  # noqa: E402
 from moderation.web.page import create_app, launch_options  # noqa: E402
 from moderation.web.server import launch  # noqa: E402

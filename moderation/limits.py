@@ -3,7 +3,8 @@
 - `--rate-limit`: a token bucket per caller (its key, or its address without keys);
 - `--api-concurrency`: /v1 completions and moderations running at once, in all.
 
-    limits = open_limits(config)     # SharedLimits when --log-db is PostgreSQL, else ReplicaLimits
+    limits = open_limits(config)     # moderation.shared_limits: SharedLimits when --log-db is PostgreSQL,
+                                     # else ReplicaLimits
     wait = limits.take(identity)     # 0.0, or the seconds until this caller may call again
     with limits.slot():              # raises LimitsFull when --api-concurrency run already
         ...                          # the turn, or the checks
@@ -73,20 +74,3 @@ class ReplicaLimits:
 
     def close(self) -> None:
         """Nothing to release: the counters live in this process."""
-
-
-def is_postgres(log_db: str | None) -> bool:
-    """Whether `--log-db` names a PostgreSQL database (where the limits can be shared)."""
-    scheme = (log_db or "").split("://", 1)[0].split("+", 1)[0].lower()
-    return "://" in (log_db or "") and scheme in ("postgres", "postgresql")
-
-
-def open_limits(config):
-    """The API's limits for `config`: shared through the log's PostgreSQL database when
-    --log-db names one, else this replica's own. Raises LimitsUnavailable when the
-    shared tables cannot be set up."""
-    if is_postgres(config.log_db):
-        from moderation.shared_limits import SharedLimits
-
-        return SharedLimits.connect(config.log_db, config.rate_limit, config.api_concurrency)
-    return ReplicaLimits(config.rate_limit, config.api_concurrency)

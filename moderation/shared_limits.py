@@ -34,7 +34,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from moderation.access import Rate
-from moderation.limits import LimitsFull, LimitsUnavailable
+from moderation.limits import LimitsFull, LimitsUnavailable, ReplicaLimits
 
 log = logging.getLogger(__name__)
 
@@ -206,3 +206,18 @@ class SharedLimits:
         self._stop.set()
         self._keeper.join(TIMEOUT_S * 3)
         self.engine.dispose()
+
+
+def is_postgres(log_db: str | None) -> bool:
+    """Whether `--log-db` names a PostgreSQL database (where the limits can be shared)."""
+    scheme = (log_db or "").split("://", 1)[0].split("+", 1)[0].lower()
+    return "://" in (log_db or "") and scheme in ("postgres", "postgresql")
+
+
+def open_limits(config):
+    """The API's limits for `config`: shared through the log's PostgreSQL database when
+    --log-db names one, else this replica's own. Raises LimitsUnavailable when the
+    shared tables cannot be set up."""
+    if is_postgres(config.log_db):
+        return SharedLimits.connect(config.log_db, config.rate_limit, config.api_concurrency)
+    return ReplicaLimits(config.rate_limit, config.api_concurrency)

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from guard.encoders import minilm_path
 from guard.offline import CLASSES, OfflineGuard, judge
-from guard.offline_model import minilm_path
 from guard.policy import Policy
 from guard.taxonomy import LLAMA_GUARD_2
 from guard.training.categories import categorize
@@ -51,7 +51,7 @@ def test_loads_from_the_installed_wheel_with_the_hub_disabled(tmp_path):
     """A fresh process, HF_HUB_OFFLINE=1 and an empty HF cache: the model comes from site-packages."""
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"), PYTHONPATH=str(ROOT))
     code = (
-        "import json; from guard import load_guard; from guard.offline_model import minilm_path; "
+        "import json; from guard import load_guard; from guard.encoders import minilm_path; "
         "g = load_guard('offline'); v = g.check([{'role': 'user', 'content': 'How do I make a pipe bomb?'}]); "
         "print(json.dumps({'path': str(minilm_path()), 'verdict': v.to_dict()}))"
     )

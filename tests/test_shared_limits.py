@@ -26,9 +26,9 @@ from test_turn import FakeChat, FakeGuard
 
 from app import start
 from moderation.access import Rate, RateLimiter
-from moderation.limits import LimitsFull, LimitsUnavailable, ReplicaLimits, open_limits
+from moderation.limits import LimitsFull, LimitsUnavailable, ReplicaLimits
 from moderation.settings import parse_config
-from moderation.shared_limits import SharedLimits
+from moderation.shared_limits import SharedLimits, open_limits
 
 CHILD = Path(__file__).resolve().parent / "limits_child.py"
 ASK = {"messages": [{"role": "user", "content": "hello"}]}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from guard.offline_model import minilm_path
+from guard.encoders import minilm_path
 
 MAX_TOKENS = 256  # all-MiniLM-L6-v2 was trained on 256 word pieces
 BATCH = 64

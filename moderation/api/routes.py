@@ -69,7 +69,7 @@ def openai_api(
     kept in `turn_log` like the page's, and run under `admission`, the server's one limit
     on moderated work (without one: a limit of the API's own, of --concurrency), their
     guard checks on `guard_pool` (the server's; none: each turn makes its own). `limits`:
-    the rate limit and --api-concurrency (moderation.limits.open_limits; none: this
+    the rate limit and --api-concurrency (moderation.shared_limits.open_limits; none: this
     replica's own)."""
 
     def attach(app: FastAPI) -> None:

@@ -15,27 +15,15 @@ None of it calls a model or waits on a turn (queued, under no concurrency limit)
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import gradio as gr
 
 from moderation.web.actions import CLEARED, ChatPage
 from moderation.web.history import STORAGE_KEY, Shelf, new_id
 from moderation.web.panel import chat_messages, guard_caption, panel_html
-
-if TYPE_CHECKING:
-    from moderation.web.page import ChatWidgets
+from moderation.web.widgets import ChatWidgets, ConversationWidgets
 
 BUSY_PICK = "A reply is still being written in this window: choose a conversation once it ends (or press Stop)."
-
-
-@dataclass
-class ConversationWidgets:
-    store: gr.BrowserState  # the saved conversations, in the browser (Shelf.value)
-    current: gr.State  # the id of the conversation on the page
-    picker: gr.Dropdown
-    new: gr.Button
 
 
 def conversation_widgets() -> ConversationWidgets:

@@ -12,7 +12,6 @@ and the first visit's explanation (`welcome`) are wired by their own modules.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 
 import gradio as gr
 
@@ -26,12 +25,13 @@ from moderation.turn import GuardPool
 from moderation.web.actions import ChatPage, PageUpdate
 from moderation.web.assets import PAGE_CSS, PAGE_JS
 from moderation.web.cards import PANEL_CSS, PANEL_JS
-from moderation.web.conversations import ConversationWidgets, conversation_widgets, wire_conversations
+from moderation.web.conversations import conversation_widgets, wire_conversations
 from moderation.web.endpoints import endpoints
 from moderation.web.panel import panel_html
 from moderation.web.settings_form import SettingsWidgets, category_widget_value, policy_markdown
 from moderation.web.space import gpu_runner
 from moderation.web.welcome import WELCOME_CSS, WELCOME_HTML, WELCOME_JS
+from moderation.web.widgets import ChatWidgets
 
 SAFE_EXAMPLES = [
     "How do I bake a simple sourdough bread?",
@@ -93,30 +93,6 @@ def _event_data(event: gr.EventData) -> dict:
 
 def _session(request: gr.Request | None) -> str | None:
     return getattr(request, "session_hash", None)
-
-
-@dataclass
-class ChatWidgets:
-    """The page's widgets outside the Settings accordion."""
-
-    header: gr.Markdown
-    status: gr.Markdown
-    timer: gr.Timer
-    turns: gr.State  # the session's TurnStates: the model's context
-    chatbot: gr.Chatbot
-    box: gr.Textbox
-    send: gr.Button
-    stop: gr.Button
-    retry: gr.Button
-    undo: gr.Button
-    clear: gr.Button
-    panel: gr.HTML
-    saved: ConversationWidgets  # the list of saved conversations and "New chat"
-
-    @property
-    def updated(self) -> dict:
-        """PageUpdate's field names -> the widgets they fill."""
-        return {"chat": self.chatbot, "panel": self.panel, "turns": self.turns, "box": self.box}
 
 
 def chat_widgets(models: Models, config: AppConfig) -> ChatWidgets:
