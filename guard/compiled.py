@@ -19,15 +19,12 @@ RECOMPILE_LIMIT = 64  # distinct shapes one process may compile (buckets keep th
 
 def padded_forward(base_model, cache_arg: str, padded: Padded):
     """(last hidden states (batch, new, hidden), [(keys, values)] per layer) of a padded pass."""
-    return _forward(
-        base_model,
-        cache_arg,
-        padded.input_ids,
-        padded.attention_mask,
-        padded.position_ids,
-        padded.cache_position,
-        padded.past,
-    )
+    return _forward(base_model, cache_arg, *_tensors(padded))
+
+
+def _tensors(padded: Padded) -> tuple:
+    """A padded pass's inputs in _forward's order."""
+    return padded.input_ids, padded.attention_mask, padded.position_ids, padded.cache_position, padded.past
 
 
 def _forward(base_model, cache_arg, input_ids, attention_mask, position_ids, cache_position, past):
@@ -57,14 +54,6 @@ def compiled_forward(base_model, cache_arg: str):
     def forward(padded: Padded):
         if on_cuda:
             torch.compiler.cudagraph_mark_step_begin()
-        return compiled(
-            base_model,
-            cache_arg,
-            padded.input_ids,
-            padded.attention_mask,
-            padded.position_ids,
-            padded.cache_position,
-            padded.past,
-        )
+        return compiled(base_model, cache_arg, *_tensors(padded))
 
     return forward

@@ -169,9 +169,7 @@ class OfflineGuard(Guard):
     def _context(self, prompt: str | None, turns: list[str] = ()) -> list[int] | None:
         """A reply's prompt context, or a prompt's earlier turns (None: a prompt read alone)."""
         if prompt is None:
-            if not self.net.reads_turns:  # weights trained before turn context read the prompt alone
-                return None
-            return self.net.turn_context([guard_text(t) for t in turns]) or None
+            return self.net.prompt_context([guard_text(t) for t in turns])
         return self.net.context(guard_text(prompt))
 
     def _inputs(self, message: str, is_prompt: bool, context: list[int] | None) -> list:

@@ -205,6 +205,11 @@ class Network:
             return [([cls] + w + [sep], [0] * (len(w) + 2)) for w in windows(self.ids(text), size, overlap)]
         return self.reply_inputs(context, text)
 
+    def prompt_context(self, turns: list[str]) -> list[int] | None:
+        """What the prompt side reads before the prompt: the turn context, or None when
+        there are no earlier turns or these weights read the prompt alone."""
+        return (self.turn_context(turns) or None) if self.reads_turns else None
+
     def turn_context(self, turns: list[str]) -> list[int]:
         """The prompt side's context: the start of each earlier message (user, reply, user,
         reply, ... oldest first), separated by [SEP], at most TURNS_CONTEXT pieces (the most

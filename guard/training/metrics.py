@@ -17,7 +17,7 @@ from guard.training.categories import categorize
 def turns(net: Network, row: dict) -> list[int] | None:
     """A prompt row's turn context, as OfflineGuard reads it (None for weights that read
     the prompt alone)."""
-    return net.turn_context([guard_text(t) for t in row.get("context") or ()]) if net.reads_turns else None
+    return net.prompt_context([guard_text(t) for t in row.get("context") or ()])
 
 
 def inputs_of(net: Network, rows: list[dict], side: str) -> list[list]:
