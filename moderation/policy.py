@@ -32,7 +32,8 @@ from pydantic import field_validator, model_validator
 from chat import GenerationSettings
 from guard.policy import Policy
 from guard.taxonomy import Category
-from moderation.schema import MAX_SYSTEM_CHARS, Generation, OutOfBounds, PolicyFields, bound, key_of
+from moderation.fields import OutOfBounds, key_of
+from moderation.schema import MAX_SYSTEM_CHARS, Generation, PolicyFields, bound
 from moderation.thresholds import parse_thresholds
 from moderation.turn import HOLD, TurnSettings
 

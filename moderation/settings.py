@@ -19,18 +19,9 @@ from typing import Literal, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from moderation.access import Rate, check_api_key, check_trusted_proxies, is_loopback, parse_rate
+from moderation.fields import OutOfBounds, extra, is_flag, key_of, problems
 from moderation.policy import OperatorPolicy, PolicyFileError, codes, read_policy_file
-from moderation.schema import (
-    DEFAULT_LOG_DB,
-    OutOfBounds,
-    PolicyFields,
-    ServerFields,
-    bound,
-    extra,
-    is_flag,
-    key_of,
-    problems,
-)
+from moderation.schema import DEFAULT_LOG_DB, PolicyFields, ServerFields, bound
 from weights import CONTEXT_WINDOW
 from weights.offline import cache_dir
 

@@ -14,7 +14,7 @@ from test_api_flow import RecordingChat, api_client, ask
 from test_turn import FakeGuard
 
 from guard.taxonomy import LLAMA_GUARD_2
-from moderation import schema
+from moderation import fields, schema
 from moderation.api.schema import MAX_TOKENS, ApiError, parse_chat_request
 from moderation.api.turn import api_turn_settings
 from moderation.policy import OPEN, OperatorPolicy, SettingsRefused, VisitorChoices, turn_settings
@@ -27,7 +27,7 @@ CONFIG = parse_config(OFFLINE)
 FIXTURES = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-def around(bound: schema.Bound) -> st.SearchStrategy:
+def around(bound: fields.Bound) -> st.SearchStrategy:
     """Values at, just inside and just outside a bound's ends, and anything else numeric."""
     edges = [bound.low, bound.high]
     near = [math.nextafter(e, d) for e in edges for d in (-math.inf, math.inf)]
@@ -231,7 +231,7 @@ def test_help_lists_every_setting_with_its_variable_and_default():
     for model in (schema.PolicyFields, schema.ServerFields):
         for name, info in model.model_fields.items():
             extra = info.json_schema_extra
-            if not schema.is_flag(model, name):  # a variable only (a secret, or set by the platform)
+            if not fields.is_flag(model, name):  # a variable only (a secret, or set by the platform)
                 assert f"{extra['env']} ({info.description})" in text, name
                 continue
             assert f"[{extra['env']}]" in text, name

@@ -24,7 +24,8 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
-from moderation.schema import MAX_MESSAGE_CHARS, MAX_SYSTEM_CHARS, Bound, Number, Whole, bound
+from moderation.fields import Bound, Number, Whole
+from moderation.schema import MAX_MESSAGE_CHARS, MAX_SYSTEM_CHARS, bound
 from moderation.turn import clean_message
 
 MAX_BODY_BYTES = 1_000_000

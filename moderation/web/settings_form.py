@@ -10,8 +10,9 @@ from __future__ import annotations
 import gradio as gr
 
 from guard.taxonomy import LLAMA_GUARD_2, Category
+from moderation.fields import extra
 from moderation.policy import GENERATION, OperatorPolicy, VisitorChoices
-from moderation.schema import Generation, PolicyFields, bound, extra
+from moderation.schema import Generation, PolicyFields, bound
 from moderation.turn import HOLD, STREAM_FIRST
 
 
