@@ -18,6 +18,7 @@ from chat.backend import ChatBackend
 from guard.base import Guard
 from guard.taxonomy import LLAMA_GUARD_2
 from guard.verdict import Verdict, failed_verdict
+from moderation.judge import GuardPool
 from moderation.turn import (
     ANSWERED,
     ERROR,
@@ -27,7 +28,6 @@ from moderation.turn import (
     REFUSED,
     RETRACTED,
     STREAM_FIRST,
-    GuardPool,
     TurnSettings,
     clean_message,
     history_messages,

@@ -47,9 +47,10 @@ from moderation.api.schema import (
     parse_moderation_request,
 )
 from moderation.api.turn import api_turn_settings, cut_at_stop, history_records, limit_error, turn_states, usage
+from moderation.judge import GuardPool, Judge
 from moderation.limits import LimitsFull, LimitsUnavailable, ReplicaLimits
 from moderation.log import TurnLog, TurnMeta
-from moderation.turn import ERROR, GuardPool, Judge, TurnState, history_messages, run_turn
+from moderation.turn import ERROR, TurnState, history_messages, run_turn
 from weights.spec import ENDPOINT, model_spec
 
 log = logging.getLogger(__name__)

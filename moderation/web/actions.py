@@ -26,12 +26,13 @@ from dataclasses import dataclass, replace
 
 from guard.verdict import AGENT, USER
 from moderation.admission import Admission
+from moderation.judge import GuardPool, Judge
 from moderation.log import TurnLog, TurnMeta
 from moderation.models import Models
 from moderation.policy import OperatorPolicy, SettingsRefused, VisitorChoices, turn_settings
 from moderation.schema import MAX_MESSAGE_CHARS
 from moderation.sessions import Sessions
-from moderation.turn import ANSWERED, GuardPool, Judge, TurnState, clean_message, run_turn
+from moderation.turn import ANSWERED, TurnState, clean_message, run_turn
 from moderation.web.panel import chat_messages, guard_caption, panel_html, turn_of_message
 from moderation.web.reports import ReportRefused, file_report
 

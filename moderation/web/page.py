@@ -17,11 +17,11 @@ import gradio as gr
 
 from guard.taxonomy import LLAMA_GUARD_2, Category
 from moderation.admission import Admission
+from moderation.judge import GuardPool
 from moderation.log import TurnLog
 from moderation.models import Models, model_name, slot_line
 from moderation.policy import OperatorPolicy, VisitorChoices
 from moderation.settings import OFFLINE, AppConfig
-from moderation.turn import GuardPool
 from moderation.web.actions import ChatPage, PageUpdate
 from moderation.web.assets import PAGE_CSS, PAGE_JS
 from moderation.web.cards import PANEL_CSS, PANEL_JS
