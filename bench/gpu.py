@@ -9,11 +9,11 @@ vocabulary 128,256; the real Llama 3 tokenizer and templates), both on one GPU.
 Sections, each printed as one JSON line the moment it is measured (run with python -u:
 a run cut short still says something), then everything as one JSON object, last line:
 
-1. `stream`: tokens/s of a bare `generate` in the main thread against `LocalChat.stream`,
-   and where the difference goes: generate in a new thread and in a kept one, with our
-   halting criterion, with transformers' TextIteratorStreamer, with our token pipe, the full
-   stream; `ms_per_token` of each and `over_bare`, its speed over the main thread's (the
-   stream target: at least 0.95). `--torch-threads` sets torch's CPU threads first.
+1. `stream` (bench/gpu_stream.py): tokens/s of a bare `generate` in the main thread
+   against `LocalChat.stream`, and where the difference goes: generate in a new thread
+   and in a kept one, with our halting criterion, with transformers' TextIteratorStreamer,
+   with our token pipe, the full stream; `ms_per_token` of each and `over_bare`, its speed
+   over the main thread's (the stream target: at least 0.95). `--torch-threads` sets torch's CPU threads first.
 2. `decode`: compiled against eager decoding at batch 1 (bench/gpu_decode.py): tokens/s
    and first-token latency, eager, then compiled (`--compile on`), each printed as
    measured; the chat model stays compiled for the sections after it.
@@ -45,7 +45,6 @@ import json
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -92,6 +91,7 @@ def measure(section: str, work) -> None:
 
 THREADS = bench_module("gpu_threads")
 sync, in_thread = THREADS.sync, THREADS.in_thread
+stream_breakdown = bench_module("gpu_stream").stream_breakdown
 
 
 def build_model(shape: str, dtype, device: str, seed: int):
@@ -137,106 +137,6 @@ def pair(chat_model, guard_model, label: str):
     chat = LocalChat(chat_model, tiny_models.llama3_tokenizer(reference_templates.LLAMA3_INSTRUCT), f"chat {label}")
     backend = LocalGuardModel(guard_model, tiny_models.llama3_tokenizer(reference_templates.LLAMA_GUARD_2))
     return chat, LlamaGuard(backend, "llama-guard-2", f"guard {label}")
-
-
-def stream_breakdown(chat, tokens: int, runs: int, full: bool = True) -> dict:
-    """Tokens per second of each way of running the same greedy generation."""
-    import torch
-    from transformers import TextIteratorStreamer
-
-    from chat import GenerationSettings
-    from chat.local import _halting_criteria
-    from chat.streamer import IncrementalText, TokenPipe
-
-    settings = GenerationSettings(temperature=0.0, max_new_tokens=tokens)
-    messages = [{"role": "user", "content": PROMPT}]
-    ids = torch.tensor([chat.prompt_ids(messages)], device=chat.model.device)
-    kwargs = chat.generate_kwargs(settings)
-
-    cpu: list[float] = []  # CPU seconds per token of the thread that ran each bare generate
-
-    def generate(**extra) -> int:
-        t0 = time.thread_time()
-        with torch.inference_mode():
-            out = chat.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kwargs, **extra)
-        cpu.append((time.thread_time() - t0) / (out.shape[1] - ids.shape[1]))
-        return out.shape[1] - ids.shape[1]
-
-    def consumed(streamer, read) -> int:
-        done = []
-        thread = threading.Thread(target=lambda: done.append(generate(streamer=streamer)))
-        thread.start()
-        read(streamer)
-        thread.join()
-        return done[0]
-
-    def text_streamer(s):
-        for _ in s:
-            pass
-
-    def token_pipe(pipe):
-        text = IncrementalText(chat.tokenizer)
-        for new in pipe:
-            text.add(new)
-
-    def in_kept(work):  # on one of LocalChat's kept generation threads
-        out: list = []
-        chat.workers.run(lambda: out.append(work())).wait()
-        return out[0]
-
-    def local_stream() -> int:  # as many tokens as the bare path (same greedy decoding)
-        assert list(chat.stream(messages, settings))
-        return produced_by_bare
-
-    ways = {
-        "bare_worker_thread": lambda: in_thread(generate),
-        "bare_main_thread": generate,
-        "bare_kept_thread": lambda: in_kept(generate),
-        "halt_criterion": lambda: in_thread(lambda: generate(stopping_criteria=_halting_criteria(threading.Event()))),
-        "hf_text_streamer": lambda: consumed(
-            TextIteratorStreamer(chat.tokenizer, skip_prompt=True, skip_special_tokens=True), text_streamer
-        ),
-        "token_pipe": lambda: consumed(TokenPipe(), token_pipe),
-        "LocalChat.stream": local_stream,
-    }
-    if not full:
-        ways = {k: ways[k] for k in ("bare_worker_thread", "bare_main_thread", "LocalChat.stream")}
-    produced_by_bare = generate()  # also the warm-up
-    local_stream()
-    seconds: dict[str, list[float]] = {k: [] for k in ways}
-    cpu_seconds: dict[str, list[float]] = {}
-    for _ in range(runs):
-        for name, way in ways.items():
-            sync()
-            cpu.clear()
-            t0 = time.perf_counter()
-            produced = way()
-            seconds[name].append((time.perf_counter() - t0) / produced)
-            if cpu:
-                cpu_seconds.setdefault(name, []).append(cpu[0])
-    per_token = {k: statistics.median(v) for k, v in seconds.items()}
-    bare = per_token["bare_main_thread"]  # what a caller without streaming would run
-    t0 = time.perf_counter()
-    in_thread(
-        lambda: chat.model.generate(
-            input_ids=ids, attention_mask=torch.ones_like(ids), **dict(kwargs, max_new_tokens=1)
-        )
-    )
-    bare_first = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    next(iter(chat.stream(messages, settings)))
-    stream_first = time.perf_counter() - t0
-    return {
-        "tokens": tokens,
-        "runs": runs,
-        "prompt_tokens": ids.shape[1],
-        "tokens_per_s": {k: round(1 / v, 1) for k, v in per_token.items()},
-        "ms_per_token": {k: round(v * 1000, 2) for k, v in per_token.items()},
-        "over_bare": {k: round(bare / v, 3) for k, v in per_token.items()},
-        "generate_thread_cpu_ms_per_token": {k: round(statistics.median(v) * 1000, 2) for k, v in cpu_seconds.items()},
-        "stream_over_bare_tokens_per_s": round(bare / per_token["LocalChat.stream"], 3),
-        "first_token_ms": {"bare": round(bare_first * 1000, 1), "LocalChat.stream": round(stream_first * 1000, 1)},
-    }
 
 
 def guard_latencies(guard, sizes: list[int], runs: int) -> dict:
