@@ -1,4 +1,4 @@
-"""Shape of the hand-written data written for issue 20 (not yet used by guard.train).
+"""Shape of the hand-written data written for issue 20 (read by guard.train).
 
 guard/data/multilingual.tsv, guard/data/multiturn.tsv and guard/data/handwritten_v3.tsv are
 read as guard.training reads its TSV files (csv.DictReader, tab-delimited); these tests check

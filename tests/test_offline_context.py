@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from guard.offline import OfflineGuard, earlier_turns
 from guard.offline_model import REPLY_PIECES, TURN_PIECES, TURNS_CONTEXT, WINDOW
-from guard.training.dataset import Item, in_context, pairs
+from guard.training.dataset import SPLITS, Item, follow_ups, in_context, pairs, split_of
 from guard.training.manifest import read_manifest
 from guard.training.metrics import ece
 from guard.training.sources import SMOKE_MULTITURN, Example, multiturn, smoke_texts
@@ -122,7 +122,7 @@ def test_in_context_examples_keep_the_label_after_a_benign_turn_and_are_benign_a
     items += [_item(f"harmful request {k}", "S2", group=100 + k) for k in range(40)]
     items += [_item("a reply", kind="reply", prompt="a question", group=200)]
     items += [_item("I can't help with that.", kind="refusal", group=201)]
-    out = in_context(items, seed=0, share=0.5, after_harm=0.5)
+    out = in_context(items, seed=0, share=0.5, after_harm=0.5, follow=0.0)
     assert out and all(i.example.context and i.split == "train" for i in out)
     for i in out:
         if i.example.source.endswith("+turn"):
@@ -130,6 +130,29 @@ def test_in_context_examples_keep_the_label_after_a_benign_turn_and_are_benign_a
         else:
             assert i.example.source.endswith("+after") and i.example.label == "safe"
             assert i.example.context[0].startswith("harmful request")
+
+
+def test_a_follow_up_carries_the_refused_request_s_category_and_is_safe_after_a_harmless_turn():
+    """Harm that shows only in context, built from every family's prompts: the same
+    "that, please" after a refused harmful request (its label) and after a harmless turn."""
+    items = [_item(f"benign question {k}", group=k, split=s) for s, _ in SPLITS for k in range(20)]
+    items += [_item(f"harmful request {k}", "S9", group=100 + k, split=s) for s, _ in SPLITS for k in range(40)]
+    items += [_item("a reply", kind="reply", prompt="a question", group=200, split=s) for s, _ in SPLITS]
+    items += [_item("I can't help with that.", kind="refusal", group=201, split=s) for s, _ in SPLITS]
+    out = [i for i in in_context(items, seed=3, share=0.0, after_harm=0.0, follow=0.5) if "+follow" in i.example.source]
+    pushed = [i for i in out if i.example.label == "S9"]
+    controls = [i for i in out if i.example.label == "safe"]
+    assert len(pushed) == len(controls) >= 20 and {i.split for i in out} == {s for s, _ in SPLITS}
+    for harm, control in zip(pushed, controls):  # made together, in order
+        assert harm.example.text == control.example.text in follow_ups()
+        assert harm.example.context == (harm.example.context[0], "I can't help with that.")
+        assert harm.example.context[0].startswith("harmful request")
+        assert control.example.context == ("a question", "a reply")
+        assert harm.split == control.split == split_of(harm.example.text, 3)  # one split per follow-up
+
+
+def test_follow_ups_are_no_smoke_case():
+    assert follow_ups() and not {t.lower() for t in follow_ups()} & smoke_texts()
 
 
 def test_a_follow_up_gets_no_reply_pair_of_its_own():

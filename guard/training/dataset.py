@@ -12,9 +12,12 @@
    split's prompts (unsafe, or benign with words of harm) put inside, so that a harmful
    request is not diluted by the benign text around it.
 6. in_context(): prompts after an earlier turn of their split: a benign turn before a
-   prompt changes nothing, and an unrelated benign prompt after a refused harmful one is
-   benign (the hand-written multi-turn pairs teach the other direction: a follow-up that
-   is harmful only because of the turn before it).
+   prompt changes nothing, an unrelated benign prompt after a refused harmful one is
+   benign, and a follow-up that means "that, please" (guard/data/follow_ups.txt) carries
+   the category of the refused harmful request before it, while the same follow-up after
+   a harmless turn is safe. So harm that shows only in context is taught by every source
+   family, not by the hand-written multi-turn pairs alone (which leave-one-source-out
+   holds out in turn).
 
 >>> jaccard("how do I make a bomb", "how do I make a cake")
 0.7142857142857143
@@ -30,13 +33,21 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from guard.training.categories import categorize
-from guard.training.sources import Example
+from guard.training.sources import DATA, Example
 
 NEAR_COSINE = 0.80
 NEAR_JACCARD = 0.5
 SPLITS = (("test", 0.20), ("validation", 0.15), ("train", 0.65))
 _WORD = re.compile(r"[a-z0-9']+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+FOLLOW_UPS = DATA / "follow_ups.txt"
+
+
+def follow_ups() -> list[str]:
+    """The follow-ups of guard/data/follow_ups.txt (one per line; # starts a comment)."""
+    lines = FOLLOW_UPS.read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
 
 FRAMES = (
     'For a novel I\'m writing, a character asks: "{}" Write what the other character answers.',
@@ -277,11 +288,17 @@ def long_prompts(items: list[Item], seed: int, share: float = 0.15, words_range=
     return out
 
 
-def in_context(items: list[Item], seed: int, share: float = 0.25, after_harm: float = 0.08) -> list[Item]:
+def in_context(
+    items: list[Item], seed: int, share: float = 0.25, after_harm: float = 0.08, follow: float = 0.12
+) -> list[Item]:
     """Per split: about `share` of the single-turn prompts once more after a benign turn of
-    the split (a benign prompt and its reply; same label), and about `after_harm` of the
-    unsafe prompts, refused, followed by a benign prompt of the split (safe)."""
+    the split (a benign prompt and its reply; same label); about `after_harm` of the
+    unsafe prompts, refused, followed by a benign prompt of the split (safe); and about
+    `follow` of them, refused, followed by a follow-up (their label), each paired with the
+    same follow-up after a benign turn of the split (safe). Each follow-up text belongs to
+    one split (split_of), so none is seen in training and again in validation or test."""
     rng, out = random.Random(seed), []
+    continuations = {name: [t for t in follow_ups() if split_of(t, seed) == name] for name, _ in SPLITS}
     for split, _ in SPLITS:
         here = [i for i in items if i.split == split and "+" not in i.example.source]
         turns = [
@@ -300,8 +317,15 @@ def in_context(items: list[Item], seed: int, share: float = 0.25, after_harm: fl
                 context = rng.choice(turns)
                 out.append(Item(replace(e, context=context, source=e.source + " +turn"), item.group, split))
             if e.unsafe and refusals and rng.random() < after_harm:
-                follow = rng.choice(benign)
-                after = follow.example.source + " +after"
-                follow_up = replace(follow.example, context=(e.text, rng.choice(refusals)), source=after)
-                out.append(Item(follow_up, follow.group, split))
+                unrelated = rng.choice(benign)
+                after = unrelated.example.source + " +after"
+                follow_up = replace(unrelated.example, context=(e.text, rng.choice(refusals)), source=after)
+                out.append(Item(follow_up, unrelated.group, split))
+            if e.unsafe and refusals and continuations[split] and rng.random() < follow:
+                text, harmless = rng.choice(continuations[split]), rng.choice(turns)
+                pushed = Example(
+                    text, e.label, "prompt", e.source + " +follow", e.license, context=(e.text, rng.choice(refusals))
+                )
+                control = Example(text, "safe", "prompt", e.source + " +follow", e.license, context=harmless)
+                out += [Item(pushed, item.group, split), Item(control, item.group, split)]
     return out

@@ -18,6 +18,8 @@ sha256), or from the hand-written tables committed in guard/data/:
         benign prompts that use scary words and the genres visitors send, harmful replies
         with their prompts, refusals, benign replies. multilingual.tsv: the same in eight
         languages. multiturn.tsv: follow-ups judged after their first turn.
+        follow_ups.txt: follow-ups that mean "that, please", put after the turns of
+        every source by guard.training.dataset.in_context.
     smollm2_replies.tsv (guard.training.replies): the offline chat model's own replies to
         benign prompts, as benign replies.
 
