@@ -47,6 +47,7 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,7 +92,7 @@ def measure(section: str, work) -> None:
 
 THREADS = bench_module("gpu_threads")
 sync, in_thread = THREADS.sync, THREADS.in_thread
-stream_breakdown = bench_module("gpu_stream").stream_breakdown
+stream_breakdown = partial(bench_module("gpu_stream").stream_breakdown, prompt=PROMPT, sync=sync, in_thread=in_thread)
 
 
 def build_model(shape: str, dtype, device: str, seed: int):

@@ -4,28 +4,14 @@ each layer shows. Loaded by bench/gpu.py (bench/ is not a package)."""
 
 from __future__ import annotations
 
-import importlib.util
 import statistics
 import threading
 import time
-from pathlib import Path
-
-PROMPT = "Write a short paragraph about the history of the bicycle."
 
 
-def _threads():
-    spec = importlib.util.spec_from_file_location("bench_gpu_threads", Path(__file__).with_name("gpu_threads.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_THREADS = _threads()
-sync, in_thread = _THREADS.sync, _THREADS.in_thread
-
-
-def stream_breakdown(chat, tokens: int, runs: int, full: bool = True, prompt: str = PROMPT) -> dict:
-    """Tokens per second of each way of running the same greedy generation."""
+def stream_breakdown(chat, tokens: int, runs: int, full: bool = True, *, prompt: str, sync, in_thread) -> dict:
+    """Tokens per second of each way of running the same greedy generation of `prompt`
+    (`sync` and `in_thread`: bench/gpu_threads.py's, as bench/gpu.py loaded it)."""
     import torch
     from transformers import TextIteratorStreamer
 

@@ -4,6 +4,8 @@ schema's fields use, `Bound` (a numeric field's closed range, with messages for 
 person) and `problems` (pydantic's errors as sentences). The settings themselves are
 declared in `moderation.schema`:
 
+>>> class Demo(BaseModel):
+...     share: Number = setting(0.5, "a share", ge=0, le=1)
 >>> field_bound(Demo, "share").problem(1.5)
 'share must be a number from 0 to 1, not 1.5'
 """
@@ -164,7 +166,3 @@ def problem_text(model: type[BaseModel], error: dict) -> str:
 def problems(model: type[BaseModel], exc: ValidationError) -> str:
     """Every error of one validation, joined into one line."""
     return "; ".join(dict.fromkeys(problem_text(model, e) for e in exc.errors(include_url=False)))
-
-
-class Demo(BaseModel):  # the doctest's model
-    share: Number = setting(0.5, "a share", ge=0, le=1)
