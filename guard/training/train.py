@@ -86,6 +86,13 @@ def parser() -> argparse.ArgumentParser:
         "--transfer-figures", type=Path, default=TRANSFER_FIGURES, help="where --transfer writes its figures"
     )
     p.add_argument(
+        "--out-of-fold",
+        type=Path,
+        metavar="FILE.npz",
+        help="with --transfer: also save each held-out row's logits (and the rows) there, so the "
+        "operating point can be studied again without retraining",
+    )
+    p.add_argument(
         "--tiny",
         action="store_true",
         help="hand-written data only (no download), 200 training examples, 1 epoch: checks the loop",
@@ -169,6 +176,8 @@ def transfer(base: list, a, lower: Lower) -> dict:
     side's temperature and offset chosen on them."""
     families = a.folds.split(",") if a.folds else None
     oof = run_folds(base, lambda train: train_on(derived(train, a.seed), a, lower), families)
+    if a.out_of_fold:
+        np.savez_compressed(a.out_of_fold, logits=oof.logits, rows=np.array([json.dumps(r) for r in oof.rows]))
     sides, labels = oof.sides(), oof.labels()
     y = labels != 0
     fams = np.array([family(r["source"]) for r in oof.rows])
