@@ -198,6 +198,9 @@ def _ranks() -> dict[str, int]:
 
 
 _RUN = re.compile(r"(?<![\w./@#\\\-])[A-Za-z]{8,}(?![\w(/@\\\-]|\.\w)")
+# In a text without spaces, a run may touch digits, hyphens, apostrophes and sentence dots
+# ("the10thfloor", "self-harmor", "me.Tellme"); not a path, a domain ("site.com/") or snake_case.
+_SPARSE_RUN = re.compile(r"(?<![A-Za-z/@#\\_])[A-Za-z]{8,}(?![A-Za-z(/@\\_]|\.[a-z]{1,4}(?![A-Za-z]))")
 _CAPITALS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+")
 
 
@@ -205,7 +208,8 @@ def runs_split(text: str) -> str:
     """Runs of letters that are not a word and that split into words (see `_words_in`)
     read as those words: runs of LONG_RUN letters or more, or of eight or more in a text
     with few spaces (fewer than one per SPARSE ASCII letters: there, half the words need
-    only be among the COMMON_SPARSE most common). Not an identifier: a camelCase
+    only be among the COMMON_SPARSE most common, and a run may touch digits, hyphens,
+    apostrophes and sentence dots). Not an identifier: a camelCase
     run whose capitals start words ("getElementById") stays, and so does a run inside a
     path, a domain or code (next to / . _ @ # ( or a digit); in a text with spaces, no
     run with capitals inside ("CannotSendRequest") or in quotes ("isgeneratorfunction")
@@ -222,7 +226,7 @@ def runs_split(text: str) -> str:
         words = _words_in(run, COMMON_SPARSE if sparse else COMMON)
         return " ".join(words) if words else run
 
-    return _RUN.sub(split, text)
+    return (_SPARSE_RUN if sparse else _RUN).sub(split, text)
 
 
 def _quoted(text: str, m: re.Match) -> bool:
