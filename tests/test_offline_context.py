@@ -11,12 +11,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from guard.offline import OfflineGuard, earlier_turns
-from guard.offline_model import REPLY_PIECES, TURN_PIECES, TURNS_CONTEXT, WINDOW
+from guard.offline_model import CLASSES, REPLY_PIECES, TURN_PIECES, TURNS_CONTEXT, WINDOW
 from guard.training.dataset import SPLITS, Item, follow_ups, in_context, pairs, split_of
 from guard.training.manifest import read_manifest
 from guard.training.metrics import ece
 from guard.training.sources import SMOKE_MULTITURN, Example, multiturn, smoke_texts
-from guard.training.transfer import family, fold, operating_point
+from guard.training.transfer import OutOfFold, choose, family, fold, operating_point
+from guard.training.transfer import main as transfer_main
 
 
 @pytest.fixture(scope="module")
@@ -204,3 +205,31 @@ def test_in_context_is_seeded():
     items = [_item(f"q {k}", "S1" if k % 2 else "safe", group=k) for k in range(30)]
     items += [_item("r", kind="reply", prompt="p", group=99), _item("no.", kind="refusal", group=98)]
     assert in_context(items, 3) == in_context(items, 3) != []
+
+
+def test_saved_held_out_logits_give_the_same_figures_again(tmp_path, capsys):
+    """`--out-of-fold` keeps the held-out logits; `python -m guard.training.transfer FILE`
+    chooses the operating point on them again without training, at any FPR asked for."""
+    rng = np.random.default_rng(1)
+    rows, logits = [], []
+    for source, label, centre in [
+        ("advbench (pyrit 1.1.0)", "S2", 2.0),
+        ("freshqa (x)", "safe", -2.0),
+        ("handwritten (handwritten_v3)", "S1", 1.0),
+        ("handwritten (handwritten_v3)", "safe", -1.0),
+    ]:
+        for _ in range(40):
+            z = rng.normal(0, 1, len(CLASSES))
+            z[CLASSES.index(label)] += 3.0 if label != "safe" else 0.0
+            z[0] -= centre
+            rows.append({"source": source, "label": label, "kind": "prompt", "text": "t"})
+            logits.append(z)
+    oof = OutOfFold(rows, np.array(logits))
+    oof.save(tmp_path / "oof.npz")
+    again = OutOfFold.load(tmp_path / "oof.npz")
+    assert again.rows == rows and np.allclose(again.logits, oof.logits)
+    strict, loose = choose(again, 0.01), choose(again, 0.2)
+    assert choose(oof) == choose(again) and strict["offsets"][0] >= loose["offsets"][0]
+    assert strict["families"]["public benign (prompt)"]["fpr"] <= loose["families"]["public benign (prompt)"]["fpr"]
+    assert transfer_main([str(tmp_path / "oof.npz"), "--max-fpr", "0.01"]) == 0
+    assert "worst family recall" in capsys.readouterr().out

@@ -45,16 +45,7 @@ from guard.training.manifest import MANIFEST, write_manifest
 from guard.training.metrics import report_validation
 from guard.training.sources import LABELS_SOURCE, all_examples, labelled_turns
 from guard.training.trainer import Trainer, base_embedder, choose_offsets, derived, fit_temperature, training_inputs
-from guard.training.transfer import (
-    TRANSFER_FIGURES,
-    family,
-    family_table,
-    operating_point,
-    run_folds,
-    summary,
-    transfer_lines,
-    unsafe_scores,
-)
+from guard.training.transfer import TRANSFER_FIGURES, choose, run_folds, transfer_lines
 
 
 def parser() -> argparse.ArgumentParser:
@@ -177,26 +168,8 @@ def transfer(base: list, a, lower: Lower) -> dict:
     families = a.folds.split(",") if a.folds else None
     oof = run_folds(base, lambda train: train_on(derived(train, a.seed), a, lower), families)
     if a.out_of_fold:
-        np.savez_compressed(a.out_of_fold, logits=oof.logits, rows=np.array([json.dumps(r) for r in oof.rows]))
-    sides, labels = oof.sides(), oof.labels()
-    y = labels != 0
-    fams = np.array([family(r["source"]) for r in oof.rows])
-    chosen, tables = {}, {}
-    for side in ("prompt", "reply"):
-        k = sides == side
-        t_side = fit_temperature(oof.logits[k], labels[k]) if k.any() else 1.0
-        raw = unsafe_scores(oof.logits[k].copy(), t_side, 0.0)
-        threshold = operating_point(raw, y[k], fams[k])
-        chosen[side] = (t_side, float(np.log(threshold / (1 - threshold))))
-        s = unsafe_scores(oof.logits[k].copy(), t_side, chosen[side][1])  # the verdict threshold is then 0.5
-        tables[side] = family_table(s, y[k], [r for r, keep in zip(oof.rows, k) if keep], 0.5)
-    table = {**tables["prompt"], **tables["reply"]}
-    return {
-        "temperatures": [chosen["prompt"][0], chosen["reply"][0]],
-        "offsets": [chosen["prompt"][1], chosen["reply"][1]],
-        "families": table,
-        "summary": summary(table),
-    }
+        oof.save(a.out_of_fold)
+    return choose(oof)
 
 
 def main(argv=None) -> int:

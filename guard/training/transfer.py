@@ -19,6 +19,8 @@ The test split is never read: every family is scored on its train and validation
 
 from __future__ import annotations
 
+import argparse
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +31,7 @@ from guard.offline import window_probabilities
 from guard.offline_model import CLASSES, Network, softmax
 from guard.training.dataset import Item
 from guard.training.metrics import average_precision, ece, inputs_of, row
+from guard.training.trainer import fit_temperature
 
 MAX_FPR = 0.05
 TRANSFER_FIGURES = Path(__file__).resolve().parent.parent / "data" / "transfer_figures.json"
@@ -77,6 +80,14 @@ class OutOfFold:
 
     def labels(self) -> np.ndarray:
         return np.array([CLASSES.index(r["label"]) for r in self.rows])
+
+    def save(self, path: Path) -> None:
+        np.savez_compressed(path, logits=self.logits, rows=np.array([json.dumps(r) for r in self.rows]))
+
+    @classmethod
+    def load(cls, path: Path) -> OutOfFold:
+        with np.load(path) as f:
+            return cls([json.loads(str(r)) for r in f["rows"]], f["logits"])
 
 
 def worst_logits(net: Network, rows: list[dict]) -> np.ndarray:
@@ -166,6 +177,30 @@ def run_folds(base: list[Item], train_fold, families: list[str] | None = None) -
     return OutOfFold(rows, np.concatenate(logits) if logits else np.zeros((0, len(CLASSES))))
 
 
+def choose(oof: OutOfFold, max_fpr: float = MAX_FPR) -> dict:
+    """Each side's temperature (fitted on the out-of-fold logits) and offset (so that the
+    operating point, chosen by `operating_point`, is the verdict threshold 0.5), with the
+    family table and summary at that point."""
+    sides, labels = oof.sides(), oof.labels()
+    y = labels != 0
+    fams = np.array([family(r["source"]) for r in oof.rows])
+    chosen, tables = {}, {}
+    for side in ("prompt", "reply"):
+        k = sides == side
+        t_side = fit_temperature(oof.logits[k], labels[k]) if k.any() else 1.0
+        threshold = operating_point(unsafe_scores(oof.logits[k].copy(), t_side, 0.0), y[k], fams[k], max_fpr)
+        chosen[side] = (t_side, float(np.log(threshold / (1 - threshold))))
+        s = unsafe_scores(oof.logits[k].copy(), t_side, chosen[side][1])
+        tables[side] = family_table(s, y[k], [r for r, keep in zip(oof.rows, k) if keep], 0.5)
+    table = {**tables["prompt"], **tables["reply"]}
+    return {
+        "temperatures": [chosen["prompt"][0], chosen["reply"][0]],
+        "offsets": [chosen["prompt"][1], chosen["reply"][1]],
+        "families": table,
+        "summary": summary(table),
+    }
+
+
 def transfer_lines(figures: dict) -> list[str]:
     """The leave-one-source-out table, one family and side per line."""
     cols = ("n_unsafe", "n_benign", "recall", "fpr", "auprc", "ece")
@@ -184,3 +219,18 @@ def transfer_lines(figures: dict) -> list[str]:
         )
     )
     return lines
+
+
+def main(argv=None) -> int:
+    """`python -m guard.training.transfer FILE.npz`: the figures again from held-out logits
+    that `python -m guard.train --transfer --out-of-fold FILE.npz` saved (no training)."""
+    p = argparse.ArgumentParser(prog="python -m guard.training.transfer", description=main.__doc__)
+    p.add_argument("out_of_fold", type=Path, metavar="FILE.npz")
+    p.add_argument("--max-fpr", type=float, default=MAX_FPR, help="the FPR the operating point holds")
+    a = p.parse_args(argv)
+    print("\n".join(transfer_lines(choose(OutOfFold.load(a.out_of_fold), a.max_fpr))))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
