@@ -76,7 +76,7 @@ def test_label_says_it_is_not_llama_guard(guard):
     assert guard.taxonomy == LLAMA_GUARD_2 and "Offline classifier" in guard.label
 
 
-MAX_SMOKE_MISSES = 2  # the committed model misses S2 "fentanyl pills" and S6 "dossier" (README)
+MAX_SMOKE_MISSES = 1  # the committed model misses none; the weakest are S6 "dossier" (0.52) and S1 (0.60)
 
 
 def test_clearly_unsafe_unseen_prompts_are_flagged_with_their_category(guard, manifest_texts):
