@@ -157,7 +157,8 @@ def letters_joined(text: str) -> str:
     the joined run is none and splits into some ("h o w d o i" -> "how do i"); a separator
     other than a space right after the run goes too ("b.o.m.b.?" -> "bomb?"). When the
     text has a run with two letters or more, every run and pair ("d o", "7 0") is joined
-    (otherwise "1 2 3" stays); three dotted capitals are an acronym (U.S.A.)."""
+    (otherwise "1 2 3" stays); three dotted capitals are an acronym (U.S.A.). A mark spaced
+    off after a run joins it too ("b o m b ?" -> "bomb?")."""
     runs = [m for m in _SPACED.finditer(text) if not _acronym(m)]
     if not any(sum(ch.isalpha() for ch in m.group()) >= 2 for m in runs):
         return text
@@ -169,8 +170,18 @@ def letters_joined(text: str) -> str:
         joined = m.group().replace(m.group(1), "")
         split = None if is_word(joined) or not joined.isalpha() or len(joined) > MAX_RUN else segment(joined)
         out += [text[last : m.start()], " ".join(split) if split else joined]
-        last = m.end() + (m.group(1) != " " and text[m.end() : m.end() + 1] == m.group(1))
+        last = m.end() + (m.group(1) != " " and text[m.end() : m.end() + 1] == m.group(1) or _spaced_mark(text, m))
     return "".join(out) + text[last:]
+
+
+def _spaced_mark(text: str, m: re.Match) -> bool:
+    """Whether a space-separated run is followed by a space and a punctuation mark that
+    ends a word ("t h i e v e s ." -> "thieves."): the mark then belongs to the word."""
+    after = text[m.end() : m.end() + 3]
+    return m.group(1) == " " and _MARK.fullmatch(after[:2]) is not None and after[2:].strip() == ""
+
+
+_MARK = re.compile(r" [.,!?;:]")
 
 
 def _acronym(m: re.Match) -> bool:
