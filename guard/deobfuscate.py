@@ -177,11 +177,10 @@ def letters_joined(text: str) -> str:
 def _spaced_mark(text: str, m: re.Match) -> bool:
     """Whether a space-separated run is followed by a space and a punctuation mark that
     ends a word ("t h i e v e s ." -> "thieves."): the mark then belongs to the word."""
-    after = text[m.end() : m.end() + 3]
-    return m.group(1) == " " and _MARK.fullmatch(after[:2]) is not None and after[2:].strip() == ""
+    return m.group(1) == " " and _MARK.match(text, m.end()) is not None
 
 
-_MARK = re.compile(r" [.,!?;:]")
+_MARK = re.compile(r" [.,!?;:](?!\S)")
 
 
 def _acronym(m: re.Match) -> bool:
