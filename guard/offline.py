@@ -50,7 +50,7 @@ import numpy as np
 
 from guard.base import DEFAULT_THRESHOLD, Conversation, Guard
 from guard.normalize import guard_text
-from guard.offline_model import CLASSES, MODEL_PATH, WINDOW, Network
+from guard.offline_model import CLASSES, MODEL_PATH, Network
 from guard.policy import Policy
 from guard.spans import as_sent
 from guard.taxonomy import LLAMA_GUARD_2, Category
@@ -205,7 +205,7 @@ class OfflineGuard(Guard):
         raw = "safe" if safe else "unsafe" + ("\n" + ",".join(c.code for c in categories) if categories else "")
         notes = []
         if len(inputs) > 1:
-            notes.append(f"judged whole in {len(inputs)} overlapping windows of {WINDOW} word pieces")
+            notes.append(f"judged whole in {len(inputs)} overlapping windows of {self.net.window} word pieces")
         if policy.custom:
             notes.append("offline classifier: custom categories are ignored (it can only score S1-S11)")
         return Verdict(

