@@ -14,7 +14,10 @@ out-of-fold scores) then give:
 
 The test split is never read: every family is scored on its train and validation items.
 
-    python -m guard.train --transfer          # folds, then the model with their operating point
+    python -m guard.train --transfer --out-of-fold oof.npz   # folds, then the model with their operating point
+    python -m guard.training.transfer oof.npz --max-fpr 0.10  # the point chosen again from the saved logits
+    python -m guard.training.transfer oof.npz --compare guard/data/offline_model.safetensors
+        # another model on the same held-out rows of families it never trained on
 """
 
 from __future__ import annotations
@@ -221,14 +224,68 @@ def transfer_lines(figures: dict) -> list[str]:
     return lines
 
 
+def compare(oof: OutOfFold, net: Network, families: list[str], max_fpr: float = MAX_FPR) -> dict:
+    """Another model (`net`, at its own temperatures, offsets and judging window, threshold
+    0.5) and the held-out models of `oof` (at the operating point chosen on all of oof) on
+    the held-out rows of `families`: {family and side: {"held out": row, "other": row}} of
+    family_table rows. Fair only for families the other model never trained on."""
+    chosen = choose(oof, max_fpr)
+    keep = [i for i, r in enumerate(oof.rows) if family(r["source"]) in families]
+    out: dict[str, dict] = {}
+    for side in ("prompt", "reply"):
+        idx = [i for i in keep if side_of(oof.rows[i]) == side]
+        if not idx:
+            continue
+        rows, y, k = [oof.rows[i] for i in idx], oof.labels()[idx] != 0, 0 if side == "prompt" else 1
+        held = unsafe_scores(oof.logits[idx].copy(), chosen["temperatures"][k], chosen["offsets"][k])
+        other = unsafe_scores(worst_logits(net, rows), net.temperatures[k], net.offsets[k])
+        for name, figures in family_table(held, y, rows, 0.5).items():
+            out[name] = {"held out": figures}
+        for name, figures in family_table(other, y, rows, 0.5).items():
+            out[name]["other"] = figures
+    return out
+
+
+def compare_lines(table: dict) -> list[str]:
+    cols = ("n_unsafe", "n_benign", "recall", "fpr", "auprc", "ece")
+    lines = [f"{'':<44}" + "".join(f"{c:>10}" for c in cols)]
+    for name, models in table.items():
+        for who, m in models.items():
+            label = f"{name[:32]}, {who}"
+            lines.append(f"  {label:<42}" + "".join(f"{'-' if m[c] is None else m[c]:>10}" for c in cols))
+    return lines
+
+
 def main(argv=None) -> int:
     """`python -m guard.training.transfer FILE.npz`: the figures again from held-out logits
-    that `python -m guard.train --transfer --out-of-fold FILE.npz` saved (no training)."""
+    that `python -m guard.train --transfer --out-of-fold FILE.npz` saved (no training).
+    With --compare WEIGHTS --families A,B: that model on the same held-out rows of those
+    families (ones it never trained on), beside the held-out models."""
     p = argparse.ArgumentParser(prog="python -m guard.training.transfer", description=main.__doc__)
     p.add_argument("out_of_fold", type=Path, metavar="FILE.npz")
     p.add_argument("--max-fpr", type=float, default=MAX_FPR, help="the FPR the operating point holds")
+    p.add_argument("--compare", type=Path, metavar="WEIGHTS", help="another model's weights (.safetensors)")
+    p.add_argument(
+        "--families",
+        metavar="FAMILY,...",
+        default="handwritten v3,multi-turn,multilingual",
+        help="with --compare: the families the other model never trained on (default: %(default)s, "
+        "which the 2026-11-27 MiniLM model never saw)",
+    )
     a = p.parse_args(argv)
-    print("\n".join(transfer_lines(choose(OutOfFold.load(a.out_of_fold), a.max_fpr))))
+    oof = OutOfFold.load(a.out_of_fold)
+    if a.compare:
+        families = [f.strip() for f in a.families.split(",") if f.strip()]
+        unknown = set(families) - {family(r["source"]) for r in oof.rows}
+        if unknown or not families:
+            p.error(f"no held-out rows of {sorted(unknown) or 'any family'} in {a.out_of_fold}")
+        try:
+            net = Network.load(a.compare)
+        except (OSError, ValueError) as exc:
+            p.error(str(exc))
+        print("\n".join(compare_lines(compare(oof, net, families, a.max_fpr))))
+        return 0
+    print("\n".join(transfer_lines(choose(oof, a.max_fpr))))
     return 0
 
 
