@@ -242,13 +242,16 @@ def benign_edgy(e: Example) -> bool:
     return e.kind == "prompt" and not e.unsafe and categorize(e.text) is not None
 
 
-def long_prompts(items: list[Item], seed: int, share: float = 0.15, words_range=(50, 140)) -> list[Item]:
+def long_prompts(
+    items: list[Item], seed: int, share: float = 0.15, words_range=(50, 140), alone_words: int = 220
+) -> list[Item]:
     """Per split, long prompts of `words_range` words of benign text, about `share` of
     its prompts in number each:
     - benign text with one of the split's unsafe prompts put between two sentences (its
       label and group);
     - benign text with a benign prompt put inside (safe; benign-edgy ones when there are any);
-    - benign text alone (safe).
+    - benign text alone (safe), up to `alone_words` words: enough to fill a whole training
+      window, so that a window of joined harmless text is learnt as harmless.
     The benign text is, half of the time, the start of one coherent long text of that split
     (a whole WritingBench task), else the split's benign prompts and replies joined."""
     rng, out = random.Random(seed), []
@@ -263,7 +266,7 @@ def long_prompts(items: list[Item], seed: int, share: float = 0.15, words_range=
             continue
         for _ in range(round(share * len(prompts))):
             for inner in (rng.choice(unsafe), rng.choice(edgy), None):
-                goal = rng.randint(*words_range)
+                goal = rng.randint(words_range[0], words_range[1] if inner is not None else alone_words)
                 if coherent and rng.random() < 0.5:
                     base = rng.choice(coherent)
                     parts = _SENTENCE_END.split(" ".join(base.example.full.split()[:goal]))
