@@ -130,8 +130,9 @@ def _texts(path: Path) -> set[str]:
 
 
 def test_no_text_repeats_another_file():
-    """Every text of a new file is new: to each other and to every other guard/data/*.tsv."""
-    files = sorted(DATA.glob("*.tsv"))
+    """Every text of a new file is new: to each other and to every other guard/data/*.tsv
+    (but the manifest, examples.tsv, which `python -m guard.train` writes from them all)."""
+    files = sorted(p for p in DATA.glob("*.tsv") if p.name != "examples.tsv")
     assert set(NEW_FILES) <= set(files)
     texts = {path: _texts(path) for path in files}
     for new in NEW_FILES:
