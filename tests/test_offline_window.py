@@ -114,3 +114,23 @@ def test_evaluate_refuses_a_window_out_of_range_with_a_message():
         [sys.executable, "-m", "guard.evaluate", "--long", "--window", "5"], capture_output=True, text=True
     )
     assert run.returncode == 2 and "judging window" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_evaluate_reads_a_candidates_weights_and_manifest_and_refuses_to_store_them(guard, tmp_path):
+    """A candidate is judged by the documented command on its own run's split; its figures
+    never overwrite the committed model's."""
+    from guard.training.manifest import MANIFEST
+
+    rows = MANIFEST.read_text(encoding="utf-8").splitlines()
+    validation = [r for r in rows[1:] if r.startswith("validation")][:40]
+    (tmp_path / "examples.tsv").write_text("\n".join(rows[:1] + validation) + "\n", encoding="utf-8")
+    guard.net.save(tmp_path / "m.safetensors")
+    args = [sys.executable, "-m", "guard.evaluate", "--weights", str(tmp_path / "m.safetensors")]
+    args += ["--manifest", str(tmp_path / "examples.tsv"), "--json"]
+    run = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert '"split": "validation"' in run.stdout
+    refused = subprocess.run(args + ["--write-figures"], capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2 and "--write-figures" in refused.stderr and "Traceback" not in refused.stderr
+    missing = subprocess.run(args[:4] + [str(tmp_path / "none.safetensors")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "no trained model" in missing.stderr and "Traceback" not in missing.stderr

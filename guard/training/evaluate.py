@@ -7,6 +7,7 @@
     python -m guard.evaluate --split test --labels labels.tsv --model new.safetensors   # before / after
     python -m guard.evaluate --obfuscation         # flagged unsafe prompts still flagged when obfuscated
     python -m guard.evaluate --long --window 128   # ... when buried in long benign text, judged in 128-piece windows
+    python -m guard.evaluate --weights run/model.safetensors --manifest run/examples.tsv   # a candidate
 
 Reads guard/data/examples.tsv (written by `python -m guard.train`) and the committed model,
 and judges every example the way OfflineGuard.check does (normalised text, every window).
@@ -41,7 +42,7 @@ from guard.offline import OfflineGuard
 from guard.offline_model import Network, judge_window
 from guard.training.dilution import benign_texts, dilution_figures
 from guard.training.dilution import table as dilution_table
-from guard.training.manifest import read_manifest
+from guard.training.manifest import MANIFEST, read_manifest
 from guard.training.metrics import evaluate_rows
 from guard.training.obfuscation import obfuscation_figures, unsafe_prompts
 from guard.training.obfuscation import table as obfuscation_table
@@ -166,9 +167,23 @@ def main(argv=None) -> int:
         metavar="PIECES",
         help="judge in windows of this many word pieces instead of the model's own (to choose its judging window)",
     )
+    p.add_argument(
+        "--weights",
+        type=Path,
+        metavar="FILE",
+        help="judge with these weights instead of the committed ones (a candidate; its own run's --manifest)",
+    )
+    p.add_argument(
+        "--manifest", type=Path, default=MANIFEST, help="the split examples to read (default: the committed manifest)"
+    )
     a = p.parse_args(argv)
-    rows = select(read_manifest(), a.split)
-    guard = OfflineGuard.load()
+    if a.write_figures and (a.weights or a.manifest != MANIFEST):
+        p.error("--write-figures stores the committed model's figures: not with --weights or --manifest")
+    try:
+        rows = select(read_manifest(a.manifest), a.split)
+        guard = OfflineGuard.load(a.weights) if a.weights else OfflineGuard.load()
+    except (OSError, ValueError, KeyError) as exc:
+        p.error(str(exc))
     if a.window is not None:
         try:
             guard.net.window = judge_window(a.window)
