@@ -39,7 +39,7 @@ from pathlib import Path
 import torch  # the figures record torch's thread count
 
 from guard.offline import OfflineGuard
-from guard.offline_model import Network, judge_window
+from guard.offline_model import Network
 from guard.training.dilution import benign_texts, dilution_figures
 from guard.training.dilution import table as dilution_table
 from guard.training.manifest import MANIFEST, read_manifest
@@ -47,6 +47,7 @@ from guard.training.metrics import evaluate_rows
 from guard.training.obfuscation import obfuscation_figures, unsafe_prompts
 from guard.training.obfuscation import table as obfuscation_table
 from guard.training.sources import labelled_turns
+from guard.training.train import window_arg
 
 FIGURES = Path(__file__).resolve().parent.parent / "data" / "offline_figures.json"
 
@@ -163,7 +164,7 @@ def main(argv=None) -> int:
     )
     p.add_argument(
         "--window",
-        type=int,
+        type=window_arg,
         metavar="PIECES",
         help="judge in windows of this many word pieces instead of the model's own (to choose its judging window)",
     )
@@ -185,10 +186,7 @@ def main(argv=None) -> int:
     except (OSError, ValueError, KeyError) as exc:
         p.error(str(exc))
     if a.window is not None:
-        try:
-            guard.net.window = judge_window(a.window)
-        except ValueError as exc:
-            p.error(str(exc))
+        guard.net.window = a.window
     if a.long:
         figures = {"split": a.split, "window": guard.net.window}
         figures |= dilution_figures(guard, unsafe_prompts(rows), benign_texts(rows), a.threshold)

@@ -49,6 +49,14 @@ from guard.training.trainer import Trainer, base_embedder, choose_offsets, deriv
 from guard.training.transfer import TRANSFER_FIGURES, choose, run_folds, transfer_lines
 
 
+def window_arg(text: str) -> int:
+    """A judging window given on a command line (guard.offline_model.judge_window)."""
+    try:
+        return judge_window(int(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m guard.train",
@@ -111,7 +119,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--judge-window",
-        type=int,
+        type=window_arg,
         default=WINDOW,
         metavar="PIECES",
         help=f"the window the model judges text in, held-out rows included ({MIN_WINDOW}-{WINDOW} word pieces; "
@@ -164,7 +172,7 @@ def train_on(train: list, a, lower: Lower, on_epoch=None) -> Network:
     """A fresh network fine-tuned on `train` for a.epochs (on_epoch(net, epoch) after each)."""
     torch.manual_seed(a.seed)
     net = Network.base(encoder=a.encoder)
-    net.window = judge_window(a.judge_window)
+    net.window = a.judge_window  # checked by window_arg
     trainer = Trainer(net, a.seed, a.lr, a.batch)
     hidden = lower([training_inputs(net, i) for i in train])
     sides = ["prompt" if i.example.kind == "prompt" else "reply" for i in train]
@@ -184,12 +192,7 @@ def transfer(base: list, a, lower: Lower) -> dict:
 
 
 def main(argv=None) -> int:
-    p = parser()
-    a = p.parse_args(argv)
-    try:
-        judge_window(a.judge_window)
-    except ValueError as exc:
-        p.error(str(exc))
+    a = parser().parse_args(argv)
     torch.manual_seed(a.seed)
     started = time.perf_counter()
     try:

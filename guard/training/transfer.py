@@ -204,13 +204,22 @@ def choose(oof: OutOfFold, max_fpr: float = MAX_FPR) -> dict:
     }
 
 
+TABLE_COLUMNS = ("n_unsafe", "n_benign", "recall", "fpr", "auprc", "ece")
+
+
+def header(width: int) -> str:
+    return f"{'':<{width}}" + "".join(f"{c:>10}" for c in TABLE_COLUMNS)
+
+
+def figures_line(label: str, m: dict, width: int) -> str:
+    """One family_table row under header(width + 2); '-' where a figure is undefined."""
+    return f"  {label:<{width}}" + "".join(f"{'-' if m[c] is None else m[c]:>10}" for c in TABLE_COLUMNS)
+
+
 def transfer_lines(figures: dict) -> list[str]:
     """The leave-one-source-out table, one family and side per line."""
-    cols = ("n_unsafe", "n_benign", "recall", "fpr", "auprc", "ece")
-    lines = ["leave-one-source-out (each family scored by the model trained without it):"]
-    lines.append(f"{'':<34}" + "".join(f"{c:>10}" for c in cols))
-    for name, m in figures["families"].items():
-        lines.append(f"  {name[:32]:<32}" + "".join(f"{'-' if m[c] is None else m[c]:>10}" for c in cols))
+    lines = ["leave-one-source-out (each family scored by the model trained without it):", header(34)]
+    lines += [figures_line(name[:32], m, 32) for name, m in figures["families"].items()]
     s = figures["summary"]
     lines.append(
         f"worst family recall: {s['worst_recall']['recall']} ({s['worst_recall']['family']}); "
@@ -247,12 +256,8 @@ def compare(oof: OutOfFold, net: Network, families: list[str], max_fpr: float = 
 
 
 def compare_lines(table: dict) -> list[str]:
-    cols = ("n_unsafe", "n_benign", "recall", "fpr", "auprc", "ece")
-    lines = [f"{'':<44}" + "".join(f"{c:>10}" for c in cols)]
-    for name, models in table.items():
-        for who, m in models.items():
-            label = f"{name[:32]}, {who}"
-            lines.append(f"  {label:<42}" + "".join(f"{'-' if m[c] is None else m[c]:>10}" for c in cols))
+    lines = [header(44)]
+    lines += [figures_line(f"{name[:32]}, {who}", m, 42) for name, models in table.items() for who, m in models.items()]
     return lines
 
 
