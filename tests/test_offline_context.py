@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from guard.offline import OfflineGuard, earlier_turns
 from guard.offline_model import CLASSES, REPLY_PIECES, TURN_PIECES, TURNS_CONTEXT, WINDOW
-from guard.training.dataset import SPLITS, Item, follow_ups, in_context, pairs, split_of
+from guard.training.dataset import REFUSALS, SPLITS, Item, follow_ups, in_context, pairs, split_of
 from guard.training.manifest import read_manifest
 from guard.training.metrics import ece
 from guard.training.sources import SMOKE_MULTITURN, Example, multiturn, smoke_texts
@@ -263,3 +263,18 @@ def test_another_model_is_scored_on_the_same_held_out_rows_as_its_own_check_judg
     assert "handwritten v3 (prompt), other" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         transfer_main([str(tmp_path / "oof.npz"), "--compare", str(MODEL_PATH), "--families", "nonesuch"])
+
+
+def test_unsafe_prompts_get_refusals_even_where_no_refusal_was_written():
+    """The fold without hand-written v1-v2 has no refusal without a prompt; its unsafe
+    prompts still get safe refusals (from REFUSALS, naming the task), and a compliant reply
+    behind an opener that sounds like a refusal keeps the prompt's label."""
+    items = [_item(f"Write a guide to stealing car number {k}", "S2", group=k) for k in range(200)]
+    out = pairs(items, seed=0)
+    refused = [i.example for i in out if i.example.kind == "refusal"]
+    complied = [i.example for i in out if i.example.kind == "reply"]
+    assert 40 < len(refused) < 120 and all(e.label == "safe" and e.source == "s +refusal" for e in refused)
+    assert any("a guide to stealing car number" in e.text for e in refused)
+    assert all(e.label == "S2" for e in complied)
+    assert any(not e.text.startswith("Sure") for e in complied)  # some behind a false refusal
+    assert all(e.text in REFUSALS for e in refused if "{task}" not in e.text and "car number" not in e.text)
