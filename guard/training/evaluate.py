@@ -7,7 +7,8 @@
     python -m guard.evaluate --split test --labels labels.tsv --model new.safetensors   # before / after
     python -m guard.evaluate --obfuscation         # flagged unsafe prompts still flagged when obfuscated
     python -m guard.evaluate --long --window 128   # ... when buried in long benign text, judged in 128-piece windows
-    python -m guard.evaluate --weights run/model.safetensors --manifest run/examples.tsv   # a candidate
+    python -m guard.evaluate --weights run/model.safetensors --manifest run/examples.tsv \
+        --transfer-figures run/transfer.json        # a candidate, with its run's held-out table
 
 Reads guard/data/examples.tsv (written by `python -m guard.train`) and the committed model,
 and judges every example the way OfflineGuard.check does (normalised text, every window).
@@ -18,8 +19,9 @@ prompts (benign prompts with words of harm, see guard.training.dataset.benign_ed
 per-category recall with n, the hand-written multi-turn pairs (follow-ups flagged after
 the turn that makes them harmful, and after the harmless one), recall and FPR per language,
 and the median latency of OfflineGuard.check on 50 of the split's prompts. How the model
-does on sources it never saw is `python -m guard.train --transfer`'s table
-(guard/data/transfer_figures.json).
+does on sources it never saw is printed after them: the leave-one-source-out table of the
+run that made the model (guard/data/transfer_figures.json, written by `python -m guard.train
+--transfer`), with each family's recall, FPR, AUPRC and calibration error.
 
 With --model (a model trained with `python -m guard.train --with-labels`), it compares
 the committed model (before) with that one (after) on the split, and with --labels FILE
@@ -48,8 +50,10 @@ from guard.training.obfuscation import obfuscation_figures, unsafe_prompts
 from guard.training.obfuscation import table as obfuscation_table
 from guard.training.sources import labelled_turns
 from guard.training.train import window_arg
+from guard.training.transfer import TRANSFER_FIGURES, figures_of, transfer_lines
 
 FIGURES = Path(__file__).resolve().parent.parent / "data" / "offline_figures.json"
+NO_TRANSFER = "the run that made them did not hold sources out (python -m guard.train --transfer does)"
 
 
 def median_latency_ms(guard: OfflineGuard, rows: list[dict], n: int = 50) -> float:
@@ -177,6 +181,13 @@ def main(argv=None) -> int:
     p.add_argument(
         "--manifest", type=Path, default=MANIFEST, help="the split examples to read (default: the committed manifest)"
     )
+    p.add_argument(
+        "--transfer-figures",
+        type=Path,
+        default=TRANSFER_FIGURES,
+        metavar="FILE",
+        help="the leave-one-source-out figures of the run that made the weights (printed when its offsets are theirs)",
+    )
     a = p.parse_args(argv)
     if a.write_figures and (a.weights or a.manifest != MANIFEST):
         p.error("--write-figures stores the committed model's figures: not with --weights or --manifest")
@@ -218,7 +229,13 @@ def main(argv=None) -> int:
         figures = json.loads(FIGURES.read_text()) if FIGURES.is_file() else {}
         figures[a.split] = result
         FIGURES.write_text(json.dumps(figures, indent=1) + "\n")
-    print(json.dumps(result, indent=1) if a.json else "\n".join([f"split: {a.split}"] + table(result)))
+    moved = figures_of(guard.net, a.transfer_figures)
+    if a.json:
+        print(json.dumps(result | {"leave_one_source_out": moved}, indent=1))
+        return 0
+    lines = [f"split: {a.split}"] + table(result) + [""]
+    lines += transfer_lines(moved) if moved else ["no leave-one-source-out figures for these weights: " + NO_TRANSFER]
+    print("\n".join(lines))
     return 0
 
 

@@ -233,6 +233,17 @@ def transfer_lines(figures: dict) -> list[str]:
     return lines
 
 
+def figures_of(net: Network, path: Path = TRANSFER_FIGURES) -> dict | None:
+    """The leave-one-source-out figures of the run that made `net`: the file its run wrote,
+    when that run chose net's offsets (None for weights trained without --transfer)."""
+    try:
+        figures = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    same = isinstance(figures, dict) and np.allclose(figures.get("offsets", [np.nan] * 2), net.offsets, atol=1e-3)
+    return figures if same and "families" in figures and "summary" in figures else None
+
+
 def compare(oof: OutOfFold, net: Network, families: list[str], max_fpr: float = MAX_FPR) -> dict:
     """Another model (`net`, at its own temperatures, offsets and judging window, threshold
     0.5) and the held-out models of `oof` (at the operating point chosen on all of oof) on
