@@ -277,4 +277,4 @@ def test_unsafe_prompts_get_refusals_even_where_no_refusal_was_written():
     assert any("a guide to stealing car number" in e.text for e in refused)
     assert all(e.label == "S2" for e in complied)
     assert any(not e.text.startswith("Sure") for e in complied)  # some behind a false refusal
-    assert all(e.text in REFUSALS for e in refused if "{task}" not in e.text and "car number" not in e.text)
+    assert all(e.text in REFUSALS for e in refused if "car number" not in e.text)

@@ -260,8 +260,10 @@ def pairs(items: list[Item], seed: int) -> list[Item]:
             prompt = e.prompt or rng.choice(neutral[split])
             out.append(Item(replace(e, prompt=prompt), item.group, split))
         elif e.unsafe and rng.random() < 0.4:
-            text = rng.choice(written[split]) if written[split] and rng.random() < 0.5 else None
-            text = text or refusal(e.text, rng, templates[split])
+            if written[split] and rng.random() < 0.5:
+                text = rng.choice(written[split])
+            else:
+                text = refusal(e.text, rng, templates[split])
             out.append(
                 Item(Example(text, "safe", "refusal", e.source + " +refusal", e.license, e.text), item.group, split)
             )

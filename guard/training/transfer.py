@@ -240,7 +240,10 @@ def figures_of(net: Network, path: Path = TRANSFER_FIGURES) -> dict | None:
         figures = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    same = isinstance(figures, dict) and np.allclose(figures.get("offsets", [np.nan] * 2), net.offsets, atol=1e-3)
+    offsets = figures.get("offsets") if isinstance(figures, dict) else None
+    if not isinstance(offsets, list) or len(offsets) != len(net.offsets):
+        return None
+    same = np.allclose(offsets, net.offsets, atol=1e-3)
     return figures if same and "families" in figures and "summary" in figures else None
 
 
