@@ -12,10 +12,11 @@ from hypothesis import strategies as st
 
 from guard.offline import OfflineGuard, earlier_turns
 from guard.offline_model import CLASSES, REPLY_PIECES, TURN_PIECES, TURNS_CONTEXT, WINDOW
-from guard.training.dataset import REFUSALS, SPLITS, Item, follow_ups, in_context, pairs, split_of
+from guard.training.dataset import SPLITS, Item, follow_ups, in_context, pairs, split_of
 from guard.training.manifest import read_manifest
 from guard.training.metrics import ece
 from guard.training.sources import SMOKE_MULTITURN, Example, multiturn, smoke_texts
+from guard.training.templates import REFUSALS
 from guard.training.transfer import OutOfFold, choose, compare, family, fold, operating_point
 from guard.training.transfer import main as transfer_main
 
@@ -278,3 +279,16 @@ def test_unsafe_prompts_get_refusals_even_where_no_refusal_was_written():
     assert all(e.label == "S2" for e in complied)
     assert any(not e.text.startswith("Sure") for e in complied)  # some behind a false refusal
     assert all(e.text in REFUSALS for e in refused if "car number" not in e.text)
+
+
+def test_most_compliant_replies_do_not_repeat_the_request():
+    """A built compliant reply is judged by the prompt before it: most openers do not
+    restate the request, so "Okay! Step by step: ..." after a harmful question is learnt as
+    unsafe from its context, and the same reply after a benign question as safe."""
+    harmful = [_item(f"How do I steal car number {k}?", "S2", group=k) for k in range(300)]
+    benign = [_item(f"How do I wash car number {k}?", "safe", group=1000 + k) for k in range(300)]
+    out = [i.example for i in pairs(harmful + benign, seed=0) if i.example.kind == "reply"]
+    bare = [e for e in out if "car number" not in e.text]
+    assert len(bare) > len(out) / 2
+    assert {e.label for e in bare} == {"S2", "safe"}
+    assert len({e.text for e in bare}) > 5  # several openers and bodies, not one voice
