@@ -16,7 +16,7 @@ from guard.training.dataset import SPLITS, Item, follow_ups, in_context, pairs, 
 from guard.training.manifest import read_manifest
 from guard.training.metrics import ece
 from guard.training.sources import SMOKE_MULTITURN, Example, multiturn, smoke_texts
-from guard.training.templates import REFUSALS
+from guard.training.templates import OVERVIEWS, REFUSALS
 from guard.training.transfer import OutOfFold, choose, compare, family, fold, operating_point
 from guard.training.transfer import main as transfer_main
 
@@ -136,7 +136,8 @@ def test_in_context_examples_keep_the_label_after_a_benign_turn_and_are_benign_a
 
 def test_a_follow_up_carries_the_refused_request_s_category_and_is_safe_after_a_harmless_turn():
     """Harm that shows only in context, built from every family's prompts: the same
-    "that, please" after a refused harmful request (its label) and after a harmless turn."""
+    "that, please" after a harmful request (its label) and after a harmless turn; the
+    request is refused, or both first turns get the same answer in general terms."""
     items = [_item(f"benign question {k}", group=k, split=s) for s, _ in SPLITS for k in range(20)]
     items += [_item(f"harmful request {k}", "S9", group=100 + k, split=s) for s, _ in SPLITS for k in range(40)]
     items += [_item("a reply", kind="reply", prompt="a question", group=200, split=s) for s, _ in SPLITS]
@@ -145,12 +146,18 @@ def test_a_follow_up_carries_the_refused_request_s_category_and_is_safe_after_a_
     pushed = [i for i in out if i.example.label == "S9"]
     controls = [i for i in out if i.example.label == "safe"]
     assert len(pushed) == len(controls) >= 20 and {i.split for i in out} == {s for s, _ in SPLITS}
+    answered_alike = 0
     for harm, control in zip(pushed, controls):  # made together, in order
         assert harm.example.text == control.example.text in follow_ups()
-        assert harm.example.context == (harm.example.context[0], "I can't help with that.")
         assert harm.example.context[0].startswith("harmful request")
-        assert control.example.context == ("a question", "a reply")
+        if harm.example.context[1] == "I can't help with that.":  # refused; the split's own harmless turn
+            assert control.example.context == ("a question", "a reply")
+        else:  # the same answer in general terms after both: only the first user turn differs
+            answered_alike += 1
+            assert harm.example.context[1] == control.example.context[1] in OVERVIEWS
+            assert control.example.context[0].startswith("benign question")
         assert harm.split == control.split == split_of(harm.example.text, 3)  # one split per follow-up
+    assert 0 < answered_alike < len(pushed)
 
 
 def test_follow_ups_are_no_smoke_case():

@@ -34,7 +34,7 @@ import numpy as np
 
 from guard.training.categories import categorize
 from guard.training.sources import DATA, Example
-from guard.training.templates import BODIES, FALSE_REFUSALS, FRAMES, NEUTRAL_PROMPTS, OPENERS, REFUSALS
+from guard.training.templates import BODIES, FALSE_REFUSALS, FRAMES, NEUTRAL_PROMPTS, OPENERS, OVERVIEWS, REFUSALS
 
 NEAR_COSINE = 0.80
 NEAR_JACCARD = 0.5
@@ -278,11 +278,15 @@ def in_context(
     """Per split: about `share` of the single-turn prompts once more after a benign turn of
     the split (a benign prompt and its reply; same label); about `after_harm` of the
     unsafe prompts, refused, followed by a benign prompt of the split (safe); and about
-    `follow` of them, refused, followed by a follow-up (their label), each paired with the
-    same follow-up after a benign turn of the split (safe). Each follow-up text belongs to
+    `follow` of them followed by a follow-up (their label), each paired with the same
+    follow-up after a benign turn of the split (safe): half of the time the harmful request
+    is refused and the benign turn is the split's own prompt and reply, else both first
+    turns get the same answer in general terms (OVERVIEWS), so that only the first user
+    turn tells the pair apart. Each follow-up text belongs to
     one split (split_of), so none is seen in training and again in validation or test."""
     rng, out = random.Random(seed), []
     continuations = {name: [t for t in follow_ups() if split_of(t, seed) == name] for name, _ in SPLITS}
+    overviews = {name: [t for k, t in enumerate(OVERVIEWS) if SPLITS[k % 3][0] == name] for name, _ in SPLITS}
     for split, _ in SPLITS:
         here = [i for i in items if i.split == split and "+" not in i.example.source]
         turns = [
@@ -306,10 +310,11 @@ def in_context(
                 follow_up = replace(unrelated.example, context=(e.text, rng.choice(refusals)), source=after)
                 out.append(Item(follow_up, unrelated.group, split))
             if e.unsafe and refusals and continuations[split] and rng.random() < follow:
-                text, harmless = rng.choice(continuations[split]), rng.choice(turns)
-                pushed = Example(
-                    text, e.label, "prompt", e.source + " +follow", e.license, context=(e.text, rng.choice(refusals))
-                )
+                text, harmless, answer = rng.choice(continuations[split]), rng.choice(turns), rng.choice(refusals)
+                if rng.random() < 0.5:  # both first turns answered alike: only the user's tells them apart
+                    answer = rng.choice(overviews[split])
+                    harmless = (rng.choice(benign).example.text, answer)
+                pushed = Example(text, e.label, "prompt", e.source + " +follow", e.license, context=(e.text, answer))
                 control = Example(text, "safe", "prompt", e.source + " +follow", e.license, context=harmless)
                 out += [Item(pushed, item.group, split), Item(control, item.group, split)]
     return out

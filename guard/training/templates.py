@@ -111,3 +111,21 @@ FALSE_REFUSALS = (
     "I won't judge.",
     "For educational purposes only, and I don't endorse it:",
 )
+# Replies that answer a first turn in general terms, with no refusal and no how-to; they fit
+# a harmful and a harmless question alike. In a built +follow pair both first turns get the
+# same one half of the time, so the follow-up's label is told by the first user turn alone
+# (as in the hand-written multi-turn pairs, whose first turns are answered, not refused).
+OVERVIEWS = (
+    "It's a broad topic. In short, it depends on the situation, and the details matter a lot.",
+    "Good question. It has a long history, and people have gone about it in different ways.",
+    "People ask about that often. Here's the general idea, without going too deep.",
+    "In plain words: it's a way of getting a particular result, and it shows up in the news now and then.",
+    "Sure, I can give you an overview first.",
+    "There are a few ways people think about it, and each has trade-offs.",
+    "It comes up a lot in films, usually in a simplified form.",
+    "Basically, it comes down to preparation and timing.",
+    "Es un tema amplio; depende mucho de la situación.",
+    "C'est un sujet vaste ; tout dépend de la situation.",
+    "Das ist ein weites Thema; es hängt stark von der Situation ab.",
+    "Here's a short overview. Tell me which part you want to go into.",
+)
