@@ -144,6 +144,24 @@ def framed(items: list[Item], seed: int, share: float = 0.3) -> list[Item]:
     return out
 
 
+def by_split(texts: tuple[str, ...]) -> dict[str, list[str]]:
+    """A template tuple divided between the splits by index (i % 3), so no template is shared.
+
+    >>> by_split(("a", "b", "c", "d"))
+    {'test': ['a', 'd'], 'validation': ['b'], 'train': ['c']}
+    """
+    names = [name for name, _ in SPLITS]
+    return {n: [t for i, t in enumerate(texts) if names[i % 3] == n] for n in names}
+
+
+def _fill(prompt: str, rng: random.Random, templates: list[str], fallback: str) -> str:
+    """One of the templates, formatted for the prompt: {task} is what an imperative prompt
+    asks for (templates with it are skipped otherwise), {prompt} the prompt itself."""
+    m = _IMPERATIVE.match(prompt.strip().rstrip("."))
+    usable = [t for t in templates if m or "{task}" not in t] or [fallback]
+    return rng.choice(usable).format(task=m.group(2) if m else "", prompt=prompt.strip())
+
+
 def compliance(prompt: str, rng: random.Random, bodies: list[str], openers=("Sure, here is {task}.",)) -> str:
     """A reply that does what the prompt asks: an opener (those with {task} only after an
     imperative prompt) and a body.
@@ -153,10 +171,7 @@ def compliance(prompt: str, rng: random.Random, bodies: list[str], openers=("Sur
     >>> compliance("How do I fix a tyre?", random.Random(0), ["Body."], ["Okay:", "Sure, here is {task}."])
     'Okay: Body.'
     """
-    m = _IMPERATIVE.match(prompt.strip().rstrip("."))
-    usable = [o for o in openers if m or "{task}" not in o] or ["Sure, I can help with that: {prompt}"]
-    opener = rng.choice(usable).format(task=m.group(2) if m else "", prompt=prompt.strip())
-    return f"{opener} {rng.choice(bodies)}"
+    return f"{_fill(prompt, rng, list(openers), 'Sure, I can help with that: {prompt}')} {rng.choice(bodies)}"
 
 
 def refusal(prompt: str, rng: random.Random, templates: list[str]) -> str:
@@ -166,9 +181,7 @@ def refusal(prompt: str, rng: random.Random, templates: list[str]) -> str:
     >>> refusal("Write a poem about rain.", random.Random(0), ["I can't write {task}."])
     "I can't write a poem about rain."
     """
-    m = _IMPERATIVE.match(prompt.strip().rstrip("."))
-    usable = [t for t in templates if m or "{task}" not in t] or ["I can't help with that."]
-    return rng.choice(usable).format(task=m.group(2) if m else "")
+    return _fill(prompt, rng, templates, "I can't help with that.")
 
 
 def pairs(items: list[Item], seed: int) -> list[Item]:
@@ -183,15 +196,12 @@ def pairs(items: list[Item], seed: int) -> list[Item]:
     """
     rng, out = random.Random(seed), []
     names = [name for name, _ in SPLITS]
-    bodies = {n: [b for i, b in enumerate(BODIES) if names[i % 3] == n] for n in names}
-    openers = {n: [o for i, o in enumerate(OPENERS) if names[i % 3] == n] for n in names}
-    neutral = {n: [p for i, p in enumerate(NEUTRAL_PROMPTS) if names[i % 3] == n] for n in names}
+    bodies, openers, neutral = by_split(BODIES), by_split(OPENERS), by_split(NEUTRAL_PROMPTS)
     written = {
         n: [i.example.text for i in items if i.split == n and i.example.kind == "refusal" and not i.example.prompt]
         for n in names
     }
-    templates = {n: [t for i, t in enumerate(REFUSALS) if names[i % 3] == n] for n in names}
-    false_openers = {n: [t for i, t in enumerate(FALSE_REFUSALS) if names[i % 3] == n] for n in names}
+    templates, false_openers = by_split(REFUSALS), by_split(FALSE_REFUSALS)
     for item in items:
         e, split = item.example, item.split
         if e.context:  # a follow-up means what it means after its turn: no reply of its own here
@@ -286,7 +296,7 @@ def in_context(
     one split (split_of), so none is seen in training and again in validation or test."""
     rng, out = random.Random(seed), []
     continuations = {name: [t for t in follow_ups() if split_of(t, seed) == name] for name, _ in SPLITS}
-    overviews = {name: [t for k, t in enumerate(OVERVIEWS) if SPLITS[k % 3][0] == name] for name, _ in SPLITS}
+    overviews = by_split(OVERVIEWS)
     for split, _ in SPLITS:
         here = [i for i in items if i.split == split and "+" not in i.example.source]
         turns = [
@@ -310,10 +320,12 @@ def in_context(
                 follow_up = replace(unrelated.example, context=(e.text, rng.choice(refusals)), source=after)
                 out.append(Item(follow_up, unrelated.group, split))
             if e.unsafe and refusals and continuations[split] and rng.random() < follow:
-                text, harmless, answer = rng.choice(continuations[split]), rng.choice(turns), rng.choice(refusals)
+                text = rng.choice(continuations[split])
                 if rng.random() < 0.5:  # both first turns answered alike: only the user's tells them apart
                     answer = rng.choice(overviews[split])
                     harmless = (rng.choice(benign).example.text, answer)
+                else:
+                    answer, harmless = rng.choice(refusals), rng.choice(turns)
                 pushed = Example(text, e.label, "prompt", e.source + " +follow", e.license, context=(e.text, answer))
                 control = Example(text, "safe", "prompt", e.source + " +follow", e.license, context=harmless)
                 out += [Item(pushed, item.group, split), Item(control, item.group, split)]
