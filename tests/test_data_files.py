@@ -1,9 +1,9 @@
 """Shape of the hand-written data written for issue 20 (read by guard.train).
 
-guard/data/multilingual.tsv, guard/data/multiturn.tsv and guard/data/handwritten_v3.tsv are
-read as guard.training reads its TSV files (csv.DictReader, tab-delimited); these tests check
-their columns, labels, languages, pairing, minimum counts and that no text repeats one of
-another file in guard/data.
+guard/data/multilingual.tsv, guard/data/multiturn.tsv, guard/data/multiturn_v2.tsv and
+guard/data/handwritten_v3.tsv are read as guard.training reads its TSV files (csv.DictReader,
+tab-delimited); these tests check their columns, labels, languages, pairing, minimum counts
+and that no text repeats one of another file in guard/data.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from guard.taxonomy import LLAMA_GUARD_2
 DATA = Path(__file__).resolve().parent.parent / "guard" / "data"
 MULTILINGUAL = DATA / "multilingual.tsv"
 MULTITURN = DATA / "multiturn.tsv"
+MULTITURN_V2 = DATA / "multiturn_v2.tsv"
 HANDWRITTEN_V3 = DATA / "handwritten_v3.tsv"
-NEW_FILES = (MULTILINGUAL, MULTITURN, HANDWRITTEN_V3)
+NEW_FILES = (MULTILINGUAL, MULTITURN, MULTITURN_V2, HANDWRITTEN_V3)
+PAIRED = {MULTITURN: 120, MULTITURN_V2: 80}  # two-turn tables and their least number of pairs
 
 CODES = [c.code for c in LLAMA_GUARD_2]
 LABELS = set(CODES) | {"safe"}
@@ -29,6 +31,7 @@ LANGUAGES = ("fr", "es", "de", "it", "pt", "ru", "ar", "zh")
 COLUMNS = {
     MULTILINGUAL: ["label", "kind", "lang", "prompt", "text"],
     MULTITURN: ["pair", "label", "first_user", "first_assistant", "user"],
+    MULTITURN_V2: ["pair", "label", "first_user", "first_assistant", "user"],
     HANDWRITTEN_V3: ["label", "kind", "prompt", "text"],
 }
 
@@ -92,12 +95,13 @@ def test_handwritten_v3_counts():
     assert len(long_benign) >= 15
 
 
-def test_multiturn_pairs():
-    rows = _read(MULTITURN)
+@pytest.mark.parametrize("path", list(PAIRED), ids=lambda p: p.name)
+def test_multiturn_pairs(path):
+    rows = _read(path)
     pairs: dict[str, list[dict]] = {}
     for row in rows:
         pairs.setdefault(row["pair"], []).append(row)
-    assert len(pairs) >= 120
+    assert len(pairs) >= PAIRED[path]
     for pair, two in pairs.items():
         labels = sorted(r["label"] for r in two)
         assert len(two) == 2 and labels[1] == "safe" and labels[0] in CODES, pair
@@ -114,7 +118,7 @@ def _single_turn_keys(path: Path) -> list[tuple[str, str, str]]:
 
 @pytest.mark.parametrize("path", NEW_FILES, ids=lambda p: p.name)
 def test_no_duplicates_within_a_file(path):
-    if path == MULTITURN:
+    if path in PAIRED:
         keys = [(_key(r["first_user"]), _key(r["first_assistant"]), _key(r["user"])) for r in _read(path)]
     else:
         keys = _single_turn_keys(path)
@@ -123,7 +127,7 @@ def test_no_duplicates_within_a_file(path):
 
 
 def _texts(path: Path) -> set[str]:
-    if path == MULTITURN:
+    if path in PAIRED:
         rows = _read(path)
         return {_key(r["first_user"]) for r in rows}
     return {_key(r["text"]) for r in _read(path) if r.get("text")}

@@ -17,7 +17,8 @@ sha256), or from the hand-written tables committed in guard/data/:
         indirect, questions, role-play, "for a novel", every subtopic in every phrasing),
         benign prompts that use scary words and the genres visitors send, harmful replies
         with their prompts, refusals, benign replies. multilingual.tsv: the same in eight
-        languages. multiturn.tsv: follow-ups judged after their first turn.
+        languages. multiturn.tsv and multiturn_v2.tsv: follow-ups judged after their first
+        turn.
         follow_ups.txt: follow-ups that mean "that, please", put after the turns of
         every source by guard.training.dataset.in_context.
     smollm2_replies.tsv (guard.training.replies): the offline chat model's own replies to
@@ -53,6 +54,7 @@ HANDWRITTEN_EXTRA = DATA / "handwritten_extra.tsv"
 HANDWRITTEN_V3 = DATA / "handwritten_v3.tsv"
 MULTILINGUAL = DATA / "multilingual.tsv"
 MULTITURN = DATA / "multiturn.tsv"
+MULTITURN_V2 = DATA / "multiturn_v2.tsv"
 SMOKE_MULTITURN = DATA / "smoke_multiturn.tsv"
 SMOKE = DATA / "smoke.tsv"
 REPLIES = DATA / "smollm2_replies.tsv"  # written by `python -m guard.training.replies`
@@ -274,7 +276,7 @@ def multiturn(path: Path = MULTITURN) -> list[Example]:
 def hand_written() -> list[Example]:
     """Every committed hand-written table (no download)."""
     tables = (HANDWRITTEN, HANDWRITTEN_MORE, HANDWRITTEN_EXTRA, HANDWRITTEN_V3, MULTILINGUAL)
-    return [e for path in tables for e in handwritten(path)] + multiturn()
+    return [e for path in tables for e in handwritten(path)] + multiturn() + multiturn(MULTITURN_V2)
 
 
 def read_replies(path: Path = REPLIES) -> list[Example]:

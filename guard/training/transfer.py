@@ -49,6 +49,7 @@ FAMILIES = (  # (family, source prefix): the first prefix that matches names the
     ("handwritten v3", "handwritten (handwritten_v3)"),
     ("multilingual", "handwritten (multilingual)"),
     ("multi-turn", "handwritten (multiturn)"),
+    ("multi-turn v2", "handwritten (multiturn_v2)"),
     ("chat replies", "smollm2"),
 )
 
