@@ -30,8 +30,7 @@ KINDS = {"prompt", "reply", "refusal"}
 LANGUAGES = ("fr", "es", "de", "it", "pt", "ru", "ar", "zh")
 COLUMNS = {
     MULTILINGUAL: ["label", "kind", "lang", "prompt", "text"],
-    MULTITURN: ["pair", "label", "first_user", "first_assistant", "user"],
-    MULTITURN_V2: ["pair", "label", "first_user", "first_assistant", "user"],
+    **dict.fromkeys(PAIRED, ["pair", "label", "first_user", "first_assistant", "user"]),
     HANDWRITTEN_V3: ["label", "kind", "prompt", "text"],
 }
 

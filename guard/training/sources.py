@@ -55,6 +55,7 @@ HANDWRITTEN_V3 = DATA / "handwritten_v3.tsv"
 MULTILINGUAL = DATA / "multilingual.tsv"
 MULTITURN = DATA / "multiturn.tsv"
 MULTITURN_V2 = DATA / "multiturn_v2.tsv"
+PAIRED = (MULTITURN, MULTITURN_V2)  # the two-turn tables (multiturn())
 SMOKE_MULTITURN = DATA / "smoke_multiturn.tsv"
 SMOKE = DATA / "smoke.tsv"
 REPLIES = DATA / "smollm2_replies.tsv"  # written by `python -m guard.training.replies`
@@ -276,7 +277,7 @@ def multiturn(path: Path = MULTITURN) -> list[Example]:
 def hand_written() -> list[Example]:
     """Every committed hand-written table (no download)."""
     tables = (HANDWRITTEN, HANDWRITTEN_MORE, HANDWRITTEN_EXTRA, HANDWRITTEN_V3, MULTILINGUAL)
-    return [e for path in tables for e in handwritten(path)] + multiturn() + multiturn(MULTITURN_V2)
+    return [e for path in tables for e in handwritten(path)] + [e for path in PAIRED for e in multiturn(path)]
 
 
 def read_replies(path: Path = REPLIES) -> list[Example]:
