@@ -30,6 +30,9 @@ DESKTOP = {"width": 1280, "height": 1000}
 PHONE = {"width": 390, "height": 844}
 STORY = "Write a very long story about a dragon who learns to cook, with many chapters."
 READY = "#header :text('not Llama Guard')"  # the offline guard's label: the models are loaded
+# Gradio loads each component's script when the page first needs it, so the header can be on
+# the page before the chat: a visitor's page is usable once these are mounted too
+MOUNTED = ("#chat", "#message textarea", "#send", "#verdicts")
 
 
 def chromium_path() -> str:
@@ -52,8 +55,22 @@ def open_page(browser, url: str, viewport: dict = DESKTOP, ready: str = READY, f
     page = context.new_page()
     page.set_default_timeout(180_000)
     page.goto(url)
-    page.wait_for_selector(ready)
+    wait_until_ready(page, ready)
     return context, page
+
+
+def wait_until_ready(page, ready: str = READY) -> None:
+    """Until `ready` is shown and the chat, its box, Send and the verdict panel are mounted."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    page.wait_for_selector(ready)
+    for part in MOUNTED:
+        try:
+            page.wait_for_selector(part, state="attached")
+        except PlaywrightTimeout:  # say what the page held instead, for a failure read in CI's log
+            ids = page.evaluate("() => [...document.querySelectorAll('[id]')].map(e => e.id).slice(0, 80)")
+            text = page.evaluate("() => document.body.innerText.slice(0, 2000)")
+            raise AssertionError(f"{part} never mounted; ids on the page: {ids}; its text: {text!r}") from None
 
 
 def send(page, text: str) -> None:

@@ -20,7 +20,6 @@ import urllib.request
 
 import pytest
 from browser_kit import (
-    READY,
     bot_texts,
     gradio_errors,
     screenshot,
@@ -28,6 +27,7 @@ from browser_kit import (
     set_max_tokens,
     user_texts,
     wait_for_turns,
+    wait_until_ready,
     warned,
 )
 
@@ -109,7 +109,7 @@ def card_titles(page) -> list[str]:
 
 def reload(page) -> None:
     page.reload()
-    page.wait_for_selector(READY)
+    wait_until_ready(page)
 
 
 def saved_ids(page, secret: str, n: int) -> list[str]:
