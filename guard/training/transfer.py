@@ -18,6 +18,7 @@ The test split is never read: every family is scored on its train and validation
     python -m guard.training.transfer oof.npz --max-fpr 0.10  # the point chosen again from the saved logits
     python -m guard.training.transfer oof.npz --compare guard/data/offline_model.safetensors
         # another model on the same held-out rows of families it never trained on
+    python -m guard.training.transfer oof.npz --rank   # rank figures per family (one-fold runs)
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import numpy as np
 from guard.offline import window_probabilities
 from guard.offline_model import CLASSES, Network, softmax
 from guard.training.dataset import Item
-from guard.training.metrics import average_precision, ece, inputs_of, row
+from guard.training.metrics import average_precision, ece, inputs_of, recall_at_fpr, row
 from guard.training.trainer import fit_temperature
 
 MAX_FPR = 0.05
@@ -270,6 +271,38 @@ def compare(oof: OutOfFold, net: Network, families: list[str], max_fpr: float = 
     return out
 
 
+def rank_table(oof: OutOfFold) -> dict:
+    """Per held-out family (prompt side, both labels present): AUPRC; recall at 5% and at 10%
+    FPR, the threshold set on the family's own benign rows; and, where rows share a text under
+    both labels (the two-turn pairs), how often an unsafe row scores above its safe twin.
+    Ranks only, so runs that held out only some families (`--folds`) compare: their
+    operating point is chosen on those families alone."""
+    s, y, out = 1 - softmax(oof.logits)[:, 0], oof.labels() != 0, {}
+    for f in sorted({family(r["source"]) for r in oof.rows}):
+        ix = [i for i, r in enumerate(oof.rows) if family(r["source"]) == f and side_of(r) == "prompt"]
+        if not ix or y[ix].all() or not y[ix].any():
+            continue
+        twins: dict[str, list[int]] = {}
+        for i in ix:
+            twins.setdefault(oof.rows[i]["text"], []).append(i)
+        wins = [s[u] > s[b] for g in twins.values() for u in g if y[u] for b in g if not y[b]]
+        out[f] = {
+            "auprc": round(average_precision(y[ix], s[ix]), 3),
+            "recall@5%": round(recall_at_fpr(y[ix], s[ix], 0.05), 3),
+            "recall@10%": round(recall_at_fpr(y[ix], s[ix], 0.10), 3),
+            "above twin": round(float(np.mean(wins)), 3) if wins else None,
+        }
+    return out
+
+
+def rank_lines(table: dict) -> list[str]:
+    columns = ("auprc", "recall@5%", "recall@10%", "above twin")
+    lines = ["held-out families (prompt side), ranks only:", f"{'':<24}" + "".join(f"{c:>12}" for c in columns)]
+    for name, m in table.items():
+        lines.append(f"  {name[:22]:<22}" + "".join(f"{'-' if m[c] is None else m[c]:>12}" for c in columns))
+    return lines
+
+
 def compare_lines(table: dict) -> list[str]:
     lines = [header(44)]
     lines += [figures_line(f"{name[:32]}, {who}", m, 42) for name, models in table.items() for who, m in models.items()]
@@ -292,8 +325,17 @@ def main(argv=None) -> int:
         help="with --compare: the families the other model never trained on (default: %(default)s, "
         "which the 2026-11-27 MiniLM model never saw)",
     )
+    p.add_argument(
+        "--rank",
+        action="store_true",
+        help="per family: AUPRC, recall at 5%% and 10%% FPR set on the family itself, and how often a "
+        "two-turn pair's unsafe row scores above its safe twin (for comparing one-fold runs)",
+    )
     a = p.parse_args(argv)
     oof = OutOfFold.load(a.out_of_fold)
+    if a.rank:
+        print("\n".join(rank_lines(rank_table(oof))))
+        return 0
     if a.compare:
         families = [f.strip() for f in a.families.split(",") if f.strip()]
         unknown = set(families) - {family(r["source"]) for r in oof.rows}
