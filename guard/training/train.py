@@ -12,8 +12,8 @@ Steps, all with a fixed seed (guard.training.dataset says how the data is split)
 read the examples, group near-duplicates and give each group one split (train /
 validation / test), add framed, long and in-context prompts and reply pairs inside each
 split, then fine-tune the top layers of the encoder (--tuned-layers, 2 by default;
---encoder, all-MiniLM-L6-v2 by default) with the prompt and reply heads on train (the lower layers are frozen, so their
-outputs are computed once).
+--encoder, all-MiniLM-L6-v2 by default) with the prompt and reply heads on train (the
+lower layers are frozen, so their outputs are computed once).
 
 With --transfer (the recipe of the next model), a model is first trained without each
 source family and scores that family (guard.training.transfer); each head's temperature
