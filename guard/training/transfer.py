@@ -209,13 +209,13 @@ def choose(oof: OutOfFold, max_fpr: float = MAX_FPR) -> dict:
 TABLE_COLUMNS = ("n_unsafe", "n_benign", "recall", "fpr", "auprc", "ece")
 
 
-def header(width: int) -> str:
-    return f"{'':<{width}}" + "".join(f"{c:>10}" for c in TABLE_COLUMNS)
+def header(width: int, columns: tuple[str, ...] = TABLE_COLUMNS, cell: int = 10) -> str:
+    return f"{'':<{width}}" + "".join(f"{c:>{cell}}" for c in columns)
 
 
-def figures_line(label: str, m: dict, width: int) -> str:
-    """One family_table row under header(width + 2); '-' where a figure is undefined."""
-    return f"  {label:<{width}}" + "".join(f"{'-' if m[c] is None else m[c]:>10}" for c in TABLE_COLUMNS)
+def figures_line(label: str, m: dict, width: int, columns: tuple[str, ...] = TABLE_COLUMNS, cell: int = 10) -> str:
+    """One table row under header(width + 2, columns, cell); '-' where a figure is undefined."""
+    return f"  {label:<{width}}" + "".join(f"{'-' if m[c] is None else m[c]:>{cell}}" for c in columns)
 
 
 def transfer_lines(figures: dict) -> list[str]:
@@ -280,7 +280,7 @@ def rank_table(oof: OutOfFold) -> dict:
     s, y, out = 1 - softmax(oof.logits)[:, 0], oof.labels() != 0, {}
     for f in sorted({family(r["source"]) for r in oof.rows}):
         ix = [i for i, r in enumerate(oof.rows) if family(r["source"]) == f and side_of(r) == "prompt"]
-        if not ix or y[ix].all() or not y[ix].any():
+        if not y[ix].any() or y[ix].all():  # no family of one label (nor an empty one)
             continue
         twins: dict[str, list[int]] = {}
         for i in ix:
@@ -295,12 +295,12 @@ def rank_table(oof: OutOfFold) -> dict:
     return out
 
 
+RANK_COLUMNS = ("auprc", "recall@5%", "recall@10%", "above twin")
+
+
 def rank_lines(table: dict) -> list[str]:
-    columns = ("auprc", "recall@5%", "recall@10%", "above twin")
-    lines = ["held-out families (prompt side), ranks only:", f"{'':<24}" + "".join(f"{c:>12}" for c in columns)]
-    for name, m in table.items():
-        lines.append(f"  {name[:22]:<22}" + "".join(f"{'-' if m[c] is None else m[c]:>12}" for c in columns))
-    return lines
+    lines = ["held-out families (prompt side), ranks only:", header(24, RANK_COLUMNS, 12)]
+    return lines + [figures_line(name[:22], m, 22, RANK_COLUMNS, 12) for name, m in table.items()]
 
 
 def compare_lines(table: dict) -> list[str]:
