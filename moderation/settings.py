@@ -68,7 +68,7 @@ class AppConfig:
     chat_context_window: int = CONTEXT_WINDOW  # tokens a chat endpoint reads
     endpoint_key: str | None = field(default=None, repr=False)  # OPENAI_API_KEY, else HF_TOKEN
     hf_token: str | None = field(default=None, repr=False)  # None: the hub client's own (hf auth login)
-    model_cache_dir: Path | None = None  # where the offline chat model is converted to; None: weights.offline's
+    model_cache_dir: Path | None = None  # where the offline models are made; None: weights.offline's
     load_in_4bit: bool = False
     load_in_8bit: bool = False
     compile: str = "auto"  # compiled decoding of a local chat model: auto / on / off (chat.compiled)

