@@ -94,7 +94,7 @@ def test_long_prompts_are_made_of_their_own_splits_texts(rows):
     for r in rows:
         if "+" in r["source"]:
             continue
-        if len(r["text"]) > 40:  # shorter ones ("Elon Musk") may occur anywhere
+        if len(r["text"]) > 60:  # shorter ones ("The Lord of the Rings: The Rings of Power") occur in others
             own[r["text"]].add(r["split"])
         if r["kind"] == "prompt" and r["label"] != "safe":
             unsafe[(r["split"], r["label"])].add(r["text"])

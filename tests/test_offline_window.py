@@ -63,9 +63,9 @@ def test_every_input_fits_the_encoder_and_the_text_keeps_its_share(window, n):
 def test_a_shorter_window_judges_long_text_in_more_windows_within_the_encoder(guard):
     text = PADDING + BOMB
     full = guard.window_inputs(text, None)
-    short = guard.net.prompt_inputs(text, None, 128)
+    short = guard.net.prompt_inputs(text, None, MIN_WINDOW)  # the shortest a model may judge in
     assert len(short) > len(full) >= 2
-    assert all(len(ids) <= 128 for ids, _ in short) and all(len(ids) <= WINDOW for ids, _ in full)
+    assert all(len(ids) <= MIN_WINDOW for ids, _ in short) and all(len(ids) <= WINDOW for ids, _ in full)
 
 
 def test_the_judging_window_is_saved_with_the_weights_and_named_in_the_note(guard, tmp_path):
