@@ -22,8 +22,9 @@ and operating point are then chosen on those held-out scores, every epoch is tra
 the last kept. --operating-point re-makes such a model without its folds: it takes the
 temperatures and offsets an earlier --transfer run with the same settings printed, and
 likewise keeps the last epoch (with the same seed; that the weights come out bit for bit
-the same has not been checked). Without either, the epoch with the best validation AUPRC is kept and the
-temperature and operating point are fitted on validation (same sources as training).
+the same has not been checked). Without either, the epoch with the best validation AUPRC
+is kept and the temperature and operating point are fitted on validation (same sources
+as training).
 The test split is not read here at all: `python -m guard.evaluate --split test` scores
 it, once per model. Writes guard/data/offline_model.safetensors (fp16),
 guard/data/examples.tsv and, with --transfer, guard/data/transfer_figures.json.
