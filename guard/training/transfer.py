@@ -34,35 +34,12 @@ import numpy as np
 from guard.offline import window_probabilities
 from guard.offline_model import CLASSES, Network, softmax
 from guard.training.dataset import Item
+from guard.training.families import family
 from guard.training.metrics import average_precision, ece, inputs_of, recall_at_fpr, row
 from guard.training.trainer import fit_temperature
 
 MAX_FPR = 0.05
 TRANSFER_FIGURES = Path(__file__).resolve().parent.parent / "data" / "transfer_figures.json"
-FAMILIES = (  # (family, source prefix): the first prefix that matches names the family
-    ("public harmful", "advbench"),  # AdvBench and PyRIT's red-team objectives
-    ("public harmful", "pyrit"),
-    ("public benign", "freshqa"),  # FreshQA and WritingBench
-    ("public benign", "writingbench"),
-    ("handwritten v1-v2", "handwritten (handwritten)"),  # handwritten, _more, _extra
-    ("handwritten v1-v2", "handwritten (handwritten_more)"),
-    ("handwritten v1-v2", "handwritten (handwritten_extra)"),
-    ("handwritten v3", "handwritten (handwritten_v3)"),
-    ("multilingual", "handwritten (multilingual)"),
-    ("multi-turn", "handwritten (multiturn)"),
-    ("multi-turn v2", "handwritten (multiturn_v2)"),
-    ("chat replies", "smollm2"),
-)
-
-
-def family(source: str) -> str:
-    """The source family of an example, derived examples ("... +frame") included.
-
-    >>> family("advbench (pyrit 1.1.0) +frame"), family("handwritten (handwritten_more)")
-    ('public harmful', 'handwritten v1-v2')
-    """
-    base = source.split(" +")[0]
-    return next((name for name, prefix in FAMILIES if base.startswith(prefix)), base)
 
 
 def fold(base: list[Item], held: str) -> tuple[list[Item], list[Item]]:
