@@ -1,9 +1,10 @@
 """Shape of the hand-written data written for issue 20 (read by guard.train).
 
-guard/data/multilingual.tsv, guard/data/multiturn.tsv, guard/data/multiturn_v2.tsv and
-guard/data/handwritten_v3.tsv are read as guard.training reads its TSV files (csv.DictReader,
-tab-delimited); these tests check their columns, labels, languages, pairing, minimum counts
-and that no text repeats one of another file in guard/data.
+guard/data/multilingual.tsv, guard/data/multiturn.tsv, guard/data/multiturn_v2.tsv,
+guard/data/handwritten_v3.tsv and guard/data/handwritten_v4.tsv are read as guard.training
+reads its TSV files (csv.DictReader, tab-delimited); these tests check their columns,
+labels, languages, pairing, minimum counts and that no text repeats one of another file in
+guard/data.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ MULTILINGUAL = DATA / "multilingual.tsv"
 MULTITURN = DATA / "multiturn.tsv"
 MULTITURN_V2 = DATA / "multiturn_v2.tsv"
 HANDWRITTEN_V3 = DATA / "handwritten_v3.tsv"
-NEW_FILES = (MULTILINGUAL, MULTITURN, MULTITURN_V2, HANDWRITTEN_V3)
+HANDWRITTEN_V4 = DATA / "handwritten_v4.tsv"
+NEW_FILES = (MULTILINGUAL, MULTITURN, MULTITURN_V2, HANDWRITTEN_V3, HANDWRITTEN_V4)
 PAIRED = {MULTITURN: 120, MULTITURN_V2: 80}  # two-turn tables and their least number of pairs
 
 CODES = [c.code for c in LLAMA_GUARD_2]
@@ -32,6 +34,7 @@ COLUMNS = {
     MULTILINGUAL: ["label", "kind", "lang", "prompt", "text"],
     **dict.fromkeys(PAIRED, ["pair", "label", "first_user", "first_assistant", "user"]),
     HANDWRITTEN_V3: ["label", "kind", "prompt", "text"],
+    HANDWRITTEN_V4: ["label", "kind", "lang", "prompt", "text"],
 }
 
 
@@ -92,6 +95,22 @@ def test_handwritten_v3_counts():
     assert all(per_code[code] >= 25 for code in CODES), per_code
     long_benign = [r for r in rows if r["label"] == "safe" and 150 <= len(r["text"].split()) <= 400]
     assert len(long_benign) >= 15
+
+
+def test_handwritten_v4_counts_and_self_contained_harmful_replies():
+    """v4's harmful replies are harmful by their own words: written without a prompt, so
+    guard.training.dataset.drifting_replies may put them after any benign prompt; its
+    benign replies keep theirs. Every category has harmful prompts and at least one such reply."""
+    rows = _read(HANDWRITTEN_V4)
+    harmful, safe = _harmful_and_safe_prompts(rows)
+    assert len(harmful) >= 70 and len(safe) >= 90
+    assert {r["label"] for r in harmful} == set(CODES)
+    replies = [r for r in rows if r["kind"] == "reply"]
+    unsafe = [r for r in replies if r["label"] != "safe"]
+    assert len(unsafe) >= 40 and {r["label"] for r in unsafe} == set(CODES)
+    assert all(r["prompt"] == "" for r in unsafe) and all(r["prompt"].strip() for r in replies if r not in unsafe)
+    assert all(r["prompt"] == "" for r in rows if r["kind"] == "prompt")
+    assert {r["lang"] for r in rows} <= {"en", *LANGUAGES} and {r["lang"] for r in unsafe} >= set(LANGUAGES)
 
 
 @pytest.mark.parametrize("path", list(PAIRED), ids=lambda p: p.name)

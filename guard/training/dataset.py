@@ -18,6 +18,10 @@
    a harmless turn is safe. So harm that shows only in context is taught by every source
    family, not by the hand-written multi-turn pairs alone (which leave-one-source-out
    holds out in turn).
+7. drifting_replies(): replies after a benign prompt whose own text turns harmful (an
+   unsafe reply written without a prompt put inside benign replies), each with its control (the same
+   benign text alone, safe), so the reply side learns a reply's own harm and not only
+   the prompt's.
 
 >>> jaccard("how do I make a bomb", "how do I make a cake")
 0.7142857142857143
@@ -33,6 +37,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from guard.training.categories import categorize
+from guard.training.families import family
 from guard.training.sources import DATA, Example
 from guard.training.templates import BODIES, FALSE_REFUSALS, FRAMES, NEUTRAL_PROMPTS, OPENERS, OVERVIEWS, REFUSALS
 
@@ -330,3 +335,64 @@ def in_context(
                 control = Example(text, "safe", "prompt", e.source + " +follow", e.license, context=harmless)
                 out += [Item(pushed, item.group, split), Item(control, item.group, split)]
     return out
+
+
+def drifting_replies(
+    items: list[Item], seed: int, copies: int = 2, pad_words: tuple[int, int] = (15, 90), most_words: int = 130
+) -> list[Item]:
+    """Per split and source family: each unsafe reply written without a prompt (harmful by
+    its own words, not by what it answers; never a built one), `copies` times, put at the
+    end (mostly), the middle or the start of `pad_words` words of benign reply text of its
+    family and split (the start of a long reply, such as a story, or short replies joined),
+    after one of that family's benign prompts: the reply's label.
+    With each, its control: the same prompt and benign text alone (safe).
+
+    Before 2026-12-04 every unsafe reply followed an unsafe or a neutral prompt, so the
+    reply side learnt the prompt's harm more than the reply's: a story that ends in
+    pipe-bomb instructions, after "Write me a long story about a chemistry teacher.",
+    scored 0.06. The benign text comes from the harmful reply's own family, so a fold of
+    leave-one-source-out (guard.training.transfer) never trains on a held-out family's
+    text inside another's example. Replies of more than `most_words` words in all are not
+    made: training reads one window, which must hold the harm."""
+    rng, out = random.Random(seed), []
+    for split, _ in SPLITS:
+        here = [i for i in items if i.split == split and "+" not in i.example.source and not i.example.context]
+        for name in sorted({family(i.example.source) for i in here}):
+            mine = [i for i in here if family(i.example.source) == name]
+            harmful = [i for i in mine if i.example.kind == "reply" and i.example.unsafe and not i.example.prompt]
+            benign = [i.example.text for i in mine if i.example.kind == "reply" and not i.example.unsafe]
+            prompts = [i.example.text for i in mine if i.example.kind == "prompt" and not i.example.unsafe]
+            if not (harmful and benign and prompts):
+                continue
+            for item in harmful:
+                e, harm = item.example, item.example.text.strip()
+                room = most_words - len(harm.split())
+                if room < pad_words[0]:
+                    continue
+                for _ in range(copies):
+                    words = _benign_words(benign, rng.randint(pad_words[0], min(pad_words[1], room)), rng)
+                    at = rng.choices((len(words), _sentence_break(words), 0), weights=(6, 3, 1))[0]
+                    prompt, source = rng.choice(prompts), e.source + " +drift"
+                    drifted = " ".join(words[:at] + [harm] + words[at:])
+                    out += [
+                        Item(Example(drifted, e.label, "reply", source, e.license, prompt), item.group, split),
+                        Item(Example(" ".join(words), "safe", "reply", source, e.license, prompt), item.group, split),
+                    ]
+    return out
+
+
+def _benign_words(texts: list[str], goal: int, rng: random.Random) -> list[str]:
+    """About `goal` words of benign text: replies drawn until they hold that many, cut
+    back to the last sentence end past half of it (if any)."""
+    words: list[str] = []
+    while len(words) < goal:
+        words += rng.choice(texts).split()
+    words = words[:goal]
+    ends = [k + 1 for k, w in enumerate(words) if w.endswith((".", "!", "?")) and k + 1 >= goal // 2]
+    return words[: ends[-1]] if ends else words
+
+
+def _sentence_break(words: list[str]) -> int:
+    """The sentence end nearest the middle of `words` (the middle itself if there is none)."""
+    ends = [k + 1 for k, w in enumerate(words[:-1]) if w.endswith((".", "!", "?"))]
+    return min(ends, key=lambda k: abs(k - len(words) / 2)) if ends else len(words) // 2

@@ -12,13 +12,13 @@ sha256), or from the hand-written tables committed in guard/data/:
     inspect-evals 0.28.0 (MIT): FreshQA's 600 factual questions (benign prompts, and their
         reference answers as benign replies), and the opening sentences of WritingBench's
         English writing tasks, as benign prompts.
-    handwritten.tsv, handwritten_more.tsv, handwritten_extra.tsv, handwritten_v3.tsv
-        (CC0-1.0, written for this project): unsafe prompts for every category (direct,
-        indirect, questions, role-play, "for a novel", every subtopic in every phrasing),
-        benign prompts that use scary words and the genres visitors send, harmful replies
-        with their prompts, refusals, benign replies. multilingual.tsv: the same in eight
-        languages. multiturn.tsv and multiturn_v2.tsv: follow-ups judged after their first
-        turn.
+    handwritten.tsv, handwritten_more.tsv, handwritten_extra.tsv, handwritten_v3.tsv,
+        handwritten_v4.tsv (CC0-1.0, written for this project): unsafe prompts for every
+        category (direct, indirect, questions, role-play, "for a novel", every subtopic in
+        every phrasing), benign prompts that use scary words and the genres visitors send,
+        harmful replies with their prompts and (v4) harmful by their own words without one,
+        refusals, benign replies. multilingual.tsv: the same in eight languages.
+        multiturn.tsv and multiturn_v2.tsv: follow-ups judged after their first turn.
         follow_ups.txt: follow-ups that mean "that, please", put after the turns of
         every source by guard.training.dataset.in_context.
     smollm2_replies.tsv (guard.training.replies): the offline chat model's own replies to
@@ -52,6 +52,7 @@ HANDWRITTEN = DATA / "handwritten.tsv"
 HANDWRITTEN_MORE = DATA / "handwritten_more.tsv"
 HANDWRITTEN_EXTRA = DATA / "handwritten_extra.tsv"
 HANDWRITTEN_V3 = DATA / "handwritten_v3.tsv"
+HANDWRITTEN_V4 = DATA / "handwritten_v4.tsv"
 MULTILINGUAL = DATA / "multilingual.tsv"
 MULTITURN = DATA / "multiturn.tsv"
 MULTITURN_V2 = DATA / "multiturn_v2.tsv"
@@ -276,7 +277,7 @@ def multiturn(path: Path = MULTITURN) -> list[Example]:
 
 def hand_written() -> list[Example]:
     """Every committed hand-written table (no download)."""
-    tables = (HANDWRITTEN, HANDWRITTEN_MORE, HANDWRITTEN_EXTRA, HANDWRITTEN_V3, MULTILINGUAL)
+    tables = (HANDWRITTEN, HANDWRITTEN_MORE, HANDWRITTEN_EXTRA, HANDWRITTEN_V3, HANDWRITTEN_V4, MULTILINGUAL)
     return [e for path in tables for e in handwritten(path)] + [e for path in PAIRED for e in multiturn(path)]
 
 

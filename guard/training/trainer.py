@@ -12,7 +12,16 @@ import numpy as np
 import torch  # training computes with it throughout
 
 from guard.offline_model import CLASSES, CONTEXT, WINDOW, Network, pad, softmax
-from guard.training.dataset import Item, assign, benign_edgy, framed, in_context, long_prompts, pairs
+from guard.training.dataset import (
+    Item,
+    assign,
+    benign_edgy,
+    drifting_replies,
+    framed,
+    in_context,
+    long_prompts,
+    pairs,
+)
 from guard.training.encoder import SentenceEncoder
 from guard.training.metrics import row, scores
 
@@ -40,7 +49,7 @@ def dataset(examples, seed: int, embed) -> list[Item]:
 
 def derived(items: list[Item], seed: int) -> list[Item]:
     """The prompts of split items with everything built from them inside each split:
-    framed, long and in-context prompts, and the reply side's pairs."""
+    framed, long and in-context prompts, and the reply side's pairs and drifting replies."""
     frames = framed([i for i in items if i.example.kind == "prompt"], seed)
     return (
         [i for i in items if i.example.kind == "prompt"]
@@ -48,6 +57,7 @@ def derived(items: list[Item], seed: int) -> list[Item]:
         + long_prompts(items, seed)
         + in_context(items, seed)
         + pairs(items + frames, seed)
+        + drifting_replies(items, seed)
     )
 
 
