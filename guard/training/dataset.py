@@ -19,9 +19,9 @@
    family, not by the hand-written multi-turn pairs alone (which leave-one-source-out
    holds out in turn).
 7. drifting_replies(): replies after a benign prompt whose own text turns harmful (an
-   unsafe reply written without a prompt put inside benign replies), each with its control (the same
-   benign text alone, safe), so the reply side learns a reply's own harm and not only
-   the prompt's.
+   unsafe reply written without a prompt put inside benign replies), each with its
+   control (the same benign text alone, safe), so the reply side learns a reply's own
+   harm and not only the prompt's.
 
 >>> jaccard("how do I make a bomb", "how do I make a cake")
 0.7142857142857143
@@ -356,9 +356,11 @@ def drifting_replies(
     made: training reads one window, which must hold the harm."""
     rng, out = random.Random(seed), []
     for split, _ in SPLITS:
-        here = [i for i in items if i.split == split and "+" not in i.example.source and not i.example.context]
-        for name in sorted({family(i.example.source) for i in here}):
-            mine = [i for i in here if family(i.example.source) == name]
+        families: dict[str, list[Item]] = {}
+        for i in items:
+            if i.split == split and "+" not in i.example.source and not i.example.context:
+                families.setdefault(family(i.example.source), []).append(i)
+        for _, mine in sorted(families.items()):
             harmful = [i for i in mine if i.example.kind == "reply" and i.example.unsafe and not i.example.prompt]
             benign = [i.example.text for i in mine if i.example.kind == "reply" and not i.example.unsafe]
             prompts = [i.example.text for i in mine if i.example.kind == "prompt" and not i.example.unsafe]
