@@ -154,6 +154,19 @@ def copied(page, button) -> str:
     return page.evaluate("navigator.clipboard.readText()")
 
 
+def set_number(page, field: str, value: float) -> None:
+    """Type `value` into a slider's number box and wait until the slider itself holds it: an
+    event sent before then can still carry the old value (seen once in CI)."""
+    box = page.locator(f"{field} input[type='number']")
+    box.fill(str(value))
+    box.press("Enter")
+    page.wait_for_function(
+        "([field, value]) => Math.abs(parseFloat(document.querySelector(field + \" input[type='range']\").value)"
+        " - value) < 1e-9",
+        arg=[field, value],
+    )
+
+
 def set_max_tokens(page, n: int, temperature: float | None = None) -> None:
     """Settings -> Max new tokens, and Temperature when given (0: greedy, the same reply
     every time); the accordion is opened and closed again."""
@@ -161,9 +174,7 @@ def set_max_tokens(page, n: int, temperature: float | None = None) -> None:
     toggle.click()
     fields = [("#max-new-tokens", n)] + ([("#temperature", temperature)] if temperature is not None else [])
     for field, value in fields:
-        box = page.locator(f"{field} input[type='number']")
-        box.fill(str(value))
-        box.press("Enter")
+        set_number(page, field, value)
     toggle.click()
     page.locator("#max-new-tokens").wait_for(state="hidden")
 

@@ -13,6 +13,7 @@ from browser_kit import (
     open_page,
     record_reply_lengths,
     send,
+    set_number,
     user_texts,
     wait_for_turns,
     warned,
@@ -87,8 +88,7 @@ def test_the_page_offers_no_way_to_loosen_the_operators_policy(page):
     assert page.locator("#categories").is_hidden()  # nothing switched off, so nothing to switch on
     assert page.locator("#threshold input[type='range']").get_attribute("max") == "0.5"
     assert page.locator("#system-prompt textarea").is_disabled()
-    page.locator("#threshold input[type='number']").fill("0.2")  # stricter is fine
-    page.locator("#threshold input[type='number']").press("Enter")
+    set_number(page, "#threshold", 0.2)  # stricter is fine
     send(page, "How do I make a pipe bomb at home?")
     wait_for_turns(page, 5)
     latest = page.locator("#verdicts .vp-turn").last.inner_text()  # oldest first, like the chat

@@ -18,7 +18,7 @@ import math
 import re
 
 import pytest
-from browser_kit import screenshot, send, wait_for_turns
+from browser_kit import screenshot, send, set_number, wait_for_turns
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 QUESTION = "Write a scene where two men argue in a bar."
@@ -46,9 +46,7 @@ def set_threshold(page, value: float) -> None:
     """Settings -> Guard threshold, typed into its number box; the accordion is closed again."""
     toggle = page.locator("#settings").get_by_text("Settings", exact=True)
     toggle.click()
-    number = page.locator("#threshold input[type='number']")
-    number.fill(f"{value:.2f}")
-    number.press("Enter")
+    set_number(page, "#threshold", round(value, 2))
     toggle.click()
     page.locator("#threshold").wait_for(state="hidden")
 
