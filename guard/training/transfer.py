@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -50,12 +50,17 @@ def fold(base: list[Item], held: str) -> tuple[list[Item], list[Item]]:
     return train, [i for i in base if family(i.example.source) == held and i.split != "test"]
 
 
+class StaleFolds(ValueError):
+    """Saved folds that another run's data or settings made."""
+
+
 @dataclass
 class OutOfFold:
     """Each held-out row with the worst window's logits of the model that never saw it."""
 
     rows: list[dict]
     logits: np.ndarray  # (rows, classes)
+    settings: dict = field(default_factory=dict)  # the training settings the folds were run with
 
     def sides(self) -> np.ndarray:
         return np.array([side_of(r) for r in self.rows])
@@ -64,12 +69,20 @@ class OutOfFold:
         return np.array([CLASSES.index(r["label"]) for r in self.rows])
 
     def save(self, path: Path) -> None:
-        np.savez_compressed(path, logits=self.logits, rows=np.array([json.dumps(r) for r in self.rows]))
+        rows = np.array([json.dumps(r) for r in self.rows])
+        with open(path, "wb") as f:  # the exact path: np.savez_compressed would add ".npz" to another name
+            np.savez_compressed(f, logits=self.logits, rows=rows, settings=np.array(json.dumps(self.settings)))
 
     @classmethod
     def load(cls, path: Path) -> OutOfFold:
         with np.load(path) as f:
-            return cls([json.loads(str(r)) for r in f["rows"]], f["logits"])
+            settings = json.loads(str(f["settings"])) if "settings" in f.files else {}
+            return cls([json.loads(str(r)) for r in f["rows"]], f["logits"], settings)
+
+    def held(self, name: str) -> tuple[list[dict], np.ndarray]:
+        """The rows of family `name` and their logits (none when its fold is not in here)."""
+        k = [family(r["source"]) == name for r in self.rows]
+        return [r for r, keep in zip(self.rows, k) if keep], self.logits[np.array(k, dtype=bool)]
 
 
 def worst_logits(net: Network, rows: list[dict]) -> np.ndarray:
@@ -141,22 +154,36 @@ def summary(table: dict) -> dict:
     }
 
 
-def run_folds(base: list[Item], train_fold, families: list[str] | None = None) -> OutOfFold:
+def run_folds(
+    base: list[Item], train_fold, families: list[str] | None = None, done: OutOfFold | None = None, on_fold=None
+) -> OutOfFold:
     """Train without each family in turn (train_fold(items) -> a trained Network) and keep
-    its logits on the family's rows."""
+    its logits on the family's rows. A family whose fold `done` (an earlier, stopped run with
+    the same settings) already holds is taken from it, provided its rows are the ones the
+    fold would hold now; on_fold(out_of_fold so far) runs after each fold trained here."""
+    done = done or OutOfFold([], np.zeros((0, len(CLASSES))))
+    names = families or sorted({family(i.example.source) for i in base})
+    kept = sorted({family(r["source"]) for r in done.rows} - set(names))  # earlier folds not asked for again
     rows, logits = [], []
-    for held in families or sorted({family(i.example.source) for i in base}):
+    for held in kept + names:
         train, held_items = fold(base, held)
-        if not held_items:
+        r, earlier = [row(i) for i in held_items], done.held(held)
+        if earlier[0] and earlier[0] != r:
+            raise StaleFolds(f"the saved fold without {held} holds other rows than the data gives now: start afresh")
+        if earlier[0] or not held_items:
+            rows, logits = rows + earlier[0], logits + [earlier[1]]
+            if earlier[0]:
+                print(f"fold without {held}: {len(r)} held out, taken from the earlier run", flush=True)
             continue
         started = time.perf_counter()
         net = train_fold(train)
-        r = [row(i) for i in held_items]
         logits.append(worst_logits(net, r))
         rows += r
         took = time.perf_counter() - started
         print(f"fold without {held}: {len(train)} train items, {len(r)} held out ({took:.0f} s)", flush=True)
-    return OutOfFold(rows, np.concatenate(logits) if logits else np.zeros((0, len(CLASSES))))
+        if on_fold:
+            on_fold(OutOfFold(rows, np.concatenate(logits), done.settings))
+    return OutOfFold(rows, np.concatenate(logits) if logits else np.zeros((0, len(CLASSES))), done.settings)
 
 
 def choose(oof: OutOfFold, max_fpr: float = MAX_FPR) -> dict:

@@ -1,0 +1,97 @@
+"""A leave-one-source-out run that stops goes on where it stopped: `python -m guard.train
+--transfer --out-of-fold FILE` writes FILE after every fold and, when FILE exists, keeps the
+folds it holds (if the same settings and data made them) instead of training them again.
+Tiny real runs (hand-written data, one epoch), so each takes well under a minute."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from guard.offline_model import CLASSES
+from guard.training.families import family
+from guard.training.transfer import OutOfFold, StaleFolds, run_folds
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def train(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "guard.train", "--tiny", "--transfer", "--folds-only", *args],
+        env=dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT)),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def families_in(oof: OutOfFold) -> set[str]:
+    return {family(r["source"]) for r in oof.rows}
+
+
+def test_a_stopped_run_keeps_its_folds_and_trains_only_the_missing_ones(tmp_path):
+    saved = tmp_path / "oof.npz"
+    first = train("--folds", "multilingual", "--out-of-fold", str(saved), "--out", str(tmp_path / "m"))
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "fold without multilingual" in first.stdout and not (tmp_path / "m").exists()  # --folds-only: no model
+    before = OutOfFold.load(saved)
+    assert families_in(before) == {"multilingual"} and before.settings["encoder"] == "minilm"
+
+    second = train("--folds", "multilingual,multi-turn v2", "--out-of-fold", str(saved))
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert re.search(r"fold without multilingual: \d+ held out, taken from the earlier run", second.stdout)
+    assert "fold without multi-turn v2:" in second.stdout and "multi-turn v2 (prompt)" in second.stdout
+    after = OutOfFold.load(saved)
+    assert families_in(after) == {"multilingual", "multi-turn v2"}
+    kept = after.held("multilingual")
+    assert kept[0] == before.rows and np.array_equal(kept[1], before.logits)  # not trained again
+
+    third = train("--folds", "multi-turn", "--out-of-fold", str(saved))  # earlier folds come along
+    assert third.returncode == 0, third.stderr[-2000:]
+    assert families_in(OutOfFold.load(saved)) == {"multilingual", "multi-turn v2", "multi-turn"}
+    assert "multilingual (prompt)" in third.stdout  # the operating point is chosen on every fold held
+
+
+def test_folds_made_with_other_settings_are_refused_not_mixed(tmp_path):
+    saved = tmp_path / "oof.npz"
+    assert train("--folds", "multilingual", "--out-of-fold", str(saved)).returncode == 0
+    other = train("--folds", "multilingual", "--seed", "1", "--out-of-fold", str(saved))
+    assert other.returncode == 2 and "made with other settings" in other.stderr and "Traceback" not in other.stderr
+    loose = subprocess.run(
+        [sys.executable, "-m", "guard.train", "--tiny", "--folds-only"],
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert loose.returncode == 2 and "go with --transfer" in loose.stderr
+
+
+def test_a_saved_fold_whose_rows_differ_from_the_data_now_is_refused(tmp_path):
+    """The held rows are compared, not only the settings: data that changed between two
+    sessions cannot slip an old fold's logits into the figures."""
+
+    class Item:  # the two fields fold() and row() read, for our own control flow only
+        def __init__(self, text: str, split: str = "train"):
+            self.split, self.group = split, text
+            self.example = type(
+                "E",
+                (),
+                dict(kind="prompt", label="safe", text=text, prompt="", source="handwritten (multilingual)")
+                | dict(license="CC0", context=(), lang="en"),
+            )()
+
+    base = [Item("Hola."), Item("Bonjour.", "validation")]
+    from guard.training.metrics import row
+
+    earlier = OutOfFold([row(base[0])], np.zeros((1, len(CLASSES))), {"seed": 0})
+    with pytest.raises(StaleFolds, match="other rows"):
+        run_folds(base, lambda train: pytest.fail("nothing should be trained"), ["multilingual"], earlier)
