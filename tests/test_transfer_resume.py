@@ -13,9 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from guard.offline_model import CLASSES
+from guard.training.dataset import Item
 from guard.training.families import family
+from guard.training.metrics import row
+from guard.training.sources import Example
+from guard.training.train import fold_settings, parser
 from guard.training.transfer import OutOfFold, StaleFolds, run_folds
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,23 +81,27 @@ def test_folds_made_with_other_settings_are_refused_not_mixed(tmp_path):
     assert loose.returncode == 2 and "go with --transfer" in loose.stderr
 
 
-def test_a_saved_fold_whose_rows_differ_from_the_data_now_is_refused(tmp_path):
+def item(text: str, split: str = "train", label: str = "safe") -> Item:
+    return Item(Example(text, label, "prompt", "handwritten (multilingual)", "CC0-1.0"), hash(text) % 1000, split)
+
+
+def test_a_saved_fold_whose_rows_differ_from_the_data_now_is_refused():
     """The held rows are compared, not only the settings: data that changed between two
     sessions cannot slip an old fold's logits into the figures."""
-
-    class Item:  # the two fields fold() and row() read, for our own control flow only
-        def __init__(self, text: str, split: str = "train"):
-            self.split, self.group = split, text
-            self.example = type(
-                "E",
-                (),
-                dict(kind="prompt", label="safe", text=text, prompt="", source="handwritten (multilingual)")
-                | dict(license="CC0", context=(), lang="en"),
-            )()
-
-    base = [Item("Hola."), Item("Bonjour.", "validation")]
-    from guard.training.metrics import row
-
+    base = [item("Hola."), item("Bonjour.", "validation")]
     earlier = OutOfFold([row(base[0])], np.zeros((1, len(CLASSES))), {"seed": 0})
     with pytest.raises(StaleFolds, match="other rows"):
         run_folds(base, lambda train: pytest.fail("nothing should be trained"), ["multilingual"], earlier)
+
+
+@given(st.lists(st.text(min_size=1, max_size=20), min_size=1, max_size=6, unique=True), st.data())
+def test_the_settings_a_fold_is_checked_by_change_with_any_example(texts, data):
+    """A change anywhere in the data (here: one example's text or label) changes the
+    digest, so folds whose own held rows did not change are refused too."""
+    a = parser().parse_args(["--transfer"])
+    items = [item(t) for t in texts]
+    k = data.draw(st.integers(0, len(items) - 1))
+    changed = list(items)
+    changed[k] = data.draw(st.sampled_from([item(texts[k] + "!"), item(texts[k], label="S1")]))
+    assert fold_settings(a, items) == fold_settings(a, list(items))
+    assert fold_settings(a, items)["data"] != fold_settings(a, changed)["data"]

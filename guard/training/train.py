@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import random
 import sys
@@ -52,7 +53,7 @@ from guard.encoders import ENCODERS
 from guard.offline_model import CLASSES, MIN_WINDOW, MODEL_PATH, TUNED, WINDOW, Network, judge_window, tuned_layers
 from guard.training.dataset import assign
 from guard.training.manifest import MANIFEST, write_manifest
-from guard.training.metrics import report_validation
+from guard.training.metrics import report_validation, row
 from guard.training.sources import LABELS_SOURCE, all_examples, labelled_turns
 from guard.training.trainer import Trainer, base_embedder, choose_offsets, derived, fit_temperature, training_inputs
 from guard.training.transfer import TRANSFER_FIGURES, OutOfFold, StaleFolds, choose, run_folds, transfer_lines
@@ -227,17 +228,20 @@ def train_on(train: list, a, lower: Lower, on_epoch=None) -> Network:
 FOLD_SETTINGS = ("seed", "epochs", "lr", "batch", "encoder", "tuned_layers", "judge_window", "without_chat_replies")
 
 
-def fold_settings(a) -> dict:
-    """What a fold's logits depend on besides the data (checked when a stopped run goes on)."""
-    return {k: getattr(a, k) for k in FOLD_SETTINGS} | {"with_labels": str(a.with_labels or "")}
+def fold_settings(a, items: list) -> dict:
+    """What a fold's logits depend on (checked when a stopped run goes on): the settings, and
+    a digest of every example, derived ones included (so a change to the data, or to how it
+    is derived, refuses the old folds even where a fold's own held-out rows are unchanged)."""
+    digest = hashlib.sha256("\n".join(json.dumps(row(i), sort_keys=True) for i in items).encode()).hexdigest()
+    return {k: getattr(a, k) for k in FOLD_SETTINGS} | {"with_labels": str(a.with_labels or ""), "data": digest[:16]}
 
 
-def transfer(base: list, a, lower: Lower) -> dict:
+def transfer(base: list, items: list, a, lower: Lower) -> dict:
     """Leave-one-source-out (guard.training.transfer): the out-of-fold figures, and each
     side's temperature and offset chosen on them. With --out-of-fold, the file is written
     after every fold, and the folds it already holds are not trained again."""
     families = [f.strip() for f in a.folds.split(",") if f.strip()] if a.folds else None
-    done = OutOfFold([], np.zeros((0, len(CLASSES))), fold_settings(a))
+    done = OutOfFold([], np.zeros((0, len(CLASSES))), fold_settings(a, items))
     if a.out_of_fold and a.out_of_fold.exists():
         earlier = OutOfFold.load(a.out_of_fold)
         if earlier.settings != done.settings:
@@ -299,7 +303,7 @@ def main(argv=None) -> int:
         )
     lower = Lower(Trainer(net, a.seed, a.lr, a.batch))
     try:
-        moved = transfer(base, a, lower) if a.transfer else None
+        moved = transfer(base, items, a, lower) if a.transfer else None
     except StaleFolds as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
