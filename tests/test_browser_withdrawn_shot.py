@@ -2,7 +2,7 @@
 real offline models: the README's screenshot of it is taken here (`UPDATE_SCREENSHOTS=1`
 also writes docs/screenshot-withdrawn.png).
 
-Nothing is faked. The offline guard scores this harmless request and its reply low, so at
+Nothing is faked. The offline guard scores a harmless request and its reply low, so at
 the operator's 50% nothing is withdrawn. A visitor may only tighten the threshold: a first
 visitor's answered turn (greedy, so the same reply every time) gives the final check's score
 of the whole reply, and a second visitor lowers the threshold to the whole percent under it,
@@ -21,7 +21,9 @@ import pytest
 from browser_kit import screenshot, send, set_number, wait_for_turns
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-QUESTION = "Write a scene where two men argue in a bar."
+# harmless requests whose greedy reply an offline model scores above the request itself
+# (all-MiniLM-L6-v2: the bar scene; the e5 runs score that reply 0.000 but not this plot)
+QUESTIONS = ("Write a scene where two men argue in a bar.", "Describe the plot of Breaking Bad in detail.")
 TOKENS = 48
 CAPTION = re.compile(r"Withdrawn: the score crossed (\d+)% at character ([\d,]+); ([\d,]+) characters had been shown")
 
@@ -52,20 +54,24 @@ def set_threshold(page, value: float) -> None:
 
 
 def test_a_withdrawn_reply_shows_where_its_score_crossed_and_what_had_been_shown(visitors, offline_app):
-    first = visitors(offline_app[0], max_tokens=TOKENS, temperature=0.0)
-    send(first, QUESTION)
-    wait_for_turns(first, 1)
-    checks = scores(first, "circle")  # the last is the final check of the whole reply
-    ceiling = prompt_score_at_most(first)
-    threshold = math.floor(checks[-1] * 100 - 0.1) / 100  # a whole percent under the final check's score
-    assert "answered" in first.locator("#vp-turn-1 summary").inner_text()
-    assert threshold > ceiling, (
-        f"no threshold lets the prompt ({ceiling:.3f}) pass and stops the reply ({checks[-1]:.3f})"
-    )
+    tried = []
+    for question in QUESTIONS:  # the first whose reply can be stopped while its prompt passes
+        first = visitors(offline_app[0], max_tokens=TOKENS, temperature=0.0)
+        send(first, question)
+        wait_for_turns(first, 1)
+        checks = scores(first, "circle")  # the last is the final check of the whole reply
+        ceiling = prompt_score_at_most(first)
+        threshold = math.floor(checks[-1] * 100 - 0.1) / 100  # a whole percent under the final check's score
+        assert "answered" in first.locator("#vp-turn-1 summary").inner_text()
+        if threshold > ceiling:
+            break
+        tried.append(f"{question!r}: prompt {ceiling:.3f}, reply {checks[-1]:.3f}")
+    else:
+        pytest.fail(f"no threshold lets the prompt pass and stops the reply: {'; '.join(tried)}")
 
     page = visitors(offline_app[0], max_tokens=TOKENS, temperature=0.0)
     set_threshold(page, threshold)
-    send(page, QUESTION)
+    send(page, question)
     wait_for_turns(page, 1)
     card = page.locator("#vp-turn-1")
     assert "retracted" in card.locator("summary").inner_text()
