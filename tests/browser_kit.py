@@ -154,17 +154,24 @@ def copied(page, button) -> str:
     return page.evaluate("navigator.clipboard.readText()")
 
 
-def set_number(page, field: str, value: float) -> None:
-    """Type `value` into a slider's number box and wait until the slider itself holds it: an
-    event sent before then can still carry the old value (seen once in CI)."""
+def set_number(page, field: str, value: float, tries: int = 5) -> None:
+    """Type `value` into a slider's number box until the slider itself holds it. An event sent
+    before then carries the old value (seen in CI), and a box typed into while the page is
+    still settling can drop the typing altogether (seen in CI too), so it is typed again."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     box = page.locator(f"{field} input[type='number']")
-    box.fill(str(value))
-    box.press("Enter")
-    page.wait_for_function(
-        "([field, value]) => Math.abs(parseFloat(document.querySelector(field + \" input[type='range']\").value)"
-        " - value) < 1e-9",
-        arg=[field, value],
-    )
+    holds = "([f, v]) => Math.abs(parseFloat(document.querySelector(f + \" input[type='range']\").value) - v) < 1e-9"
+    for _ in range(tries):
+        box.fill(str(value))
+        box.press("Enter")
+        try:
+            page.wait_for_function(holds, arg=[field, value], timeout=5_000)
+            return
+        except PlaywrightTimeout:
+            continue
+    shown = page.evaluate("f => document.querySelector(f + \" input[type='range']\").value", field)
+    raise AssertionError(f"{field} still holds {shown} after typing {value} {tries} times")
 
 
 def set_max_tokens(page, n: int, temperature: float | None = None) -> None:
