@@ -167,13 +167,15 @@ def run_folds(
     rows, logits = [], []
     for held in kept + names:
         train, held_items = fold(base, held)
-        r, earlier = [row(i) for i in held_items], done.held(held)
-        if earlier[0] and earlier[0] != r:
-            raise StaleFolds(f"the saved fold without {held} holds other rows than the data gives now: start afresh")
-        if earlier[0] or not held_items:
-            rows, logits = rows + earlier[0], logits + [earlier[1]]
-            if earlier[0]:
-                print(f"fold without {held}: {len(r)} held out, taken from the earlier run", flush=True)
+        r = [row(i) for i in held_items]
+        saved_rows, saved_logits = done.held(held)
+        if saved_rows:
+            if saved_rows != r:
+                raise StaleFolds(f"the saved fold without {held} holds other rows than the data has now")
+            rows, logits = rows + r, logits + [saved_logits]
+            print(f"fold without {held}: {len(r)} held out, taken from the earlier run", flush=True)
+            continue
+        if not held_items:
             continue
         started = time.perf_counter()
         net = train_fold(train)
