@@ -174,16 +174,21 @@ def set_number(page, field: str, value: float, tries: int = 5) -> None:
     raise AssertionError(f"{field} still holds {shown} after typing {value} {tries} times")
 
 
-def set_max_tokens(page, n: int, temperature: float | None = None) -> None:
-    """Settings -> Max new tokens, and Temperature when given (0: greedy, the same reply
-    every time); the accordion is opened and closed again."""
+def set_settings(page, fields: list[tuple[str, float]]) -> None:
+    """Settings -> each (slider id, value) typed into its number box; the accordion is
+    opened and closed again."""
     toggle = page.locator("#settings").get_by_text("Settings", exact=True)
     toggle.click()
-    fields = [("#max-new-tokens", n)] + ([("#temperature", temperature)] if temperature is not None else [])
     for field, value in fields:
         set_number(page, field, value)
     toggle.click()
-    page.locator("#max-new-tokens").wait_for(state="hidden")
+    page.locator(fields[0][0]).wait_for(state="hidden")
+
+
+def set_max_tokens(page, n: int, temperature: float | None = None) -> None:
+    """Settings -> Max new tokens, and Temperature when given (0: greedy, the same reply
+    every time)."""
+    set_settings(page, [("#max-new-tokens", n)] + ([("#temperature", temperature)] if temperature is not None else []))
 
 
 def luminance(rgb) -> float:

@@ -18,7 +18,7 @@ import math
 import re
 
 import pytest
-from browser_kit import screenshot, send, set_number, wait_for_turns
+from browser_kit import screenshot, send, set_settings, wait_for_turns
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 # harmless requests whose greedy reply an offline model scores above the request itself
@@ -46,11 +46,7 @@ def prompt_score_at_most(page) -> float:
 
 def set_threshold(page, value: float) -> None:
     """Settings -> Guard threshold, typed into its number box; the accordion is closed again."""
-    toggle = page.locator("#settings").get_by_text("Settings", exact=True)
-    toggle.click()
-    set_number(page, "#threshold", round(value, 2))
-    toggle.click()
-    page.locator("#threshold").wait_for(state="hidden")
+    set_settings(page, [("#threshold", round(value, 2))])
 
 
 def test_a_withdrawn_reply_shows_where_its_score_crossed_and_what_had_been_shown(visitors, offline_app):
