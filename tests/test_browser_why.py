@@ -11,7 +11,7 @@ from test_offline_long_input import BOMB, FILLER, PARTY
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 XSS = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
-LONG = PARTY + XSS + FILLER + " " + BOMB + FILLER * 2
+LONG = PARTY + FILLER + " " + XSS + " " + BOMB + FILLER * 2  # the payload inside the card's excerpt
 
 
 @pytest.fixture(scope="module")

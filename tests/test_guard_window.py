@@ -168,9 +168,10 @@ def test_a_zero_width_split_word_reaches_the_guard_as_the_word(llama3_tokenizer)
 
 
 class Marking(CharBackend):
-    """One token per character in a 1,500-character window; a window that holds BOMB is
-    unsafe S1 (0.9), one that holds KNIFE unsafe S2 (0.7), one that holds FAIL raises;
-    the rest is safe (0.1). Records the prompts."""
+    """One token per character in a 1,500-character window; a window that holds Bomb is
+    unsafe S1 (0.9), one that holds Knife unsafe S2 (0.7), one that holds FAIL raises;
+    the rest is safe (0.1). Records the prompts. (Capitalised markers: a common word in
+    capitals would add the letter-case view's reading, guard.views.)"""
 
     context_window = 1500
 
@@ -182,9 +183,9 @@ class Marking(CharBackend):
         judged = prompt.rest.split("<END CONVERSATION>")[0]
         if "FAIL" in judged:
             raise RuntimeError("out of memory")
-        if "BOMB" in judged:
+        if "Bomb" in judged:
             return Assessment(0.9, "unsafe\nS1")
-        return Assessment(0.7, "unsafe\nS2") if "KNIFE" in judged else Assessment(0.1, "safe")
+        return Assessment(0.7, "unsafe\nS2") if "Knife" in judged else Assessment(0.1, "safe")
 
 
 def filler(n: int) -> str:
@@ -193,14 +194,14 @@ def filler(n: int) -> str:
 
 def test_unsafe_if_any_window_is_with_the_categories_of_each():
     backend = Marking()
-    message = filler(150) + " BOMB " + filler(300) + " KNIFE " + filler(150)
+    message = filler(150) + " Bomb " + filler(300) + " Knife " + filler(150)
     verdict = LlamaGuard(backend).check([{"role": "user", "content": message}])
     parts = [p.rest.split("User: ", 1)[1].split("\n\n<END CONVERSATION>")[0] for p in backend.prompts]
     assert len(parts) >= 4 and all(backend.count(p) <= 1500 - ANSWER_ROOM for p in backend.prompts)
     assert_covered(message, parts)
     assert not verdict.safe and verdict.parsed and verdict.score == 0.9 and verdict.raw == "unsafe\nS1"
     assert [c.code for c in verdict.categories] == ["S1", "S2"]
-    unsafe = [str(i + 1) for i, p in enumerate(parts) if "BOMB" in p or "KNIFE" in p]
+    unsafe = [str(i + 1) for i, p in enumerate(parts) if "Bomb" in p or "Knife" in p]
     assert verdict.note.endswith(f"unsafe in windows {', '.join(unsafe)} of {len(parts)}")
     safe = LlamaGuard(Marking()).check([{"role": "user", "content": filler(600)}])
     assert safe.safe and safe.score == 0.1 and "safe in all" in safe.note
@@ -246,13 +247,13 @@ def test_utf8_ends_bound_the_tokens_of_the_real_tokenizer(llama3_tokenizer):
 def test_remote_windows_fit_the_servers_length_and_split_on_characters():
     message = (
         "".join(f"Crème brûlée 🍮 step {i}. " for i in range(30))
-        + "BOMB "
+        + "Bomb "
         + "".join(f"Ça va, merci 日本 {i}. " for i in range(60))
     )
 
     def reply(body):
         judged = body["prompt"].split("<END CONVERSATION>")[0].rsplit("User: ", 1)[1]
-        if "BOMB" in judged:
+        if "Bomb" in judged:
             return 200, completion("unsafe\nS9", [{"unsafe": -0.1, "safe": -2.4}])
         return 200, completion("safe", [{"safe": -0.01, "unsafe": -4.6}])
 
