@@ -12,8 +12,9 @@ between two word characters:
 
 Then come the readings of guard.deobfuscate, each on the READ text: homoglyphs mapped to
 Latin, leetspeak mapped back, spaced or dotted letters joined, runs without spaces split
-into words, base64 / hex / %XX payloads decoded, rot13; and last, all of them at once
-(EVERY). Each leaves ordinary text exactly as it is.
+into words, base64 / hex / %XX payloads decoded, rot13, letter case made ordinary; and
+last, all of them at once (EVERY). Each leaves ordinary text exactly as it is (a common
+word in capitals, "SELECT" or "FBI", is read lower-cased: one check more).
 
 A view is judged only when its conversation differs from every view before it, so the
 extra checks cost nothing for ordinary text. At most MOST_CHECKS views are judged: when
