@@ -183,16 +183,18 @@ def test_an_unsafe_verdict_lists_its_highest_category_scores():
 
 def test_the_panel_names_the_guard_and_the_languages_it_covers():
     from guard.llama_guard import LlamaGuard
-    from guard.offline import OfflineGuard
+    from guard.offline import LANGUAGES, OfflineGuard
     from guard.prompt import GUARD2, GUARD3
     from moderation.web.panel import guard_caption
 
     offline = OfflineGuard.load()
+    languages = LANGUAGES[offline.net.encoder]  # the committed weights' encoder: MiniLM English only, e5 nine
     assert guard_caption(None) == ""
-    assert "English only" in guard_caption(offline) and offline.label in guard_caption(offline)
+    assert languages in guard_caption(offline) and offline.label in guard_caption(offline)
     turn = TurnState(
         user="hi", checks=(Check("prompt", Verdict(safe=True, score=0.01, parsed=True)),), outcome=ANSWERED
     )
-    assert "English only" in panel_html([turn], guard_caption(offline))
+    assert languages in panel_html([turn], guard_caption(offline))
+    assert "English only" in LANGUAGES["minilm"] and "French" in LANGUAGES["e5"]
     assert "English-first" in LlamaGuard(backend=None, version=GUARD2).languages
     assert "Thai" in LlamaGuard(backend=None, version=GUARD3).languages
