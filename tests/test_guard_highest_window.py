@@ -4,7 +4,7 @@ highest-scoring window lies, as character offsets into the message as sent.
 The offline classifier maps its word-piece windows back to characters with the fast
 tokenizer's offset mapping (real model, real tokenizer); Llama Guard keeps the spans
 guard.window cuts (the tiny random Llama Guard with a 512-token window, and the fake
-one-token-per-character backend of test_guard_window, whose BOMB window is known to score
+one-token-per-character backend of test_guard_window, whose Bomb window is known to score
 highest). When the guard read a view of the text (hidden characters removed), the span is
 mapped back to the text as typed (guard.spans)."""
 
@@ -90,16 +90,16 @@ def test_offline_a_span_in_text_with_hidden_characters_is_mapped_back_to_the_tex
 
 
 def test_llama_guard_keeps_the_span_of_the_window_that_scored_highest():
-    message = filler(150) + " BOMB " + filler(300) + " KNIFE " + filler(150)
+    message = filler(150) + " Bomb " + filler(300) + " Knife " + filler(150)
     text = "  " + message  # what the guard strips counts in the offsets of the text as sent
     verdict = LlamaGuard(Marking()).check(user(text))
     window = verdict.highest_window
     assert within(window, text) and not window.mapped and window.count >= 4
-    assert "BOMB" in text[window.start : window.end] and "KNIFE" not in text[window.start : window.end]
-    hidden = text.replace("BOMB", "BO\u200bMB")
+    assert "Bomb" in text[window.start : window.end] and "Knife" not in text[window.start : window.end]
+    hidden = text.replace("Bomb", "Bo\u200bmb")
     mapped = LlamaGuard(Marking()).check(user(hidden)).highest_window
-    assert mapped.mapped and "BO\u200bMB" in hidden[mapped.start : mapped.end]
-    assert LlamaGuard(Marking()).check(user("BOMB")).highest_window is None  # one window: all of it
+    assert mapped.mapped and "Bo\u200bmb" in hidden[mapped.start : mapped.end]
+    assert LlamaGuard(Marking()).check(user("Bomb")).highest_window is None  # one window: all of it
 
 
 def test_tiny_llama_guard_span_is_the_window_it_judged_with_the_highest_score(small_guard):  # noqa: F811
@@ -140,7 +140,7 @@ def test_word_piece_spans_are_always_inside_the_text(offline, text, size, overla
 
 
 @settings(max_examples=15)
-@given(st.lists(st.sampled_from(["cake", "BOMB", "KNIFE", "\u200b", " ", "\u00a0", "ﬁ", "\n"]), max_size=700))
+@given(st.lists(st.sampled_from(["cake", "Bomb", "BOMB", "Knife", "\u200b", " ", "\u00a0", "ﬁ", "\n"]), max_size=700))
 def test_llama_guard_spans_are_always_inside_the_text(words):
     text = "".join(words)
     verdict = LlamaGuard(Marking()).check(user(text))
