@@ -131,19 +131,20 @@ def leet_mapped(text: str) -> str:
     tokens = [(m, _unleet(m.group())) for m in _LEET_TOKEN.finditer(text)]
     if not any(word and len(word) >= 3 and _mixed(m.group()) for m, word in tokens):
         return text
+    starts = {m.end() for m in _SENTENCE_START.finditer(text)}
     out, last = [], 0
     for m, word in tokens:
         alone = ALONE.get(m.group()) if _alone(text, m) else None
         if word or alone:
             read = word or alone
-            if _STARTS_SENTENCE.search(text, 0, m.start() + 1) and word:
+            if word and m.start() in starts:
                 read = read[0].upper() + read[1:]
             out += [text[last : m.start()], read]
             last = m.end()
     return "".join(out) + text[last:]
 
 
-_STARTS_SENTENCE = re.compile(r"(?:^|[.!?]\s+)\S\Z")  # searched up to a token's first character
+_SENTENCE_START = re.compile(r"^|[.!?]\s+")  # ends where a sentence starts
 
 
 def _mixed(token: str) -> bool:
