@@ -245,6 +245,21 @@ def test_real_code_has_one_view():
     assert extra == []
 
 
+# --- spaced words read back as written -----------------------------------------------
+
+FOREIGN = ["Nachbarn", "récupérer", "enteado", "ucciderlo", "бомбу", "намерение", "مدرسة", "sabotaging", "Molotovs"]
+
+
+@settings(max_examples=200)
+@given(st.lists(st.sampled_from([w for w in WORDS if len(w) >= 3] + FOREIGN), min_size=1, max_size=10))
+def test_spaced_or_dotted_words_read_back_as_written(words):
+    """Each word spaced or dotted out on its own reads back as that word, in its language
+    and case: none is cut into English fragments, none glued to the next."""
+    text = " ".join(words)
+    assert " ".join(letters_joined(VARIANTS["spaced"](text)).split()) == text
+    assert letters_joined(VARIANTS["dotted"](text)) == text
+
+
 # --- how many views are judged --------------------------------------------------------
 
 
