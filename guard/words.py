@@ -3,9 +3,9 @@ split of a run of letters into words.
 
 The counts are the unigram and bigram counts the `wordsegment` package ships (Apache-2.0;
 Peter Norvig's count_1w.txt and count_2w.txt from the Google Web Trillion Word Corpus),
-most common first; only the VOCABULARY most common words, and the pairs of them, are read
-(a few MB, once, on first use). Single letters other than "a" and "i" are not words here:
-the corpus counts them because it splits "don't".
+most common first; only the SPLIT_VOCABULARY most common words, and the pairs of the
+VOCABULARY most common, are read (a few MB, once, on first use). Single letters other
+than "a" and "i" are not words here: the corpus counts them because it splits "don't".
 
 >>> segment("howdoimakeapipebomb")
 ['how', 'do', 'i', 'make', 'a', 'pipe', 'bomb']
@@ -13,8 +13,8 @@ the corpus counts them because it splits "don't".
 ['encourages', 'meet', 'me', 'at']
 >>> segment("wiebaueicheinebombe") is None   # one unknown word is likelier than any split
 True
->>> segment("sabotaging")   # a rare word may split into fragments: callers ask for common words
-['sa', 'bot', 'aging']
+>>> segment("sabotaging"), segment("molotovs")   # a rarer word is kept whole, or cut up
+(['sabotaging'], ['mo', 'loto', 'vs'])
 """
 
 from __future__ import annotations
@@ -23,22 +23,23 @@ import math
 from functools import cache
 from importlib.resources import files
 
-VOCABULARY = 50_000  # the most common words read from the counts
+VOCABULARY = 50_000  # the most common words: what is_word and the word pairs know
+SPLIT_VOCABULARY = 100_000  # the words a split may keep whole ("sabotaging" is 88,027th)
 TOTAL = 1_024_908_267_229  # words in the corpus the counts come from (wordsegment's TOTAL)
 LONGEST = 24  # the longest word a split tries
 MARGIN = 3.0  # log10: how much likelier than one unknown word a split must be
 
 
 @cache
-def log_probabilities() -> dict[str, float]:
-    """{word: log10 of its share of the corpus} for the VOCABULARY most common words."""
+def log_probabilities(most: int = VOCABULARY) -> dict[str, float]:
+    """{word: log10 of its share of the corpus} for the `most` most common words."""
     found: dict[str, float] = {}
     with files("wordsegment").joinpath("unigrams.txt").open(encoding="utf-8") as lines:
         for line in lines:
             word, count = line.split("\t")
             if len(word) > 1 or word in "ai":
                 found[word] = math.log10(int(count) / TOTAL)
-            if len(found) >= VOCABULARY:
+            if len(found) >= most:
                 break
     return found
 
@@ -79,14 +80,16 @@ def unknown_word(length: int) -> float:
 
 
 def segment(run: str) -> list[str] | None:
-    """The likeliest split of `run` (letters, any case) into words, lower-cased: common
-    words, each at its probability after the word before it where the pair counts have
-    them (so "do i", not "doi"), or unknown ones at Norvig's odds (`unknown_word`), so a
-    rare word ("fentanyl") does not stop the rest from splitting. None when the split, its
-    words taken alone, is not MARGIN likelier than `run` being one unknown word. Dynamic programming over where
-    the last word starts, keeping apart the splits whose last word is a common one (a pair
-    can follow only those): O(len(run) * LONGEST * the common words that end at a place)."""
-    text, words, pairs = run.lower(), log_probabilities(), pair_log_probabilities()
+    """The likeliest split of `run` (letters, any case) into words, lower-cased: known
+    words (the SPLIT_VOCABULARY most common, so that a rarer word is kept whole), each at
+    its probability after the word before it where the pair counts have them (so "do i",
+    not "doi"), or unknown ones at Norvig's odds (`unknown_word`), so a rare word
+    ("fentanyl") does not stop the rest from splitting. None when the split, its words
+    taken alone, is not MARGIN likelier than `run` being one unknown word. Dynamic
+    programming over where the last word starts, keeping apart the splits whose last word
+    is a common one (a pair can follow only those): O(len(run) * LONGEST * the common
+    words that end at a place)."""
+    text, words, pairs = run.lower(), log_probabilities(SPLIT_VOCABULARY), pair_log_probabilities()
     # best[i]: the best split of text[:i] as (log10 p, start of its last word, the common word
     # before that one when the pair gave its odds, else None); ending[i]: {common word: the
     # best split of text[:i] that ends with it}

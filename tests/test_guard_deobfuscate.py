@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import difflib
+import doctest
 import inspect
 import json
 import re
@@ -24,6 +25,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+import guard.words
 from guard import load_guard
 from guard.deobfuscate import (
     MAX_PAYLOAD,
@@ -156,6 +158,10 @@ def test_each_reading_reads_what_it_is_for(reading, text, expected):
 )
 def test_each_reading_leaves_what_it_is_not_for(reading, text):
     assert reading(text) == text
+
+
+def test_the_documented_word_splits_hold():
+    assert doctest.testmod(guard.words).failed == 0
 
 
 # --- ordinary text costs one check ----------------------------------------------------
