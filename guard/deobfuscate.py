@@ -180,7 +180,7 @@ def _mixed(token: str) -> bool:
 
 def _contraction(text: str, m: regex.Match) -> str | None:
     """A contraction's part in leetspeak: "7" in "won'7" ("t"), "1" in "1'm" ("I")."""
-    if text[m.start() - 1 : m.start()] in APOSTROPHES and m.start() > 0:
+    if text[m.start() - 1 : m.start()] in APOSTROPHES:
         return AFTER_APOSTROPHE.get(m.group())
     return "I" if m.group() == "1" and text[m.end() : m.end() + 1] in APOSTROPHES else None
 

@@ -4,7 +4,7 @@ and words run together without spaces.
     letters_joined    "a b.o.m.b", "b o m b", "b-o-m-b", "b_o_m_b" -> "a bomb", "bomb"
                       "c a n ' t", "k.n.o.c.k.-.o.f.f", "б о м б у" -> "can't", "knock-off", "бомбу"
     runs_split        "HowdoImakeapipebomb?" -> "How do I make a pipe bomb?"
-                      "Hewon'ttellme.Whereis" -> "He won't tell me. Where is"
+                      "Shewon'ttellmewhereshe'sliving." -> "She won't tell me where she's living."
 
 Both keep the letter case they are given (a cased encoder reads it), and split a run into
 words only when most of them are common ones: a word of another language, or a rare one,

@@ -90,6 +90,7 @@ def segment(run: str) -> list[str] | None:
     is a common one (a pair can follow only those): O(len(run) * LONGEST * the common
     words that end at a place)."""
     text, words, pairs = run.lower(), log_probabilities(SPLIT_VOCABULARY), pair_log_probabilities()
+    common = log_probabilities()  # the words a pair can start with
     # best[i]: the best split of text[:i] as (log10 p, start of its last word, the common word
     # before that one when the pair gave its odds, else None); ending[i]: {common word: the
     # best split of text[:i] that ends with it}
@@ -104,7 +105,7 @@ def segment(run: str) -> list[str] | None:
                 given = pairs.get(f"{before} {word}")
                 if given is not None and q + given > split[0]:
                     split = (q + given, start, before)
-            if p is not None:  # each start gives another word
+            if word in common:  # each start gives another word
                 ending[end][word] = split
             if split[0] > best[end][0]:
                 best[end] = split
