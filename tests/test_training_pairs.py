@@ -89,8 +89,7 @@ def trained(items, pairs, pair_weight: float) -> Network:
     trainer = Trainer(net, seed=0, lr=2e-4, batch=8)
     hidden = trainer.cache([training_inputs(net, i) for i in items])
     y = np.array([CLASSES.index(i.example.label) for i in items])
-    trainer.fit(hidden, ["prompt"] * len(items), y, 3, pairs=pairs, pair_weight=pair_weight)
-    trainer.layers.eval()
+    trainer.fit(hidden, ["prompt"] * len(items), y, 3, pairs=pairs, pair_weight=pair_weight)  # ends in eval mode
     return net
 
 

@@ -252,8 +252,9 @@ def train_on(train: list, a, lower: Lower, on_epoch=None) -> Network:
     sides = ["prompt" if i.example.kind == "prompt" else "reply" for i in train]
     y = np.array([CLASSES.index(i.example.label) for i in train])
     after = (lambda epoch: on_epoch(net, epoch)) if on_epoch else None
-    twins = twin_pairs(train) if a.pair_weight else []
+    twins = []
     if a.pair_weight:
+        twins = twin_pairs(train)
         print(f"two-turn twins ranked: {len(twins)} pairs, weight {a.pair_weight:g}", flush=True)
     trainer.fit(hidden, sides, y, a.epochs, after, twins, a.pair_weight)
     return net
