@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from guard.offline_model import CLASSES
-from guard.training.transfer import OutOfFold, main, rank_table
+from guard.training.ranks import rank_table
+from guard.training.transfer import OutOfFold, main
 
 PAIRS = "handwritten (multiturn)"
 
@@ -48,3 +49,33 @@ def test_the_command_prints_them_from_a_saved_file(tmp_path, capsys):
     assert main([str(path), "--rank"]) == 0
     out = capsys.readouterr().out
     assert "above twin" in out and "multi-turn" in out and "0.833" in out and "advbench" not in out
+
+
+def test_ranked_against_another_familys_benign_prompts():
+    """--against: each family's unsafe prompts against one family's benign prompts (what a
+    joint fold of public harmful and public benign is measured by)."""
+    oof = held_out(
+        [
+            ("advbench (pyrit 1.1.0)", "S2", "harmful a", 0.9),
+            ("advbench (pyrit 1.1.0)", "S2", "harmful b", 0.3),
+            ("pyrit fairness (pyrit 1.1.0)", "safe", "its own benign: not counted", 0.95),
+            ("freshqa (inspect-evals 0.28.0)", "safe", "benign a", 0.4),
+            ("writingbench (inspect-evals 0.28.0)", "safe", "benign b", 0.1),
+        ]
+    )
+    table = rank_table(oof, against="public benign")
+    assert list(table) == ["public harmful"]  # public benign has no unsafe rows to rank
+    m = table["public harmful"]
+    assert m["auprc"] == pytest.approx((1 + 2 / 3) / 2, abs=1e-3)  # 0.9 u, 0.4 b, 0.3 u, 0.1 b
+    assert m["recall@5%"] == 0.5 and m["recall@2%"] == 0.5
+    assert rank_table(oof)["public harmful"]["recall@5%"] == 0  # its own benign row (0.95) sets the bar
+
+
+def test_against_needs_rank_and_a_held_out_family(tmp_path, capsys):
+    path = tmp_path / "oof.npz"
+    OOF.save(path)
+    for args in (["--against", "multi-turn"], ["--rank", "--against", "public benign"]):
+        with pytest.raises(SystemExit) as stop:
+            main([str(path), *args])
+        assert stop.value.code == 2
+    assert "--against goes with --rank" in capsys.readouterr().err

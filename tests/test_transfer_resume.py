@@ -105,3 +105,36 @@ def test_the_settings_a_fold_is_checked_by_change_with_any_example(texts, data):
     changed[k] = data.draw(st.sampled_from([item(texts[k] + "!"), item(texts[k], label="S1")]))
     assert fold_settings(a, items) == fold_settings(a, list(items))
     assert fold_settings(a, items)["data"] != fold_settings(a, changed)["data"]
+
+
+def test_a_joint_fold_holds_out_both_families_and_never_one_twice():
+    """--folds "A+B": one model trained without both families (and their groups); its rows are
+    saved under the joint fold's name, and a file cannot hold a family in two folds."""
+    base = [
+        item("Hola."),
+        item("Bonjour.", "validation"),
+        Item(Example("Ciao.", "safe", "prompt", "handwritten (handwritten_v3)", "CC0-1.0"), 1, "train"),
+        Item(Example("Hello.", "safe", "prompt", "handwritten (handwritten)", "CC0-1.0"), 2, "train"),
+    ]
+    trained_on = []
+
+    def train_fold(train):
+        trained_on.append([i.example.text for i in train])
+        return None
+
+    joint = "multilingual+handwritten v3"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("guard.training.transfer.worst_logits", lambda net, rows: np.zeros((len(rows), len(CLASSES))))
+        oof = run_folds(base, train_fold, [joint])
+        assert trained_on == [["Hello."]]  # neither family, and no group of theirs
+        assert sorted(r["text"] for r in oof.rows) == ["Bonjour.", "Ciao.", "Hola."]
+        assert set(oof.folds) == {joint} and len(oof.held(joint)[0]) == 3
+        with pytest.raises(StaleFolds, match="held out twice"):
+            run_folds(base, train_fold, ["multilingual"], oof)
+
+
+def test_a_joint_folds_name_survives_saving(tmp_path):
+    oof = OutOfFold([row(item("Hola."))], np.zeros((1, len(CLASSES))), {"seed": 0}, ["multilingual+public benign"])
+    oof.save(tmp_path / "oof.npz")
+    again = OutOfFold.load(tmp_path / "oof.npz")
+    assert again.folds == ["multilingual+public benign"] and again.held("multilingual+public benign")[0] == oof.rows

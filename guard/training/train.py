@@ -125,7 +125,8 @@ def parser() -> argparse.ArgumentParser:
         "--folds",
         metavar="FAMILY,...",
         help="with --transfer: only these source families' folds (to compare settings quickly); "
-        "the operating point is then chosen on them alone (with those an --out-of-fold file already holds)",
+        "the operating point is then chosen on them alone (with those an --out-of-fold file already holds); "
+        "A+B is one fold without both families (e.g. 'public harmful+public benign')",
     )
     p.add_argument(
         "--transfer-figures", type=Path, default=TRANSFER_FIGURES, help="where --transfer writes its figures"

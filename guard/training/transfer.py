@@ -19,6 +19,9 @@ The test split is never read: every family is scored on its train and validation
     python -m guard.training.transfer oof.npz --compare guard/data/offline_model.safetensors
         # another model on the same held-out rows of families it never trained on
     python -m guard.training.transfer oof.npz --rank   # rank figures per family (one-fold runs)
+    python -m guard.train --transfer --folds "public harmful+public benign" --out-of-fold pub.npz --folds-only
+    python -m guard.training.transfer pub.npz --rank --against "public benign"
+        # one model without both public families: their harmful prompts against their benign ones
 """
 
 from __future__ import annotations
@@ -35,23 +38,33 @@ from guard.offline import window_probabilities
 from guard.offline_model import CLASSES, Network, softmax
 from guard.training.dataset import Item
 from guard.training.families import family
-from guard.training.metrics import average_precision, ece, inputs_of, recall_at_fpr, row
+from guard.training.metrics import average_precision, ece, inputs_of, row
+from guard.training.ranks import figures_line, header, rank_lines, rank_table
 from guard.training.trainer import fit_temperature
 
 MAX_FPR = 0.05
 TRANSFER_FIGURES = Path(__file__).resolve().parent.parent / "data" / "transfer_figures.json"
 
 
+def members(fold_name: str) -> set[str]:
+    """The families a fold holds out: "A+B" holds out A and B together (one model without
+    both), for a measure across them such as public harmful against public benign."""
+    return {f.strip() for f in fold_name.split("+") if f.strip()}
+
+
 def fold(base: list[Item], held: str) -> tuple[list[Item], list[Item]]:
-    """(train-split items of the other families, outside every group `held` has a member
-    in; the held family's train and validation items)."""
-    shared = {i.group for i in base if family(i.example.source) == held}
+    """(train-split items of the other families, outside every group the held families have
+    a member in; the held families' train and validation items). `held` is one family or
+    several joined by "+" (`members`)."""
+    out = members(held)
+    shared = {i.group for i in base if family(i.example.source) in out}
     train = [i for i in base if i.split == "train" and i.group not in shared]
-    return train, [i for i in base if family(i.example.source) == held and i.split != "test"]
+    return train, [i for i in base if family(i.example.source) in out and i.split != "test"]
 
 
 class StaleFolds(ValueError):
-    """Saved folds that another run's data or settings made."""
+    """Saved folds that another run's data or settings made, or folds that would hold one
+    family out twice (alone and in a joint fold)."""
 
 
 @dataclass
@@ -61,6 +74,11 @@ class OutOfFold:
     rows: list[dict]
     logits: np.ndarray  # (rows, classes)
     settings: dict = field(default_factory=dict)  # the training settings the folds were run with
+    folds: list[str] | None = None  # per row, the fold that held it out (default: its family)
+
+    def __post_init__(self):
+        if self.folds is None:
+            self.folds = [family(r["source"]) for r in self.rows]
 
     def sides(self) -> np.ndarray:
         return np.array([side_of(r) for r in self.rows])
@@ -71,18 +89,25 @@ class OutOfFold:
     def save(self, path: Path) -> None:
         rows = np.array([json.dumps(r) for r in self.rows])
         with open(path, "wb") as f:  # the exact path: np.savez_compressed would add ".npz" to another name
-            np.savez_compressed(f, logits=self.logits, rows=rows, settings=np.array(json.dumps(self.settings)))
+            np.savez_compressed(
+                f,
+                logits=self.logits,
+                rows=rows,
+                settings=np.array(json.dumps(self.settings)),
+                folds=np.array(self.folds, dtype=str),
+            )
 
     @classmethod
     def load(cls, path: Path) -> OutOfFold:
         with np.load(path) as f:
             settings = json.loads(str(f["settings"])) if "settings" in f.files else {}
-            return cls([json.loads(str(r)) for r in f["rows"]], f["logits"], settings)
+            folds = [str(x) for x in f["folds"]] if "folds" in f.files else None  # older files: one family a fold
+            return cls([json.loads(str(r)) for r in f["rows"]], f["logits"], settings, folds)
 
     def held(self, name: str) -> tuple[list[dict], np.ndarray]:
-        """The rows of family `name` and their logits (none when its fold is not in here)."""
-        k = [family(r["source"]) == name for r in self.rows]
-        return [r for r, keep in zip(self.rows, k) if keep], self.logits[np.array(k, dtype=bool)]
+        """The rows fold `name` held out and their logits (none when it is not in here)."""
+        k = np.array([f == name for f in self.folds], dtype=bool)
+        return [r for r, keep in zip(self.rows, k) if keep], self.logits[k]
 
 
 def worst_logits(net: Network, rows: list[dict]) -> np.ndarray:
@@ -158,13 +183,19 @@ def run_folds(
     base: list[Item], train_fold, families: list[str] | None = None, done: OutOfFold | None = None, on_fold=None
 ) -> OutOfFold:
     """Train without each family in turn (train_fold(items) -> a trained Network) and keep
-    its logits on the family's rows. A family whose fold `done` (an earlier, stopped run with
-    the same settings) already holds is taken from it, provided its rows are the ones the
-    fold would hold now; on_fold(out_of_fold so far) runs after each fold trained here."""
+    its logits on the family's rows; a name "A+B" is one fold without both (`members`). A
+    fold that `done` (an earlier, stopped run with the same settings) already holds is taken
+    from it, provided its rows are the ones the fold would hold now; on_fold(out_of_fold so
+    far) runs after each fold trained here."""
     done = done or OutOfFold([], np.zeros((0, len(CLASSES))))
     names = families or sorted({family(i.example.source) for i in base})
-    kept = sorted({family(r["source"]) for r in done.rows} - set(names))  # earlier folds not asked for again
-    rows, logits = [], []
+    kept = sorted(set(done.folds) - set(names))  # earlier folds not asked for again
+    seen: dict[str, str] = {}
+    for name in kept + names:
+        for f in members(name):
+            if seen.setdefault(f, name) != name:
+                raise StaleFolds(f"{f} would be held out twice, by the folds {seen[f]!r} and {name!r}")
+    rows, logits, folds = [], [], []
     for held in kept + names:
         train, held_items = fold(base, held)
         r = [row(i) for i in held_items]
@@ -172,7 +203,7 @@ def run_folds(
         if saved_rows:
             if saved_rows != r:
                 raise StaleFolds(f"the saved fold without {held} holds other rows than the data has now")
-            rows, logits = rows + r, logits + [saved_logits]
+            rows, logits, folds = rows + r, logits + [saved_logits], folds + [held] * len(r)
             print(f"fold without {held}: {len(r)} held out, taken from the earlier run", flush=True)
             continue
         if not held_items:
@@ -180,12 +211,13 @@ def run_folds(
         started = time.perf_counter()
         net = train_fold(train)
         logits.append(worst_logits(net, r))
-        rows += r
+        rows, folds = rows + r, folds + [held] * len(r)
         took = time.perf_counter() - started
         print(f"fold without {held}: {len(train)} train items, {len(r)} held out ({took:.0f} s)", flush=True)
         if on_fold:
-            on_fold(OutOfFold(rows, np.concatenate(logits), done.settings))
-    return OutOfFold(rows, np.concatenate(logits) if logits else np.zeros((0, len(CLASSES))), done.settings)
+            on_fold(OutOfFold(rows, np.concatenate(logits), done.settings, folds))
+    empty = np.zeros((0, len(CLASSES)))
+    return OutOfFold(rows, np.concatenate(logits) if logits else empty, done.settings, folds)
 
 
 def choose(oof: OutOfFold, max_fpr: float = MAX_FPR) -> dict:
@@ -210,18 +242,6 @@ def choose(oof: OutOfFold, max_fpr: float = MAX_FPR) -> dict:
         "families": table,
         "summary": summary(table),
     }
-
-
-TABLE_COLUMNS = ("n_unsafe", "n_benign", "recall", "fpr", "auprc", "ece")
-
-
-def header(width: int, columns: tuple[str, ...] = TABLE_COLUMNS, cell: int = 10) -> str:
-    return f"{'':<{width}}" + "".join(f"{c:>{cell}}" for c in columns)
-
-
-def figures_line(label: str, m: dict, width: int, columns: tuple[str, ...] = TABLE_COLUMNS, cell: int = 10) -> str:
-    """One table row under header(width + 2, columns, cell); '-' where a figure is undefined."""
-    return f"  {label:<{width}}" + "".join(f"{'-' if m[c] is None else m[c]:>{cell}}" for c in columns)
 
 
 def transfer_lines(figures: dict) -> list[str]:
@@ -277,38 +297,6 @@ def compare(oof: OutOfFold, net: Network, families: list[str], max_fpr: float = 
     return out
 
 
-def rank_table(oof: OutOfFold) -> dict:
-    """Per held-out family (prompt side, both labels present): AUPRC; recall at 5% and at 10%
-    FPR, the threshold set on the family's own benign rows; and, where rows share a text under
-    both labels (the two-turn pairs), how often an unsafe row scores above its safe twin.
-    Ranks only, so runs that held out only some families (`--folds`) compare: their
-    operating point is chosen on those families alone."""
-    s, y, out = 1 - softmax(oof.logits)[:, 0], oof.labels() != 0, {}
-    for f in sorted({family(r["source"]) for r in oof.rows}):
-        ix = [i for i, r in enumerate(oof.rows) if family(r["source"]) == f and side_of(r) == "prompt"]
-        if not y[ix].any() or y[ix].all():  # no family of one label (nor an empty one)
-            continue
-        twins: dict[str, list[int]] = {}
-        for i in ix:
-            twins.setdefault(oof.rows[i]["text"], []).append(i)
-        wins = [s[u] > s[b] for g in twins.values() for u in g if y[u] for b in g if not y[b]]
-        out[f] = {
-            "auprc": round(average_precision(y[ix], s[ix]), 3),
-            "recall@5%": round(recall_at_fpr(y[ix], s[ix], 0.05), 3),
-            "recall@10%": round(recall_at_fpr(y[ix], s[ix], 0.10), 3),
-            "above twin": round(float(np.mean(wins)), 3) if wins else None,
-        }
-    return out
-
-
-RANK_COLUMNS = ("auprc", "recall@5%", "recall@10%", "above twin")
-
-
-def rank_lines(table: dict) -> list[str]:
-    lines = ["held-out families (prompt side), ranks only:", header(24, RANK_COLUMNS, 12)]
-    return lines + [figures_line(name[:22], m, 22, RANK_COLUMNS, 12) for name, m in table.items()]
-
-
 def compare_lines(table: dict) -> list[str]:
     lines = [header(44)]
     lines += [figures_line(f"{name[:32]}, {who}", m, 42) for name, models in table.items() for who, m in models.items()]
@@ -334,13 +322,21 @@ def main(argv=None) -> int:
     p.add_argument(
         "--rank",
         action="store_true",
-        help="per family: AUPRC, recall at 5%% and 10%% FPR set on the family itself, and how often a "
+        help="per family: AUPRC, recall at 2%%, 5%% and 10%% FPR set on the family itself, and how often a "
         "two-turn pair's unsafe row scores above its safe twin (for comparing one-fold runs)",
+    )
+    p.add_argument(
+        "--against",
+        metavar="FAMILY",
+        help="with --rank: rank every family's unsafe prompts against this family's benign prompts "
+        "(e.g. 'public benign', after the joint fold --folds 'public harmful+public benign')",
     )
     a = p.parse_args(argv)
     oof = OutOfFold.load(a.out_of_fold)
+    if a.against and (not a.rank or a.against not in {family(r["source"]) for r in oof.rows}):
+        p.error(f"--against goes with --rank and a family held out in {a.out_of_fold}")
     if a.rank:
-        print("\n".join(rank_lines(rank_table(oof))))
+        print("\n".join(rank_lines(rank_table(oof, a.against), a.against)))
         return 0
     if a.compare:
         families = [f.strip() for f in a.families.split(",") if f.strip()]
