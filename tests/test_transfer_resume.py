@@ -22,7 +22,7 @@ from guard.training.families import family
 from guard.training.metrics import row
 from guard.training.sources import Example
 from guard.training.train import fold_settings, parser
-from guard.training.transfer import OutOfFold, StaleFolds, run_folds
+from guard.training.transfer import OutOfFold, StaleFolds, UnknownFamilies, run_folds
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -138,3 +138,12 @@ def test_a_joint_folds_name_survives_saving(tmp_path):
     oof.save(tmp_path / "oof.npz")
     again = OutOfFold.load(tmp_path / "oof.npz")
     assert again.folds == ["multilingual+public benign"] and again.held("multilingual+public benign")[0] == oof.rows
+
+
+def test_a_fold_name_that_is_no_family_is_refused_before_any_training():
+    """A typo in one member of a joint fold would hold out less than the name says."""
+    base = [item("Hola."), item("Bonjour.", "validation")]
+    for names in (["multilingual+handwriten v3"], ["multilingal"]):
+        with pytest.raises(UnknownFamilies, match="no source family") as refused:
+            run_folds(base, lambda train: pytest.fail("nothing should be trained"), names)
+        assert "multilingual" in str(refused.value)  # the families there are, to pick from

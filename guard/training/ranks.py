@@ -24,8 +24,8 @@ def figures_line(label: str, m: dict, width: int, columns: tuple[str, ...] = TAB
 
 
 def rank_table(oof, against: str | None = None) -> dict:
-    """Per held-out family (prompt side, both labels present): AUPRC; recall at 5% and at 10%
-    FPR, the threshold set on the family's own benign rows; and, where rows share a text under
+    """Per held-out family (prompt side, both labels present): AUPRC; recall at 2%, 5% and
+    10% FPR, the threshold set on the family's own benign rows; and, where rows share a text under
     both labels (the two-turn pairs), how often an unsafe row scores above its safe twin.
     With `against` (a family), every family's unsafe prompts are ranked against that family's
     benign prompts instead (public harmful against public benign, after a joint fold: the
@@ -60,6 +60,9 @@ RANK_COLUMNS = ("auprc", "recall@2%", "recall@5%", "recall@10%", "above twin")
 
 
 def rank_lines(table: dict, against: str | None = None) -> list[str]:
-    title = f"unsafe prompts of each held-out family against {against}'s benign prompts" if against else ""
-    lines = [title or "held-out families (prompt side), ranks only:", header(24, RANK_COLUMNS, 12)]
+    if against:
+        title = f"unsafe prompts of each held-out family against {against}'s benign prompts"
+    else:
+        title = "held-out families (prompt side), ranks only:"
+    lines = [title, header(24, RANK_COLUMNS, 12)]
     return lines + [figures_line(name[:22], m, 22, RANK_COLUMNS, 12) for name, m in table.items()]

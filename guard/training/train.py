@@ -67,7 +67,15 @@ from guard.training.trainer import (
     training_inputs,
     twin_pairs,
 )
-from guard.training.transfer import TRANSFER_FIGURES, OutOfFold, StaleFolds, choose, run_folds, transfer_lines
+from guard.training.transfer import (
+    TRANSFER_FIGURES,
+    OutOfFold,
+    StaleFolds,
+    UnknownFamilies,
+    choose,
+    run_folds,
+    transfer_lines,
+)
 
 
 def operating_point_arg(text: str) -> tuple[float, float, float, float]:
@@ -350,7 +358,7 @@ def main(argv=None) -> int:
     lower = Lower(Trainer(net, a.seed, a.lr, a.batch))
     try:
         moved = transfer(base, items, a, lower) if a.transfer else None
-    except StaleFolds as exc:
+    except (StaleFolds, UnknownFamilies) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if a.operating_point:

@@ -62,6 +62,11 @@ def fold(base: list[Item], held: str) -> tuple[list[Item], list[Item]]:
     return train, [i for i in base if family(i.example.source) in out and i.split != "test"]
 
 
+class UnknownFamilies(ValueError):
+    """Fold names (or members of a joint fold) that name no source family of the data: a
+    typo would otherwise hold out less than the name says, silently."""
+
+
 class StaleFolds(ValueError):
     """Saved folds that another run's data or settings made, or folds that would hold one
     family out twice (alone and in a joint fold)."""
@@ -188,7 +193,12 @@ def run_folds(
     from it, provided its rows are the ones the fold would hold now; on_fold(out_of_fold so
     far) runs after each fold trained here."""
     done = done or OutOfFold([], np.zeros((0, len(CLASSES))))
-    names = families or sorted({family(i.example.source) for i in base})
+    known = {family(i.example.source) for i in base}
+    names = families or sorted(known)
+    unknown = sorted({f for name in names for f in members(name)} - known)
+    if unknown:
+        there = ", ".join(sorted(known))
+        raise UnknownFamilies(f"no source family {', '.join(map(repr, unknown))} (there are: {there})")
     kept = sorted(set(done.folds) - set(names))  # earlier folds not asked for again
     seen: dict[str, str] = {}
     for name in kept + names:
