@@ -1,6 +1,6 @@
 """`python -m guard.training.transfer FILE.npz --rank`: rank figures per held-out family,
-for comparing runs that held out only some families. Hand-checked scores (our own
-arithmetic, no model)."""
+for comparing runs that held out only some families; and the held-out figures per language
+at the operating point. Hand-checked scores (our own arithmetic, no model)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from guard.offline_model import CLASSES
 from guard.training.ranks import rank_table
-from guard.training.transfer import OutOfFold, main
+from guard.training.transfer import OutOfFold, choose, family_table, language_of, main
 
 PAIRS = "handwritten (multiturn)"
 
@@ -79,3 +79,47 @@ def test_against_needs_rank_and_a_held_out_family(tmp_path, capsys):
             main([str(path), *args])
         assert stop.value.code == 2
     assert "--against goes with --rank" in capsys.readouterr().err
+
+
+def test_figures_per_language_by_hand():
+    """The held-out figures per language: each row still scored by the model that never saw
+    its family, grouped by the language its table gives (the issue's per-language target,
+    measured by transfer rather than on the test split)."""
+    rows = [
+        ({"source": "handwritten (multilingual)", "label": "S1", "text": "a", "kind": "prompt", "lang": "de"}, 0.9),
+        ({"source": "handwritten (multilingual_v2)", "label": "S2", "text": "b", "kind": "prompt", "lang": "de"}, 0.2),
+        ({"source": "handwritten (multilingual)", "label": "safe", "text": "c", "kind": "prompt", "lang": "de"}, 0.6),
+        ({"source": "handwritten (multilingual)", "label": "safe", "text": "d", "kind": "prompt", "lang": "de"}, 0.1),
+        ({"source": "advbench (pyrit 1.1.0)", "label": "S2", "text": "e", "kind": "prompt"}, 0.7),  # no lang: English
+        ({"source": "handwritten (multilingual_v2)", "label": "S1", "text": "f", "kind": "reply", "lang": "de"}, 0.8),
+    ]
+    s, y = np.array([p for _, p in rows]), np.array([r["label"] != "safe" for r, _ in rows])
+    table = family_table(s, y, [r for r, _ in rows], 0.5, key=language_of)
+    assert set(table) == {"de (prompt)", "de (reply)", "en (prompt)"}
+    de = table["de (prompt)"]
+    assert (de["n_unsafe"], de["n_benign"], de["recall"], de["fpr"]) == (2, 2, 0.5, 0.5)
+    assert table["en (prompt)"]["recall"] == 1.0 and table["en (prompt)"]["fpr"] is None
+    assert table["de (reply)"]["n_unsafe"] == 1
+
+
+def test_the_transfer_table_ends_with_the_languages(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    rows, logits = [], []
+    for lang in ("de", "it"):
+        for label in ("S1", "safe") * 25:
+            z = rng.normal(0, 1, len(CLASSES))
+            z[CLASSES.index(label)] += 4.0
+            rows.append({"source": "handwritten (multilingual)", "label": label, "kind": "prompt", "lang": lang})
+            logits.append(z)
+    oof = OutOfFold(rows, np.array(logits))
+    figures = choose(oof)
+    assert set(figures["languages"]) == {"de (prompt)", "it (prompt)"}
+    worst = min(figures["languages"], key=lambda k: figures["languages"][k]["recall"])
+    assert figures["language_summary"]["worst_recall"] == {
+        "language": worst,
+        "recall": figures["languages"][worst]["recall"],
+    }
+    oof.save(tmp_path / "oof.npz")
+    assert main([str(tmp_path / "oof.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "per language" in out and "it (prompt)" in out and "worst language recall" in out

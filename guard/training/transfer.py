@@ -151,12 +151,22 @@ def operating_point(s: np.ndarray, y: np.ndarray, fams: np.ndarray, max_fpr: flo
     return 0.95
 
 
-def family_table(s: np.ndarray, y: np.ndarray, rows: list[dict], t: float) -> dict:
-    """Per family (and side): n, recall, FPR at t, AUPRC where both labels occur, ECE."""
+def family_of(row: dict) -> str:
+    return family(row["source"])
+
+
+def language_of(row: dict) -> str:
+    """The language a row is written in, as its table says ("en" where it says none)."""
+    return row.get("lang") or "en"
+
+
+def family_table(s: np.ndarray, y: np.ndarray, rows: list[dict], t: float, key=family_of) -> dict:
+    """Per family (or per key(row), e.g. language_of) and side: n, recall, FPR at t, AUPRC
+    where both labels occur, ECE."""
     table = {}
-    for f in sorted({family(r["source"]) for r in rows}):
+    for f in sorted({key(r) for r in rows}):
         for side in ("prompt", "reply"):
-            ix = np.array([i for i, r in enumerate(rows) if family(r["source"]) == f and side_of(r) == side], dtype=int)
+            ix = np.array([i for i, r in enumerate(rows) if key(r) == f and side_of(r) == side], dtype=int)
             if not len(ix):
                 continue
             yy, ss = y[ix], s[ix]
@@ -171,14 +181,14 @@ def family_table(s: np.ndarray, y: np.ndarray, rows: list[dict], t: float) -> di
     return table
 
 
-def summary(table: dict) -> dict:
-    """Worst and median family recall (prompt side, families with at least 20 unsafe rows)
-    and the highest family FPR."""
+def summary(table: dict, of: str = "family") -> dict:
+    """Worst and median family (or language: `of`) recall (prompt side, at least 20 unsafe
+    rows) and the highest FPR (at least 20 benign rows)."""
     recalls = {k: v["recall"] for k, v in table.items() if k.endswith("(prompt)") and v["n_unsafe"] >= 20}
     fprs = {k: v["fpr"] for k, v in table.items() if v["fpr"] is not None and v["n_benign"] >= 20}
     worst = min(recalls, key=recalls.get) if recalls else None
     return {
-        "worst_recall": {"family": worst, "recall": recalls.get(worst)},
+        "worst_recall": {of: worst, "recall": recalls.get(worst)},
         "median_recall": round(float(np.median(list(recalls.values()))), 3) if recalls else None,
         "highest_fpr": max(fprs.items(), key=lambda kv: kv[1]) if fprs else None,
     }
@@ -233,24 +243,29 @@ def run_folds(
 def choose(oof: OutOfFold, max_fpr: float = MAX_FPR) -> dict:
     """Each side's temperature (fitted on the out-of-fold logits) and offset (so that the
     operating point, chosen by `operating_point`, is the verdict threshold 0.5), with the
-    family table and summary at that point."""
+    family table and summary at that point, and the same per language (each row still
+    scored by the model trained without its family)."""
     sides, labels = oof.sides(), oof.labels()
     y = labels != 0
     fams = np.array([family(r["source"]) for r in oof.rows])
-    chosen, tables = {}, {}
+    chosen, tables, languages = {}, {}, {}
     for side in ("prompt", "reply"):
         k = sides == side
         t_side = fit_temperature(oof.logits[k], labels[k]) if k.any() else 1.0
         threshold = operating_point(unsafe_scores(oof.logits[k].copy(), t_side, 0.0), y[k], fams[k], max_fpr)
         chosen[side] = (t_side, float(np.log(threshold / (1 - threshold))))
         s = unsafe_scores(oof.logits[k].copy(), t_side, chosen[side][1])
-        tables[side] = family_table(s, y[k], [r for r, keep in zip(oof.rows, k) if keep], 0.5)
-    table = {**tables["prompt"], **tables["reply"]}
+        rows = [r for r, keep in zip(oof.rows, k) if keep]
+        tables[side] = family_table(s, y[k], rows, 0.5)
+        languages[side] = family_table(s, y[k], rows, 0.5, key=language_of)
+    table, by_language = {**tables["prompt"], **tables["reply"]}, {**languages["prompt"], **languages["reply"]}
     return {
         "temperatures": [chosen["prompt"][0], chosen["reply"][0]],
         "offsets": [chosen["prompt"][1], chosen["reply"][1]],
         "families": table,
         "summary": summary(table),
+        "languages": by_language,
+        "language_summary": summary(by_language, of="language"),
     }
 
 
@@ -268,6 +283,14 @@ def transfer_lines(figures: dict) -> list[str]:
             *figures["temperatures"], *figures["offsets"]
         )
     )
+    if "languages" in figures:  # files written before 2026-12-05 have none
+        lines += ["per language (each row scored by the model trained without its family):", header(34)]
+        lines += [figures_line(name[:32], m, 32) for name, m in figures["languages"].items()]
+        s = figures["language_summary"]
+        lines.append(
+            f"worst language recall: {s['worst_recall']['recall']} ({s['worst_recall']['language']}); "
+            f"highest language FPR: {s['highest_fpr']}"
+        )
     return lines
 
 
