@@ -17,7 +17,10 @@ text then weighs more in the window that holds it.
   [CLS] turn-context [SEP] prompt-window [SEP] (token types 0 and 1), where
   the turn context is the start of each earlier message (TURN_PIECES word pieces of a
   user message, REPLY_PIECES of a reply, oldest first, at most TURNS_CONTEXT in all): a
-  request split over two turns is judged as one.
+  request split over two turns is judged as one. The head reads the mean of the last hidden
+  states over the whole input, or, for weights trained with `--pool-text` (metadata
+  "pool_text"), over the prompt's own pieces only (type 1), which still attend to the turns:
+  the turns then count only through what they change in how the prompt is read.
 - Reply side: [CLS] prompt-context [SEP] reply-window [SEP] (token types 0 and 1), where the
   prompt context is the prompt itself when it has at most CONTEXT pieces, else its most
   unsafe CONTEXT-piece window by the prompt head.
@@ -121,6 +124,18 @@ def pad(inputs: list[tuple[list[int], list[int]]]):
     return ids, types, mask
 
 
+def text_mask(types, mask):
+    """Per row of a padded batch, the pieces after its context (token type 1), or all of
+    `mask` for a row read alone (no type-1 piece): what `--pool-text` weights pool."""
+    text = types * mask
+    return text.where(text.sum(dim=1, keepdim=True) > 0, mask)
+
+
+def text_start(types: list[int]) -> int:
+    """Where an input's own text begins after its context (0 when it has none)."""
+    return types.index(1) if 1 in types else 0
+
+
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z = logits / temperature
     z = z - z.max(axis=-1, keepdims=True)
@@ -140,6 +155,7 @@ class Network:
         self.reads_turns = True  # a network trained by this code reads earlier turns (saved as "turns")
         self.window = WINDOW  # word pieces per judged window, context included (saved as "judge_window")
         self.tuned = TUNED  # top encoder layers training changes (saved as "tuned_layers")
+        self.pool_text = False  # a prompt after earlier turns: pool its own pieces only (saved as "pool_text")
         self._lock = threading.Lock()
 
     @classmethod
@@ -183,6 +199,7 @@ class Network:
         net.reads_turns = bool(net.metadata.get("turns", False))  # weights trained before turn context: no
         net.window = judge_window(net.metadata.get("judge_window", WINDOW))
         net.tuned = tuned_layers(net.metadata.get("tuned_layers", TUNED), net.model.config.num_hidden_layers)
+        net.pool_text = bool(net.metadata.get("pool_text", False))
         return net
 
     def tuned_state(self) -> dict:
@@ -219,6 +236,7 @@ class Network:
             "encoder": json.dumps(self.encoder),
             "judge_window": json.dumps(self.window),
             "tuned_layers": json.dumps(self.tuned),
+            "pool_text": json.dumps(self.pool_text),
             **{k: json.dumps(v) for k, v in (extra or {}).items()},
         }
         save_file(state, str(path), metadata=meta)
@@ -298,10 +316,13 @@ class Network:
         return parts[int(np.argmax(1 - p[:, 0]))]
 
     # --- forward ------------------------------------------------------------------------
-    def pooled(self, inputs: list[tuple[list[int], list[int]]]):
-        """Mean-pooled last hidden states (torch), one row per input."""
+    def pooled(self, inputs: list[tuple[list[int], list[int]]], text_only: bool = False):
+        """Mean-pooled last hidden states (torch), one row per input; with `text_only`, over
+        the pieces after the context (token type 1) of an input that has a context."""
         ids, types, mask = pad(inputs)
         hidden = self.model(input_ids=ids, token_type_ids=types, attention_mask=mask).last_hidden_state
+        if text_only:
+            mask = text_mask(types, mask)
         m = mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
 
@@ -310,7 +331,7 @@ class Network:
 
         head = self.prompt_head if side == "prompt" else self.reply_head
         with self._lock, torch.inference_mode():
-            return head(self.pooled(inputs)).numpy()
+            return head(self.pooled(inputs, text_only=self.pool_text and side == "prompt")).numpy()
 
     def probabilities(self, inputs, side: str) -> np.ndarray:
         """Calibrated class probabilities (CLASSES order), one row per input: logits over the

@@ -10,6 +10,7 @@
     python -m guard.train --operating-point 1.08,0.86,2.94,2.20   # an earlier --transfer run's point
     python -m guard.train --transfer --out-of-fold oof.npz --folds-only   # folds only; run again to go on
     python -m guard.train --pair-weight 1   # also rank each two-turn unsafe prompt above its safe twin
+    python -m guard.train --pool-text   # a prompt after earlier turns: pool its own pieces, not the turns'
 
 Steps, all with a fixed seed (guard.training.dataset says how the data is split):
 read the examples, group near-duplicates and give each group one split (train /
@@ -18,7 +19,9 @@ split, then fine-tune the top layers of the encoder (--tuned-layers, 2 by defaul
 --encoder, all-MiniLM-L6-v2 by default) with the prompt and reply heads on train (the
 lower layers are frozen, so their outputs are computed once). With --pair-weight W, the
 prompt head is also trained on two-turn twins, the same follow-up after a harmful and a
-harmless start, with a logistic ranking loss (weight W; off by default).
+harmless start, with a logistic ranking loss (weight W; off by default). With --pool-text,
+the prompt head reads the mean over the prompt's own pieces only (which still attend to the
+earlier turns), not over the turns as well (off by default; saved with the weights).
 
 With --transfer (the recipe of the next model), a model is first trained without each
 source family and scores that family (guard.training.transfer); each head's temperature
@@ -53,10 +56,11 @@ import torch  # training needs it from the first step
 
 from guard.encoders import DEFAULT as DEFAULT_ENCODER
 from guard.encoders import ENCODERS
-from guard.offline_model import CLASSES, MIN_WINDOW, MODEL_PATH, TUNED, WINDOW, Network, judge_window, tuned_layers
+from guard.offline_model import CLASSES, MIN_WINDOW, MODEL_PATH, TUNED, WINDOW, Network, text_start, tuned_layers
 from guard.training.dataset import assign
 from guard.training.manifest import MANIFEST, write_manifest
 from guard.training.metrics import report_validation, row
+from guard.training.options import operating_point_arg, pair_weight_arg, window_arg
 from guard.training.sources import LABELS_SOURCE, all_examples, labelled_turns
 from guard.training.trainer import (
     Trainer,
@@ -76,38 +80,6 @@ from guard.training.transfer import (
     run_folds,
     transfer_lines,
 )
-
-
-def operating_point_arg(text: str) -> tuple[float, float, float, float]:
-    """Four numbers: the prompt and reply temperatures, then the prompt and reply offsets."""
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 4 or not all(np.isfinite(values)) or min(values[:2]) <= 0:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: give four numbers T_PROMPT,T_REPLY,OFFSET_PROMPT,OFFSET_REPLY (temperatures above 0)"
-        )
-    return values
-
-
-def window_arg(text: str) -> int:
-    """A judging window given on a command line (guard.offline_model.judge_window)."""
-    try:
-        return judge_window(int(text))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def pair_weight_arg(text: str) -> float:
-    """--pair-weight: a finite number, 0 or more."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not (0.0 <= value < float("inf")):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a weight (a number, 0 or more)")
-    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -209,6 +181,12 @@ def parser() -> argparse.ArgumentParser:
         "harmless start) with a ranking loss, weighted W against the cross-entropy (0, the default: off)",
     )
     p.add_argument(
+        "--pool-text",
+        action="store_true",
+        help="a prompt read after earlier turns: the prompt head pools the prompt's own word pieces only "
+        "(they still attend to the turns), not the turns as well; saved with the weights",
+    )
+    p.add_argument(
         "--tuned-layers",
         type=int,
         default=TUNED,
@@ -255,9 +233,10 @@ def train_on(train: list, a, lower: Lower, on_epoch=None) -> Network:
     """A fresh network fine-tuned on `train` for a.epochs (on_epoch(net, epoch) after each)."""
     torch.manual_seed(a.seed)
     net = Network.base(encoder=a.encoder)
-    net.window, net.tuned = a.judge_window, a.tuned_layers  # checked by window_arg and main
+    net.window, net.tuned, net.pool_text = a.judge_window, a.tuned_layers, a.pool_text  # checked by their args
     trainer = Trainer(net, a.seed, a.lr, a.batch)
-    hidden = lower([training_inputs(net, i) for i in train])
+    inputs = [training_inputs(net, i) for i in train]
+    hidden = lower(inputs)
     sides = ["prompt" if i.example.kind == "prompt" else "reply" for i in train]
     y = np.array([CLASSES.index(i.example.label) for i in train])
     after = (lambda epoch: on_epoch(net, epoch)) if on_epoch else None
@@ -265,7 +244,7 @@ def train_on(train: list, a, lower: Lower, on_epoch=None) -> Network:
     if a.pair_weight:
         twins = twin_pairs(train)
         print(f"two-turn twins ranked: {len(twins)} pairs, weight {a.pair_weight:g}", flush=True)
-    trainer.fit(hidden, sides, y, a.epochs, after, twins, a.pair_weight)
+    trainer.fit(hidden, sides, y, a.epochs, after, twins, a.pair_weight, [text_start(t) for _, t in inputs])
     return net
 
 
@@ -280,14 +259,21 @@ FOLD_SETTINGS = (
     "without_chat_replies",
     "pair_weight",
 )
+LATER_SETTINGS = ("pool_text",)  # in a file's settings only when on (files from before it are off)
 
 
 def fold_settings(a, items: list) -> dict:
     """What a fold's logits depend on (checked when a stopped run goes on): the settings, and
     a digest of every example, derived ones included (so a change to the data, or to how it
-    is derived, refuses the old folds even where a fold's own held-out rows are unchanged)."""
+    is derived, refuses the old folds even where a fold's own held-out rows are unchanged).
+    Settings added since (LATER_SETTINGS) count only when set, so older files still go on."""
     digest = hashlib.sha256("\n".join(json.dumps(row(i), sort_keys=True) for i in items).encode()).hexdigest()
-    return {k: getattr(a, k) for k in FOLD_SETTINGS} | {"with_labels": str(a.with_labels or ""), "data": digest[:16]}
+    later = {k: getattr(a, k) for k in LATER_SETTINGS if getattr(a, k)}
+    return (
+        {k: getattr(a, k) for k in FOLD_SETTINGS}
+        | later
+        | {"with_labels": str(a.with_labels or ""), "data": digest[:16]}
+    )
 
 
 def transfer(base: list, items: list, a, lower: Lower) -> dict:

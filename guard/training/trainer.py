@@ -128,18 +128,25 @@ class Trainer:
             model.encoder.layer = full
         return out
 
-    def upper(self, hidden, mask):
-        """The tuned layers over cached states; mean-pooled output."""
+    def upper(self, hidden, mask, pool=None):
+        """The tuned layers over cached states; the output mean-pooled over `pool` (default: mask)."""
         extended = (1.0 - mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
         h = hidden
         for layer in self.layers:
             h = layer(h, attention_mask=extended)
-        m = mask.unsqueeze(-1).to(h.dtype)
+        m = (mask if pool is None else pool).unsqueeze(-1).to(h.dtype)
         return (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
 
-    def fit(self, hidden, sides, y, epochs: int, on_epoch=None, pairs=(), pair_weight: float = 0.0) -> None:
+    def fit(
+        self, hidden, sides, y, epochs: int, on_epoch=None, pairs=(), pair_weight: float = 0.0, starts=None
+    ) -> None:
         """Cross-entropy over both sides' batches; with `pair_weight`, also batches of the
-        prompt side's `pairs` (twin_pairs), whose loss is pair_weight * pair_loss."""
+        prompt side's `pairs` (twin_pairs), whose loss is pair_weight * pair_loss. `starts`
+        (per row, guard.offline_model.text_start of its input) is needed when the network
+        pools a prompt's own pieces (Network.pool_text)."""
+        if self.net.pool_text and starts is None:
+            raise ValueError("a network that pools the prompt's own pieces needs each row's text start")
+        self.starts = starts
         torch.manual_seed(self.seed)
         rng = random.Random(self.seed)
         weights = np.zeros(len(y))
@@ -204,8 +211,13 @@ class Trainer:
         mask = torch.zeros(len(rows), width, dtype=torch.long)
         for r, i in enumerate(rows):
             h[r, : len(hidden[i])], mask[r, : len(hidden[i])] = hidden[i], 1
+        pool = None
+        if side == "prompt" and self.net.pool_text:  # as Network.pooled(text_only=True): after the context
+            pool = mask.clone()
+            for r, i in enumerate(rows):
+                pool[r, : self.starts[i]] = 0
         head = self.net.prompt_head if side == "prompt" else self.net.reply_head
-        return head(self.dropout(self.upper(h, mask)))
+        return head(self.dropout(self.upper(h, mask, pool)))
 
 
 def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
