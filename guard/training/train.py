@@ -21,7 +21,8 @@ lower layers are frozen, so their outputs are computed once). With --pair-weight
 prompt head is also trained on two-turn twins, the same follow-up after a harmful and a
 harmless start, with a logistic ranking loss (weight W; off by default). With --pool-text,
 the prompt head reads the mean over the prompt's own pieces only (which still attend to the
-earlier turns), not over the turns as well (off by default; saved with the weights).
+earlier turns), not over the turns as well (off by default; saved with the weights; on one
+fold it ranked the held-out two-turn pairs worse, docs/offline-classifier.md).
 
 With --transfer (the recipe of the next model), a model is first trained without each
 source family and scores that family (guard.training.transfer); each head's temperature
@@ -184,7 +185,8 @@ def parser() -> argparse.ArgumentParser:
         "--pool-text",
         action="store_true",
         help="a prompt read after earlier turns: the prompt head pools the prompt's own word pieces only "
-        "(they still attend to the turns), not the turns as well; saved with the weights",
+        "(they still attend to the turns), not the turns as well; saved with the weights (measured on one fold: "
+        "worse on the held-out two-turn pairs)",
     )
     p.add_argument(
         "--tuned-layers",
