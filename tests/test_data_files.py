@@ -1,7 +1,8 @@
 """Shape of the hand-written data written for issue 20 (read by guard.train).
 
 guard/data/multilingual.tsv, guard/data/multiturn.tsv, guard/data/multiturn_v2.tsv,
-guard/data/handwritten_v3.tsv and guard/data/handwritten_v4.tsv are read as guard.training
+guard/data/handwritten_v3.tsv and guard/data/handwritten_v4.tsv, and the tables read when named
+(guard/data/handwritten_words.tsv and guard/data/multilingual_v2.tsv, `--with-tables`) are read as guard.training
 reads its TSV files (csv.DictReader, tab-delimited); these tests check their columns,
 labels, languages, pairing, minimum counts and that no text repeats one of another file in
 guard/data.
@@ -23,7 +24,9 @@ MULTITURN = DATA / "multiturn.tsv"
 MULTITURN_V2 = DATA / "multiturn_v2.tsv"
 HANDWRITTEN_V3 = DATA / "handwritten_v3.tsv"
 HANDWRITTEN_V4 = DATA / "handwritten_v4.tsv"
-NEW_FILES = (MULTILINGUAL, MULTITURN, MULTITURN_V2, HANDWRITTEN_V3, HANDWRITTEN_V4)
+WORDS = DATA / "handwritten_words.tsv"
+MULTILINGUAL_V2 = DATA / "multilingual_v2.tsv"
+NEW_FILES = (MULTILINGUAL, MULTITURN, MULTITURN_V2, HANDWRITTEN_V3, HANDWRITTEN_V4, WORDS, MULTILINGUAL_V2)
 PAIRED = {MULTITURN: 120, MULTITURN_V2: 80}  # two-turn tables and their least number of pairs
 
 CODES = [c.code for c in LLAMA_GUARD_2]
@@ -35,6 +38,8 @@ COLUMNS = {
     **dict.fromkeys(PAIRED, ["pair", "label", "first_user", "first_assistant", "user"]),
     HANDWRITTEN_V3: ["label", "kind", "prompt", "text"],
     HANDWRITTEN_V4: ["label", "kind", "lang", "prompt", "text"],
+    WORDS: ["label", "kind", "lang", "prompt", "text"],
+    MULTILINGUAL_V2: ["label", "kind", "lang", "prompt", "text"],
 }
 
 
@@ -58,7 +63,7 @@ def test_columns_and_one_row_per_line(path):
         assert row["label"] in LABELS, row
 
 
-@pytest.mark.parametrize("path", [MULTILINGUAL, HANDWRITTEN_V3], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [MULTILINGUAL, HANDWRITTEN_V3, WORDS, MULTILINGUAL_V2], ids=lambda p: p.name)
 def test_kinds_and_their_prompts(path):
     for row in _read(path):
         assert row["kind"] in KINDS, row
@@ -84,6 +89,30 @@ def test_multilingual_counts_per_language():
         assert len(harmful) >= 30, lang
         assert len(safe) >= 30, lang
         assert {r["label"] for r in harmful} == set(CODES), lang
+
+
+def test_multilingual_v2_counts_per_language_with_replies():
+    rows = _read(MULTILINGUAL_V2)
+    assert {r["lang"] for r in rows} == set(LANGUAGES)
+    for lang in LANGUAGES:
+        own = [r for r in rows if r["lang"] == lang]
+        harmful, safe = _harmful_and_safe_prompts(own)
+        assert len(harmful) >= 60 and len(safe) >= 50, lang
+        assert {r["label"] for r in harmful} == set(CODES), lang
+        replies = Counter(r["label"] == "safe" for r in own if r["kind"] == "reply")
+        assert replies[True] >= 10 and replies[False] >= 10, lang
+
+
+def test_words_table_gives_words_of_harm_their_harmful_sense():
+    """Each word of harm is asked for in its harmful sense many times, and used harmlessly too."""
+    rows = _read(WORDS)
+    assert {r["kind"] for r in rows} == {"prompt"} and {r["lang"] for r in rows} == {"en"}
+    harmful, safe = _harmful_and_safe_prompts(rows)
+    assert len(harmful) >= 250 and len(safe) >= 75
+    for word in ("hack", "bypass", "exploit", "crack", "ransomware", "phishing", "launder", "poison", "smuggl"):
+        uses = [r for r in harmful if word in r["text"].lower()]
+        assert len(uses) >= 8, word
+        assert any(word in r["text"].lower() for r in safe), word
 
 
 def test_handwritten_v3_counts():

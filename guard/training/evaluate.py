@@ -7,6 +7,7 @@
     python -m guard.evaluate --split test --labels labels.tsv --model new.safetensors   # before / after
     python -m guard.evaluate --obfuscation         # flagged unsafe prompts still flagged when obfuscated
     python -m guard.evaluate --long --window 128   # ... when buried in long benign text, judged in 128-piece windows
+    python -m guard.evaluate --table guard/data/multilingual_v2.tsv   # a table the model never read
     python -m guard.evaluate --weights run/model.safetensors --manifest run/examples.tsv \
         --transfer-figures run/transfer.json        # a candidate, with its run's held-out table
 
@@ -22,6 +23,10 @@ and the median latency of OfflineGuard.check on 50 of the split's prompts. How t
 does on sources it never saw is printed after them: the leave-one-source-out table of the
 run that made the model (guard/data/transfer_figures.json, written by `python -m guard.train
 --transfer`), with each family's recall, FPR, AUPRC and calibration error.
+
+With --table FILE it scores a hand-written table (guard/data's columns label, kind, lang,
+prompt, text) instead of a split, and says how many of its texts the model trained on: a
+table written after the model is a fresh held-out set (per language, per category).
 
 With --model (a model trained with `python -m guard.train --with-labels`), it compares
 the committed model (before) with that one (after) on the split, and with --labels FILE
@@ -48,7 +53,7 @@ from guard.training.manifest import MANIFEST, read_manifest
 from guard.training.metrics import evaluate_rows
 from guard.training.obfuscation import obfuscation_figures, unsafe_prompts
 from guard.training.obfuscation import table as obfuscation_table
-from guard.training.sources import labelled_turns
+from guard.training.sources import handwritten, labelled_turns
 from guard.training.train import window_arg
 from guard.training.transfer import TRANSFER_FIGURES, figures_of, transfer_lines
 
@@ -126,6 +131,25 @@ def label_rows(path: Path) -> list[dict]:
     ]
 
 
+def table_rows(path: Path) -> list[dict]:
+    """A hand-written table's rows as manifest rows (split "table")."""
+    return [
+        {"split": "table", "group": "", "label": e.label, "kind": e.kind, "source": e.source}
+        | {"license": e.license, "prompt": e.prompt, "text": e.text, "context": [], "lang": e.lang}
+        for e in handwritten(path)
+    ]
+
+
+def seen_in_training(rows: list[dict], manifest: list[dict]) -> int:
+    """How many of `rows` share their text (and, for a reply, its prompt) with a training row."""
+
+    def key(r: dict) -> tuple:
+        return r["kind"] == "prompt", r["prompt"].lower(), r["text"].lower()
+
+    trained = {key(r) for r in manifest if r["split"] == "train"}
+    return sum(key(r) in trained for r in rows)
+
+
 def comparison(models: dict[str, Network], parts: dict[str, list[dict]], threshold: float) -> list[str]:
     """Each model's precision, recall, FPR and AUPRC per part and side, one line each."""
     cols = ("n_unsafe", "n_benign", "precision", "recall", "fpr", "auprc")
@@ -156,6 +180,12 @@ def main(argv=None) -> int:
         type=Path,
         metavar="FILE",
         help="also score the heldout rows of this `python -m moderation.log dataset` file",
+    )
+    p.add_argument(
+        "--table",
+        type=Path,
+        metavar="FILE",
+        help="instead of a split, score a hand-written table (label, kind, lang, prompt, text)",
     )
     p.add_argument(
         "--obfuscation",
@@ -192,10 +222,11 @@ def main(argv=None) -> int:
         help="the leave-one-source-out figures of the run that made the weights (printed when its offsets are theirs)",
     )
     a = p.parse_args(argv)
-    if a.write_figures and (a.weights or a.manifest != MANIFEST):
-        p.error("--write-figures stores the committed model's figures: not with --weights or --manifest")
+    if a.write_figures and (a.weights or a.manifest != MANIFEST or a.table):
+        p.error("--write-figures stores the committed model's figures: not with --weights, --manifest or --table")
     try:
-        rows = select(read_manifest(a.manifest), a.split)
+        manifest = read_manifest(a.manifest)
+        rows = table_rows(a.table) if a.table else select(manifest, a.split)
         guard = OfflineGuard.load(a.weights) if a.weights else OfflineGuard.load()
     except (OSError, ValueError, KeyError) as exc:
         p.error(str(exc))
@@ -222,7 +253,9 @@ def main(argv=None) -> int:
         print("\n".join([f"threshold {a.threshold:g}"] + comparison(models, parts, a.threshold)))
         return 0
     result = {
-        "split": a.split,
+        "split": f"table {a.table} ({seen_in_training(rows, manifest)} of {len(rows)} rows trained on)"
+        if a.table
+        else a.split,
         "threshold": a.threshold,
         "torch_threads": torch.get_num_threads(),
         **evaluate_rows(guard.net, rows, a.threshold),

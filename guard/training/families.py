@@ -14,6 +14,8 @@ FAMILIES = (  # (family, source prefix): the first prefix that matches names the
     ("handwritten v1-v2", "handwritten (handwritten_extra)"),
     ("handwritten v3", "handwritten (handwritten_v3)"),  # v3 and v4: both written for issue 20
     ("handwritten v3", "handwritten (handwritten_v4)"),
+    ("handwritten v3", "handwritten (handwritten_words)"),  # optional: --with-tables words
+    ("multilingual v2", "handwritten (multilingual_v2)"),  # optional: --with-tables "multilingual v2"
     ("multilingual", "handwritten (multilingual)"),
     ("multi-turn", "handwritten (multiturn)"),
     ("multi-turn v2", "handwritten (multiturn_v2)"),

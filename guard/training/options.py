@@ -40,3 +40,17 @@ def pair_weight_arg(text: str) -> float:
     if not (0.0 <= value < float("inf")):
         raise argparse.ArgumentTypeError(f"{text!r} is not a weight (a number, 0 or more)")
     return value
+
+
+def tables_arg(text: str) -> str:
+    """--with-tables: optional table names (guard.training.sources.OPTIONAL_TABLES), comma
+    separated, returned as one canonical string (sorted, deduplicated) so that a stopped run's
+    settings compare equal."""
+    from guard.training.sources import OPTIONAL_TABLES
+
+    names = sorted({n.strip() for n in text.split(",") if n.strip()})
+    unknown = [n for n in names if n not in OPTIONAL_TABLES]
+    if not names or unknown:
+        not_known = f" (not {', '.join(unknown)})" if unknown else ""
+        raise argparse.ArgumentTypeError(f"{text!r}: name tables from: {', '.join(OPTIONAL_TABLES)}{not_known}")
+    return ",".join(names)

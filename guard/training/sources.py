@@ -57,6 +57,12 @@ MULTILINGUAL = DATA / "multilingual.tsv"
 MULTITURN = DATA / "multiturn.tsv"
 MULTITURN_V2 = DATA / "multiturn_v2.tsv"
 PAIRED = (MULTITURN, MULTITURN_V2)  # the two-turn tables (multiturn())
+# Tables read only when named (`python -m guard.train --with-tables`): written after the
+# committed model, so that the command that rebuilds it reads what it was trained on.
+OPTIONAL_TABLES = {
+    "words": DATA / "handwritten_words.tsv",
+    "multilingual v2": DATA / "multilingual_v2.tsv",
+}
 SMOKE_MULTITURN = DATA / "smoke_multiturn.tsv"
 SMOKE = DATA / "smoke.tsv"
 REPLIES = DATA / "smollm2_replies.tsv"  # written by `python -m guard.training.replies`
@@ -275,9 +281,10 @@ def multiturn(path: Path = MULTITURN) -> list[Example]:
         ]
 
 
-def hand_written() -> list[Example]:
-    """Every committed hand-written table (no download)."""
+def hand_written(optional: tuple[str, ...] = ()) -> list[Example]:
+    """Every committed hand-written table (no download), and the OPTIONAL_TABLES named."""
     tables = (HANDWRITTEN, HANDWRITTEN_MORE, HANDWRITTEN_EXTRA, HANDWRITTEN_V3, HANDWRITTEN_V4, MULTILINGUAL)
+    tables += tuple(OPTIONAL_TABLES[name] for name in optional)
     return [e for path in tables for e in handwritten(path)] + [e for path in PAIRED for e in multiturn(path)]
 
 
@@ -330,14 +337,19 @@ def smoke_texts() -> set[str]:
 
 
 def all_examples(
-    cache: Path | None, tiny: bool = False, with_generated: bool = True, first: list[Example] = ()
+    cache: Path | None,
+    tiny: bool = False,
+    with_generated: bool = True,
+    first: list[Example] = (),
+    optional: tuple[str, ...] = (),
 ) -> list[Example]:
     """Every example, deduplicated by (kind, prompt, text) (first source wins), the smoke
     cases left out, in a fixed order. tiny: the committed hand-written tables only (no
     download), for the CI run of the training loop. with_generated: also the offline chat
     model's own replies (guard.training.replies). first: examples that come before all
-    others (the operator's labels: a labelled text wins over the same text elsewhere)."""
-    examples = hand_written()
+    others (the operator's labels: a labelled text wins over the same text elsewhere).
+    optional: the OPTIONAL_TABLES to read as well."""
+    examples = hand_written(optional)
     if not tiny:
         pyrit, inspect_evals = fetch_wheel(PYRIT, cache), fetch_wheel(INSPECT_EVALS, cache)
         examples = (

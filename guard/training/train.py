@@ -11,6 +11,7 @@
     python -m guard.train --transfer --out-of-fold oof.npz --folds-only   # folds only; run again to go on
     python -m guard.train --pair-weight 1   # also rank each two-turn unsafe prompt above its safe twin
     python -m guard.train --pool-text   # a prompt after earlier turns: pool its own pieces, not the turns'
+    python -m guard.train --with-tables words   # also a table written after the committed model
 
 Steps, all with a fixed seed (guard.training.dataset says how the data is split):
 read the examples, group near-duplicates and give each group one split (train /
@@ -61,8 +62,8 @@ from guard.offline_model import CLASSES, MIN_WINDOW, MODEL_PATH, TUNED, WINDOW, 
 from guard.training.dataset import assign
 from guard.training.manifest import MANIFEST, write_manifest
 from guard.training.metrics import report_validation, row
-from guard.training.options import operating_point_arg, pair_weight_arg, window_arg
-from guard.training.sources import LABELS_SOURCE, all_examples, labelled_turns
+from guard.training.options import operating_point_arg, pair_weight_arg, tables_arg, window_arg
+from guard.training.sources import LABELS_SOURCE, OPTIONAL_TABLES, all_examples, labelled_turns
 from guard.training.trainer import (
     Trainer,
     base_embedder,
@@ -156,6 +157,14 @@ def parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="also train on the `train` rows of a file written by `python -m moderation.log dataset` "
         "(its `heldout` rows are left for `python -m guard.evaluate --labels FILE`)",
+    )
+    p.add_argument(
+        "--with-tables",
+        type=tables_arg,
+        metavar="NAMES",
+        help="also read these hand-written tables, written after the committed model (comma separated: "
+        + ", ".join(OPTIONAL_TABLES)
+        + "); the committed model read none of them",
     )
     p.add_argument(
         "--judge-window",
@@ -261,7 +270,7 @@ FOLD_SETTINGS = (
     "without_chat_replies",
     "pair_weight",
 )
-LATER_SETTINGS = ("pool_text",)  # in a file's settings only when on (files from before it are off)
+LATER_SETTINGS = ("pool_text", "with_tables")  # in a file's settings only when on (files from before it are off)
 
 
 def fold_settings(a, items: list) -> dict:
@@ -319,7 +328,10 @@ def main(argv=None) -> int:
     except ValueError as exc:
         print(f"error: --tuned-layers: {exc}", file=sys.stderr)
         return 2
-    examples = all_examples(a.cache, tiny=a.tiny, with_generated=not a.without_chat_replies, first=labels)
+    optional = tuple(a.with_tables.split(",")) if a.with_tables else ()
+    examples = all_examples(
+        a.cache, tiny=a.tiny, with_generated=not a.without_chat_replies, first=labels, optional=optional
+    )
     # near-duplicates are grouped by base all-MiniLM-L6-v2 whatever the encoder (its thresholds,
     # and tests/test_offline_protocol.py, are for it), so every encoder gets the same splits
     grouping = net if a.encoder == "minilm" else Network.base()

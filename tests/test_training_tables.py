@@ -1,0 +1,72 @@
+"""guard.train --with-tables: hand-written tables written after the committed model are read
+only when named, so that the command that rebuilds the committed weights still reads what
+they were trained on, and a named table's rows join the family leave-one-source-out holds
+out with them."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from guard.training.families import family
+from guard.training.options import tables_arg
+from guard.training.sources import OPTIONAL_TABLES, all_examples, handwritten
+from guard.training.train import LATER_SETTINGS, parser
+
+FAMILY = {"words": "handwritten v3", "multilingual v2": "multilingual v2"}
+
+
+def _texts(examples) -> set[tuple[str, str]]:
+    return {(e.kind, e.text) for e in examples}
+
+
+def test_every_optional_table_has_a_family():
+    assert set(FAMILY) == set(OPTIONAL_TABLES)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIONAL_TABLES))
+def test_a_table_is_read_only_when_named_and_joins_its_family(name):
+    rows = handwritten(OPTIONAL_TABLES[name])
+    assert len(rows) > 100
+    without = all_examples(None, tiny=True)
+    named = all_examples(None, tiny=True, optional=(name,))
+    added = [e for e in named if (e.kind, e.text) not in _texts(without)]
+    # every row of the table that is no duplicate of an older one (nor a smoke case) is added
+    assert _texts(added) <= _texts(rows)
+    assert len(added) >= 0.95 * len(rows)
+    assert {family(e.source) for e in added} == {FAMILY[name]}
+    assert len(named) == len(without) + len(added)
+
+
+def test_the_default_recipe_reads_no_optional_table():
+    a = parser().parse_args([])
+    assert a.with_tables is None
+    sources = {e.source for e in all_examples(None, tiny=True)}
+    assert not {s for s in sources for path in OPTIONAL_TABLES.values() if path.stem in s}
+
+
+def test_named_tables_are_one_canonical_setting_so_a_stopped_run_goes_on():
+    assert "with_tables" in LATER_SETTINGS  # older out-of-fold files, made without it, still go on
+    assert tables_arg("words, multilingual v2") == tables_arg("multilingual v2,words,words")
+    assert parser().parse_args(["--with-tables", "words"]).with_tables == "words"
+
+
+@given(st.text(max_size=40))
+def test_an_unknown_table_is_refused_with_the_names_it_may_take(text):
+    names = {n.strip() for n in text.split(",") if n.strip()}
+    if names and names <= set(OPTIONAL_TABLES):
+        assert set(tables_arg(text).split(",")) == names
+        return
+    with pytest.raises(argparse.ArgumentTypeError) as err:
+        tables_arg(text)
+    assert all(name in str(err.value) for name in OPTIONAL_TABLES)
+
+
+def test_the_command_line_refuses_an_unknown_table(capsys):
+    with pytest.raises(SystemExit) as stop:
+        parser().parse_args(["--with-tables", "everything"])
+    assert stop.value.code == 2
+    assert "words" in capsys.readouterr().err
