@@ -37,6 +37,7 @@ training run reads).
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import statistics
 import sys
@@ -47,6 +48,7 @@ import torch  # the figures record torch's thread count
 
 from guard.offline import OfflineGuard
 from guard.offline_model import Network
+from guard.taxonomy import LLAMA_GUARD_2
 from guard.training.dilution import benign_texts, dilution_figures
 from guard.training.dilution import table as dilution_table
 from guard.training.manifest import MANIFEST, read_manifest
@@ -57,6 +59,7 @@ from guard.training.sources import handwritten, labelled_turns
 from guard.training.train import window_arg
 from guard.training.transfer import TRANSFER_FIGURES, figures_of, transfer_lines
 
+KINDS = ("prompt", "reply", "refusal")
 FIGURES = Path(__file__).resolve().parent.parent / "data" / "offline_figures.json"
 NO_TRANSFER = (
     "guard/data/transfer_figures.json is written by python -m guard.train --transfer; weights re-made with "
@@ -132,12 +135,24 @@ def label_rows(path: Path) -> list[dict]:
 
 
 def table_rows(path: Path) -> list[dict]:
-    """A hand-written table's rows as manifest rows (split "table")."""
-    return [
+    """A hand-written table's rows as manifest rows (split "table"). Raises ValueError
+    naming the file when it is not such a table."""
+    with path.open(encoding="utf-8") as f:
+        columns = set(next(csv.reader(f, delimiter="\t"), []))
+    missing = {"label", "kind", "text"} - columns
+    if missing:
+        raise ValueError(f"{path} is not a hand-written table (no column {', '.join(sorted(missing))})")
+    rows = [
         {"split": "table", "group": "", "label": e.label, "kind": e.kind, "source": e.source}
         | {"license": e.license, "prompt": e.prompt, "text": e.text, "context": [], "lang": e.lang}
         for e in handwritten(path)
     ]
+    labels = {"safe", *(c.code for c in LLAMA_GUARD_2)}
+    wrong = next((r for r in rows if r["label"] not in labels or r["kind"] not in KINDS), None)
+    if wrong:
+        what = f"{wrong['label']!r} / {wrong['kind']!r}"
+        raise ValueError(f"{path}: {what} is no label / kind (row {wrong['text'][:40]!r})")
+    return rows
 
 
 def seen_in_training(rows: list[dict], manifest: list[dict]) -> int:
@@ -269,7 +284,7 @@ def main(argv=None) -> int:
     if a.json:
         print(json.dumps(result | {"leave_one_source_out": moved}, indent=1))
         return 0
-    lines = [f"split: {a.split}"] + table(result) + [""]
+    lines = [f"split: {result['split']}"] + table(result) + [""]
     lines += transfer_lines(moved) if moved else ["no leave-one-source-out figures for these weights: " + NO_TRANSFER]
     print("\n".join(lines))
     return 0
