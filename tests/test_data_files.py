@@ -39,7 +39,7 @@ COLUMNS = {
     HANDWRITTEN_V3: ["label", "kind", "prompt", "text"],
     HANDWRITTEN_V4: ["label", "kind", "lang", "prompt", "text"],
     WORDS: ["label", "kind", "lang", "prompt", "text"],
-    MULTILINGUAL_V2: ["label", "kind", "lang", "prompt", "text"],
+    MULTILINGUAL_V2: ["label", "kind", "lang", "item", "prompt", "text"],
 }
 
 
@@ -101,6 +101,19 @@ def test_multilingual_v2_counts_per_language_with_replies():
         assert {r["label"] for r in harmful} == set(CODES), lang
         replies = Counter(r["label"] == "safe" for r in own if r["kind"] == "reply")
         assert replies[True] >= 10 and replies[False] >= 10, lang
+
+
+def test_multilingual_v2_items_join_one_texts_translations_only():
+    """Its `item` column marks the translations of one text (kept in one split by
+    guard.training.dataset.assign): one row per language, one kind, one side of safe."""
+    items: dict[str, list[dict]] = {}
+    for row in _read(MULTILINGUAL_V2):
+        assert row["item"].strip(), row
+        items.setdefault(row["item"], []).append(row)
+    for item, rows in items.items():
+        assert len({r["lang"] for r in rows}) == len(rows), item
+        assert len({(r["kind"], r["label"] == "safe") for r in rows}) == 1, item
+    assert sum(len(rows) > 1 for rows in items.values()) >= 100
 
 
 def test_words_table_gives_words_of_harm_their_harmful_sense():

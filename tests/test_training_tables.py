@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -70,3 +71,25 @@ def test_the_command_line_refuses_an_unknown_table(capsys):
         parser().parse_args(["--with-tables", "everything"])
     assert stop.value.code == 2
     assert "words" in capsys.readouterr().err
+
+
+def test_a_tables_translations_of_one_item_share_a_group_and_split():
+    """Rows a table marks as one item are one group whatever their words; rows without an
+    item, or of another table with the same item, are grouped only when near-duplicates."""
+    from guard.training.dataset import assign
+    from guard.training.sources import Example
+
+    def ex(text, lang, item, table="t"):
+        return Example(text, "S1", "prompt", f"handwritten ({table})", "CC0-1.0", lang=lang, item=item)
+
+    texts = [f"distinct text number {i} about topic {i * 7}" for i in range(40)]
+    examples = [ex(t, ("fr", "de")[i % 2], f"i{i // 4}") for i, t in enumerate(texts[:20])]
+    examples += [ex(t, "en", "") for t in texts[20:39]] + [ex(texts[39], "en", "i0", table="u")]
+    items = assign(examples, lambda ts: np.eye(len(ts)), seed=0)  # no near-duplicates by embedding
+    by_text = {i.example.text: i for i in items}
+    for k in range(5):
+        same = {(by_text[t].group, by_text[t].split) for t in texts[4 * k : 4 * k + 4]}
+        assert len(same) == 1
+    assert len({by_text[t].group for t in texts[:20]}) == 5
+    assert len({by_text[t].group for t in texts[20:]}) == 20  # no item, or another table's: alone
+    assert by_text[texts[39]].group != by_text[texts[0]].group

@@ -129,11 +129,17 @@ def split_of(key: str, seed: int) -> str:
 
 def assign(examples: list[Example], embed, seed: int) -> list[Item]:
     """Group near-duplicates (embed: list of texts -> unit-length rows) and give every
-    group one split. A reply is grouped with the prompt it answers."""
+    group one split. A reply is grouped with the prompt it answers, and the rows a table
+    marks as one item (its translations of one text, which an English embedding does not
+    see as near-duplicates) with each other."""
     texts = sorted({e.text for e in examples} | {e.prompt for e in examples if e.prompt})
     index = {t: i for i, t in enumerate(texts)}
     edges = near_pairs(texts, embed(texts))
     edges += [(index[e.prompt], index[e.text]) for e in examples if e.prompt]
+    first: dict[tuple[str, str], int] = {}
+    for e in examples:
+        if e.item:
+            edges.append((first.setdefault((e.source, e.item), index[e.text]), index[e.text]))
     root = components(len(texts), edges)
     return [Item(e, root[index[e.text]], split_of(texts[root[index[e.text]]], seed)) for e in examples]
 

@@ -119,6 +119,7 @@ class Example:
     full: str = ""  # a longer text this one opens (a WritingBench task): long prompts are built from it
     context: tuple[str, ...] = ()  # for a prompt: the earlier turns (user, assistant, ...), oldest first
     lang: str = "en"  # ISO 639-1
+    item: str = ""  # the table's own group (column `item`): translations of one text, kept in one split
 
     @property
     def unsafe(self) -> bool:
@@ -248,8 +249,9 @@ def writingbench(wheel: Path) -> list[Example]:
 
 
 def handwritten(path: Path = HANDWRITTEN) -> list[Example]:
-    """A hand-written table: label, kind, text, (optional) the prompt a reply answers and
-    (optional) the language."""
+    """A hand-written table: label, kind, text, (optional) the prompt a reply answers,
+    (optional) the language and (optional) an item that the table's translations of one text
+    share (guard.training.dataset.assign puts them in one group)."""
     with path.open(encoding="utf-8") as f:
         return [
             Example(
@@ -260,6 +262,7 @@ def handwritten(path: Path = HANDWRITTEN) -> list[Example]:
                 "CC0-1.0",
                 (row.get("prompt") or "").strip(),
                 lang=row.get("lang") or "en",
+                item=row.get("item") or "",
             )
             for row in csv.DictReader(f, delimiter="\t")
         ]
