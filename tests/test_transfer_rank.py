@@ -69,6 +69,16 @@ def test_ranked_against_another_familys_benign_prompts():
     assert m["auprc"] == pytest.approx((1 + 2 / 3) / 2, abs=1e-3)  # 0.9 u, 0.4 b, 0.3 u, 0.1 b
     assert m["recall@5%"] == 0.5 and m["recall@2%"] == 0.5
     assert rank_table(oof)["public harmful"]["recall@5%"] == 0  # its own benign row (0.95) sets the bar
+    assert m["by category"] == {}  # no category of 20 rows
+
+
+def test_against_gives_recall_per_category_at_the_familys_threshold():
+    rows = [("advbench (pyrit 1.1.0)", "S2", f"s2 {k}", 0.9 if k < 15 else 0.2) for k in range(20)]
+    rows += [("advbench (pyrit 1.1.0)", "S1", f"s1 {k}", 0.9 if k < 5 else 0.2) for k in range(20)]
+    rows += [("advbench (pyrit 1.1.0)", "S8", f"s8 {k}", 0.9) for k in range(19)]  # under 20: not printed
+    rows += [("freshqa (inspect-evals 0.28.0)", "safe", f"benign {k}", 0.5) for k in range(40)]
+    m = rank_table(held_out(rows), against="public benign")["public harmful"]
+    assert m["by category"] == {"S1": 0.25, "S2": 0.75}
 
 
 def test_against_needs_rank_and_a_held_out_family(tmp_path, capsys):

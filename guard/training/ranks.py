@@ -53,7 +53,18 @@ def rank_table(oof, against: str | None = None) -> dict:
             "recall@10%": round(recall_at_fpr(y[ix], s[ix], 0.10), 3),
             "above twin": round(float(np.mean(wins)), 3) if wins else None,
         }
+        if against:  # per category, at the family's 5% FPR threshold (categories of MIN_CATEGORY rows or more)
+            labels = [oof.rows[i]["label"] for i in ix]
+            out[f]["by category"] = {
+                code: round(recall_at_fpr(y[cx], s[cx], 0.05), 3)
+                for code in sorted(set(labels) - {"safe"}, key=lambda c: int(c[1:]))
+                if labels.count(code) >= MIN_CATEGORY
+                for cx in [[i for i in ix if not y[i] or oof.rows[i]["label"] == code]]
+            }
     return out
+
+
+MIN_CATEGORY = 20  # rows of a category under which its recall says too little to print
 
 
 RANK_COLUMNS = ("auprc", "recall@2%", "recall@5%", "recall@10%", "above twin")
@@ -65,4 +76,9 @@ def rank_lines(table: dict, against: str | None = None) -> list[str]:
     else:
         title = "held-out families (prompt side), ranks only:"
     lines = [title, header(24, RANK_COLUMNS, 12)]
-    return lines + [figures_line(name[:22], m, 22, RANK_COLUMNS, 12) for name, m in table.items()]
+    for name, m in table.items():
+        lines.append(figures_line(name[:22], m, 22, RANK_COLUMNS, 12))
+        if m.get("by category"):
+            cats = ", ".join(f"{code} {r}" for code, r in m["by category"].items())
+            lines.append(f"    recall at 5% FPR by category ({MIN_CATEGORY} rows or more): {cats}")
+    return lines
