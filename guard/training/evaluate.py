@@ -55,11 +55,10 @@ from guard.training.manifest import MANIFEST, read_manifest
 from guard.training.metrics import evaluate_rows
 from guard.training.obfuscation import obfuscation_figures, unsafe_prompts
 from guard.training.obfuscation import table as obfuscation_table
-from guard.training.sources import handwritten, labelled_turns
+from guard.training.sources import KINDS, handwritten, labelled_turns
 from guard.training.train import window_arg
 from guard.training.transfer import TRANSFER_FIGURES, figures_of, transfer_lines
 
-KINDS = ("prompt", "reply", "refusal")
 FIGURES = Path(__file__).resolve().parent.parent / "data" / "offline_figures.json"
 NO_TRANSFER = (
     "guard/data/transfer_figures.json is written by python -m guard.train --transfer; weights re-made with "

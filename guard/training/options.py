@@ -8,6 +8,7 @@ import argparse
 import numpy as np
 
 from guard.offline_model import judge_window
+from guard.training.sources import OPTIONAL_TABLES
 
 
 def operating_point_arg(text: str) -> tuple[float, float, float, float]:
@@ -46,8 +47,6 @@ def tables_arg(text: str) -> str:
     """--with-tables: optional table names (guard.training.sources.OPTIONAL_TABLES), comma
     separated, returned as one canonical string (sorted, deduplicated) so that a stopped run's
     settings compare equal."""
-    from guard.training.sources import OPTIONAL_TABLES
-
     names = sorted({n.strip() for n in text.split(",") if n.strip()})
     unknown = [n for n in names if n not in OPTIONAL_TABLES]
     if not names or unknown:

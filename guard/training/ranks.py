@@ -12,6 +12,7 @@ from guard.training.families import family
 from guard.training.metrics import average_precision, recall_at_fpr
 
 TABLE_COLUMNS = ("n_unsafe", "n_benign", "recall", "fpr", "auprc", "ece")
+MIN_CATEGORY = 20  # rows of a category under which its recall says too little to print (--against)
 
 
 def header(width: int, columns: tuple[str, ...] = TABLE_COLUMNS, cell: int = 10) -> str:
@@ -62,9 +63,6 @@ def rank_table(oof, against: str | None = None) -> dict:
                 for cx in [[i for i in ix if not y[i] or oof.rows[i]["label"] == code]]
             }
     return out
-
-
-MIN_CATEGORY = 20  # rows of a category under which its recall says too little to print
 
 
 RANK_COLUMNS = ("auprc", "recall@2%", "recall@5%", "recall@10%", "above twin")

@@ -105,6 +105,9 @@ _CJK = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7af]")
 _SENTENCE_END = re.compile(r"(?<=[.!?:])\s|\n")
 
 
+KINDS = ("prompt", "reply", "refusal")  # an Example's kinds
+
+
 @dataclass(frozen=True)
 class Example:
     """One labelled text. label: "safe" or a code S1..S11; kind: "prompt", "reply" (an
