@@ -50,7 +50,7 @@ def test_verdict_panel_keeps_the_chats_height_and_links_turns_both_ways(visitors
     for i, card in enumerate(cards.all()[:6], start=1):  # one line each: turn, outcome, worst, score
         summary = card.locator("summary")
         assert summary.bounding_box()["height"] < 40
-        assert re.match(rf"Turn {i} · (answered|refused|stopped).* · .*\d+%", summary.inner_text())
+        assert re.match(rf"Turn {i} · (answered|refused|retracted|stopped).* · .*\d+%", summary.inner_text())
     chat = box(page, "#chat")
     assert box(page, "#verdicts .vp")["height"] <= chat["height"]
     page.evaluate("() => document.querySelectorAll('#verdicts .vp-turn').forEach(d => d.open = true)")
