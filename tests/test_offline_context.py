@@ -5,6 +5,8 @@ training protocol that chooses its operating point on sources left out
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -12,11 +14,14 @@ from hypothesis import strategies as st
 
 from guard.offline import OfflineGuard, earlier_turns
 from guard.offline_model import CLASSES, REPLY_PIECES, TURN_PIECES, TURNS_CONTEXT, WINDOW
-from guard.training.dataset import SPLITS, Item, drifting_replies, follow_ups, in_context, pairs, split_of
+from guard.training.dataset import SPLITS, Item, drifting_replies, pairs, split_of
+from guard.training.in_context import follow_ups, in_context
 from guard.training.manifest import read_manifest
 from guard.training.metrics import ece
+from guard.training.options import MOST_TURNS, fold_settings, turns_arg
 from guard.training.sources import SMOKE_MULTITURN, Example, multiturn, smoke_texts
 from guard.training.templates import OVERVIEWS, REFUSALS
+from guard.training.train import parser
 from guard.training.transfer import OutOfFold, choose, compare, family, fold, operating_point
 from guard.training.transfer import main as transfer_main
 
@@ -136,6 +141,26 @@ def test_in_context_examples_keep_the_label_after_a_benign_turn_and_are_benign_a
         else:
             assert i.example.source.endswith("+after") and i.example.label == "safe"
             assert i.example.context[0].startswith("harmful request")
+
+
+def test_with_padded_turns_a_prompt_keeps_its_label_after_one_to_n_distinct_benign_turns():
+    """`python -m guard.train --padded-turns 4`: the +turn examples get 1 to 4 benign
+    exchanges of their split, oldest first, each a (prompt, reply) pair as written."""
+    items = [_item(f"benign question {k}", group=k) for k in range(40)]
+    items += [_item(f"harmful request {k}", "S2", group=100 + k) for k in range(40)]
+    turns = {(f"question {k}", f"reply {k}") for k in range(6)}
+    items += [_item(r, kind="reply", prompt=q, group=200 + k) for k, (q, r) in enumerate(sorted(turns))]
+    out = [i for i in in_context(items, seed=0, share=1.0, after_harm=0.0, most_turns=4) if "+turn" in i.example.source]
+    assert len(out) == 80 and all(i.split == "train" for i in out)
+    counts = set()
+    for i in out:
+        context = i.example.context
+        pairs = [(context[k], context[k + 1]) for k in range(0, len(context), 2)]
+        assert len(context) % 2 == 0 and set(pairs) <= turns and len(set(pairs)) == len(pairs)
+        assert i.example.label == ("S2" if i.example.text.startswith("harmful") else "safe")
+        counts.add(len(pairs))
+    assert counts == {1, 2, 3, 4}
+    assert in_context(items, seed=0) == in_context(items, seed=0, most_turns=1)  # the committed recipe's data
 
 
 def test_a_follow_up_carries_the_refused_request_s_category_and_is_safe_after_a_harmless_turn():
@@ -362,3 +387,22 @@ def test_a_harmful_reply_too_long_for_one_training_window_does_not_drift():
     out = drifting_replies(items + [long_harm], seed=1)
     assert out and all("hurt him here is" not in i.example.text for i in out)
     assert max(len(i.example.text.split()) for i in out) <= 130
+
+
+@given(st.one_of(st.integers(-3, 12).map(str), st.text(max_size=6)))
+def test_padded_turns_takes_two_to_four_turns_or_refuses_with_the_range(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is not None and 2 <= value <= MOST_TURNS:
+        assert turns_arg(text) == value
+        return
+    with pytest.raises(argparse.ArgumentTypeError, match=f"from 2 to {MOST_TURNS}"):
+        turns_arg(text)
+
+
+def test_padded_turns_is_off_by_default_and_recorded_only_when_on():
+    assert parser().parse_args([]).padded_turns is None
+    assert "padded_turns" not in fold_settings(parser().parse_args([]), [])  # older out-of-fold files go on
+    assert fold_settings(parser().parse_args(["--padded-turns", "4"]), [])["padded_turns"] == 4

@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 from guard.offline_model import Network, pad, text_mask, text_start
 from guard.training.dataset import Item
+from guard.training.options import fold_settings
 from guard.training.sources import MULTITURN, Example, multiturn
-from guard.training.train import fold_settings, parser
+from guard.training.train import parser
 from guard.training.trainer import Trainer, training_inputs
 
 

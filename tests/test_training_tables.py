@@ -13,9 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from guard.training.families import family
-from guard.training.options import tables_arg
+from guard.training.options import LATER_SETTINGS, tables_arg
 from guard.training.sources import OPTIONAL_TABLES, all_examples, handwritten
-from guard.training.train import LATER_SETTINGS, parser
+from guard.training.train import parser
 
 FAMILY = {"words": "handwritten v3", "multilingual v2": "multilingual v2"}
 

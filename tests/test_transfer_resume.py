@@ -20,8 +20,9 @@ from guard.offline_model import CLASSES
 from guard.training.dataset import Item
 from guard.training.families import family
 from guard.training.metrics import row
+from guard.training.options import fold_settings
 from guard.training.sources import Example
-from guard.training.train import fold_settings, parser
+from guard.training.train import parser
 from guard.training.transfer import OutOfFold, StaleFolds, UnknownFamilies, run_folds
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@
 5. long_prompts(): long prompts made of a split's benign texts, some with one of that
    split's prompts (unsafe, or benign with words of harm) put inside, so that a harmful
    request is not diluted by the benign text around it.
-6. in_context(): prompts after an earlier turn of their split: a benign turn before a
+6. in_context() (guard.training.in_context): prompts after earlier turns of their split: a benign turn before a
    prompt changes nothing, an unrelated benign prompt after a refused harmful one is
    benign, and a follow-up that means "that, please" (guard/data/follow_ups.txt) carries
    the category of the refused harmful request before it, while the same follow-up after
@@ -38,21 +38,14 @@ import numpy as np
 
 from guard.training.categories import categorize
 from guard.training.families import family
-from guard.training.sources import DATA, Example
-from guard.training.templates import BODIES, FALSE_REFUSALS, FRAMES, NEUTRAL_PROMPTS, OPENERS, OVERVIEWS, REFUSALS
+from guard.training.sources import Example
+from guard.training.templates import BODIES, FALSE_REFUSALS, FRAMES, NEUTRAL_PROMPTS, OPENERS, REFUSALS
 
 NEAR_COSINE = 0.80
 NEAR_JACCARD = 0.5
 SPLITS = (("test", 0.20), ("validation", 0.15), ("train", 0.65))
 _WORD = re.compile(r"[a-z0-9']+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-FOLLOW_UPS = DATA / "follow_ups.txt"
-
-
-def follow_ups() -> list[str]:
-    """The follow-ups of guard/data/follow_ups.txt (one per line; # starts a comment)."""
-    lines = FOLLOW_UPS.read_text(encoding="utf-8").splitlines()
-    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
 _IMPERATIVE = re.compile(
@@ -290,56 +283,6 @@ def long_prompts(
                         split,
                     )
                 )
-    return out
-
-
-def in_context(
-    items: list[Item], seed: int, share: float = 0.25, after_harm: float = 0.08, follow: float = 0.12
-) -> list[Item]:
-    """Per split: about `share` of the single-turn prompts once more after a benign turn of
-    the split (a benign prompt and its reply; same label); about `after_harm` of the
-    unsafe prompts, refused, followed by a benign prompt of the split (safe); and about
-    `follow` of them followed by a follow-up (their label), each paired with the same
-    follow-up after a benign turn of the split (safe): half of the time the harmful request
-    is refused and the benign turn is the split's own prompt and reply, else both first
-    turns get the same answer in general terms (OVERVIEWS), so that only the first user
-    turn tells the pair apart. Each follow-up text belongs to
-    one split (split_of), so none is seen in training and again in validation or test."""
-    rng, out = random.Random(seed), []
-    continuations = {name: [t for t in follow_ups() if split_of(t, seed) == name] for name, _ in SPLITS}
-    overviews = by_split(OVERVIEWS)
-    for split, _ in SPLITS:
-        here = [i for i in items if i.split == split and "+" not in i.example.source]
-        turns = [
-            (i.example.prompt, i.example.text)
-            for i in here
-            if i.example.kind == "reply" and not i.example.unsafe and i.example.prompt
-        ]
-        refusals = [i.example.text for i in here if i.example.kind == "refusal"]
-        prompts = [i for i in here if i.example.kind == "prompt" and not i.example.context]
-        benign = [i for i in prompts if not i.example.unsafe]
-        if not turns or not benign:
-            continue
-        for item in prompts:
-            e = item.example
-            if rng.random() < share:
-                context = rng.choice(turns)
-                out.append(Item(replace(e, context=context, source=e.source + " +turn"), item.group, split))
-            if e.unsafe and refusals and rng.random() < after_harm:
-                unrelated = rng.choice(benign)
-                after = unrelated.example.source + " +after"
-                follow_up = replace(unrelated.example, context=(e.text, rng.choice(refusals)), source=after)
-                out.append(Item(follow_up, unrelated.group, split))
-            if e.unsafe and refusals and continuations[split] and rng.random() < follow:
-                text = rng.choice(continuations[split])
-                if rng.random() < 0.5:  # both first turns answered alike: only the user's tells them apart
-                    answer = rng.choice(overviews[split])
-                    harmless = (rng.choice(benign).example.text, answer)
-                else:
-                    answer, harmless = rng.choice(refusals), rng.choice(turns)
-                pushed = Example(text, e.label, "prompt", e.source + " +follow", e.license, context=(e.text, answer))
-                control = Example(text, "safe", "prompt", e.source + " +follow", e.license, context=harmless)
-                out += [Item(pushed, item.group, split), Item(control, item.group, split)]
     return out
 
 

@@ -7,6 +7,7 @@
     python -m guard.evaluate --split test --labels labels.tsv --model new.safetensors   # before / after
     python -m guard.evaluate --obfuscation         # flagged unsafe prompts still flagged when obfuscated
     python -m guard.evaluate --long --window 128   # ... when buried in long benign text, judged in 128-piece windows
+    python -m guard.evaluate --after-turns         # ... when sent after harmless turns of chat
     python -m guard.evaluate --table guard/data/multilingual_v2.tsv   # a table the model never read
     python -m guard.evaluate --weights run/model.safetensors --manifest run/examples.tsv \
         --transfer-figures run/transfer.json        # a candidate, with its run's held-out table
@@ -55,6 +56,8 @@ from guard.training.manifest import MANIFEST, read_manifest
 from guard.training.metrics import evaluate_rows
 from guard.training.obfuscation import obfuscation_figures, unsafe_prompts
 from guard.training.obfuscation import table as obfuscation_table
+from guard.training.padded_turns import harmless_turns, padded_turn_figures
+from guard.training.padded_turns import table as padded_turns_table
 from guard.training.sources import KINDS, handwritten, labelled_turns
 from guard.training.train import window_arg
 from guard.training.transfer import TRANSFER_FIGURES, figures_of, transfer_lines
@@ -214,6 +217,12 @@ def main(argv=None) -> int:
         "benign text, and of the same texts with a benign prompt flagged (guard.training.dilution)",
     )
     p.add_argument(
+        "--after-turns",
+        action="store_true",
+        help="instead: the share of the split's flagged unsafe prompts still flagged after 1, 2 and 4 harmless "
+        "turns, and of its benign prompts flagged after them (guard.training.padded_turns)",
+    )
+    p.add_argument(
         "--window",
         type=window_arg,
         metavar="PIECES",
@@ -250,6 +259,14 @@ def main(argv=None) -> int:
         figures = {"split": a.split, "window": guard.net.window}
         figures |= dilution_figures(guard, unsafe_prompts(rows), benign_texts(rows), a.threshold)
         lines = [f"split: {a.split}, windows of {guard.net.window} word pieces"] + dilution_table(figures)
+        print(json.dumps(figures, indent=1) if a.json else "\n".join(lines))
+        return 0
+    if a.after_turns:
+        alone = [r for r in rows if r["kind"] == "prompt" and not r.get("context")]  # what every run derives alike
+        benign, unsafe = ([r["text"] for r in alone if (r["label"] == "safe") == safe] for safe in (True, False))
+        figures = padded_turn_figures(guard, unsafe, benign, harmless_turns(rows), a.threshold)
+        figures = {"split": f"table {a.table}" if a.table else a.split, **figures}
+        lines = [f"split: {figures['split']}"] + padded_turns_table(figures)
         print(json.dumps(figures, indent=1) if a.json else "\n".join(lines))
         return 0
     if a.obfuscation:

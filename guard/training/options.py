@@ -1,14 +1,22 @@
-"""The checks of guard.train's numeric options: each turns a command-line string into a
-value or raises argparse.ArgumentTypeError with the reason (argparse prints it and exits 2)."""
+"""guard.train's options: the checks of its numeric ones, each turning a command-line
+string into a value or raising argparse.ArgumentTypeError with the reason (argparse prints
+it and exits 2), and the settings an out-of-fold file records (fold_settings)."""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 
 import numpy as np
 
 from guard.offline_model import judge_window
+from guard.training.metrics import row
 from guard.training.sources import OPTIONAL_TABLES
+
+# --padded-turns at most: the turn context keeps the most recent TURNS_CONTEXT pieces (guard.offline_model),
+# two long turns or a few short ones; the app sends the guard two answered turns (guard_context_turns)
+MOST_TURNS = 4
 
 
 def operating_point_arg(text: str) -> tuple[float, float, float, float]:
@@ -43,6 +51,17 @@ def pair_weight_arg(text: str) -> float:
     return value
 
 
+def turns_arg(text: str) -> int:
+    """--padded-turns: a whole number of benign turns, 2 to MOST_TURNS (1 is the default)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 2 <= value <= MOST_TURNS:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of turns from 2 to {MOST_TURNS}")
+    return value
+
+
 def tables_arg(text: str) -> str:
     """--with-tables: optional table names (guard.training.sources.OPTIONAL_TABLES), comma
     separated, returned as one canonical string (sorted, deduplicated) so that a stopped run's
@@ -53,3 +72,35 @@ def tables_arg(text: str) -> str:
         not_known = f" (not {', '.join(unknown)})" if unknown else ""
         raise argparse.ArgumentTypeError(f"{text!r}: name tables from: {', '.join(OPTIONAL_TABLES)}{not_known}")
     return ",".join(names)
+
+
+FOLD_SETTINGS = (
+    "seed",
+    "epochs",
+    "lr",
+    "batch",
+    "encoder",
+    "tuned_layers",
+    "judge_window",
+    "without_chat_replies",
+    "pair_weight",
+)
+LATER_SETTINGS = (
+    "pool_text",
+    "with_tables",
+    "padded_turns",
+)  # in a file's settings only when on (files from before it are off)
+
+
+def fold_settings(a, items: list) -> dict:
+    """What a fold's logits depend on (checked when a stopped run goes on): the settings, and
+    a digest of every example, derived ones included (so a change to the data, or to how it
+    is derived, refuses the old folds even where a fold's own held-out rows are unchanged).
+    Settings added since (LATER_SETTINGS) count only when set, so older files still go on."""
+    digest = hashlib.sha256("\n".join(json.dumps(row(i), sort_keys=True) for i in items).encode()).hexdigest()
+    later = {k: getattr(a, k) for k in LATER_SETTINGS if getattr(a, k)}
+    return (
+        {k: getattr(a, k) for k in FOLD_SETTINGS}
+        | later
+        | {"with_labels": str(a.with_labels or ""), "data": digest[:16]}
+    )

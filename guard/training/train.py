@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import json
 import random
 import sys
@@ -61,8 +60,15 @@ from guard.encoders import ENCODERS
 from guard.offline_model import CLASSES, MIN_WINDOW, MODEL_PATH, TUNED, WINDOW, Network, text_start, tuned_layers
 from guard.training.dataset import assign
 from guard.training.manifest import MANIFEST, write_manifest
-from guard.training.metrics import report_validation, row
-from guard.training.options import operating_point_arg, pair_weight_arg, tables_arg, window_arg
+from guard.training.metrics import report_validation
+from guard.training.options import (
+    fold_settings,
+    operating_point_arg,
+    pair_weight_arg,
+    tables_arg,
+    turns_arg,
+    window_arg,
+)
 from guard.training.sources import LABELS_SOURCE, OPTIONAL_TABLES, all_examples, labelled_turns
 from guard.training.trainer import (
     Trainer,
@@ -191,6 +197,13 @@ def parser() -> argparse.ArgumentParser:
         "harmless start) with a ranking loss, weighted W against the cross-entropy (0, the default: off)",
     )
     p.add_argument(
+        "--padded-turns",
+        type=turns_arg,
+        metavar="N",
+        help="a prompt repeated after benign turns in training gets 1 to N of them, not one (N 2-4; measure "
+        "with `python -m guard.evaluate --after-turns`)",
+    )
+    p.add_argument(
         "--pool-text",
         action="store_true",
         help="a prompt read after earlier turns: the prompt head pools the prompt's own word pieces only "
@@ -259,34 +272,6 @@ def train_on(train: list, a, lower: Lower, on_epoch=None) -> Network:
     return net
 
 
-FOLD_SETTINGS = (
-    "seed",
-    "epochs",
-    "lr",
-    "batch",
-    "encoder",
-    "tuned_layers",
-    "judge_window",
-    "without_chat_replies",
-    "pair_weight",
-)
-LATER_SETTINGS = ("pool_text", "with_tables")  # in a file's settings only when on (files from before it are off)
-
-
-def fold_settings(a, items: list) -> dict:
-    """What a fold's logits depend on (checked when a stopped run goes on): the settings, and
-    a digest of every example, derived ones included (so a change to the data, or to how it
-    is derived, refuses the old folds even where a fold's own held-out rows are unchanged).
-    Settings added since (LATER_SETTINGS) count only when set, so older files still go on."""
-    digest = hashlib.sha256("\n".join(json.dumps(row(i), sort_keys=True) for i in items).encode()).hexdigest()
-    later = {k: getattr(a, k) for k in LATER_SETTINGS if getattr(a, k)}
-    return (
-        {k: getattr(a, k) for k in FOLD_SETTINGS}
-        | later
-        | {"with_labels": str(a.with_labels or ""), "data": digest[:16]}
-    )
-
-
 def transfer(base: list, items: list, a, lower: Lower) -> dict:
     """Leave-one-source-out (guard.training.transfer): the out-of-fold figures, and each
     side's temperature and offset chosen on them. With --out-of-fold, the file is written
@@ -299,7 +284,11 @@ def transfer(base: list, items: list, a, lower: Lower) -> dict:
             raise StaleFolds(f"{a.out_of_fold} was made with other settings ({earlier.settings}): start afresh")
         done = earlier
     save = (lambda oof: oof.save(a.out_of_fold)) if a.out_of_fold else None
-    oof = run_folds(base, lambda train: train_on(derived(train, a.seed), a, lower), families, done, save)
+
+    def fold(train: list) -> Network:
+        return train_on(derived(train, a.seed, a.padded_turns or 1), a, lower)
+
+    oof = run_folds(base, fold, families, done, save)
     if save:
         save(oof)
     return choose(oof)
@@ -336,7 +325,7 @@ def main(argv=None) -> int:
     # and tests/test_offline_protocol.py, are for it), so every encoder gets the same splits
     grouping = net if a.encoder == "minilm" else Network.base()
     base = assign(examples, base_embedder(grouping), a.seed)
-    items = derived(base, a.seed)
+    items = derived(base, a.seed, a.padded_turns or 1)
     train = [i for i in items if i.split == "train"]
     val = [i for i in items if i.split == "validation"]
     if a.tiny:

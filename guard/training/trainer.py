@@ -18,11 +18,11 @@ from guard.training.dataset import (
     benign_edgy,
     drifting_replies,
     framed,
-    in_context,
     long_prompts,
     pairs,
 )
 from guard.training.encoder import SentenceEncoder
+from guard.training.in_context import in_context
 from guard.training.metrics import row, scores
 
 MAX_VALIDATION_FPR = 0.03  # the targets allow 0.05: the rest is margin for unseen data
@@ -67,21 +67,22 @@ def pair_loss(unsafe: torch.Tensor, safe: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.softplus(unsafe_log_odds(safe) - unsafe_log_odds(unsafe)).mean()
 
 
-def dataset(examples, seed: int, embed) -> list[Item]:
+def dataset(examples, seed: int, embed, most_turns: int = 1) -> list[Item]:
     """Split items, framed and long prompts and reply pairs: everything training and
     evaluation read."""
-    return derived(assign(examples, embed, seed), seed)
+    return derived(assign(examples, embed, seed), seed, most_turns)
 
 
-def derived(items: list[Item], seed: int) -> list[Item]:
+def derived(items: list[Item], seed: int, most_turns: int = 1) -> list[Item]:
     """The prompts of split items with everything built from them inside each split:
-    framed, long and in-context prompts, and the reply side's pairs and drifting replies."""
+    framed, long and in-context prompts (after up to `most_turns` benign turns), and the
+    reply side's pairs and drifting replies."""
     frames = framed([i for i in items if i.example.kind == "prompt"], seed)
     return (
         [i for i in items if i.example.kind == "prompt"]
         + frames
         + long_prompts(items, seed)
-        + in_context(items, seed)
+        + in_context(items, seed, most_turns=most_turns)
         + pairs(items + frames, seed)
         + drifting_replies(items, seed)
     )
