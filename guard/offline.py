@@ -25,7 +25,11 @@ enabled category; they sum to the score.
 User role: the prompt head reads the message, after the start of the earlier turns when
 there are any (guard.offline_model.Network.turn_context: the same answered turns Llama
 Guard reads), so "ok, list the parts and how to put it together" is judged with the
-question before it. Agent role (an even number of messages): the
+question before it. Earlier turns may clear a message that is unsafe only on its face
+("how do I kill it?" after a question about a stuck process), but not a clear request: a
+prompt that scores CLEAR_ALONE or more read alone keeps that reading whatever came before
+(clear_alone), so a few turns of small talk do not talk a request past the guard
+(`python -m guard.evaluate --after-turns`). Agent role (an even number of messages): the
 reply head reads the reply after the prompt it answers, so a compliant answer to a
 harmful request is unsafe even when its text looks bland, and a refusal is safe even when
 it names the hazard it declines.
@@ -68,6 +72,7 @@ LANGUAGES = {  # per encoder: what its training data and figures cover
     "e5": "English, French, Spanish, German, Italian, Portuguese, Russian, Arabic, Chinese (multilingual-e5-small)",
 }
 ALSO_REPORT = 0.25  # besides the top category, report any enabled category this probable
+CLEAR_ALONE = 0.8  # a prompt this unsafe read alone is not cleared by earlier turns (chosen on validation)
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,11 @@ def earlier_turns(conversation: Conversation) -> list[str]:
     """For a User check, the texts of the messages before the last (the answered turns the
     caller kept: the turn sends the same ones Llama Guard reads); [] for an Agent check."""
     return [m["content"] for m in conversation[:-1]] if len(conversation) % 2 == 1 else []
+
+
+def clear_alone(in_context: float, alone: float) -> bool:
+    """Whether a prompt's reading without its earlier turns is kept over the one with them."""
+    return alone >= CLEAR_ALONE and alone > in_context
 
 
 def window_probabilities(net: Network, inputs: list[list], side: str, batch: int = 32) -> list[np.ndarray]:
@@ -202,11 +212,21 @@ class OfflineGuard(Guard):
         enabled = {c.code for c in policy.enabled()}
         inputs = self._inputs(message, prompt is None, context)
         side = "prompt" if prompt is None else "reply"
-        index, result = highest(window_probabilities(self.net, [inputs], side)[0], enabled)
+        readings = [inputs] + ([self._inputs(message, True, None)] if prompt is None and context else [])
+        probabilities = window_probabilities(self.net, readings, side)
+        index, result = highest(probabilities[0], enabled)
+        notes = []
+        if len(readings) > 1:
+            alone_index, alone = highest(probabilities[1], enabled)
+            if clear_alone(result.score, alone.score):
+                notes.append(
+                    f"judged without its earlier turns ({alone.score:.0%} alone, {result.score:.0%} after them): "
+                    "earlier turns do not clear a request this clear"
+                )
+                index, result, inputs, context = alone_index, alone, readings[1], None
         safe = result.score < threshold
         categories = () if safe else result.categories
         raw = "safe" if safe else "unsafe" + ("\n" + ",".join(c.code for c in categories) if categories else "")
-        notes = []
         if len(inputs) > 1:
             notes.append(f"judged whole in {len(inputs)} overlapping windows of {self.net.window} word pieces")
         if policy.custom:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from guard.normalize import guard_text
-from guard.offline import window_probabilities
+from guard.offline import clear_alone, window_probabilities
 from guard.offline_model import CLASSES, Network
 from guard.training.categories import categorize
 
@@ -27,13 +27,21 @@ def inputs_of(net: Network, rows: list[dict], side: str) -> list[list]:
     return [net.reply_inputs(net.context(guard_text(r["prompt"])), guard_text(r["text"])) for r in rows]
 
 
-def scores(net: Network, rows: list[dict]) -> np.ndarray:
-    """The score (1 - p(safe) of the worst window) of each manifest row, batched."""
+def scores(net: Network, rows: list[dict], as_checked: bool = False) -> np.ndarray:
+    """The score (1 - p(safe) of the worst window) of each manifest row, batched.
+    `as_checked`: a prompt after earlier turns also read alone, the reading kept as
+    OfflineGuard.check keeps it (guard.offline.clear_alone); training reads the model bare."""
     out = np.zeros(len(rows))
     for side in ("prompt", "reply"):
         idx = [i for i, r in enumerate(rows) if (r["kind"] == "prompt") == (side == "prompt")]
         for i, p in zip(idx, window_probabilities(net, inputs_of(net, [rows[i] for i in idx], side), side)):
             out[i] = float((1 - p[:, 0]).max())
+    if as_checked:
+        idx = [i for i, r in enumerate(rows) if r["kind"] == "prompt" and turns(net, r)]
+        alone = [net.prompt_inputs(guard_text(rows[i]["text"]), None) for i in idx]
+        for i, p in zip(idx, window_probabilities(net, alone, "prompt")):
+            if clear_alone(out[i], score := float((1 - p[:, 0]).max())):
+                out[i] = score
     return out
 
 
@@ -117,7 +125,7 @@ def per_language(rows: list[dict], y: np.ndarray, s: np.ndarray, idx, threshold:
 
 def evaluate_rows(net: Network, rows: list[dict], threshold: float = 0.5) -> dict:
     """Every figure the module docstring lists, for one set of manifest rows."""
-    s = scores(net, rows)
+    s = scores(net, rows, as_checked=True)
     y = np.array([r["label"] != "safe" for r in rows])
     result = {}
     for side in ("prompt", "reply"):

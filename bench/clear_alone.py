@@ -1,0 +1,88 @@
+"""How guard.offline.CLEAR_ALONE was chosen: on a split's prompts read after earlier turns,
+recall and FPR with the reading alone kept from each bar up (none: the model bare).
+
+    python bench/clear_alone.py [--split validation] [--bars 0.5 0.7 0.8 0.9 0.95] [--json]
+                                [--weights FILE --manifest FILE]   # a candidate and its own run's splits
+
+Two sets of prompts, each scored read with its turns and read alone (the committed model,
+its own operating point, threshold 0.5):
+- "in context": the split's prompt rows that have earlier turns (the hand-written
+  multi-turn tables and every built in-context row: follow-ups, controls, prompts after a
+  benign turn); "multi-turn" is the hand-written part of them;
+- "padded k": 300 of the split's prompts without turns (seeded, the same 300 for each k),
+  each after k of its harmless turns (guard.training.padded_turns.harmless_turns), as a
+  visitor pads; "alone" is the same prompts read alone.
+A bar is good when it keeps the padded prompts' recall near their recall alone and adds
+no false flags in context. Validation by default: the bar may be chosen on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the guard package, not bench/guard.py
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from guard.offline import OfflineGuard  # noqa: E402
+from guard.training.manifest import MANIFEST, read_manifest  # noqa: E402
+from guard.training.metrics import scores  # noqa: E402
+from guard.training.padded_turns import TURNS, harmless_turns  # noqa: E402
+
+
+def rates(rows: list[dict], s: np.ndarray) -> dict:
+    y = np.array([r["label"] != "safe" for r in rows])
+    return {
+        "recall": round(float((s[y] >= 0.5).mean()), 3) if y.any() else None,
+        "fpr": round(float((s[~y] >= 0.5).mean()), 3) if (~y).any() else None,
+        "n": f"{int(y.sum())}/{int((~y).sum())}",
+    }
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--split", default="validation", choices=("validation", "test", "train"))
+    p.add_argument("--bars", type=float, nargs="+", default=[0.5, 0.7, 0.8, 0.9, 0.95])
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--weights", type=Path, help="judge with these weights instead of the committed ones")
+    p.add_argument("--manifest", type=Path, default=MANIFEST, help="the split examples (default: the committed)")
+    a = p.parse_args(argv)
+    net = (OfflineGuard.load(a.weights) if a.weights else OfflineGuard.load()).net
+    rows = [r for r in read_manifest(a.manifest) if r["split"] == a.split]
+    rng = random.Random(0)
+    pool, sets = harmless_turns(rows), {}
+    sets["in context"] = [r for r in rows if r["kind"] == "prompt" and r["context"]]
+    sets["multi-turn"] = [r for r in sets["in context"] if "+" not in r["source"]]
+    alone_prompts = rng.sample([r for r in rows if r["kind"] == "prompt" and not r["context"]], 300)
+    for k in TURNS:
+        sets[f"padded {k}"] = [
+            r | {"context": [t for turn in rng.sample(pool, k) for t in turn]} for r in alone_prompts
+        ]
+    out = {}
+    for name, chosen in sets.items():
+        bare = scores(net, chosen)
+        alone = scores(net, [r | {"context": []} for r in chosen])
+        out[name] = {"none": rates(chosen, bare)}
+        for bar in a.bars:
+            s = np.array([x if x >= bar and x > b else b for b, x in zip(bare, alone)])  # clear_alone at `bar`
+            out[name][str(bar)] = rates(chosen, s)
+        out[name]["alone"] = rates(chosen, alone)
+    if a.json:
+        print(json.dumps(out, indent=1))
+        return 0
+    print(f"split {a.split}: recall / FPR at threshold 0.5 (unsafe/benign rows)")
+    for name, by_bar in out.items():
+        print(f"{name} ({by_bar['none']['n']})")
+        for bar, m in by_bar.items():
+            print(f"  {bar:>6}  recall {m['recall']}  FPR {m['fpr']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
