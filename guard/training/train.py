@@ -201,7 +201,8 @@ def parser() -> argparse.ArgumentParser:
         type=turns_arg,
         metavar="N",
         help="a prompt repeated after benign turns in training gets 1 to N of them, not one (N 2-4; measure "
-        "with `python -m guard.evaluate --after-turns`)",
+        "with `python -m guard.evaluate --after-turns`; with 4 on 2026-12-06, benign prompts after turns were "
+        "flagged three times as often: docs/offline-classifier.md)",
     )
     p.add_argument(
         "--pool-text",
