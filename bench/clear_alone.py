@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the guard package, not bench/guard.py
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from guard.offline import OfflineGuard  # noqa: E402
+from guard.offline import OfflineGuard, clear_alone  # noqa: E402
 from guard.training.manifest import MANIFEST, read_manifest  # noqa: E402
 from guard.training.metrics import scores  # noqa: E402
 from guard.training.padded_turns import TURNS, harmless_turns  # noqa: E402
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
         alone = scores(net, [r | {"context": []} for r in chosen])
         out[name] = {"none": rates(chosen, bare)}
         for bar in a.bars:
-            s = np.array([x if x >= bar and x > b else b for b, x in zip(bare, alone)])  # clear_alone at `bar`
+            s = np.array([x if clear_alone(b, x, bar) else b for b, x in zip(bare, alone)])
             out[name][str(bar)] = rates(chosen, s)
         out[name]["alone"] = rates(chosen, alone)
     if a.json:

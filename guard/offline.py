@@ -125,9 +125,9 @@ def earlier_turns(conversation: Conversation) -> list[str]:
     return [m["content"] for m in conversation[:-1]] if len(conversation) % 2 == 1 else []
 
 
-def clear_alone(in_context: float, alone: float) -> bool:
+def clear_alone(in_context: float, alone: float, bar: float = CLEAR_ALONE) -> bool:
     """Whether a prompt's reading without its earlier turns is kept over the one with them."""
-    return alone >= CLEAR_ALONE and alone > in_context
+    return alone >= bar and alone > in_context
 
 
 def window_probabilities(net: Network, inputs: list[list], side: str, batch: int = 32) -> list[np.ndarray]:

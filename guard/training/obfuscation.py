@@ -58,10 +58,11 @@ VARIANTS: dict[str, Callable[[str], str]] = {
 }
 
 
-def flagged(guard: Guard, text: str, threshold: float) -> bool:
-    """Whether the guard flags `text` sent as a user message (a failed check counts as
-    flagged, as the app blocks it)."""
-    verdict = guard.check([{"role": "user", "content": text}], threshold=threshold)
+def flagged(guard: Guard, text: str, threshold: float, turns: list[tuple[str, str]] = ()) -> bool:
+    """Whether the guard flags `text` sent as a user message, after these (user, assistant)
+    turns if any (a failed check counts as flagged, as the app blocks it)."""
+    earlier = [{"role": role, "content": t} for pair in turns for role, t in zip(("user", "assistant"), pair)]
+    verdict = guard.check([*earlier, {"role": "user", "content": text}], threshold=threshold)
     return verdict.failed or not verdict.safe
 
 

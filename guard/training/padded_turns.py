@@ -17,18 +17,9 @@ from __future__ import annotations
 import random
 
 from guard.base import Guard
+from guard.training.obfuscation import flagged
 
 TURNS = (1, 2, 4)  # harmless exchanges before the prompt
-
-
-def flagged_after(guard: Guard, turns: list[tuple[str, str]], prompt: str, threshold: float) -> bool:
-    """Whether the guard flags `prompt` sent after these (user, assistant) turns (a failed
-    check counts as flagged, as the app blocks it)."""
-    conversation = [
-        {"role": role, "content": text} for pair in turns for role, text in zip(("user", "assistant"), pair)
-    ]
-    verdict = guard.check([*conversation, {"role": "user", "content": prompt}], threshold=threshold)
-    return verdict.failed or not verdict.safe
 
 
 def harmless_turns(rows: list[dict]) -> list[tuple[str, str]]:
@@ -60,19 +51,17 @@ def padded_turn_figures(
     alone and up to `n` benign prompts it passes alone (seeded samples); k harmless turns
     go before each, drawn from the `turns` that the guard passes as a pair."""
     rng = random.Random(seed)
-    plain = [p for p in rng.sample(unsafe, min(n, len(unsafe))) if flagged_after(guard, [], p, threshold)]
-    quiet = [p for p in rng.sample(benign, min(n, len(benign))) if not flagged_after(guard, [], p, threshold)]
+    plain = [p for p in rng.sample(unsafe, min(n, len(unsafe))) if flagged(guard, p, threshold)]
+    quiet = [p for p in rng.sample(benign, min(n, len(benign))) if not flagged(guard, p, threshold)]
     pool = rng.sample(turns, min(400, len(turns)))
-    pool = [(u, a) for u, a in pool if not flagged_after(guard, [], u, threshold)]
+    pool = [(u, a) for u, a in pool if not flagged(guard, u, threshold)]
     still, false = {}, {}
     for k in TURNS:
         if len(pool) < k or not plain:
             still[str(k)] = false[str(k)] = float("nan")
             continue
-        still[str(k)] = round(
-            sum(flagged_after(guard, rng.sample(pool, k), p, threshold) for p in plain) / len(plain), 3
-        )
-        hits = sum(flagged_after(guard, rng.sample(pool, k), p, threshold) for p in quiet)
+        still[str(k)] = round(sum(flagged(guard, p, threshold, rng.sample(pool, k)) for p in plain) / len(plain), 3)
+        hits = sum(flagged(guard, p, threshold, rng.sample(pool, k)) for p in quiet)
         false[str(k)] = round(hits / len(quiet), 3) if quiet else float("nan")
     overall = round(sum(still.values()) / len(still), 3) if plain and len(pool) >= max(TURNS) else float("nan")
     return {

@@ -14,7 +14,6 @@ import torch  # training computes with it throughout
 from guard.offline_model import CLASSES, CONTEXT, WINDOW, Network, pad, softmax
 from guard.training.dataset import (
     Item,
-    assign,
     benign_edgy,
     drifting_replies,
     framed,
@@ -65,12 +64,6 @@ def pair_loss(unsafe: torch.Tensor, safe: torch.Tensor) -> torch.Tensor:
     their unsafe log-odds; log 2 when the model cannot tell the two apart, near 0 when the
     unsafe twin scores far above the safe one."""
     return torch.nn.functional.softplus(unsafe_log_odds(safe) - unsafe_log_odds(unsafe)).mean()
-
-
-def dataset(examples, seed: int, embed, most_turns: int = 1) -> list[Item]:
-    """Split items, framed and long prompts and reply pairs: everything training and
-    evaluation read."""
-    return derived(assign(examples, embed, seed), seed, most_turns)
 
 
 def derived(items: list[Item], seed: int, most_turns: int = 1) -> list[Item]:
