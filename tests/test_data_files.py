@@ -34,7 +34,7 @@ LABELS = set(CODES) | {"safe"}
 KINDS = {"prompt", "reply", "refusal"}
 LANGUAGES = ("fr", "es", "de", "it", "pt", "ru", "ar", "zh")
 COLUMNS = {
-    MULTILINGUAL: ["label", "kind", "lang", "prompt", "text"],
+    MULTILINGUAL: ["label", "kind", "lang", "item", "prompt", "text"],
     **dict.fromkeys(PAIRED, ["pair", "label", "first_user", "first_assistant", "user"]),
     HANDWRITTEN_V3: ["label", "kind", "prompt", "text"],
     HANDWRITTEN_V4: ["label", "kind", "lang", "prompt", "text"],
@@ -103,17 +103,18 @@ def test_multilingual_v2_counts_per_language_with_replies():
         assert replies[True] >= 10 and replies[False] >= 10, lang
 
 
-def test_multilingual_v2_items_join_one_texts_translations_only():
-    """Its `item` column marks the translations of one text (kept in one split by
+@pytest.mark.parametrize(("path", "joined"), [(MULTILINGUAL, 90), (MULTILINGUAL_V2, 100)], ids=["v1", "v2"])
+def test_multilingual_items_join_one_texts_translations_only(path, joined):
+    """The `item` column marks the translations of one text (kept in one split by
     guard.training.dataset.assign): one row per language, one kind, one side of safe."""
     items: dict[str, list[dict]] = {}
-    for row in _read(MULTILINGUAL_V2):
+    for row in _read(path):
         assert row["item"].strip(), row
         items.setdefault(row["item"], []).append(row)
     for item, rows in items.items():
         assert len({r["lang"] for r in rows}) == len(rows), item
         assert len({(r["kind"], r["label"] == "safe") for r in rows}) == 1, item
-    assert sum(len(rows) > 1 for rows in items.values()) >= 100
+    assert sum(len(rows) > 1 for rows in items.values()) >= joined  # items in two languages or more
 
 
 def test_words_table_gives_words_of_harm_their_harmful_sense():
