@@ -2,7 +2,8 @@
 
 guard/data/multilingual.tsv, guard/data/multiturn.tsv, guard/data/multiturn_v2.tsv,
 guard/data/handwritten_v3.tsv and guard/data/handwritten_v4.tsv, and the tables read when named
-(guard/data/handwritten_words.tsv and guard/data/multilingual_v2.tsv, `--with-tables`) are read as guard.training
+(guard/data/handwritten_words.tsv, guard/data/multilingual_v2.tsv and guard/data/multiturn_scenes.tsv,
+`--with-tables`) are read as guard.training
 reads its TSV files (csv.DictReader, tab-delimited); these tests check their columns,
 labels, languages, pairing, minimum counts and that no text repeats one of another file in
 guard/data.
@@ -26,7 +27,8 @@ HANDWRITTEN_V3 = DATA / "handwritten_v3.tsv"
 HANDWRITTEN_V4 = DATA / "handwritten_v4.tsv"
 WORDS = DATA / "handwritten_words.tsv"
 MULTILINGUAL_V2 = DATA / "multilingual_v2.tsv"
-NEW_FILES = (MULTILINGUAL, MULTITURN, MULTITURN_V2, HANDWRITTEN_V3, HANDWRITTEN_V4, WORDS, MULTILINGUAL_V2)
+SCENES = DATA / "multiturn_scenes.tsv"
+NEW_FILES = (MULTILINGUAL, MULTITURN, MULTITURN_V2, HANDWRITTEN_V3, HANDWRITTEN_V4, WORDS, MULTILINGUAL_V2, SCENES)
 PAIRED = {MULTITURN: 120, MULTITURN_V2: 80}  # two-turn tables and their least number of pairs
 
 CODES = [c.code for c in LLAMA_GUARD_2]
@@ -40,6 +42,8 @@ COLUMNS = {
     HANDWRITTEN_V4: ["label", "kind", "lang", "prompt", "text"],
     WORDS: ["label", "kind", "lang", "prompt", "text"],
     MULTILINGUAL_V2: ["label", "kind", "lang", "item", "prompt", "text"],
+    SCENES: ["scene", "lang", "label", "question", "answer", "follow_up_1", "follow_up_2"]
+    + [f"{side}_{n}" for side in ("harmful", "benign") for n in (1, 2, 3)],
 }
 
 
@@ -173,6 +177,20 @@ def test_multiturn_pairs(path):
     assert set(in_context) == set(CODES), in_context
 
 
+def test_multiturn_scenes():
+    """Each scene: a label, an answer, two follow-ups and three harmful and three benign
+    framings of its question, all different; every category, and scenes in other languages."""
+    rows = _read(SCENES)
+    assert len(rows) >= 80 and len({r["scene"] for r in rows}) == len(rows)
+    assert {r["label"] for r in rows} == set(CODES)
+    assert {r["lang"] for r in rows} <= {"en", *LANGUAGES} and len({r["lang"] for r in rows}) >= 6
+    for r in rows:
+        framings = [_key(r[f"{side}_{n}"]) for side in ("harmful", "benign") for n in (1, 2, 3)]
+        follow_ups = {_key(r["follow_up_1"]), _key(r["follow_up_2"])}
+        assert all(framings) and len(set(framings)) == 6, r["scene"]
+        assert len(follow_ups) == 2 and all(follow_ups) and r["question"].strip() and r["answer"].strip(), r["scene"]
+
+
 def _single_turn_keys(path: Path) -> list[tuple[str, str, str]]:
     return [(r["kind"], _key(r["prompt"]), _key(r["text"])) for r in _read(path)]
 
@@ -181,6 +199,8 @@ def _single_turn_keys(path: Path) -> list[tuple[str, str, str]]:
 def test_no_duplicates_within_a_file(path):
     if path in PAIRED:
         keys = [(_key(r["first_user"]), _key(r["first_assistant"]), _key(r["user"])) for r in _read(path)]
+    elif path == SCENES:
+        keys = [_key(r["question"]) for r in _read(path)]
     else:
         keys = _single_turn_keys(path)
     repeated = [k for k, n in Counter(keys).items() if n > 1]
@@ -191,6 +211,8 @@ def _texts(path: Path) -> set[str]:
     if path in PAIRED:
         rows = _read(path)
         return {_key(r["first_user"]) for r in rows}
+    if path == SCENES:
+        return {_key(r[column]) for r in _read(path) for column in ("question", "follow_up_1", "follow_up_2")}
     return {_key(r["text"]) for r in _read(path) if r.get("text")}
 
 

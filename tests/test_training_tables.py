@@ -6,6 +6,7 @@ out with them."""
 from __future__ import annotations
 
 import argparse
+import csv
 
 import numpy as np
 import pytest
@@ -14,10 +15,10 @@ from hypothesis import strategies as st
 
 from guard.training.families import family
 from guard.training.options import LATER_SETTINGS, tables_arg
-from guard.training.sources import OPTIONAL_TABLES, all_examples, handwritten
+from guard.training.sources import OPTIONAL_TABLES, SCENES, all_examples, scenes, table
 from guard.training.train import parser
 
-FAMILY = {"words": "handwritten v3", "multilingual v2": "multilingual v2"}
+FAMILY = {"words": "handwritten v3", "multilingual v2": "multilingual v2", "scenes": "multi-turn scenes"}
 
 
 def _texts(examples) -> set[tuple[str, str]]:
@@ -30,7 +31,7 @@ def test_every_optional_table_has_a_family():
 
 @pytest.mark.parametrize("name", sorted(OPTIONAL_TABLES))
 def test_a_table_is_read_only_when_named_and_joins_its_family(name):
-    rows = handwritten(OPTIONAL_TABLES[name])
+    rows = table(OPTIONAL_TABLES[name])
     assert len(rows) > 100
     without = all_examples(None, tiny=True)
     named = all_examples(None, tiny=True, optional=(name,))
@@ -93,3 +94,19 @@ def test_a_tables_translations_of_one_item_share_a_group_and_split():
     assert len({by_text[t].group for t in texts[:20]}) == 5
     assert len({by_text[t].group for t in texts[20:]}) == 20  # no item, or another table's: alone
     assert by_text[texts[39]].group != by_text[texts[0]].group
+
+
+def test_a_scene_is_each_follow_up_after_each_framing_in_one_item():
+    """multiturn_scenes.tsv: a scene's two follow-ups after its three harmful framings carry
+    its label, after its three benign ones are safe; the first turn is framing + question,
+    answered alike; all twelve rows are one item, so one split."""
+    with SCENES.open(encoding="utf-8") as f:
+        first = next(csv.DictReader(f, delimiter="\t"))
+    rows = [e for e in scenes() if e.item == first["scene"]]
+    assert len(rows) == 12 and {e.text for e in rows} == {first["follow_up_1"], first["follow_up_2"]}
+    unsafe = [e for e in rows if e.unsafe]
+    assert len(unsafe) == 6 and {e.label for e in unsafe} == {first["label"]}
+    for side, labelled in (("harmful", unsafe), ("benign", [e for e in rows if not e.unsafe])):
+        framings = {first[f"{side}_{n}"] + " " + first["question"] for n in (1, 2, 3)}
+        assert {e.context[0] for e in labelled} == framings
+    assert {e.context[1] for e in rows} == {first["answer"]} and {e.lang for e in rows} == {first["lang"]}

@@ -19,6 +19,7 @@ FAMILIES = (  # (family, source prefix): the first prefix that matches names the
     ("multilingual", "handwritten (multilingual)"),
     ("multi-turn", "handwritten (multiturn)"),
     ("multi-turn v2", "handwritten (multiturn_v2)"),
+    ("multi-turn scenes", "handwritten (multiturn_scenes)"),  # optional: --with-tables scenes
     ("chat replies", "smollm2"),
 )
 
