@@ -2,8 +2,8 @@
 
 guard/data/multilingual.tsv, guard/data/multiturn.tsv, guard/data/multiturn_v2.tsv,
 guard/data/handwritten_v3.tsv and guard/data/handwritten_v4.tsv, and the tables read when named
-(guard/data/handwritten_words.tsv, guard/data/multilingual_v2.tsv and guard/data/multiturn_scenes.tsv,
-`--with-tables`) are read as guard.training
+(guard/data/handwritten_words.tsv, guard/data/multilingual_v2.tsv and guard/data/multiturn_scenes.tsv and
+guard/data/multiturn_objects.tsv, `--with-tables`) are read as guard.training
 reads its TSV files (csv.DictReader, tab-delimited); these tests check their columns,
 labels, languages, pairing, minimum counts and that no text repeats one of another file in
 guard/data.
@@ -12,6 +12,7 @@ guard/data.
 from __future__ import annotations
 
 import csv
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -28,7 +29,10 @@ HANDWRITTEN_V4 = DATA / "handwritten_v4.tsv"
 WORDS = DATA / "handwritten_words.tsv"
 MULTILINGUAL_V2 = DATA / "multilingual_v2.tsv"
 SCENES = DATA / "multiturn_scenes.tsv"
-NEW_FILES = (MULTILINGUAL, MULTITURN, MULTITURN_V2, HANDWRITTEN_V3, HANDWRITTEN_V4, WORDS, MULTILINGUAL_V2, SCENES)
+OBJECTS = DATA / "multiturn_objects.tsv"
+NEW_FILES = (MULTILINGUAL, MULTITURN, MULTITURN_V2, HANDWRITTEN_V3, HANDWRITTEN_V4, WORDS, MULTILINGUAL_V2)
+NEW_FILES += (SCENES, OBJECTS)
+SIDES = [(side, n) for side in ("harmful", "benign") for n in (1, 2, 3)]
 PAIRED = {MULTITURN: 120, MULTITURN_V2: 80}  # two-turn tables and their least number of pairs
 
 CODES = [c.code for c in LLAMA_GUARD_2]
@@ -43,7 +47,9 @@ COLUMNS = {
     WORDS: ["label", "kind", "lang", "prompt", "text"],
     MULTILINGUAL_V2: ["label", "kind", "lang", "item", "prompt", "text"],
     SCENES: ["scene", "lang", "label", "question", "answer", "follow_up_1", "follow_up_2"]
-    + [f"{side}_{n}" for side in ("harmful", "benign") for n in (1, 2, 3)],
+    + [f"{side}_{n}" for side, n in SIDES],
+    OBJECTS: ["scene", "lang", "label", "follow_up_1", "follow_up_2"]
+    + [f"{side}_{part}_{n}" for side, n in SIDES for part in ("question", "answer")],
 }
 
 
@@ -177,18 +183,48 @@ def test_multiturn_pairs(path):
     assert set(in_context) == set(CODES), in_context
 
 
-def test_multiturn_scenes():
-    """Each scene: a label, an answer, two follow-ups and three harmful and three benign
-    framings of its question, all different; every category, and scenes in other languages."""
-    rows = _read(SCENES)
-    assert len(rows) >= 80 and len({r["scene"] for r in rows}) == len(rows)
+@pytest.mark.parametrize("path", [SCENES, OBJECTS], ids=lambda p: p.name)
+def test_multiturn_scenes(path):
+    """Each scene: a label, two follow-ups and six first turns (three harmful, three benign),
+    all different and none empty; every category, and scenes in other languages."""
+    rows = _read(path)
+    assert len(rows) >= {SCENES: 85, OBJECTS: 45}[path] and len({r["scene"] for r in rows}) == len(rows)
     assert {r["label"] for r in rows} == set(CODES)
     assert {r["lang"] for r in rows} <= {"en", *LANGUAGES} and len({r["lang"] for r in rows}) >= 6
     for r in rows:
-        framings = [_key(r[f"{side}_{n}"]) for side in ("harmful", "benign") for n in (1, 2, 3)]
+        if path == SCENES:
+            turns = [_key(r[f"{side}_{n}"]) for side, n in SIDES]
+            assert r["question"].strip() and r["answer"].strip(), r["scene"]
+        else:
+            turns = [_key(r[f"{side}_question_{n}"]) for side, n in SIDES]
+            assert all(r[f"{side}_answer_{n}"].strip() for side, n in SIDES), r["scene"]
         follow_ups = {_key(r["follow_up_1"]), _key(r["follow_up_2"])}
-        assert all(framings) and len(set(framings)) == 6, r["scene"]
-        assert len(follow_ups) == 2 and all(follow_ups) and r["question"].strip() and r["answer"].strip(), r["scene"]
+        assert all(turns) and len(set(turns)) == 6, r["scene"]
+        assert len(follow_ups) == 2 and all(follow_ups), r["scene"]
+
+
+def _scene_texts(row: dict) -> list[str]:
+    if "question" in row:
+        return [row["question"], row["follow_up_1"], row["follow_up_2"]]
+    return [row["follow_up_1"], row["follow_up_2"]] + [row[f"{side}_question_{n}"] for side, n in SIDES]
+
+
+_FUNCTION_WORDS = set("what whats is a an the s it of i how does do that are on in to".split())
+
+
+def _content_words(text: str) -> set[str]:
+    return set(re.findall(r"\w+", text.lower())) - _FUNCTION_WORDS
+
+
+@pytest.mark.parametrize("path", [SCENES, OBJECTS], ids=lambda p: p.name)
+def test_no_scene_is_near_a_two_turn_table(path):
+    """The two-turn families are what a fold without them is judged on: no question or
+    follow-up of a scene shares half its content words (Jaccard, function words left out:
+    "What is X?" questions are short) with a first turn or follow-up of theirs."""
+    theirs = [_content_words(r[c]) for p in PAIRED for r in _read(p) for c in ("first_user", "user")]
+    ours = [(r["scene"], _content_words(t)) for r in _read(path) for t in _scene_texts(r)]
+    near = [scene for scene, w in ours for o in theirs if w and o and len(w & o) / len(w | o) >= 0.5]
+    assert not near, sorted(set(near))
 
 
 def _single_turn_keys(path: Path) -> list[tuple[str, str, str]]:
@@ -201,6 +237,8 @@ def test_no_duplicates_within_a_file(path):
         keys = [(_key(r["first_user"]), _key(r["first_assistant"]), _key(r["user"])) for r in _read(path)]
     elif path == SCENES:
         keys = [_key(r["question"]) for r in _read(path)]
+    elif path == OBJECTS:
+        keys = [_key(r[f"{side}_question_{n}"]) for r in _read(path) for side, n in SIDES]
     else:
         keys = _single_turn_keys(path)
     repeated = [k for k, n in Counter(keys).items() if n > 1]
@@ -213,6 +251,9 @@ def _texts(path: Path) -> set[str]:
         return {_key(r["first_user"]) for r in rows}
     if path == SCENES:
         return {_key(r[column]) for r in _read(path) for column in ("question", "follow_up_1", "follow_up_2")}
+    if path == OBJECTS:
+        columns = ["follow_up_1", "follow_up_2"] + [f"{side}_question_{n}" for side, n in SIDES]
+        return {_key(r[column]) for r in _read(path) for column in columns}
     return {_key(r["text"]) for r in _read(path) if r.get("text")}
 
 

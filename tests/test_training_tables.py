@@ -15,10 +15,12 @@ from hypothesis import strategies as st
 
 from guard.training.families import family
 from guard.training.options import LATER_SETTINGS, tables_arg
-from guard.training.sources import OPTIONAL_TABLES, SCENES, all_examples, scenes, table
+from guard.training.scenes import scenes
+from guard.training.sources import OBJECTS, OPTIONAL_TABLES, SCENES, all_examples, table
 from guard.training.train import parser
 
-FAMILY = {"words": "handwritten v3", "multilingual v2": "multilingual v2", "scenes": "multi-turn scenes"}
+FAMILY = {"words": "handwritten v3", "multilingual v2": "multilingual v2"}
+FAMILY |= {"scenes": "multi-turn scenes", "objects": "multi-turn scenes"}
 
 
 def _texts(examples) -> set[tuple[str, str]]:
@@ -96,17 +98,22 @@ def test_a_tables_translations_of_one_item_share_a_group_and_split():
     assert by_text[texts[39]].group != by_text[texts[0]].group
 
 
-def test_a_scene_is_each_follow_up_after_each_framing_in_one_item():
-    """multiturn_scenes.tsv: a scene's two follow-ups after its three harmful framings carry
-    its label, after its three benign ones are safe; the first turn is framing + question,
-    answered alike; all twelve rows are one item, so one split."""
-    with SCENES.open(encoding="utf-8") as f:
+@pytest.mark.parametrize("path", [SCENES, OBJECTS], ids=lambda p: p.stem)
+def test_a_scene_is_each_follow_up_after_each_first_turn_in_one_item(path):
+    """A scene's two follow-ups after its three harmful first turns carry its label, after its
+    three benign ones are safe; all twelve rows are one item, so one split. A first turn is a
+    framing and the question, answered alike (multiturn_scenes.tsv), or one of six questions
+    with its own answer (multiturn_objects.tsv)."""
+    with path.open(encoding="utf-8") as f:
         first = next(csv.DictReader(f, delimiter="\t"))
-    rows = [e for e in scenes() if e.item == first["scene"]]
+    rows = [e for e in scenes(path) if e.item == first["scene"]]
     assert len(rows) == 12 and {e.text for e in rows} == {first["follow_up_1"], first["follow_up_2"]}
     unsafe = [e for e in rows if e.unsafe]
     assert len(unsafe) == 6 and {e.label for e in unsafe} == {first["label"]}
     for side, labelled in (("harmful", unsafe), ("benign", [e for e in rows if not e.unsafe])):
-        framings = {first[f"{side}_{n}"] + " " + first["question"] for n in (1, 2, 3)}
-        assert {e.context[0] for e in labelled} == framings
-    assert {e.context[1] for e in rows} == {first["answer"]} and {e.lang for e in rows} == {first["lang"]}
+        if path == SCENES:
+            turns = {(first[f"{side}_{n}"] + " " + first["question"], first["answer"]) for n in (1, 2, 3)}
+        else:
+            turns = {(first[f"{side}_question_{n}"], first[f"{side}_answer_{n}"]) for n in (1, 2, 3)}
+        assert {e.context for e in labelled} == turns and len(turns) == 3
+    assert {e.lang for e in rows} == {first["lang"]}

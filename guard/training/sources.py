@@ -59,11 +59,14 @@ MULTITURN_V2 = DATA / "multiturn_v2.tsv"
 PAIRED = (MULTITURN, MULTITURN_V2)  # the two-turn tables (multiturn())
 # Tables read only when named (`python -m guard.train --with-tables`): written after the
 # committed model, so that the command that rebuilds it reads what it was trained on.
-SCENES = DATA / "multiturn_scenes.tsv"  # read by scenes(), not handwritten()
+SCENES = DATA / "multiturn_scenes.tsv"  # two-turn scenes (guard.training.scenes), not handwritten()
+OBJECTS = DATA / "multiturn_objects.tsv"
+SCENE_TABLES = (SCENES, OBJECTS)
 OPTIONAL_TABLES = {
     "words": DATA / "handwritten_words.tsv",
     "multilingual v2": DATA / "multilingual_v2.tsv",
     "scenes": SCENES,
+    "objects": OBJECTS,
 }
 SMOKE_MULTITURN = DATA / "smoke_multiturn.tsv"
 SMOKE = DATA / "smoke.tsv"
@@ -289,35 +292,13 @@ def multiturn(path: Path = MULTITURN) -> list[Example]:
         ]
 
 
-def scenes(path: Path = SCENES) -> list[Example]:
-    """Two-turn scenes: one question and its answer after three harmful framings and three
-    benign ones (the first user turn is a framing, a space, the question), each followed by
-    each of two follow-ups that read harmless alone: after a harmful framing a follow-up
-    carries the scene's label, after a benign one it is safe. A scene is one item (one split)."""
-    with path.open(encoding="utf-8") as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
-    return [
-        Example(
-            row[f"follow_up_{k}"].strip(),
-            label if side == "harmful" else "safe",
-            "prompt",
-            f"handwritten ({path.stem})",
-            "CC0-1.0",
-            context=(f"{row[f'{side}_{n}'].strip()} {row['question'].strip()}", row["answer"].strip()),
-            lang=row["lang"],
-            item=row["scene"],
-        )
-        for row in rows
-        for label in [row["label"]]
-        for k in (1, 2)
-        for side in ("harmful", "benign")
-        for n in (1, 2, 3)
-    ]
-
-
 def table(path: Path) -> list[Example]:
     """A hand-written table's examples, read as its kind of table is."""
-    return scenes(path) if path == SCENES else handwritten(path)
+    if path in SCENE_TABLES:
+        from guard.training.scenes import scenes  # it builds on Example, defined here
+
+        return scenes(path)
+    return handwritten(path)
 
 
 def hand_written(optional: tuple[str, ...] = ()) -> list[Example]:
