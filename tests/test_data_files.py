@@ -2,7 +2,7 @@
 
 guard/data/multilingual.tsv, guard/data/multiturn.tsv, guard/data/multiturn_v2.tsv,
 guard/data/handwritten_v3.tsv and guard/data/handwritten_v4.tsv, and the tables read when named
-(guard/data/handwritten_words.tsv, guard/data/multilingual_v2.tsv and guard/data/multiturn_scenes.tsv and
+(guard/data/handwritten_words.tsv, guard/data/multilingual_v2.tsv, guard/data/multiturn_scenes.tsv and
 guard/data/multiturn_objects.tsv, `--with-tables`) are read as guard.training
 reads its TSV files (csv.DictReader, tab-delimited); these tests check their columns,
 labels, languages, pairing, minimum counts and that no text repeats one of another file in
@@ -249,11 +249,8 @@ def _texts(path: Path) -> set[str]:
     if path in PAIRED:
         rows = _read(path)
         return {_key(r["first_user"]) for r in rows}
-    if path == SCENES:
-        return {_key(r[column]) for r in _read(path) for column in ("question", "follow_up_1", "follow_up_2")}
-    if path == OBJECTS:
-        columns = ["follow_up_1", "follow_up_2"] + [f"{side}_question_{n}" for side, n in SIDES]
-        return {_key(r[column]) for r in _read(path) for column in columns}
+    if path in (SCENES, OBJECTS):
+        return {_key(t) for r in _read(path) for t in _scene_texts(r)}
     return {_key(r["text"]) for r in _read(path) if r.get("text")}
 
 
