@@ -24,9 +24,10 @@ def figures_line(label: str, m: dict, width: int, columns: tuple[str, ...] = TAB
     return f"  {label:<{width}}" + "".join(f"{'-' if m[c] is None else m[c]:>{cell}}" for c in columns)
 
 
-def rank_table(oof, against: str | None = None) -> dict:
-    """Per held-out family (prompt side, both labels present): AUPRC; recall at 2%, 5% and
-    10% FPR, the threshold set on the family's own benign rows; and, where rows share a text under
+def rank_table(oof, against: str | None = None, side: str = "prompt") -> dict:
+    """Per held-out family (the rows of one side, prompts by default; both labels present):
+    AUPRC; recall at 2%, 5% and 10% FPR, the threshold set on the family's own benign rows
+    (on the reply side, replies and refusals); and, where rows share a text under
     both labels (the two-turn pairs), how often an unsafe row scores above its safe twin.
     With `against` (a family), every family's unsafe prompts are ranked against that family's
     benign prompts instead (public harmful against public benign, after a joint fold: the
@@ -35,7 +36,7 @@ def rank_table(oof, against: str | None = None) -> dict:
     operating point is chosen on those families alone."""
     s, y, out = 1 - softmax(oof.logits)[:, 0], oof.labels() != 0, {}
     fams = [family(r["source"]) for r in oof.rows]
-    prompts = [r["kind"] == "prompt" for r in oof.rows]
+    prompts = [(r["kind"] == "prompt") == (side == "prompt") for r in oof.rows]  # rows of the side
     benign = [i for i, f in enumerate(fams) if f == against and prompts[i] and not y[i]]
     for f in sorted(set(fams)):
         ix = [i for i, g in enumerate(fams) if g == f and prompts[i]]
@@ -68,11 +69,11 @@ def rank_table(oof, against: str | None = None) -> dict:
 RANK_COLUMNS = ("auprc", "recall@2%", "recall@5%", "recall@10%", "above twin")
 
 
-def rank_lines(table: dict, against: str | None = None) -> list[str]:
+def rank_lines(table: dict, against: str | None = None, side: str = "prompt") -> list[str]:
     if against:
-        title = f"unsafe prompts of each held-out family against {against}'s benign prompts"
+        title = f"unsafe {side}s of each held-out family against {against}'s benign {side}s"
     else:
-        title = "held-out families (prompt side), ranks only:"
+        title = f"held-out families ({side} side), ranks only:"
     lines = [title, header(24, RANK_COLUMNS, 12)]
     for name, m in table.items():
         lines.append(figures_line(name[:22], m, 22, RANK_COLUMNS, 12))

@@ -19,6 +19,7 @@ The test split is never read: every family is scored on its train and validation
     python -m guard.training.transfer oof.npz --compare guard/data/offline_model.safetensors
         # another model on the same held-out rows of families it never trained on
     python -m guard.training.transfer oof.npz --rank   # rank figures per family (one-fold runs)
+    python -m guard.training.transfer oof.npz --rank --side reply   # the same for replies
     python -m guard.train --transfer --folds "public harmful+public benign" --out-of-fold pub.npz --folds-only
     python -m guard.training.transfer pub.npz --rank --against "public benign"
         # one model without both public families: their harmful prompts against their benign ones
@@ -364,12 +365,18 @@ def main(argv=None) -> int:
         help="with --rank: rank every family's unsafe prompts against this family's benign prompts "
         "(e.g. 'public benign', after the joint fold --folds 'public harmful+public benign')",
     )
+    p.add_argument(
+        "--side",
+        choices=("prompt", "reply"),
+        default="prompt",
+        help="with --rank: the side whose rows are ranked (reply: replies and refusals; default: %(default)s)",
+    )
     a = p.parse_args(argv)
     oof = OutOfFold.load(a.out_of_fold)
     if a.against and (not a.rank or a.against not in {family(r["source"]) for r in oof.rows}):
         p.error(f"--against goes with --rank and a family held out in {a.out_of_fold}")
     if a.rank:
-        print("\n".join(rank_lines(rank_table(oof, a.against), a.against)))
+        print("\n".join(rank_lines(rank_table(oof, a.against, a.side), a.against, a.side)))
         return 0
     if a.compare:
         families = [f.strip() for f in a.families.split(",") if f.strip()]
