@@ -2,8 +2,8 @@
 
 guard/data/multilingual.tsv, guard/data/multiturn.tsv, guard/data/multiturn_v2.tsv,
 guard/data/handwritten_v3.tsv and guard/data/handwritten_v4.tsv, and the tables read when named
-(guard/data/handwritten_words.tsv, guard/data/multilingual_v2.tsv, guard/data/multiturn_scenes.tsv and
-guard/data/multiturn_objects.tsv, `--with-tables`) are read as guard.training
+(guard/data/handwritten_words.tsv, guard/data/multilingual_v2.tsv, guard/data/multiturn_scenes.tsv,
+guard/data/multiturn_objects.tsv and guard/data/handwritten_replies.tsv, `--with-tables`) are read as guard.training
 reads its TSV files (csv.DictReader, tab-delimited); these tests check their columns,
 labels, languages, pairing, minimum counts and that no text repeats one of another file in
 guard/data.
@@ -30,8 +30,9 @@ WORDS = DATA / "handwritten_words.tsv"
 MULTILINGUAL_V2 = DATA / "multilingual_v2.tsv"
 SCENES = DATA / "multiturn_scenes.tsv"
 OBJECTS = DATA / "multiturn_objects.tsv"
+REPLIES = DATA / "handwritten_replies.tsv"
 NEW_FILES = (MULTILINGUAL, MULTITURN, MULTITURN_V2, HANDWRITTEN_V3, HANDWRITTEN_V4, WORDS, MULTILINGUAL_V2)
-NEW_FILES += (SCENES, OBJECTS)
+NEW_FILES += (SCENES, OBJECTS, REPLIES)
 SIDES = [(side, n) for side in ("harmful", "benign") for n in (1, 2, 3)]
 PAIRED = {MULTITURN: 120, MULTITURN_V2: 80}  # two-turn tables and their least number of pairs
 
@@ -45,6 +46,7 @@ COLUMNS = {
     HANDWRITTEN_V3: ["label", "kind", "prompt", "text"],
     HANDWRITTEN_V4: ["label", "kind", "lang", "prompt", "text"],
     WORDS: ["label", "kind", "lang", "prompt", "text"],
+    REPLIES: ["label", "kind", "lang", "prompt", "text"],
     MULTILINGUAL_V2: ["label", "kind", "lang", "item", "prompt", "text"],
     SCENES: ["scene", "lang", "label", "question", "answer", "follow_up_1", "follow_up_2"]
     + [f"{side}_{n}" for side, n in SIDES],
@@ -73,7 +75,7 @@ def test_columns_and_one_row_per_line(path):
         assert row["label"] in LABELS, row
 
 
-@pytest.mark.parametrize("path", [MULTILINGUAL, HANDWRITTEN_V3, WORDS, MULTILINGUAL_V2], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [MULTILINGUAL, HANDWRITTEN_V3, WORDS, MULTILINGUAL_V2, REPLIES], ids=lambda p: p.name)
 def test_kinds_and_their_prompts(path):
     for row in _read(path):
         assert row["kind"] in KINDS, row
@@ -137,6 +139,20 @@ def test_words_table_gives_words_of_harm_their_harmful_sense():
         uses = [r for r in harmful if word in r["text"].lower()]
         assert len(uses) >= 8, word
         assert any(word in r["text"].lower() for r in safe), word
+
+
+def test_replies_table_pairs_refusals_with_compliance():
+    """The reply table: refusals of harmful prompts (many naming the harm), benign replies on
+    dark topics, and harmful replies that answer a prompt the table also refuses, so a pair
+    differs by the reply alone. No harmful reply for S4; every other category has some."""
+    rows = _read(REPLIES)
+    assert {r["kind"] for r in rows} == {"refusal", "reply"} and {r["lang"] for r in rows} == {"en"}
+    refused = {_key(r["prompt"]) for r in rows if r["kind"] == "refusal"}
+    harmful = [r for r in rows if r["kind"] == "reply" and r["label"] != "safe"]
+    benign = [r for r in rows if r["kind"] == "reply" and r["label"] == "safe"]
+    assert len(refused) >= 350 and len(benign) >= 200 and len(harmful) >= 150
+    assert sum(_key(r["prompt"]) in refused for r in harmful) >= 0.95 * len(harmful)
+    assert {r["label"] for r in harmful} == set(CODES) - {"S4"}
 
 
 def test_handwritten_v3_counts():

@@ -20,7 +20,7 @@ from guard.training.sources import OBJECTS, OPTIONAL_TABLES, SCENES, all_example
 from guard.training.train import parser
 
 FAMILY = {"words": "handwritten v3", "multilingual v2": "multilingual v2"}
-FAMILY |= {"scenes": "multi-turn scenes", "objects": "multi-turn scenes"}
+FAMILY |= {"scenes": "multi-turn scenes", "objects": "multi-turn scenes", "replies": "handwritten replies"}
 
 
 def _texts(examples) -> set[tuple[str, str]]:

@@ -21,6 +21,7 @@ FAMILIES = (  # (family, source prefix): the first prefix that matches names the
     ("multi-turn v2", "handwritten (multiturn_v2)"),
     ("multi-turn scenes", "handwritten (multiturn_scenes)"),  # optional: --with-tables scenes
     ("multi-turn scenes", "handwritten (multiturn_objects)"),  # optional: --with-tables objects
+    ("handwritten replies", "handwritten (handwritten_replies)"),  # optional: --with-tables replies
     ("chat replies", "smollm2"),
 )
 

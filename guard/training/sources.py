@@ -67,6 +67,7 @@ OPTIONAL_TABLES = {
     "multilingual v2": DATA / "multilingual_v2.tsv",
     "scenes": SCENES,
     "objects": OBJECTS,
+    "replies": DATA / "handwritten_replies.tsv",
 }
 SMOKE_MULTITURN = DATA / "smoke_multiturn.tsv"
 SMOKE = DATA / "smoke.tsv"
