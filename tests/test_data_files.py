@@ -150,7 +150,7 @@ def test_replies_table_pairs_refusals_with_compliance():
     refused = {_key(r["prompt"]) for r in rows if r["kind"] == "refusal"}
     harmful = [r for r in rows if r["kind"] == "reply" and r["label"] != "safe"]
     benign = [r for r in rows if r["kind"] == "reply" and r["label"] == "safe"]
-    assert len(refused) >= 350 and len(benign) >= 200 and len(harmful) >= 150
+    assert len(refused) >= 250 and len(benign) >= 150 and len(harmful) >= 100
     assert sum(_key(r["prompt"]) in refused for r in harmful) >= 0.95 * len(harmful)
     assert {r["label"] for r in harmful} == set(CODES) - {"S4"}
 
