@@ -36,10 +36,10 @@ def rank_table(oof, against: str | None = None, side: str = "prompt") -> dict:
     operating point is chosen on those families alone."""
     s, y, out = 1 - softmax(oof.logits)[:, 0], oof.labels() != 0, {}
     fams = [family(r["source"]) for r in oof.rows]
-    prompts = [(r["kind"] == "prompt") == (side == "prompt") for r in oof.rows]  # rows of the side
-    benign = [i for i, f in enumerate(fams) if f == against and prompts[i] and not y[i]]
+    on_side = oof.sides() == side
+    benign = [i for i, f in enumerate(fams) if f == against and on_side[i] and not y[i]]
     for f in sorted(set(fams)):
-        ix = [i for i, g in enumerate(fams) if g == f and prompts[i]]
+        ix = [i for i, g in enumerate(fams) if g == f and on_side[i]]
         if against:
             ix = [i for i in ix if y[i]] + benign
         if not y[ix].any() or y[ix].all():  # no family of one label (nor an empty one)
