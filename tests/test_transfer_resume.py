@@ -44,7 +44,7 @@ def families_in(oof: OutOfFold) -> set[str]:
 
 
 def test_a_stopped_run_keeps_its_folds_and_trains_only_the_missing_ones(tmp_path):
-    saved = tmp_path / "oof.npz"
+    saved = tmp_path / "replies" / "oof.npz"  # a folder not there yet is made (before training, not at the save)
     first = train("--folds", "multilingual", "--out-of-fold", str(saved), "--out", str(tmp_path / "m"))
     assert first.returncode == 0, first.stderr[-2000:]
     assert "fold without multilingual" in first.stdout and not (tmp_path / "m").exists()  # --folds-only: no model
@@ -64,6 +64,13 @@ def test_a_stopped_run_keeps_its_folds_and_trains_only_the_missing_ones(tmp_path
     assert third.returncode == 0, third.stderr[-2000:]
     assert families_in(OutOfFold.load(saved)) == {"multilingual", "multi-turn v2", "multi-turn"}
     assert "multilingual (prompt)" in third.stdout  # the operating point is chosen on every fold held
+
+
+def test_an_output_folder_that_cannot_be_made_is_an_error_before_any_training(tmp_path):
+    (tmp_path / "run").write_text("a file where the folder would go")
+    refused = train("--out-of-fold", str(tmp_path / "run" / "oof.npz"))
+    assert refused.returncode == 2 and "error:" in refused.stderr and "Traceback" not in refused.stderr
+    assert "examples:" not in refused.stdout  # stopped before reading the data, let alone training
 
 
 def test_folds_made_with_other_settings_are_refused_not_mixed(tmp_path):

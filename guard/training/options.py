@@ -104,3 +104,13 @@ def fold_settings(a, items: list) -> dict:
         | later
         | {"with_labels": str(a.with_labels or ""), "data": digest[:16]}
     )
+
+
+def make_output_folders(a) -> None:
+    """Create the folders the run will write into, before hours of training rather than
+    after them (a missing folder used to lose the folds or the model at the first save).
+    Raises OSError when one cannot be made (a file in its place, no permission)."""
+    outputs = [a.out, a.manifest] + ([a.transfer_figures, a.out_of_fold] if a.transfer else [])
+    for path in outputs:
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)

@@ -63,6 +63,7 @@ from guard.training.manifest import MANIFEST, write_manifest
 from guard.training.metrics import report_validation
 from guard.training.options import (
     fold_settings,
+    make_output_folders,
     operating_point_arg,
     pair_weight_arg,
     tables_arg,
@@ -306,6 +307,7 @@ def main(argv=None) -> int:
     torch.manual_seed(a.seed)
     started = time.perf_counter()
     try:
+        make_output_folders(a)
         labels = labelled_turns(a.with_labels) if a.with_labels else []
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
