@@ -130,18 +130,28 @@ def clear_alone(in_context: float, alone: float, bar: float = CLEAR_ALONE) -> bo
     return alone >= bar and alone > in_context
 
 
-def window_probabilities(net: Network, inputs: list[list], side: str, batch: int = 32) -> list[np.ndarray]:
+def reading(is_prompt: bool, context) -> str:
+    """The calibration a check's reading takes (guard.offline_model.CALIBRATIONS): a prompt
+    after earlier turns ("turns"), a prompt read alone, or a reply."""
+    return ("turns" if context else "prompt") if is_prompt else "reply"
+
+
+def window_probabilities(net: Network, inputs: list[list], side: str | list[str], batch: int = 32) -> list[np.ndarray]:
     """Class probabilities per window, for many texts at once: inputs[k] is the list of
-    window inputs of text k; returns one (windows, classes) array per text. Windows are
-    batched by length, so a long text costs what its windows cost."""
+    window inputs of text k, read as `side` (or side[k]: "prompt" and "turns" may mix, as
+    both read with the prompt head); returns one (windows, classes) array per text. Windows
+    are batched by length, so a long text costs what its windows cost."""
+    sides = [side] * len(inputs) if isinstance(side, str) else list(side)
+    if len({s == "reply" for s in sides}) > 1:
+        raise ValueError("prompts and replies read with different heads: judge them apart")
     flat = [(k, x) for k, windows in enumerate(inputs) for x in windows]
     order = sorted(range(len(flat)), key=lambda i: len(flat[i][1][0]))
-    probs = np.zeros((len(flat), len(CLASSES)))
+    logits = np.zeros((len(flat), len(CLASSES)))
     for s in range(0, len(order), batch):
         chunk = order[s : s + batch]
-        probs[chunk] = net.probabilities([flat[i][1] for i in chunk], side)
+        logits[chunk] = net.logits([flat[i][1] for i in chunk], sides[0] if sides else "prompt")
     owner = np.array([k for k, _ in flat])
-    return [probs[owner == k] for k in range(len(inputs))]
+    return [net.calibrated(logits[owner == k], sides[k]) for k in range(len(inputs))]
 
 
 def highest(windows: np.ndarray, enabled: set[str]) -> tuple[int, Judgement]:
@@ -211,9 +221,9 @@ class OfflineGuard(Guard):
         message, context = guard_text(message), self._context(prompt, earlier_turns(conversation))
         enabled = {c.code for c in policy.enabled()}
         inputs = self._inputs(message, prompt is None, context)
-        side = "prompt" if prompt is None else "reply"
         readings = [inputs] + ([self._inputs(message, True, None)] if prompt is None and context else [])
-        probabilities = window_probabilities(self.net, readings, side)
+        sides = [reading(prompt is None, context), "prompt"][: len(readings)]
+        probabilities = window_probabilities(self.net, readings, sides)
         index, result = highest(probabilities[0], enabled)
         notes = []
         if len(readings) > 1:

@@ -24,6 +24,12 @@ text then weighs more in the window that holds it.
 - Reply side: [CLS] prompt-context [SEP] reply-window [SEP] (token types 0 and 1), where the
   prompt context is the prompt itself when it has at most CONTEXT pieces, else its most
   unsafe CONTEXT-piece window by the prompt head.
+
+Scores are calibrated per reading (CALIBRATIONS): a temperature over the head's logits and
+an offset on "safe" (the operating point). Weights saved with three (metadata
+"temperatures" and "offsets") calibrate a prompt read after earlier turns apart from one
+read alone (`python -m guard.train --transfer --point-per-context`); with two, it is
+calibrated as a prompt.
 """
 
 from __future__ import annotations
@@ -40,6 +46,11 @@ from guard.taxonomy import LLAMA_GUARD_2
 
 MODEL_PATH = Path(__file__).resolve().parent / "data" / "offline_model.safetensors"
 CLASSES = ("safe",) + tuple(c.code for c in LLAMA_GUARD_2)  # head output order
+CALIBRATIONS = (
+    "prompt",
+    "reply",
+    "turns",
+)  # readings with their own calibration; "turns": a prompt after earlier turns
 WINDOW = 256  # all-MiniLM-L6-v2 was trained on 256 word pieces, special tokens included
 MIN_WINDOW = 96  # the shortest judging window a model may ask for (its text keeps 30 pieces after a context)
 CONTEXT = 64  # word pieces of prompt context on the reply side
@@ -143,14 +154,23 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return p / p.sum(axis=-1, keepdims=True)
 
 
+def calibrations(temperatures, offsets) -> tuple[tuple, tuple]:
+    """Saved temperatures and offsets as tuples: one of each per reading, two (prompt,
+    reply) or three (and a prompt after turns), temperatures above 0; else ValueError."""
+    t, o = tuple(float(v) for v in temperatures), tuple(float(v) for v in offsets)
+    if len(t) not in (2, 3) or len(o) != len(t) or min(t) <= 0 or not np.isfinite(t + o).all():
+        raise ValueError(f"temperatures {list(t)} and offsets {list(o)}: give two or three of each")
+    return t, o
+
+
 class Network:
     """The torch side: the encoder with its tuned layers, and the two linear heads."""
 
     def __init__(self, model, tokenizer, prompt_head, reply_head, temperatures=(1.0, 1.0), offsets=(0.0, 0.0)):
         self.model, self.tokenizer = model, tokenizer
         self.prompt_head, self.reply_head = prompt_head, reply_head
-        self.temperatures = temperatures  # per side (prompt, reply), fitted on validation
-        self.offsets = offsets  # per side: added to the "safe" logit, chosen on validation
+        self.temperatures = temperatures  # per CALIBRATIONS reading (two or three), fitted on held-out scores
+        self.offsets = offsets  # per reading: added to the "safe" logit (the operating point)
         self.encoder = DEFAULT_ENCODER  # its name in guard.encoders, saved with the weights
         self.reads_turns = True  # a network trained by this code reads earlier turns (saved as "turns")
         self.window = WINDOW  # word pieces per judged window, context included (saved as "judge_window")
@@ -193,8 +213,9 @@ class Network:
             state = {k: f.get_tensor(k).float() for k in f.keys()}
         net = cls.base(encoder=json.loads(meta.get("encoder", json.dumps(DEFAULT_ENCODER))), cache=cache)
         net.load_state(state)
-        net.temperatures = tuple(json.loads(meta["temperatures"]))
-        net.offsets = tuple(json.loads(meta.get("offsets", "[0.0, 0.0]")))
+        net.temperatures, net.offsets = calibrations(
+            json.loads(meta["temperatures"]), json.loads(meta.get("offsets", "[0.0, 0.0]"))
+        )
         net.metadata = {k: json.loads(v) for k, v in meta.items()}
         net.reads_turns = bool(net.metadata.get("turns", False))  # weights trained before turn context: no
         net.window = judge_window(net.metadata.get("judge_window", WINDOW))
@@ -327,17 +348,29 @@ class Network:
         return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
 
     def logits(self, inputs, side: str) -> np.ndarray:
+        """Raw head logits, one row per input; `side` is a CALIBRATIONS reading ("turns"
+        reads with the prompt head)."""
         import torch  # heavy: loaded with a model, not with the package
 
-        head = self.prompt_head if side == "prompt" else self.reply_head
+        head = self.reply_head if side == "reply" else self.prompt_head
         with self._lock, torch.inference_mode():
-            return head(self.pooled(inputs, text_only=self.pool_text and side == "prompt")).numpy()
+            return head(self.pooled(inputs, text_only=self.pool_text and side != "reply")).numpy()
+
+    def calibration(self, side: str) -> tuple[float, float]:
+        """(temperature, offset) of a CALIBRATIONS reading; weights with two calibrate a
+        prompt after earlier turns as a prompt."""
+        k = CALIBRATIONS.index(side)
+        k = k if k < len(self.temperatures) and k < len(self.offsets) else 0
+        return self.temperatures[k], self.offsets[k]
+
+    def calibrated(self, logits: np.ndarray, side: str) -> np.ndarray:
+        """Class probabilities from raw logits: over the reading's temperature, plus its
+        offset on "safe" (which moves the odds of unsafe by exp(-offset): the operating point)."""
+        temperature, offset = self.calibration(side)
+        z = logits / temperature
+        z[:, 0] += offset
+        return softmax(z)
 
     def probabilities(self, inputs, side: str) -> np.ndarray:
-        """Calibrated class probabilities (CLASSES order), one row per input: logits over the
-        side's temperature, plus the side's offset on "safe" (which moves the odds of
-        unsafe by exp(-offset): the operating point chosen on validation)."""
-        k = 0 if side == "prompt" else 1
-        z = self.logits(inputs, side) / self.temperatures[k]
-        z[:, 0] += self.offsets[k]
-        return softmax(z)
+        """Calibrated class probabilities (CLASSES order), one row per input."""
+        return self.calibrated(self.logits(inputs, side), side)

@@ -19,10 +19,11 @@ from guard.training.in_context import follow_ups, in_context
 from guard.training.manifest import read_manifest
 from guard.training.metrics import ece
 from guard.training.options import MOST_TURNS, fold_settings, turns_arg
+from guard.training.points import operating_point
 from guard.training.sources import SMOKE_MULTITURN, Example, multiturn, smoke_texts
 from guard.training.templates import OVERVIEWS, REFUSALS
 from guard.training.train import parser
-from guard.training.transfer import OutOfFold, choose, compare, family, fold, operating_point
+from guard.training.transfer import OutOfFold, choose, compare, family, fold
 from guard.training.transfer import main as transfer_main
 
 

@@ -147,7 +147,7 @@ def test_training_runs_end_to_end_on_a_tiny_configuration(tmp_path):
 def test_a_given_operating_point_is_saved_as_given_and_the_last_epoch_kept(tmp_path):
     out, manifest = tmp_path / "given.safetensors", ROOT / "guard" / "data" / "examples.tsv"
     before = manifest.read_bytes()
-    point = "1.25,0.75,2.5,-1.5"
+    point = "1.25,0.75,1.5,2.5,-1.5,3.0"  # six: a prompt after earlier turns third in each half
     done = subprocess.run(
         [sys.executable, "-m", "guard.train", "--tiny", "--operating-point", point, "--out", str(out)],
         env=dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT)),
@@ -159,12 +159,13 @@ def test_a_given_operating_point_is_saved_as_given_and_the_last_epoch_kept(tmp_p
     assert done.returncode == 0, done.stderr[-2000:]
     assert "(given)" in done.stdout and manifest.read_bytes() == before
     net = Network.load(out)
-    assert net.temperatures == pytest.approx((1.25, 0.75)) and net.offsets == pytest.approx((2.5, -1.5))
+    assert net.temperatures == pytest.approx((1.25, 0.75, 1.5)) and net.offsets == pytest.approx((2.5, -1.5, 3.0))
+    assert net.calibration("turns") == pytest.approx((1.5, 3.0))
     assert net.metadata["epochs_kept"] == 1  # the last (a tiny run has one)
 
 
 @given(st.lists(st.one_of(st.floats(), st.text(st.characters(blacklist_characters=","), max_size=4)), max_size=6))
-def test_an_operating_point_is_four_numbers_with_positive_temperatures_or_refused(values):
+def test_an_operating_point_is_four_or_six_numbers_with_positive_temperatures_or_refused(values):
     text = ",".join(str(v) for v in values)
     numbers = []
     for v in values:
@@ -173,7 +174,8 @@ def test_an_operating_point_is_four_numbers_with_positive_temperatures_or_refuse
         except ValueError:
             numbers = None
             break
-    good = numbers is not None and len(numbers) == 4 and np.isfinite(numbers).all() and min(numbers[:2]) > 0
+    good = numbers is not None and len(numbers) in (4, 6) and np.isfinite(numbers).all()
+    good = good and min(numbers[: len(numbers) // 2]) > 0
     if good:
         assert parser().parse_args(["--operating-point", text]).operating_point == pytest.approx(tuple(numbers))
     else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from guard.normalize import guard_text
-from guard.offline import clear_alone, window_probabilities
+from guard.offline import clear_alone, reading, window_probabilities
 from guard.offline_model import CLASSES, Network
 from guard.training.categories import categorize
 
@@ -34,7 +34,8 @@ def scores(net: Network, rows: list[dict], as_checked: bool = False) -> np.ndarr
     out = np.zeros(len(rows))
     for side in ("prompt", "reply"):
         idx = [i for i, r in enumerate(rows) if (r["kind"] == "prompt") == (side == "prompt")]
-        for i, p in zip(idx, window_probabilities(net, inputs_of(net, [rows[i] for i in idx], side), side)):
+        readings = [reading(side == "prompt", side == "prompt" and turns(net, rows[i])) for i in idx]
+        for i, p in zip(idx, window_probabilities(net, inputs_of(net, [rows[i] for i in idx], side), readings)):
             out[i] = float((1 - p[:, 0]).max())
     if as_checked:
         idx = [i for i, r in enumerate(rows) if r["kind"] == "prompt" and turns(net, r)]
@@ -55,14 +56,19 @@ def average_precision(y: np.ndarray, s: np.ndarray) -> float:
     return float((precision * hits).sum() / hits.sum())
 
 
+def threshold_at_fpr(y: np.ndarray, s: np.ndarray, fpr: float) -> float:
+    """The lowest threshold t (flagged: s >= t) at which at most `fpr` of the benign
+    examples are flagged."""
+    benign = np.sort(s[~y])[::-1]
+    allowed = int(np.floor(fpr * len(benign)))
+    return float(np.nextafter(benign[allowed], np.inf)) if allowed < len(benign) else -np.inf
+
+
 def recall_at_fpr(y: np.ndarray, s: np.ndarray, fpr: float) -> float:
     """Recall with the threshold set so that at most `fpr` of the benign examples pass it."""
-    benign = np.sort(s[~y])[::-1]
-    if not len(benign) or not y.any():
+    if not (~y).any() or not y.any():
         return float("nan")
-    allowed = int(np.floor(fpr * len(benign)))
-    cut = benign[allowed] if allowed < len(benign) else -np.inf
-    return float((s[y] > cut).mean())
+    return float((s[y] >= threshold_at_fpr(y, s, fpr)).mean())
 
 
 def ece(s: np.ndarray, y: np.ndarray, bins: int = 10) -> float:

@@ -19,15 +19,18 @@ from guard.training.sources import OPTIONAL_TABLES
 MOST_TURNS = 4
 
 
-def operating_point_arg(text: str) -> tuple[float, float, float, float]:
-    """Four numbers: the prompt and reply temperatures, then the prompt and reply offsets."""
+def operating_point_arg(text: str) -> tuple[float, ...]:
+    """Four numbers, the prompt and reply temperatures then the prompt and reply offsets, or
+    six, with a prompt after earlier turns third in each half (what --transfer printed)."""
     try:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
         values = ()
-    if len(values) != 4 or not all(np.isfinite(values)) or min(values[:2]) <= 0:
+    half = len(values) // 2
+    if len(values) not in (4, 6) or not all(np.isfinite(values)) or min(values[:half]) <= 0:
         raise argparse.ArgumentTypeError(
-            f"{text!r}: give four numbers T_PROMPT,T_REPLY,OFFSET_PROMPT,OFFSET_REPLY (temperatures above 0)"
+            f"{text!r}: give four numbers T_PROMPT,T_REPLY,OFFSET_PROMPT,OFFSET_REPLY, or six with T_TURNS "
+            "and OFFSET_TURNS third in each half (temperatures above 0)"
         )
     return values
 

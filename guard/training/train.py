@@ -147,11 +147,18 @@ def parser() -> argparse.ArgumentParser:
         "written to guard/data/transfer_figures.json",
     )
     p.add_argument(
+        "--point-per-context",
+        action="store_true",
+        help="with --transfer: a prompt after earlier turns gets its own temperature and operating point "
+        "(guard.training.points), so the two-turn families do not set the single messages' threshold",
+    )
+    p.add_argument(
         "--operating-point",
         type=operating_point_arg,
         metavar="T_PROMPT,T_REPLY,OFFSET_PROMPT,OFFSET_REPLY",
         help="the temperatures and offsets an earlier --transfer run with the same settings printed "
-        "(its 'kept epoch' line): keeps the last epoch and uses them, without running the folds again",
+        "(its 'kept epoch' line; six numbers with --point-per-context): keeps the last epoch and uses "
+        "them, without running the folds again",
     )
     p.add_argument(
         "--without-chat-replies",
@@ -293,7 +300,7 @@ def transfer(base: list, items: list, a, lower: Lower) -> dict:
     oof = run_folds(base, fold, families, done, save)
     if save:
         save(oof)
-    return choose(oof)
+    return choose(oof, per_context=a.point_per_context)
 
 
 def main(argv=None) -> int:
@@ -301,8 +308,8 @@ def main(argv=None) -> int:
     if a.transfer and a.operating_point:
         print("error: --transfer chooses the operating point; --operating-point gives it: use one", file=sys.stderr)
         return 2
-    if (a.folds_only or a.folds or a.out_of_fold) and not a.transfer:
-        print("error: --folds, --folds-only and --out-of-fold go with --transfer", file=sys.stderr)
+    if (a.folds_only or a.folds or a.out_of_fold or a.point_per_context) and not a.transfer:
+        print("error: --folds, --folds-only, --out-of-fold and --point-per-context go with --transfer", file=sys.stderr)
         return 2
     torch.manual_seed(a.seed)
     started = time.perf_counter()
@@ -354,7 +361,8 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if a.operating_point:
-        moved = {"temperatures": list(a.operating_point[:2]), "offsets": list(a.operating_point[2:])}
+        half = len(a.operating_point) // 2
+        moved = {"temperatures": list(a.operating_point[:half]), "offsets": list(a.operating_point[half:])}
     if a.transfer:
         print("\n".join(transfer_lines(moved)), flush=True)
     if a.folds_only:
@@ -376,9 +384,9 @@ def main(argv=None) -> int:
         net.offsets = choose_offsets(net, val)
     how = "chosen on held-out sources" if a.transfer else "given" if moved else "chosen on validation"
     print(
-        f"kept epoch {best['epoch']} (validation AUPRC {best['score']:.3f}); temperatures "
-        f"{net.temperatures[0]:.2f} (prompt), {net.temperatures[1]:.2f} (reply); offsets {net.offsets[0]:.2f}, "
-        f"{net.offsets[1]:.2f} ({how}); "
+        f"kept epoch {best['epoch']} (validation AUPRC {best['score']:.3f}); temperatures, then offsets, for "
+        f"prompt, reply{', prompt after turns' if len(net.offsets) > 2 else ''}: "
+        f"{','.join(f'{v:.4f}' for v in net.temperatures + net.offsets)} ({how}); "
         f"{time.perf_counter() - started:.0f} s in all",
         flush=True,
     )

@@ -8,14 +8,14 @@ out-of-fold scores) then give:
 
 - per family: recall and FPR at the operating point, AUPRC, expected calibration error;
   the worst and the median family's recall (the figure the target is set on);
-- each side's temperature (fitted on the out-of-fold logits, so a score means the same
-  on a source the model never saw) and the operating point: the lowest threshold at which
-  the FPR averaged over the benign-bearing families is at most MAX_FPR.
+- each reading's temperature and operating point (guard.training.points: per side, and
+  with --point-per-context a prompt after earlier turns apart from one read alone).
 
 The test split is never read: every family is scored on its train and validation items.
 
     python -m guard.train --transfer --out-of-fold oof.npz   # folds, then the model with their operating point
     python -m guard.training.transfer oof.npz --max-fpr 0.10  # the point chosen again from the saved logits
+    python -m guard.training.transfer oof.npz --point-per-context  # a prompt after turns with its own point
     python -m guard.training.transfer oof.npz --compare guard/data/offline_model.safetensors
         # another model on the same held-out rows of families it never trained on
     python -m guard.training.transfer oof.npz --rank   # rank figures per family (one-fold runs)
@@ -36,14 +36,14 @@ from pathlib import Path
 import numpy as np
 
 from guard.offline import window_probabilities
-from guard.offline_model import CLASSES, Network, softmax
+from guard.offline_model import CALIBRATIONS, CLASSES, Network
 from guard.training.dataset import Item
 from guard.training.families import family
-from guard.training.metrics import average_precision, ece, inputs_of, row
+from guard.training.metrics import average_precision, ece, inputs_of, row, threshold_at_fpr
+from guard.training.points import MAX_FPR, calibration_of, choose_points, unsafe_scores
 from guard.training.ranks import figures_line, header, rank_lines, rank_table
-from guard.training.trainer import fit_temperature
 
-MAX_FPR = 0.05
+SAME_FPR = "held, its FPR"  # compare: the held-out models at the other model's FPR on the family
 TRANSFER_FIGURES = Path(__file__).resolve().parent.parent / "data" / "transfer_figures.json"
 
 
@@ -119,7 +119,7 @@ class OutOfFold:
 def worst_logits(net: Network, rows: list[dict]) -> np.ndarray:
     """Per row, the logits of its most unsafe window (temperature 1, no offset)."""
     out = np.zeros((len(rows), len(CLASSES)))
-    saved, net.temperatures, net.offsets = (net.temperatures, net.offsets), (1.0, 1.0), (0.0, 0.0)
+    saved, net.temperatures, net.offsets = (net.temperatures, net.offsets), (1.0, 1.0), (0.0, 0.0)  # raw logits
     try:
         for side in ("prompt", "reply"):
             idx = [i for i, r in enumerate(rows) if (r["kind"] == "prompt") == (side == "prompt")]
@@ -133,23 +133,6 @@ def worst_logits(net: Network, rows: list[dict]) -> np.ndarray:
 
 def side_of(row: dict) -> str:
     return "prompt" if row["kind"] == "prompt" else "reply"
-
-
-def unsafe_scores(logits: np.ndarray, temperature: float, offset: float) -> np.ndarray:
-    z = logits / temperature
-    z[:, 0] += offset
-    return 1 - softmax(z)[:, 0]
-
-
-def operating_point(s: np.ndarray, y: np.ndarray, fams: np.ndarray, max_fpr: float = MAX_FPR) -> float:
-    """The lowest threshold at which the FPR averaged over the families with benign rows
-    is at most max_fpr."""
-    benign_fams = sorted({f for f, unsafe in zip(fams, y) if not unsafe})
-    for t in np.linspace(0.05, 0.95, 91):
-        fprs = [(s[(fams == f) & ~y] >= t).mean() for f in benign_fams]
-        if not fprs or float(np.mean(fprs)) <= max_fpr:
-            return float(t)
-    return 0.95
 
 
 def family_of(row: dict) -> str:
@@ -179,6 +162,15 @@ def family_table(s: np.ndarray, y: np.ndarray, rows: list[dict], t: float, key=f
                 "auprc": round(average_precision(yy, ss), 3) if yy.any() and (~yy).any() else None,
                 "ece": round(ece(ss, yy.astype(float)), 3),
             }
+    return table
+
+
+def side_tables(s: np.ndarray, y: np.ndarray, rows: list[dict], key=family_of) -> dict:
+    """family_table at the verdict threshold 0.5, the prompt side's rows before the reply side's."""
+    table = {}
+    for side in ("prompt", "reply"):
+        k = np.array([side_of(r) == side for r in rows], dtype=bool)
+        table.update(family_table(s[k], y[k], [r for r, keep in zip(rows, k) if keep], 0.5, key))
     return table
 
 
@@ -241,28 +233,18 @@ def run_folds(
     return OutOfFold(rows, np.concatenate(logits) if logits else empty, done.settings, folds)
 
 
-def choose(oof: OutOfFold, max_fpr: float = MAX_FPR) -> dict:
-    """Each side's temperature (fitted on the out-of-fold logits) and offset (so that the
-    operating point, chosen by `operating_point`, is the verdict threshold 0.5), with the
-    family table and summary at that point, and the same per language (each row still
-    scored by the model trained without its family)."""
-    sides, labels = oof.sides(), oof.labels()
-    y = labels != 0
+def choose(oof: OutOfFold, max_fpr: float = MAX_FPR, per_context: bool = False) -> dict:
+    """Each reading's temperature and offset (guard.training.points.choose_points; a prompt
+    after earlier turns apart with `per_context`), with the family table and summary at
+    that point, and the same per language (each row still scored by the model trained
+    without its family)."""
+    labels = oof.labels()
     fams = np.array([family(r["source"]) for r in oof.rows])
-    chosen, tables, languages = {}, {}, {}
-    for side in ("prompt", "reply"):
-        k = sides == side
-        t_side = fit_temperature(oof.logits[k], labels[k]) if k.any() else 1.0
-        threshold = operating_point(unsafe_scores(oof.logits[k].copy(), t_side, 0.0), y[k], fams[k], max_fpr)
-        chosen[side] = (t_side, float(np.log(threshold / (1 - threshold))))
-        s = unsafe_scores(oof.logits[k].copy(), t_side, chosen[side][1])
-        rows = [r for r, keep in zip(oof.rows, k) if keep]
-        tables[side] = family_table(s, y[k], rows, 0.5)
-        languages[side] = family_table(s, y[k], rows, 0.5, key=language_of)
-    table, by_language = {**tables["prompt"], **tables["reply"]}, {**languages["prompt"], **languages["reply"]}
+    temperatures, offsets, s = choose_points(oof.logits, oof.rows, labels, fams, max_fpr, per_context)
+    table, by_language = side_tables(s, labels != 0, oof.rows), side_tables(s, labels != 0, oof.rows, language_of)
     return {
-        "temperatures": [chosen["prompt"][0], chosen["reply"][0]],
-        "offsets": [chosen["prompt"][1], chosen["reply"][1]],
+        "temperatures": temperatures,
+        "offsets": offsets,
         "families": table,
         "summary": summary(table),
         "languages": by_language,
@@ -279,11 +261,9 @@ def transfer_lines(figures: dict) -> list[str]:
         f"worst family recall: {s['worst_recall']['recall']} ({s['worst_recall']['family']}); "
         f"median {s['median_recall']}; highest family FPR: {s['highest_fpr']}"
     )
-    lines.append(
-        "temperatures {:.2f}, {:.2f}; offsets {:.2f}, {:.2f} (prompt, reply)".format(
-            *figures["temperatures"], *figures["offsets"]
-        )
-    )
+    names = ", ".join(CALIBRATIONS[: len(figures["temperatures"])]).replace("turns", "prompt after turns")
+    temperatures, offsets = (", ".join(f"{v:.2f}" for v in figures[k]) for k in ("temperatures", "offsets"))
+    lines.append(f"temperatures {temperatures}; offsets {offsets} ({names})")
     if "languages" in figures:  # files written before 2026-12-05 have none
         lines += ["per language (each row scored by the model trained without its family):", header(34)]
         lines += [figures_line(name[:32], m, 32) for name, m in figures["languages"].items()]
@@ -309,25 +289,27 @@ def figures_of(net: Network, path: Path = TRANSFER_FIGURES) -> dict | None:
     return figures if same and "families" in figures and "summary" in figures else None
 
 
-def compare(oof: OutOfFold, net: Network, families: list[str], max_fpr: float = MAX_FPR) -> dict:
+def compare(oof: OutOfFold, net: Network, families: list[str], max_fpr: float = MAX_FPR, per_context=False) -> dict:
     """Another model (`net`, at its own temperatures, offsets and judging window, threshold
     0.5) and the held-out models of `oof` (at the operating point chosen on all of oof) on
-    the held-out rows of `families`: {family and side: {"held out": row, "other": row}} of
-    family_table rows. Fair only for families the other model never trained on."""
-    chosen = choose(oof, max_fpr)
-    keep = [i for i, r in enumerate(oof.rows) if family(r["source"]) in families]
-    out: dict[str, dict] = {}
-    for side in ("prompt", "reply"):
-        idx = [i for i in keep if side_of(oof.rows[i]) == side]
-        if not idx:
-            continue
-        rows, y, k = [oof.rows[i] for i in idx], oof.labels()[idx] != 0, 0 if side == "prompt" else 1
-        held = unsafe_scores(oof.logits[idx].copy(), chosen["temperatures"][k], chosen["offsets"][k])
-        other = unsafe_scores(worst_logits(net, rows), net.temperatures[k], net.offsets[k])
-        for name, figures in family_table(held, y, rows, 0.5).items():
-            out[name] = {"held out": figures}
-        for name, figures in family_table(other, y, rows, 0.5).items():
-            out[name]["other"] = figures
+    the held-out rows of `families`: {family and side: {"held out": row, "other": row,
+    SAME_FPR: row}} of family_table rows, the last the held-out models' at a threshold set on
+    the family for at most the other model's FPR there (so two points compare at one FPR).
+    Fair only for families the other model never trained on."""
+    labels = oof.labels()
+    fams = np.array([family(r["source"]) for r in oof.rows])
+    held = choose_points(oof.logits, oof.rows, labels, fams, max_fpr, per_context)[2]
+    idx = [i for i, r in enumerate(oof.rows) if family(r["source"]) in families]
+    rows, y = [oof.rows[i] for i in idx], labels[idx] != 0
+    raw = worst_logits(net, rows)
+    other = np.array([unsafe_scores(z[None], *net.calibration(calibration_of(r, True)))[0] for z, r in zip(raw, rows)])
+    out: dict[str, dict] = {name: {"held out": figures} for name, figures in side_tables(held[idx], y, rows).items()}
+    for name, figures in side_tables(other, y, rows).items():
+        out[name]["other"] = figures
+        k = np.array([f"{family_of(r)} ({side_of(r)})" == name for r in rows], dtype=bool)
+        if figures["fpr"] is not None and y[k].any():  # the held-out models held to the other's FPR there
+            cut = threshold_at_fpr(y[k], held[idx][k], figures["fpr"])
+            out[name][SAME_FPR] = family_table(held[idx][k], y[k], [r for r, keep in zip(rows, k) if keep], cut)[name]
     return out
 
 
@@ -345,6 +327,11 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m guard.training.transfer", description=main.__doc__)
     p.add_argument("out_of_fold", type=Path, metavar="FILE.npz")
     p.add_argument("--max-fpr", type=float, default=MAX_FPR, help="the FPR the operating point holds")
+    p.add_argument(
+        "--point-per-context",
+        action="store_true",
+        help="a prompt after earlier turns gets its own temperature and operating point (guard.training.points)",
+    )
     p.add_argument("--compare", type=Path, metavar="WEIGHTS", help="another model's weights (.safetensors)")
     p.add_argument(
         "--families",
@@ -387,9 +374,9 @@ def main(argv=None) -> int:
             net = Network.load(a.compare)
         except (OSError, ValueError) as exc:
             p.error(str(exc))
-        print("\n".join(compare_lines(compare(oof, net, families, a.max_fpr))))
+        print("\n".join(compare_lines(compare(oof, net, families, a.max_fpr, a.point_per_context))))
         return 0
-    print("\n".join(transfer_lines(choose(oof, a.max_fpr))))
+    print("\n".join(transfer_lines(choose(oof, a.max_fpr, a.point_per_context))))
     return 0
 
 

@@ -1,0 +1,67 @@
+"""The operating point chosen on held-out scores: per calibrated reading
+(guard.offline_model.CALIBRATIONS), a temperature fitted on the out-of-fold logits, so a
+score means the same on a source the model never saw, and an offset that puts the lowest
+threshold at which the FPR averaged over the families with benign rows is at most
+MAX_FPR at the verdict threshold 0.5.
+
+By default a prompt is one reading, alone or after earlier turns. With `per_context`
+(`python -m guard.train --transfer --point-per-context`), a prompt after earlier turns
+gets its own temperature and offset: the two-turn families' controls (the same follow-up
+after a harmless first turn) then no longer set the threshold of the single-message
+families, nor the other way round.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from guard.offline_model import CALIBRATIONS, softmax
+from guard.training.trainer import fit_temperature
+
+MAX_FPR = 0.05
+# Thresholds tried, lowest first; above 0.95 in finer steps, where scores crowd
+THRESHOLDS = np.concatenate([np.linspace(0.05, 0.95, 91), np.linspace(0.951, 0.999, 49)])
+
+
+def unsafe_scores(logits: np.ndarray, temperature: float, offset: float) -> np.ndarray:
+    z = logits / temperature
+    z[:, 0] += offset
+    return 1 - softmax(z)[:, 0]
+
+
+def operating_point(s: np.ndarray, y: np.ndarray, fams: np.ndarray, max_fpr: float = MAX_FPR) -> float:
+    """The lowest threshold (of THRESHOLDS) at which the FPR averaged over the families
+    with benign rows is at most max_fpr (the highest one tried if none holds it)."""
+    benign_fams = sorted({f for f, unsafe in zip(fams, y) if not unsafe})
+    for t in THRESHOLDS:
+        fprs = [(s[(fams == f) & ~y] >= t).mean() for f in benign_fams]
+        if not fprs or float(np.mean(fprs)) <= max_fpr:
+            return float(t)
+    return float(THRESHOLDS[-1])
+
+
+def calibration_of(row: dict, per_context: bool = False) -> str:
+    """The reading a held-out row is calibrated as (one of CALIBRATIONS)."""
+    if row["kind"] != "prompt":
+        return "reply"
+    return "turns" if per_context and row.get("context") else "prompt"
+
+
+def choose_points(
+    logits: np.ndarray, rows: list[dict], labels: np.ndarray, fams: np.ndarray, max_fpr: float, per_context: bool
+) -> tuple[list[float], list[float], np.ndarray]:
+    """(temperatures, offsets, each row's unsafe score at them): one temperature and offset
+    per reading, in CALIBRATIONS order (two, or three with `per_context`)."""
+    readings = np.array([calibration_of(r, per_context) for r in rows])
+    y = labels != 0
+    scores = np.zeros(len(rows))
+    temperatures, offsets = [], []
+    for name in CALIBRATIONS[: 3 if per_context else 2]:
+        k = readings == name
+        t = fit_temperature(logits[k], labels[k]) if k.any() else 1.0
+        threshold = operating_point(unsafe_scores(logits[k].copy(), t, 0.0), y[k], fams[k], max_fpr)
+        offset = float(np.log(threshold / (1 - threshold)))
+        scores[k] = unsafe_scores(logits[k].copy(), t, offset)
+        temperatures.append(t)
+        offsets.append(offset)
+    return temperatures, offsets, scores
