@@ -29,7 +29,9 @@ question before it. Earlier turns may clear a message that is unsafe only on its
 ("how do I kill it?" after a question about a stuck process), but not a clear request: a
 prompt that scores CLEAR_ALONE or more read alone keeps that reading whatever came before
 (clear_alone), so a few turns of small talk do not talk a request past the guard
-(`python -m guard.evaluate --after-turns`). Agent role (an even number of messages): the
+(`python -m guard.evaluate --after-turns`). Weights with three calibrations score a prompt
+after earlier turns at its own operating point, and its reading alone at the prompt's
+(`reading`; guard.offline_model.CALIBRATIONS). Agent role (an even number of messages): the
 reply head reads the reply after the prompt it answers, so a compliant answer to a
 harmful request is unsafe even when its text looks bland, and a refusal is safe even when
 it names the hazard it declines.
