@@ -154,6 +154,14 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return p / p.sum(axis=-1, keepdims=True)
 
 
+def calibrate(logits: np.ndarray, temperature: float, offset: float) -> np.ndarray:
+    """Class probabilities from raw logits: over a reading's temperature, plus its offset on
+    "safe" (which moves the odds of unsafe by exp(-offset): the operating point)."""
+    z = logits / temperature
+    z[:, 0] += offset
+    return softmax(z)
+
+
 def calibrations(temperatures, offsets) -> tuple[tuple, tuple]:
     """Saved temperatures and offsets as tuples: one of each per reading, two (prompt,
     reply) or three (and a prompt after turns), temperatures above 0; else ValueError."""
@@ -364,12 +372,8 @@ class Network:
         return self.temperatures[k], self.offsets[k]
 
     def calibrated(self, logits: np.ndarray, side: str) -> np.ndarray:
-        """Class probabilities from raw logits: over the reading's temperature, plus its
-        offset on "safe" (which moves the odds of unsafe by exp(-offset): the operating point)."""
-        temperature, offset = self.calibration(side)
-        z = logits / temperature
-        z[:, 0] += offset
-        return softmax(z)
+        """Class probabilities from raw logits at a CALIBRATIONS reading's calibration."""
+        return calibrate(logits, *self.calibration(side))
 
     def probabilities(self, inputs, side: str) -> np.ndarray:
         """Calibrated class probabilities (CLASSES order), one row per input."""

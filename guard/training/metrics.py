@@ -20,10 +20,12 @@ def turns(net: Network, row: dict) -> list[int] | None:
     return net.prompt_context([guard_text(t) for t in row.get("context") or ()])
 
 
-def inputs_of(net: Network, rows: list[dict], side: str) -> list[list]:
-    """The window inputs OfflineGuard.check reads for each row of one side."""
+def inputs_of(net: Network, rows: list[dict], side: str, contexts: list | None = None) -> list[list]:
+    """The window inputs OfflineGuard.check reads for each row of one side (a prompt row's
+    turn context from `contexts` where given, else from turns())."""
     if side == "prompt":
-        return [net.prompt_inputs(guard_text(r["text"]), turns(net, r)) for r in rows]
+        contexts = [turns(net, r) for r in rows] if contexts is None else contexts
+        return [net.prompt_inputs(guard_text(r["text"]), c) for r, c in zip(rows, contexts)]
     return [net.reply_inputs(net.context(guard_text(r["prompt"])), guard_text(r["text"])) for r in rows]
 
 
@@ -32,13 +34,15 @@ def scores(net: Network, rows: list[dict], as_checked: bool = False) -> np.ndarr
     `as_checked`: a prompt after earlier turns also read alone, the reading kept as
     OfflineGuard.check keeps it (guard.offline.clear_alone); training reads the model bare."""
     out = np.zeros(len(rows))
+    contexts = [turns(net, r) if r["kind"] == "prompt" else None for r in rows]  # tokenized once
     for side in ("prompt", "reply"):
         idx = [i for i, r in enumerate(rows) if (r["kind"] == "prompt") == (side == "prompt")]
-        readings = [reading(side == "prompt", side == "prompt" and turns(net, rows[i])) for i in idx]
-        for i, p in zip(idx, window_probabilities(net, inputs_of(net, [rows[i] for i in idx], side), readings)):
+        inputs = inputs_of(net, [rows[i] for i in idx], side, [contexts[i] for i in idx])
+        readings = [reading(side == "prompt", contexts[i]) for i in idx]
+        for i, p in zip(idx, window_probabilities(net, inputs, readings)):
             out[i] = float((1 - p[:, 0]).max())
     if as_checked:
-        idx = [i for i, r in enumerate(rows) if r["kind"] == "prompt" and turns(net, r)]
+        idx = [i for i, r in enumerate(rows) if r["kind"] == "prompt" and contexts[i]]
         alone = [net.prompt_inputs(guard_text(rows[i]["text"]), None) for i in idx]
         for i, p in zip(idx, window_probabilities(net, alone, "prompt")):
             if clear_alone(out[i], score := float((1 - p[:, 0]).max())):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from guard.offline_model import CALIBRATIONS, softmax
+from guard.offline_model import CALIBRATIONS, calibrate
 from guard.training.trainer import fit_temperature
 
 MAX_FPR = 0.05
@@ -24,9 +24,7 @@ THRESHOLDS = np.concatenate([np.linspace(0.05, 0.95, 91), np.linspace(0.951, 0.9
 
 
 def unsafe_scores(logits: np.ndarray, temperature: float, offset: float) -> np.ndarray:
-    z = logits / temperature
-    z[:, 0] += offset
-    return 1 - softmax(z)[:, 0]
+    return 1 - calibrate(logits, temperature, offset)[:, 0]
 
 
 def operating_point(s: np.ndarray, y: np.ndarray, fams: np.ndarray, max_fpr: float = MAX_FPR) -> float:
@@ -59,9 +57,9 @@ def choose_points(
     for name in CALIBRATIONS[: 3 if per_context else 2]:
         k = readings == name
         t = fit_temperature(logits[k], labels[k]) if k.any() else 1.0
-        threshold = operating_point(unsafe_scores(logits[k].copy(), t, 0.0), y[k], fams[k], max_fpr)
+        threshold = operating_point(unsafe_scores(logits[k], t, 0.0), y[k], fams[k], max_fpr)
         offset = float(np.log(threshold / (1 - threshold)))
-        scores[k] = unsafe_scores(logits[k].copy(), t, offset)
+        scores[k] = unsafe_scores(logits[k], t, offset)
         temperatures.append(t)
         offsets.append(offset)
     return temperatures, offsets, scores

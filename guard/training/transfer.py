@@ -301,8 +301,10 @@ def compare(oof: OutOfFold, net: Network, families: list[str], max_fpr: float = 
     held = choose_points(oof.logits, oof.rows, labels, fams, max_fpr, per_context)[2]
     idx = [i for i, r in enumerate(oof.rows) if family(r["source"]) in families]
     rows, y = [oof.rows[i] for i in idx], labels[idx] != 0
-    raw = worst_logits(net, rows)
-    other = np.array([unsafe_scores(z[None], *net.calibration(calibration_of(r, True)))[0] for z, r in zip(raw, rows)])
+    raw, readings = worst_logits(net, rows), np.array([calibration_of(r, True) for r in rows])
+    other = np.zeros(len(rows))
+    for name in set(readings):  # each row as the other model's guard reads it
+        other[readings == name] = unsafe_scores(raw[readings == name], *net.calibration(name))
     out: dict[str, dict] = {name: {"held out": figures} for name, figures in side_tables(held[idx], y, rows).items()}
     for name, figures in side_tables(other, y, rows).items():
         out[name]["other"] = figures
