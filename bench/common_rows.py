@@ -26,8 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from guard.offline_model import Network, softmax  # noqa: E402
 from guard.training.metrics import average_precision, recall_at_fpr  # noqa: E402
-from guard.training.points import calibration_of, unsafe_scores  # noqa: E402
-from guard.training.transfer import OutOfFold, family_of, side_of, worst_logits  # noqa: E402
+from guard.training.transfer import OutOfFold, family_of, guard_scores, side_of  # noqa: E402
 
 
 def key(row: dict) -> tuple:
@@ -61,11 +60,7 @@ def main(argv=None) -> int:
     for f in a.files:
         print(f"  {str(f):<40} {len(held[f]):>5} held out   {figures(y, np.array([held[f][k][1] for k in common]))}")
     if a.weights:  # read as its guard reads each row, as --compare does
-        net = Network.load(a.weights)
-        raw, readings = worst_logits(net, rows), np.array([calibration_of(r, True) for r in rows])
-        s = np.zeros(len(rows))
-        for name in set(readings):
-            s[readings == name] = unsafe_scores(raw[readings == name], *net.calibration(name))
+        s = guard_scores(Network.load(a.weights), rows)
         print(f"  {str(a.weights):<40} {'':>5}            {figures(y, s)}")
     return 0
 

@@ -72,7 +72,7 @@ def test_no_common_rows_is_a_clear_error(tmp_path, capsys):
 
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=12))
-def test_common_rows_are_the_intersection(tmp_path_factory, held):
+def test_common_rows_are_the_intersection(held):
     """Row i is in file a when held[i][0] and in b when held[i][1]: the compared rows are
     exactly those in both, whatever their order in each file."""
     rows = [("S1" if i % 2 else "safe", f"first {i}", f"follow {i}", 0.5) for i in range(len(held))]

@@ -131,6 +131,15 @@ def worst_logits(net: Network, rows: list[dict]) -> np.ndarray:
     return out
 
 
+def guard_scores(net: Network, rows: list[dict]) -> np.ndarray:
+    """Per row, `net`'s unsafe score of its worst window, calibrated as its guard reads the row."""
+    raw, readings = worst_logits(net, rows), np.array([calibration_of(r, True) for r in rows])
+    out = np.zeros(len(rows))
+    for name in set(readings):
+        out[readings == name] = unsafe_scores(raw[readings == name], *net.calibration(name))
+    return out
+
+
 def side_of(row: dict) -> str:
     return "prompt" if row["kind"] == "prompt" else "reply"
 
@@ -301,10 +310,7 @@ def compare(oof: OutOfFold, net: Network, families: list[str], max_fpr: float = 
     held = choose_points(oof.logits, oof.rows, labels, fams, max_fpr, per_context)[2]
     idx = [i for i, r in enumerate(oof.rows) if family(r["source"]) in families]
     rows, y = [oof.rows[i] for i in idx], labels[idx] != 0
-    raw, readings = worst_logits(net, rows), np.array([calibration_of(r, True) for r in rows])
-    other = np.zeros(len(rows))
-    for name in set(readings):  # each row as the other model's guard reads it
-        other[readings == name] = unsafe_scores(raw[readings == name], *net.calibration(name))
+    other = guard_scores(net, rows)
     out: dict[str, dict] = {name: {"held out": figures} for name, figures in side_tables(held[idx], y, rows).items()}
     for name, figures in side_tables(other, y, rows).items():
         out[name]["other"] = figures
