@@ -3,7 +3,8 @@
 guard/data/multilingual.tsv, guard/data/multiturn.tsv, guard/data/multiturn_v2.tsv,
 guard/data/handwritten_v3.tsv and guard/data/handwritten_v4.tsv, and the tables read when named
 (guard/data/handwritten_words.tsv, guard/data/multilingual_v2.tsv, guard/data/multiturn_scenes.tsv,
-guard/data/multiturn_objects.tsv and guard/data/handwritten_replies.tsv, `--with-tables`) are read as guard.training
+guard/data/multiturn_objects.tsv, guard/data/handwritten_replies.tsv and
+guard/data/multilingual_replies.tsv, `--with-tables`) are read as guard.training
 reads its TSV files (csv.DictReader, tab-delimited); these tests check their columns,
 labels, languages, pairing, minimum counts and that no text repeats one of another file in
 guard/data.
@@ -31,8 +32,9 @@ MULTILINGUAL_V2 = DATA / "multilingual_v2.tsv"
 SCENES = DATA / "multiturn_scenes.tsv"
 OBJECTS = DATA / "multiturn_objects.tsv"
 REPLIES = DATA / "handwritten_replies.tsv"
+ML_REPLIES = DATA / "multilingual_replies.tsv"
 NEW_FILES = (MULTILINGUAL, MULTITURN, MULTITURN_V2, HANDWRITTEN_V3, HANDWRITTEN_V4, WORDS, MULTILINGUAL_V2)
-NEW_FILES += (SCENES, OBJECTS, REPLIES)
+NEW_FILES += (SCENES, OBJECTS, REPLIES, ML_REPLIES)
 SIDES = [(side, n) for side in ("harmful", "benign") for n in (1, 2, 3)]
 PAIRED = {MULTITURN: 120, MULTITURN_V2: 80}  # two-turn tables and their least number of pairs
 
@@ -48,6 +50,7 @@ COLUMNS = {
     WORDS: ["label", "kind", "lang", "prompt", "text"],
     REPLIES: ["label", "kind", "lang", "prompt", "text"],
     MULTILINGUAL_V2: ["label", "kind", "lang", "item", "prompt", "text"],
+    ML_REPLIES: ["label", "kind", "lang", "item", "prompt", "text"],
     SCENES: ["scene", "lang", "label", "question", "answer", "follow_up_1", "follow_up_2"]
     + [f"{side}_{n}" for side, n in SIDES],
     OBJECTS: ["scene", "lang", "label", "follow_up_1", "follow_up_2"]
@@ -75,7 +78,9 @@ def test_columns_and_one_row_per_line(path):
         assert row["label"] in LABELS, row
 
 
-@pytest.mark.parametrize("path", [MULTILINGUAL, HANDWRITTEN_V3, WORDS, MULTILINGUAL_V2, REPLIES], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [MULTILINGUAL, HANDWRITTEN_V3, WORDS, MULTILINGUAL_V2, REPLIES, ML_REPLIES], ids=lambda p: p.name
+)
 def test_kinds_and_their_prompts(path):
     for row in _read(path):
         assert row["kind"] in KINDS, row
@@ -113,6 +118,23 @@ def test_multilingual_v2_counts_per_language_with_replies():
         assert {r["label"] for r in harmful} == set(CODES), lang
         replies = Counter(r["label"] == "safe" for r in own if r["kind"] == "reply")
         assert replies[True] >= 10 and replies[False] >= 10, lang
+
+
+def test_multilingual_replies_per_language():
+    """Replies only, written in each language (no item shared across languages): harmful
+    compliance over every category but S4, benign replies and refusals. (Rows that fell in
+    a near-duplicate group with an older example were dropped: bench/table_splits.py.)"""
+    rows = _read(ML_REPLIES)
+    assert {r["lang"] for r in rows} == set(LANGUAGES) and {r["kind"] for r in rows} == {"reply", "refusal"}
+    assert len({r["item"] for r in rows}) == len(rows)
+    assert {r["label"] for r in rows} == LABELS - {"S4"}
+    for lang in LANGUAGES:
+        own = [r for r in rows if r["lang"] == lang]
+        harmful = [r for r in own if r["label"] != "safe"]
+        benign = [r for r in own if r["kind"] == "reply" and r["label"] == "safe"]
+        assert len(harmful) >= 14 and len(benign) >= 10, lang
+        assert sum(r["kind"] == "refusal" for r in own) >= 4, lang
+        assert len({r["label"] for r in harmful}) >= 8, lang
 
 
 @pytest.mark.parametrize(("path", "joined"), [(MULTILINGUAL, 90), (MULTILINGUAL_V2, 100)], ids=["v1", "v2"])

@@ -21,6 +21,7 @@ from guard.training.train import parser
 
 FAMILY = {"words": "handwritten v3", "multilingual v2": "multilingual v2"}
 FAMILY |= {"scenes": "multi-turn scenes", "objects": "multi-turn scenes", "replies": "handwritten replies"}
+FAMILY |= {"multilingual replies": "multilingual"}
 
 
 def _texts(examples) -> set[tuple[str, str]]:

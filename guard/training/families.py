@@ -17,6 +17,7 @@ FAMILIES = (  # (family, source prefix): the first prefix that matches names the
     ("handwritten v3", "handwritten (handwritten_words)"),  # optional: --with-tables words
     ("multilingual v2", "handwritten (multilingual_v2)"),  # optional: --with-tables "multilingual v2"
     ("multilingual", "handwritten (multilingual)"),
+    ("multilingual", "handwritten (multilingual_replies)"),  # optional: --with-tables "multilingual replies"
     ("multi-turn", "handwritten (multiturn)"),
     ("multi-turn v2", "handwritten (multiturn_v2)"),
     ("multi-turn scenes", "handwritten (multiturn_scenes)"),  # optional: --with-tables scenes

@@ -68,6 +68,7 @@ OPTIONAL_TABLES = {
     "scenes": SCENES,
     "objects": OBJECTS,
     "replies": DATA / "handwritten_replies.tsv",
+    "multilingual replies": DATA / "multilingual_replies.tsv",
 }
 SMOKE_MULTITURN = DATA / "smoke_multiturn.tsv"
 SMOKE = DATA / "smoke.tsv"
