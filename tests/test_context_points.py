@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from guard.offline import OfflineGuard, reading, window_probabilities
 from guard.offline_model import CLASSES, Network, calibrations
 from guard.training.metrics import scores, threshold_at_fpr
-from guard.training.points import THRESHOLDS, calibration_of, choose_points, operating_point
+from guard.training.points import THRESHOLDS, calibration_of, choose_points, measuring_families, operating_point
 from guard.training.transfer import SAME_FPR, OutOfFold, choose, compare
 from guard.training.transfer import main as transfer_main
 
@@ -220,3 +220,19 @@ def test_the_threshold_at_an_fpr_is_the_lowest_that_holds_it(benign, unsafe, fpr
     lower = [b for b in benign if b < t]  # flagging the next benign score too would pass the FPR
     if lower:
         assert (s[~y] >= max(lower)).mean() > fpr
+
+
+def test_a_family_too_small_to_measure_the_fpr_does_not_set_the_point():
+    """The fourteenth run's reply point went to 0.98: one of public harmful's 3 benign replies
+    scored 0.96, an FPR of 1/3 in that family. A family needs 1 / max_fpr benign rows to count."""
+    rng = np.random.default_rng(1)
+    s = np.concatenate([rng.uniform(0, 0.8, 200), rng.uniform(0.3, 1, 100), [0.1, 0.2, 0.96]])
+    y = np.array([False] * 200 + [True] * 100 + [False] * 3)
+    fams = np.array(["a"] * 200 + ["b"] * 100 + ["tiny"] * 3)
+    assert measuring_families(y, fams, 0.05) == ["a"]
+    t = operating_point(s, y, fams, 0.05)
+    assert t == operating_point(s[:300], y[:300], fams[:300], 0.05) < 0.9
+    assert (s[:200] >= t).mean() <= 0.05
+    # a family of exactly 20 benign rows counts; alone, a smaller one still sets the point
+    assert measuring_families(np.zeros(20, bool), np.array(["c"] * 20), 0.05) == ["c"]
+    assert operating_point(s[-3:], y[-3:], fams[-3:], 0.05) > 0.96

@@ -1,8 +1,10 @@
 """The operating point chosen on held-out scores: per calibrated reading
 (guard.offline_model.CALIBRATIONS), a temperature fitted on the out-of-fold logits, so a
 score means the same on a source the model never saw, and an offset that puts the lowest
-threshold at which the FPR averaged over the families with benign rows is at most
-MAX_FPR at the verdict threshold 0.5.
+threshold at which the FPR averaged over the families with enough benign rows to measure
+it (at least 1 / MAX_FPR) is at most MAX_FPR at the verdict threshold 0.5. (Until
+2026-12-07 every family with a benign row counted: the fourteenth run's reply point went to
+0.98 because one of the public harmful family's 3 benign replies scored 0.96.)
 
 By default a prompt is one reading, alone or after earlier turns. With `per_context`
 (`python -m guard.train --transfer --point-per-context`), a prompt after earlier turns
@@ -27,10 +29,27 @@ def unsafe_scores(logits: np.ndarray, temperature: float, offset: float) -> np.n
     return 1 - calibrate(logits, temperature, offset)[:, 0]
 
 
+def measuring_families(y: np.ndarray, fams: np.ndarray, max_fpr: float = MAX_FPR) -> list[str]:
+    """The families whose benign rows can measure an FPR of max_fpr: at least 1 / max_fpr of
+    them (20 at 0.05), where one false flag is not already more than the bound. A family
+    with fewer (the public harmful family's 3 benign replies) leaves the mean, unless no
+    family has that many: then all of them count.
+
+    >>> measuring_families(np.zeros(23, bool), np.array(["a"] * 20 + ["b"] * 3))
+    ['a']
+    """
+    counts: dict[str, int] = {}
+    for f in fams[~y]:
+        counts[str(f)] = counts.get(str(f), 0) + 1
+    enough = [f for f, n in sorted(counts.items()) if n >= round(1 / max_fpr)]
+    return enough or sorted(counts)
+
+
 def operating_point(s: np.ndarray, y: np.ndarray, fams: np.ndarray, max_fpr: float = MAX_FPR) -> float:
     """The lowest threshold (of THRESHOLDS) at which the FPR averaged over the families
-    with benign rows is at most max_fpr (the highest one tried if none holds it)."""
-    benign_fams = sorted({f for f, unsafe in zip(fams, y) if not unsafe})
+    whose benign rows can measure it (measuring_families) is at most max_fpr (the highest
+    one tried if none holds it)."""
+    benign_fams = measuring_families(y, fams, max_fpr)
     for t in THRESHOLDS:
         fprs = [(s[(fams == f) & ~y] >= t).mean() for f in benign_fams]
         if not fprs or float(np.mean(fprs)) <= max_fpr:
