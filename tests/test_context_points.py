@@ -236,3 +236,4 @@ def test_a_family_too_small_to_measure_the_fpr_does_not_set_the_point():
     # a family of exactly 20 benign rows counts; alone, a smaller one still sets the point
     assert measuring_families(np.zeros(20, bool), np.array(["c"] * 20), 0.05) == ["c"]
     assert operating_point(s[-3:], y[-3:], fams[-3:], 0.05) > 0.96
+    assert measuring_families(y, fams, 0.0) == ["a", "tiny"]  # no family measures an FPR of 0: all count

@@ -41,7 +41,7 @@ def measuring_families(y: np.ndarray, fams: np.ndarray, max_fpr: float = MAX_FPR
     counts: dict[str, int] = {}
     for f in fams[~y]:
         counts[str(f)] = counts.get(str(f), 0) + 1
-    enough = [f for f, n in sorted(counts.items()) if n >= round(1 / max_fpr)]
+    enough = [f for f, n in sorted(counts.items()) if n * max_fpr >= 1 - 1e-9]  # no division: max_fpr may be 0
     return enough or sorted(counts)
 
 
