@@ -15,6 +15,8 @@ families, nor the other way round.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 from guard.offline_model import CALIBRATIONS, calibrate
@@ -38,9 +40,7 @@ def measuring_families(y: np.ndarray, fams: np.ndarray, max_fpr: float = MAX_FPR
     >>> measuring_families(np.zeros(23, bool), np.array(["a"] * 20 + ["b"] * 3))
     ['a']
     """
-    counts: dict[str, int] = {}
-    for f in fams[~y]:
-        counts[str(f)] = counts.get(str(f), 0) + 1
+    counts = Counter(str(f) for f in fams[~y])
     enough = [f for f, n in sorted(counts.items()) if n * max_fpr >= 1 - 1e-9]  # no division: max_fpr may be 0
     return enough or sorted(counts)
 
