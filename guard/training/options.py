@@ -54,6 +54,17 @@ def pair_weight_arg(text: str) -> float:
     return value
 
 
+def context_weight_arg(text: str) -> float:
+    """--context-weight: a finite number above 0 (1 weighs turns as single messages)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not (0.0 < value < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a weight (a number above 0)")
+    return value
+
+
 def turns_arg(text: str) -> int:
     """--padded-turns: a whole number of benign turns, 2 to MOST_TURNS (1 is the default)."""
     try:
@@ -92,6 +103,7 @@ LATER_SETTINGS = (
     "pool_text",
     "with_tables",
     "padded_turns",
+    "context_weight",
 )  # in a file's settings only when on (files from before it are off)
 
 

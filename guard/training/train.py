@@ -11,6 +11,7 @@
     python -m guard.train --transfer --out-of-fold oof.npz --folds-only   # folds only; run again to go on
     python -m guard.train --pair-weight 1   # also rank each two-turn unsafe prompt above its safe twin
     python -m guard.train --pool-text   # a prompt after earlier turns: pool its own pieces, not the turns'
+    python -m guard.train --context-weight 2   # a prompt after earlier turns weighs twice a single message
     python -m guard.train --with-tables words   # also a table written after the committed model
 
 Steps, all with a fixed seed (guard.training.dataset says how the data is split):
@@ -20,7 +21,9 @@ split, then fine-tune the top layers of the encoder (--tuned-layers, 2 by defaul
 --encoder, all-MiniLM-L6-v2 by default) with the prompt and reply heads on train (the
 lower layers are frozen, so their outputs are computed once). With --pair-weight W, the
 prompt head is also trained on two-turn twins, the same follow-up after a harmful and a
-harmless start, with a logistic ranking loss (weight W; off by default). With --pool-text,
+harmless start, with a logistic ranking loss (weight W; off by default). With
+--context-weight W, a prompt read after earlier turns weighs W times a single message in
+the prompt side's cross-entropy (the side's total kept; off by default). With --pool-text,
 the prompt head reads the mean over the prompt's own pieces only (which still attend to the
 earlier turns), not over the turns as well (off by default; saved with the weights; on one
 fold it ranked the held-out two-turn pairs worse, docs/offline-classifier.md).
@@ -62,6 +65,7 @@ from guard.training.dataset import assign
 from guard.training.manifest import MANIFEST, write_manifest
 from guard.training.metrics import report_validation
 from guard.training.options import (
+    context_weight_arg,
     fold_settings,
     make_output_folders,
     operating_point_arg,
@@ -72,11 +76,12 @@ from guard.training.options import (
 )
 from guard.training.sources import LABELS_SOURCE, OPTIONAL_TABLES, all_examples, labelled_turns
 from guard.training.trainer import (
+    Lower,
     Trainer,
     base_embedder,
     choose_offsets,
     derived,
-    fit_temperature,
+    fit_temperatures,
     training_inputs,
     twin_pairs,
 )
@@ -205,6 +210,14 @@ def parser() -> argparse.ArgumentParser:
         "harmless start) with a ranking loss, weighted W against the cross-entropy (0, the default: off)",
     )
     p.add_argument(
+        "--context-weight",
+        type=context_weight_arg,
+        metavar="W",
+        help="a prompt read after earlier turns weighs W times a single message in the prompt side's "
+        "cross-entropy (the side's total kept), so the turns keep their share as tables of single "
+        "messages grow (off by default, as 1)",
+    )
+    p.add_argument(
         "--padded-turns",
         type=turns_arg,
         metavar="N",
@@ -230,38 +243,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def fit_temperatures(net: Network, val: list) -> tuple[float, float]:
-    """Each side's temperature, fitted on its validation examples (1.0 for a side without any)."""
-    temperatures = []
-    for side in ("prompt", "reply"):
-        chosen = [i for i in val if (i.example.kind == "prompt") == (side == "prompt")]
-        if not chosen:
-            temperatures.append(1.0)
-            continue
-        inputs = [training_inputs(net, i) for i in chosen]
-        logits = np.concatenate([net.logits(inputs[s : s + 64], side) for s in range(0, len(inputs), 64)])
-        temperatures.append(fit_temperature(logits, np.array([CLASSES.index(i.example.label) for i in chosen])))
-    return tuple(temperatures)
-
-
-class Lower:
-    """The frozen lower layers' outputs, computed once per distinct input for every run of
-    one process (the folds share most of their inputs)."""
-
-    def __init__(self, trainer: Trainer):
-        self.trainer, self.seen = trainer, {}
-
-    def __call__(self, inputs: list[tuple[list[int], list[int]]]) -> list:
-        keys = [(tuple(ids), tuple(types)) for ids, types in inputs]
-        todo = list(dict.fromkeys(k for k in keys if k not in self.seen))
-        started = time.perf_counter()
-        for k, h in zip(todo, self.trainer.cache([(list(i), list(t)) for i, t in todo]) if todo else []):
-            self.seen[k] = h
-        if todo:
-            print(f"lower layers run on {len(todo)} new inputs ({time.perf_counter() - started:.0f} s)", flush=True)
-        return [self.seen[k] for k in keys]
-
-
 def train_on(train: list, a, lower: Lower, on_epoch=None) -> Network:
     """A fresh network fine-tuned on `train` for a.epochs (on_epoch(net, epoch) after each)."""
     torch.manual_seed(a.seed)
@@ -277,7 +258,13 @@ def train_on(train: list, a, lower: Lower, on_epoch=None) -> Network:
     if a.pair_weight:
         twins = twin_pairs(train)
         print(f"two-turn twins ranked: {len(twins)} pairs, weight {a.pair_weight:g}", flush=True)
-    trainer.fit(hidden, sides, y, a.epochs, after, twins, a.pair_weight, [text_start(t) for _, t in inputs])
+    emphasis = None
+    if a.context_weight:
+        emphasis = [a.context_weight if i.example.context else 1.0 for i in train]
+        turns = sum(1 for i in train if i.example.context)
+        print(f"{turns} prompts after earlier turns weigh {a.context_weight:g} each", flush=True)
+    starts = [text_start(t) for _, t in inputs]
+    trainer.fit(hidden, sides, y, a.epochs, after, twins, a.pair_weight, starts, emphasis)
     return net
 
 

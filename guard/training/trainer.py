@@ -40,6 +40,18 @@ def example_weights(y: np.ndarray, unsafe_share: float = 0.5) -> np.ndarray:
     return weights * len(y)
 
 
+def emphasised(weights: np.ndarray, sides: list[str], emphasis: np.ndarray) -> np.ndarray:
+    """Each row's weight times its emphasis, rescaled per side to the side's old total: the
+    emphasised rows take a larger share of their side's loss, and the loss keeps its scale."""
+    out = weights * emphasis
+    for side in set(sides):
+        idx = np.array([i for i, s in enumerate(sides) if s == side])
+        total = out[idx].sum()
+        if total > 0:
+            out[idx] *= weights[idx].sum() / total
+    return out
+
+
 def twin_pairs(items: list[Item]) -> list[tuple[int, int]]:
     """(unsafe, safe) index pairs of prompts read after earlier turns that share their text:
     the same follow-up after a harmful and after a harmless start (the two-turn tables'
@@ -132,12 +144,22 @@ class Trainer:
         return (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
 
     def fit(
-        self, hidden, sides, y, epochs: int, on_epoch=None, pairs=(), pair_weight: float = 0.0, starts=None
+        self,
+        hidden,
+        sides,
+        y,
+        epochs: int,
+        on_epoch=None,
+        pairs=(),
+        pair_weight: float = 0.0,
+        starts=None,
+        emphasis=None,
     ) -> None:
         """Cross-entropy over both sides' batches; with `pair_weight`, also batches of the
         prompt side's `pairs` (twin_pairs), whose loss is pair_weight * pair_loss. `starts`
         (per row, guard.offline_model.text_start of its input) is needed when the network
-        pools a prompt's own pieces (Network.pool_text)."""
+        pools a prompt's own pieces (Network.pool_text). `emphasis` (per row, default 1)
+        multiplies a row's weight within its side (emphasised)."""
         if self.net.pool_text and starts is None:
             raise ValueError("a network that pools the prompt's own pieces needs each row's text start")
         self.starts = starts
@@ -148,6 +170,8 @@ class Trainer:
             idx = np.array([i for i, s in enumerate(sides) if s == side])
             if len(idx):
                 weights[idx] = example_weights(y[idx])
+        if emphasis is not None:
+            weights = emphasised(weights, sides, np.asarray(emphasis, dtype=np.float64))
         groups = {}
         for side in ("prompt", "reply"):
             idx = sorted((i for i, s in enumerate(sides) if s == side), key=lambda i: len(hidden[i]))
@@ -250,3 +274,35 @@ def base_embedder(net: Network, max_tokens: int = 64):
     """Base all-MiniLM-L6-v2 sentence embeddings (mean pooled, unit length) for grouping,
     computed before any training changes the encoder."""
     return SentenceEncoder(net.model, net.tokenizer, max_tokens).encode
+
+
+def fit_temperatures(net: Network, val: list) -> tuple[float, float]:
+    """Each side's temperature, fitted on its validation examples (1.0 for a side without any)."""
+    temperatures = []
+    for side in ("prompt", "reply"):
+        chosen = [i for i in val if (i.example.kind == "prompt") == (side == "prompt")]
+        if not chosen:
+            temperatures.append(1.0)
+            continue
+        inputs = [training_inputs(net, i) for i in chosen]
+        logits = np.concatenate([net.logits(inputs[s : s + 64], side) for s in range(0, len(inputs), 64)])
+        temperatures.append(fit_temperature(logits, np.array([CLASSES.index(i.example.label) for i in chosen])))
+    return tuple(temperatures)
+
+
+class Lower:
+    """The frozen lower layers' outputs, computed once per distinct input for every run of
+    one process (the folds share most of their inputs)."""
+
+    def __init__(self, trainer: Trainer):
+        self.trainer, self.seen = trainer, {}
+
+    def __call__(self, inputs: list[tuple[list[int], list[int]]]) -> list:
+        keys = [(tuple(ids), tuple(types)) for ids, types in inputs]
+        todo = list(dict.fromkeys(k for k in keys if k not in self.seen))
+        started = time.perf_counter()
+        for k, h in zip(todo, self.trainer.cache([(list(i), list(t)) for i, t in todo]) if todo else []):
+            self.seen[k] = h
+        if todo:
+            print(f"lower layers run on {len(todo)} new inputs ({time.perf_counter() - started:.0f} s)", flush=True)
+        return [self.seen[k] for k in keys]
