@@ -104,6 +104,7 @@ LATER_SETTINGS = (
     "with_tables",
     "padded_turns",
     "context_weight",
+    "train_seed",
 )  # in a file's settings only when on (files from before it are off)
 
 
@@ -113,7 +114,7 @@ def fold_settings(a, items: list) -> dict:
     is derived, refuses the old folds even where a fold's own held-out rows are unchanged).
     Settings added since (LATER_SETTINGS) count only when set, so older files still go on."""
     digest = hashlib.sha256("\n".join(json.dumps(row(i), sort_keys=True) for i in items).encode()).hexdigest()
-    later = {k: getattr(a, k) for k in LATER_SETTINGS if getattr(a, k)}
+    later = {k: getattr(a, k) for k in LATER_SETTINGS if getattr(a, k) is not None and getattr(a, k) is not False}
     return (
         {k: getattr(a, k) for k in FOLD_SETTINGS}
         | later

@@ -104,6 +104,13 @@ def parser() -> argparse.ArgumentParser:
         epilog=__doc__,
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--train-seed",
+        type=int,
+        metavar="N",
+        help="the seed of the heads' start, dropout and batch order only (--seed by default); the splits and "
+        "derived examples keep --seed, so folds with another N read the same rows: how much one draw moves them",
+    )
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--batch", type=int, default=32)
@@ -245,10 +252,11 @@ def parser() -> argparse.ArgumentParser:
 
 def train_on(train: list, a, lower: Lower, on_epoch=None) -> Network:
     """A fresh network fine-tuned on `train` for a.epochs (on_epoch(net, epoch) after each)."""
-    torch.manual_seed(a.seed)
+    seed = a.seed if a.train_seed is None else a.train_seed
+    torch.manual_seed(seed)
     net = Network.base(encoder=a.encoder)
     net.window, net.tuned, net.pool_text = a.judge_window, a.tuned_layers, a.pool_text  # checked by their args
-    trainer = Trainer(net, a.seed, a.lr, a.batch)
+    trainer = Trainer(net, seed, a.lr, a.batch)
     inputs = [training_inputs(net, i) for i in train]
     hidden = lower(inputs)
     sides = ["prompt" if i.example.kind == "prompt" else "reply" for i in train]
@@ -378,7 +386,7 @@ def main(argv=None) -> int:
         flush=True,
     )
     if not a.check:
-        net.save(a.out, {"seed": a.seed, "epochs_kept": best["epoch"], "window": WINDOW})
+        net.save(a.out, {"seed": a.seed, "train_seed": a.train_seed, "epochs_kept": best["epoch"], "window": WINDOW})
         if not a.tiny:
             write_manifest(items, a.manifest)
             if a.transfer:
