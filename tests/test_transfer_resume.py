@@ -141,6 +141,26 @@ def test_a_joint_fold_holds_out_both_families_and_never_one_twice():
             run_folds(base, train_fold, ["multilingual"], oof)
 
 
+def test_a_saved_fold_that_comes_later_is_in_every_file_written_before_it_is_reached():
+    """A run started from a file holding a later fold (a probe's) keeps that fold in the file
+    written after each fold it trains, so a stop before the later fold loses nothing."""
+    v3 = Item(Example("Ciao.", "safe", "prompt", "handwritten (handwritten_v3)", "CC0-1.0"), 1, "train")
+    base = [
+        item("Hola."),
+        v3,
+        Item(Example("Hello.", "safe", "prompt", "handwritten (handwritten)", "CC0-1.0"), 2, "train"),
+    ]
+    probe = OutOfFold([row(base[0])], np.ones((1, len(CLASSES))), {"seed": 0}, ["multilingual"])
+    written = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("guard.training.transfer.worst_logits", lambda net, rows: np.zeros((len(rows), len(CLASSES))))
+        oof = run_folds(base, lambda train: None, ["handwritten v3", "multilingual"], probe, written.append)
+    assert len(written) == 1  # one fold trained, the other taken
+    assert set(written[0].folds) == {"handwritten v3", "multilingual"}
+    assert np.array_equal(written[0].held("multilingual")[1], probe.held("multilingual")[1])
+    assert set(oof.folds) == {"handwritten v3", "multilingual"}
+
+
 def test_a_joint_folds_name_survives_saving(tmp_path):
     oof = OutOfFold([row(item("Hola."))], np.zeros((1, len(CLASSES))), {"seed": 0}, ["multilingual+public benign"])
     oof.save(tmp_path / "oof.npz")

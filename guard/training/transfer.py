@@ -202,8 +202,9 @@ def run_folds(
     """Train without each family in turn (train_fold(items) -> a trained Network) and keep
     its logits on the family's rows; a name "A+B" is one fold without both (`members`). A
     fold that `done` (an earlier, stopped run with the same settings) already holds is taken
-    from it, provided its rows are the ones the fold would hold now; on_fold(out_of_fold so
-    far) runs after each fold trained here."""
+    from it, provided its rows are the ones the fold would hold now, before any is trained;
+    on_fold(out_of_fold so far: every saved fold and those trained here) runs after each fold
+    trained here."""
     done = done or OutOfFold([], np.zeros((0, len(CLASSES))))
     known = {family(i.example.source) for i in base}
     names = families or sorted(known)
@@ -217,8 +218,8 @@ def run_folds(
         for f in members(name):
             if seen.setdefault(f, name) != name:
                 raise StaleFolds(f"{f} would be held out twice, by the folds {seen[f]!r} and {name!r}")
-    rows, logits, folds = [], [], []
-    for held in kept + names:
+    rows, logits, folds, to_train = [], [], [], []
+    for held in kept + names:  # every saved fold first, so each file written below still holds them all
         train, held_items = fold(base, held)
         r = [row(i) for i in held_items]
         saved_rows, saved_logits = done.held(held)
@@ -227,9 +228,9 @@ def run_folds(
                 raise StaleFolds(f"the saved fold without {held} holds other rows than the data has now")
             rows, logits, folds = rows + r, logits + [saved_logits], folds + [held] * len(r)
             print(f"fold without {held}: {len(r)} held out, taken from the earlier run", flush=True)
-            continue
-        if not held_items:
-            continue
+        elif held_items:
+            to_train.append((held, train, r))
+    for held, train, r in to_train:
         started = time.perf_counter()
         net = train_fold(train)
         logits.append(worst_logits(net, r))
