@@ -43,26 +43,25 @@ def window_arg(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def pair_weight_arg(text: str) -> float:
-    """--pair-weight: a finite number, 0 or more."""
+def weight(text: str, zero: bool) -> float:
+    """A finite number, above 0 or (with `zero`) 0 or more; anything else refused."""
     try:
         value = float(text)
     except ValueError:
-        value = -1.0
-    if not (0.0 <= value < float("inf")):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a weight (a number, 0 or more)")
+        value = float("nan")
+    if not ((0.0 <= value if zero else 0.0 < value) and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a weight (a number, {'0 or more' if zero else 'above 0'})")
     return value
+
+
+def pair_weight_arg(text: str) -> float:
+    """--pair-weight: a finite number, 0 or more."""
+    return weight(text, zero=True)
 
 
 def context_weight_arg(text: str) -> float:
     """--context-weight: a finite number above 0 (1 weighs turns as single messages)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not (0.0 < value < float("inf")):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a weight (a number above 0)")
-    return value
+    return weight(text, zero=False)
 
 
 def turns_arg(text: str) -> int:
@@ -114,7 +113,7 @@ def fold_settings(a, items: list) -> dict:
     is derived, refuses the old folds even where a fold's own held-out rows are unchanged).
     Settings added since (LATER_SETTINGS) count only when set, so older files still go on."""
     digest = hashlib.sha256("\n".join(json.dumps(row(i), sort_keys=True) for i in items).encode()).hexdigest()
-    later = {k: getattr(a, k) for k in LATER_SETTINGS if getattr(a, k) is not None and getattr(a, k) is not False}
+    later = {k: v for k in LATER_SETTINGS if (v := getattr(a, k)) is not None and v is not False}
     return (
         {k: getattr(a, k) for k in FOLD_SETTINGS}
         | later
