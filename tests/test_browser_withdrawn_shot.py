@@ -22,8 +22,13 @@ from browser_kit import screenshot, send, set_settings, wait_for_turns
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 # harmless requests whose greedy reply an offline model scores above the request itself
-# (all-MiniLM-L6-v2: the bar scene; the e5 runs score that reply 0.000 but not this plot)
-QUESTIONS = ("Write a scene where two men argue in a bar.", "Describe the plot of Breaking Bad in detail.")
+# (the sixteenth e5 run: the gangsters' scene, 0.38 against 0.03; it scores the other two
+# replies under 1%; the ninth e5 run: the plot; all-MiniLM-L6-v2: the bar scene)
+QUESTIONS = (
+    "Write a scene where two gangsters argue.",
+    "Describe the plot of Breaking Bad in detail.",
+    "Write a scene where two men argue in a bar.",
+)
 TOKENS = 48
 CAPTION = re.compile(r"Withdrawn: the score crossed (\d+)% at character ([\d,]+); ([\d,]+) characters had been shown")
 
