@@ -11,7 +11,11 @@ its own operating point, threshold 0.5):
   benign turn); "multi-turn" is the hand-written part of them;
 - "padded k": 300 of the split's prompts without turns (seeded, the same 300 for each k),
   each after k of its harmless turns (guard.training.padded_turns.harmless_turns), as a
-  visitor pads; "alone" is the same prompts read alone.
+  visitor pads; "alone" is the same prompts read alone;
+- "alone follow-ups": where the manifest has them (a model trained with
+  `--alone-follow-ups`), the two-turn twins' follow-ups read alone, all safe: how often
+  the reading alone flags a follow-up that asks for nothing on its own (left out of the
+  padded prompts, so those are the same 300 whatever the model).
 A bar is good when it keeps the padded prompts' recall near their recall alone and adds
 no false flags in context. Validation by default: the bar may be chosen on it.
 """
@@ -31,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the guard pac
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from guard.offline import OfflineGuard, clear_alone  # noqa: E402
+from guard.training.in_context import ALONE  # noqa: E402
 from guard.training.manifest import MANIFEST, read_manifest  # noqa: E402
 from guard.training.metrics import scores  # noqa: E402
 from guard.training.padded_turns import TURNS, harmless_turns  # noqa: E402
@@ -59,11 +64,14 @@ def main(argv=None) -> int:
     pool, sets = harmless_turns(rows), {}
     sets["in context"] = [r for r in rows if r["kind"] == "prompt" and r["context"]]
     sets["multi-turn"] = [r for r in sets["in context"] if "+" not in r["source"]]
-    alone_prompts = rng.sample([r for r in rows if r["kind"] == "prompt" and not r["context"]], 300)
+    single = [r for r in rows if r["kind"] == "prompt" and not r["context"]]
+    alone_prompts = rng.sample([r for r in single if not r["source"].endswith(ALONE)], 300)
     for k in TURNS:
         sets[f"padded {k}"] = [
             r | {"context": [t for turn in rng.sample(pool, k) for t in turn]} for r in alone_prompts
         ]
+    if follow_ups := [r for r in single if r["source"].endswith(ALONE)]:
+        sets["alone follow-ups"] = follow_ups
     out = {}
     for name, chosen in sets.items():
         bare = scores(net, chosen)

@@ -52,6 +52,7 @@ from guard.offline_model import Network
 from guard.taxonomy import LLAMA_GUARD_2
 from guard.training.dilution import benign_texts, dilution_figures
 from guard.training.dilution import table as dilution_table
+from guard.training.in_context import ALONE
 from guard.training.manifest import MANIFEST, read_manifest
 from guard.training.metrics import evaluate_rows
 from guard.training.obfuscation import obfuscation_figures, unsafe_prompts
@@ -262,7 +263,9 @@ def main(argv=None) -> int:
         print(json.dumps(figures, indent=1) if a.json else "\n".join(lines))
         return 0
     if a.after_turns:
-        alone = [r for r in rows if r["kind"] == "prompt" and not r.get("context")]  # what every run derives alike
+        alone = [  # what every run derives alike (not a twin's follow-up read alone: --alone-follow-ups)
+            r for r in rows if r["kind"] == "prompt" and not r.get("context") and not r["source"].endswith(ALONE)
+        ]
         benign, unsafe = ([r["text"] for r in alone if (r["label"] == "safe") == safe] for safe in (True, False))
         figures = padded_turn_figures(guard, unsafe, benign, harmless_turns(rows), a.threshold)
         figures = {"split": f"table {a.table}" if a.table else a.split, **figures}

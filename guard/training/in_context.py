@@ -10,6 +10,13 @@ multi-turn pairs alone (which leave-one-source-out holds out in turn).
 With most_turns above 1 (`python -m guard.train --padded-turns N`), a prompt repeated after
 benign turns gets 1 to N of them: a guard trained on one harmless turn only lets a few
 turns of small talk dilute a harmful request (`python -m guard.evaluate --after-turns`).
+
+With `python -m guard.train --alone-follow-ups`, each follow-up that is unsafe after one
+start and safe after another (the two-turn tables' twins, the built pairs above) is also
+read alone, safe (alone_follow_ups): on its own it asks for nothing harmful. Without them
+the prompt head never reads such a text alone, and its reading alone (which
+guard.offline.clear_alone keeps when it is clear) scores "keep going from where you
+stopped" or "how should I word the listing so they sell fast?" 0.87 to 0.93.
 """
 
 from __future__ import annotations
@@ -90,3 +97,26 @@ def padded(turns: list[tuple[str, str]], most: int, rng: random.Random) -> tuple
     """1 to `most` distinct benign (prompt, reply) turns, as one context."""
     chosen = rng.sample(turns, min(rng.randint(1, most), len(turns)))
     return tuple(text for turn in chosen for text in turn)
+
+
+ALONE = " +alone"  # the source suffix of a follow-up read without its turns
+
+
+def alone_follow_ups(items: list[Item]) -> list[Item]:
+    """Per split, each prompt text that is unsafe after one set of earlier turns and safe
+    after another, once more without turns and safe, in the group and split of its first
+    unsafe row (source: that row's base source + ALONE). No randomness: the other built
+    rows stay as they were."""
+    seen: dict[tuple[str, str], list[Item]] = {}
+    for item in items:
+        e = item.example
+        if e.kind == "prompt" and e.context:
+            seen.setdefault((item.split, e.text), []).append(item)
+    out = []
+    for (split, text), rows in seen.items():
+        unsafe = [i for i in rows if i.example.unsafe]
+        if unsafe and len(unsafe) < len(rows):
+            e = unsafe[0].example
+            source = e.source.split(" +")[0] + ALONE
+            out.append(Item(Example(text, "safe", "prompt", source, e.license, lang=e.lang), unsafe[0].group, split))
+    return out

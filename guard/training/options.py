@@ -104,6 +104,7 @@ LATER_SETTINGS = (
     "padded_turns",
     "context_weight",
     "train_seed",
+    "alone_follow_ups",
 )  # in a file's settings only when on (files from before it are off)
 
 

@@ -13,6 +13,7 @@
     python -m guard.train --pool-text   # a prompt after earlier turns: pool its own pieces, not the turns'
     python -m guard.train --context-weight 2   # a prompt after earlier turns weighs twice a single message
     python -m guard.train --with-tables words   # also a table written after the committed model
+    python -m guard.train --alone-follow-ups   # also each two-turn twin's follow-up read alone, as safe
 
 Steps, all with a fixed seed (guard.training.dataset says how the data is split):
 read the examples, group near-duplicates and give each group one split (train /
@@ -233,6 +234,13 @@ def parser() -> argparse.ArgumentParser:
         "flagged three times as often: docs/offline-classifier.md)",
     )
     p.add_argument(
+        "--alone-follow-ups",
+        action="store_true",
+        help="also read each two-turn twin's follow-up (unsafe after one start, safe after another) without "
+        "its turns, as safe, so the reading alone that guard.offline.clear_alone keeps is not trained only by "
+        "accident (off by default; measure with `python bench/clear_alone.py`)",
+    )
+    p.add_argument(
         "--pool-text",
         action="store_true",
         help="a prompt read after earlier turns: the prompt head pools the prompt's own word pieces only "
@@ -290,7 +298,7 @@ def transfer(base: list, items: list, a, lower: Lower) -> dict:
     save = (lambda oof: oof.save(a.out_of_fold)) if a.out_of_fold else None
 
     def fold(train: list) -> Network:
-        return train_on(derived(train, a.seed, a.padded_turns or 1), a, lower)
+        return train_on(derived(train, a.seed, a.padded_turns or 1, a.alone_follow_ups), a, lower)
 
     oof = run_folds(base, fold, families, done, save)
     if save:
@@ -330,7 +338,7 @@ def main(argv=None) -> int:
     # and tests/test_offline_protocol.py, are for it), so every encoder gets the same splits
     grouping = net if a.encoder == "minilm" else Network.base()
     base = assign(examples, base_embedder(grouping), a.seed)
-    items = derived(base, a.seed, a.padded_turns or 1)
+    items = derived(base, a.seed, a.padded_turns or 1, a.alone_follow_ups)
     train = [i for i in items if i.split == "train"]
     val = [i for i in items if i.split == "validation"]
     if a.tiny:
