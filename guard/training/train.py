@@ -20,14 +20,10 @@ read the examples, group near-duplicates and give each group one split (train /
 validation / test), add framed, long and in-context prompts and reply pairs inside each
 split, then fine-tune the top layers of the encoder (--tuned-layers, 2 by default;
 --encoder, all-MiniLM-L6-v2 by default) with the prompt and reply heads on train (the
-lower layers are frozen, so their outputs are computed once). With --pair-weight W, the
-prompt head is also trained on two-turn twins, the same follow-up after a harmful and a
-harmless start, with a logistic ranking loss (weight W; off by default). With
---context-weight W, a prompt read after earlier turns weighs W times a single message in
-the prompt side's cross-entropy (the side's total kept; off by default). With --pool-text,
-the prompt head reads the mean over the prompt's own pieces only (which still attend to the
-earlier turns), not over the turns as well (off by default; saved with the weights; on one
-fold it ranked the held-out two-turn pairs worse, docs/offline-classifier.md).
+lower layers are frozen, so their outputs are computed once). The options that change what
+is learned (--pair-weight, --context-weight, --pool-text, --padded-turns,
+--alone-follow-ups; all off by default) each say how in --help, and
+docs/offline-classifier.md what each did when measured.
 
 With --transfer (the recipe of the next model), a model is first trained without each
 source family and scores that family (guard.training.transfer); each head's temperature
