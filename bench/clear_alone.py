@@ -16,6 +16,9 @@ its own operating point, threshold 0.5):
   `--alone-follow-ups`), the two-turn twins' follow-ups read alone, all safe: how often
   the reading alone flags a follow-up that asks for nothing on its own (left out of the
   padded prompts, so those are the same 300 whatever the model).
+For "in context", "twins" reads the same rows as pairs: each unsafe follow-up with a safe
+one of the same text and table (the two-turn twins, the built "+follow" pairs), and how
+often the pair is told apart (the unsafe one flagged, its control not) or both are flagged.
 A bar is good when it keeps the padded prompts' recall near their recall alone and adds
 no false flags in context. Validation by default: the bar may be chosen on it.
 """
@@ -50,6 +53,23 @@ def rates(rows: list[dict], s: np.ndarray) -> dict:
     }
 
 
+def twin_rates(rows: list[dict], s: np.ndarray) -> dict:
+    """Pairs of rows with the same text and source, one unsafe and one safe (in order, each
+    row in one pair at most): the share told apart, and the share with both flagged."""
+    groups: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
+    for k, r in enumerate(rows):
+        groups.setdefault((r["text"], r["source"]), ([], []))[r["label"] == "safe"].append(k)
+    pairs = [pair for unsafe, safe in groups.values() for pair in zip(unsafe, safe)]
+    if not pairs:
+        return {}
+    flagged = s >= 0.5
+    return {
+        "twins told apart": round(sum(flagged[u] and not flagged[c] for u, c in pairs) / len(pairs), 3),
+        "twins both flagged": round(sum(flagged[u] and flagged[c] for u, c in pairs) / len(pairs), 3),
+        "twins": len(pairs),
+    }
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--split", default="validation", choices=("validation", "test", "train"))
@@ -76,10 +96,11 @@ def main(argv=None) -> int:
     for name, chosen in sets.items():
         bare = scores(net, chosen)
         alone = scores(net, [r | {"context": []} for r in chosen])
-        out[name] = {"none": rates(chosen, bare)}
+        paired = name == "in context"
+        out[name] = {"none": rates(chosen, bare) | (twin_rates(chosen, bare) if paired else {})}
         for bar in a.bars:
             s = np.array([x if clear_alone(b, x, bar) else b for b, x in zip(bare, alone)])
-            out[name][str(bar)] = rates(chosen, s)
+            out[name][str(bar)] = rates(chosen, s) | (twin_rates(chosen, s) if paired else {})
         out[name]["alone"] = rates(chosen, alone)
     if a.json:
         print(json.dumps(out, indent=1))
@@ -88,7 +109,9 @@ def main(argv=None) -> int:
     for name, by_bar in out.items():
         print(f"{name} ({by_bar['none']['n']})")
         for bar, m in by_bar.items():
-            print(f"  {bar:>6}  recall {m['recall']}  FPR {m['fpr']}")
+            told, both = m.get("twins told apart"), m.get("twins both flagged")
+            twins = f"  twins told apart {told}, both flagged {both}" if "twins" in m else ""
+            print(f"  {bar:>6}  recall {m['recall']}  FPR {m['fpr']}{twins}")
     return 0
 
 
