@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the guard pac
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from guard.offline import OfflineGuard, clear_alone  # noqa: E402
+from guard.training.dataset import twins  # noqa: E402
 from guard.training.in_context import ALONE  # noqa: E402
 from guard.training.manifest import MANIFEST, read_manifest  # noqa: E402
 from guard.training.metrics import scores  # noqa: E402
@@ -56,10 +57,7 @@ def rates(rows: list[dict], s: np.ndarray) -> dict:
 def twin_rates(rows: list[dict], s: np.ndarray) -> dict:
     """Pairs of rows with the same text and source, one unsafe and one safe (in order, each
     row in one pair at most): the share told apart, and the share with both flagged."""
-    groups: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
-    for k, r in enumerate(rows):
-        groups.setdefault((r["text"], r["source"]), ([], []))[r["label"] == "safe"].append(k)
-    pairs = [pair for unsafe, safe in groups.values() for pair in zip(unsafe, safe)]
+    pairs = twins([(r["text"], r["source"]) for r in rows], [r["label"] != "safe" for r in rows])
     if not pairs:
         return {}
     flagged = s >= 0.5

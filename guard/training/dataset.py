@@ -105,6 +105,17 @@ def components(n: int, edges: list[tuple[int, int]]) -> list[int]:
     return [root(i) for i in range(n)]
 
 
+def twins(keys: list, unsafe: list[bool]) -> list[tuple[int, int]]:
+    """(unsafe, safe) index pairs of rows that share a key (None: a row never paired): within
+    one key, unsafe and safe rows are paired in order, so each row is in one pair at most;
+    keys come in the order they first appear."""
+    groups: dict = {}
+    for k, (key, bad) in enumerate(zip(keys, unsafe)):
+        if key is not None:
+            groups.setdefault(key, ([], []))[0 if bad else 1].append(k)
+    return [pair for bad, safe in groups.values() for pair in zip(bad, safe)]
+
+
 def split_of(key: str, seed: int) -> str:
     """The split a group goes to, from a seeded hash of its key text.
 

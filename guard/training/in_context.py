@@ -24,7 +24,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
-from guard.training.dataset import SPLITS, Item, by_split, split_of
+from guard.training.dataset import SPLITS, Item, by_split, split_of, twins
 from guard.training.sources import DATA, Example
 from guard.training.templates import OVERVIEWS
 
@@ -107,16 +107,12 @@ def alone_follow_ups(items: list[Item]) -> list[Item]:
     after another, once more without turns and safe, in the group and split of its first
     unsafe row (source: that row's base source + ALONE). No randomness: the other built
     rows stay as they were."""
-    seen: dict[tuple[str, str], list[Item]] = {}
-    for item in items:
-        e = item.example
-        if e.kind == "prompt" and e.context:
-            seen.setdefault((item.split, e.text), []).append(item)
-    out = []
-    for (split, text), rows in seen.items():
-        unsafe = [i for i in rows if i.example.unsafe]
-        if unsafe and len(unsafe) < len(rows):
-            e = unsafe[0].example
+    keys = [(i.split, i.example.text) if i.example.kind == "prompt" and i.example.context else None for i in items]
+    out, done = [], set()
+    for u, _ in twins(keys, [i.example.unsafe for i in items]):  # a key's first pair holds its first unsafe row
+        if keys[u] not in done:
+            done.add(keys[u])
+            item, e = items[u], items[u].example
             source = e.source.split(" +")[0] + ALONE
-            out.append(Item(Example(text, "safe", "prompt", source, e.license, lang=e.lang), unsafe[0].group, split))
+            out.append(Item(Example(e.text, "safe", "prompt", source, e.license, lang=e.lang), item.group, item.split))
     return out

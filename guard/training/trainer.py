@@ -19,6 +19,7 @@ from guard.training.dataset import (
     framed,
     long_prompts,
     pairs,
+    twins,
 )
 from guard.training.encoder import SentenceEncoder
 from guard.training.in_context import alone_follow_ups, in_context
@@ -57,12 +58,8 @@ def twin_pairs(items: list[Item]) -> list[tuple[int, int]]:
     the same follow-up after a harmful and after a harmless start (the two-turn tables'
     twins, and in_context's built pairs). Within one text, unsafe and safe rows are paired
     in order, so each row is in one pair at most (the tables list a pair's rows together)."""
-    groups: dict[str, tuple[list[int], list[int]]] = {}
-    for k, item in enumerate(items):
-        e = item.example
-        if e.kind == "prompt" and e.context:
-            groups.setdefault(e.text, ([], []))[0 if e.unsafe else 1].append(k)
-    return [pair for unsafe, safe in groups.values() for pair in zip(unsafe, safe)]
+    examples = [i.example for i in items]
+    return twins([e.text if e.kind == "prompt" and e.context else None for e in examples], [e.unsafe for e in examples])
 
 
 def unsafe_log_odds(logits: torch.Tensor) -> torch.Tensor:
