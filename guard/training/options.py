@@ -1,6 +1,7 @@
 """guard.train's options: the checks of its numeric ones, each turning a command-line
 string into a value or raising argparse.ArgumentTypeError with the reason (argparse prints
-it and exits 2), and the settings an out-of-fold file records (fold_settings)."""
+it and exits 2), the options that add derived examples (add_data_options, derive), and the
+settings an out-of-fold file records (fold_settings)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 from guard.offline_model import judge_window
 from guard.training.metrics import row
 from guard.training.sources import OPTIONAL_TABLES
+from guard.training.trainer import derived
 
 # --padded-turns at most: the turn context keeps the most recent TURNS_CONTEXT pieces (guard.offline_model),
 # two long turns or a few short ones; the app sends the guard two answered turns (guard_context_turns)
@@ -87,6 +89,38 @@ def tables_arg(text: str) -> str:
     return ",".join(names)
 
 
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    """The options that add derived examples to every split (all off by default)."""
+    p.add_argument(
+        "--padded-turns",
+        type=turns_arg,
+        metavar="N",
+        help="a prompt repeated after benign turns in training gets 1 to N of them, not one (N 2-4; measure "
+        "with `python -m guard.evaluate --after-turns`; with 4 on 2026-12-06, benign prompts after turns were "
+        "flagged three times as often: docs/offline-classifier.md)",
+    )
+    p.add_argument(
+        "--alone-follow-ups",
+        action="store_true",
+        help="also read each two-turn twin's follow-up (unsafe after one start, safe after another) without "
+        "its turns, as safe, so the reading alone that guard.offline.clear_alone keeps is not trained only by "
+        "accident (off by default; measure with `python bench/clear_alone.py`)",
+    )
+    p.add_argument(
+        "--shapes",
+        action="store_true",
+        help="also write about half of the English requests that open with a known lead ('How do I ...', "
+        "'Write a tutorial on how to ...') once more in another shape, benign and unsafe alike, so the score "
+        "follows what is asked, not how (guard.training.shapes; off by default)",
+    )
+
+
+def derive(items: list, a) -> list:
+    """The split items with everything built from them (guard.training.trainer.derived), as
+    the options in `a` ask."""
+    return derived(items, a.seed, a.padded_turns or 1, a.alone_follow_ups, a.shapes)
+
+
 FOLD_SETTINGS = (
     "seed",
     "epochs",
@@ -105,6 +139,7 @@ LATER_SETTINGS = (
     "context_weight",
     "train_seed",
     "alone_follow_ups",
+    "shapes",
 )  # in a file's settings only when on (files from before it are off)
 
 

@@ -14,6 +14,7 @@
     python -m guard.train --context-weight 2   # a prompt after earlier turns weighs twice a single message
     python -m guard.train --with-tables words   # also a table written after the committed model
     python -m guard.train --alone-follow-ups   # also each two-turn twin's follow-up read alone, as safe
+    python -m guard.train --shapes   # also requests written once more in another shape (a question, a task...)
 
 Steps, all with a fixed seed (guard.training.dataset says how the data is split):
 read the examples, group near-duplicates and give each group one split (train /
@@ -22,7 +23,7 @@ split, then fine-tune the top layers of the encoder (--tuned-layers, 2 by defaul
 --encoder, all-MiniLM-L6-v2 by default) with the prompt and reply heads on train (the
 lower layers are frozen, so their outputs are computed once). The options that change what
 is learned (--pair-weight, --context-weight, --pool-text, --padded-turns,
---alone-follow-ups; all off by default) each say how in --help, and
+--alone-follow-ups, --shapes; all off by default) each say how in --help, and
 docs/offline-classifier.md what each did when measured.
 
 With --transfer (the recipe of the next model), a model is first trained without each
@@ -62,13 +63,14 @@ from guard.training.dataset import assign
 from guard.training.manifest import MANIFEST, write_manifest
 from guard.training.metrics import report_validation
 from guard.training.options import (
+    add_data_options,
     context_weight_arg,
+    derive,
     fold_settings,
     make_output_folders,
     operating_point_arg,
     pair_weight_arg,
     tables_arg,
-    turns_arg,
     window_arg,
 )
 from guard.training.sources import LABELS_SOURCE, OPTIONAL_TABLES, all_examples, labelled_turns
@@ -77,7 +79,6 @@ from guard.training.trainer import (
     Trainer,
     base_embedder,
     choose_offsets,
-    derived,
     fit_temperatures,
     training_inputs,
     twin_pairs,
@@ -221,21 +222,7 @@ def parser() -> argparse.ArgumentParser:
         "cross-entropy (the side's total kept), so the turns keep their share as tables of single "
         "messages grow (off by default, as 1)",
     )
-    p.add_argument(
-        "--padded-turns",
-        type=turns_arg,
-        metavar="N",
-        help="a prompt repeated after benign turns in training gets 1 to N of them, not one (N 2-4; measure "
-        "with `python -m guard.evaluate --after-turns`; with 4 on 2026-12-06, benign prompts after turns were "
-        "flagged three times as often: docs/offline-classifier.md)",
-    )
-    p.add_argument(
-        "--alone-follow-ups",
-        action="store_true",
-        help="also read each two-turn twin's follow-up (unsafe after one start, safe after another) without "
-        "its turns, as safe, so the reading alone that guard.offline.clear_alone keeps is not trained only by "
-        "accident (off by default; measure with `python bench/clear_alone.py`)",
-    )
+    add_data_options(p)
     p.add_argument(
         "--pool-text",
         action="store_true",
@@ -294,7 +281,7 @@ def transfer(base: list, items: list, a, lower: Lower) -> dict:
     save = (lambda oof: oof.save(a.out_of_fold)) if a.out_of_fold else None
 
     def fold(train: list) -> Network:
-        return train_on(derived(train, a.seed, a.padded_turns or 1, a.alone_follow_ups), a, lower)
+        return train_on(derive(train, a), a, lower)
 
     oof = run_folds(base, fold, families, done, save)
     if save:
@@ -334,7 +321,7 @@ def main(argv=None) -> int:
     # and tests/test_offline_protocol.py, are for it), so every encoder gets the same splits
     grouping = net if a.encoder == "minilm" else Network.base()
     base = assign(examples, base_embedder(grouping), a.seed)
-    items = derived(base, a.seed, a.padded_turns or 1, a.alone_follow_ups)
+    items = derive(base, a)
     train = [i for i in items if i.split == "train"]
     val = [i for i in items if i.split == "validation"]
     if a.tiny:

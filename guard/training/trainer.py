@@ -24,6 +24,7 @@ from guard.training.dataset import (
 from guard.training.encoder import SentenceEncoder
 from guard.training.in_context import alone_follow_ups, in_context
 from guard.training.metrics import row, scores
+from guard.training.shapes import reshaped
 
 MAX_VALIDATION_FPR = 0.03  # the targets allow 0.05: the rest is margin for unseen data
 
@@ -75,11 +76,12 @@ def pair_loss(unsafe: torch.Tensor, safe: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.softplus(unsafe_log_odds(safe) - unsafe_log_odds(unsafe)).mean()
 
 
-def derived(items: list[Item], seed: int, most_turns: int = 1, alone: bool = False) -> list[Item]:
+def derived(items: list[Item], seed: int, most_turns: int = 1, alone: bool = False, shapes: bool = False) -> list[Item]:
     """The prompts of split items with everything built from them inside each split:
     framed, long and in-context prompts (after up to `most_turns` benign turns), with
-    `alone` the two-turn twins' follow-ups read alone (safe), and the reply side's pairs
-    and drifting replies."""
+    `alone` the two-turn twins' follow-ups read alone (safe), with `shapes` requests written
+    once more in another shape (guard.training.shapes), and the reply side's pairs and
+    drifting replies."""
     prompts = [i for i in items if i.example.kind == "prompt"]
     frames = framed(prompts, seed)
     turns = in_context(items, seed, most_turns=most_turns)
@@ -89,6 +91,7 @@ def derived(items: list[Item], seed: int, most_turns: int = 1, alone: bool = Fal
         + long_prompts(items, seed)
         + turns
         + (alone_follow_ups(prompts + turns) if alone else [])
+        + (reshaped(prompts, seed) if shapes else [])
         + pairs(items + frames, seed)
         + drifting_replies(items, seed)
     )
