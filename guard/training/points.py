@@ -64,6 +64,18 @@ def calibration_of(row: dict, per_context: bool = False) -> str:
     return "turns" if per_context and row.get("context") else "prompt"
 
 
+def scores_at(logits: np.ndarray, rows: list[dict], temperatures: list[float], offsets: list[float]) -> np.ndarray:
+    """Each row's unsafe score at a given point: a temperature and offset per reading, in
+    CALIBRATIONS order (two, or three with a prompt after earlier turns apart)."""
+    per_context = len(temperatures) == 3
+    readings = np.array([calibration_of(r, per_context) for r in rows])
+    scores = np.zeros(len(rows))
+    for name, t, offset in zip(CALIBRATIONS, temperatures, offsets):
+        k = readings == name
+        scores[k] = unsafe_scores(logits[k], t, offset)
+    return scores
+
+
 def choose_points(
     logits: np.ndarray, rows: list[dict], labels: np.ndarray, fams: np.ndarray, max_fpr: float, per_context: bool
 ) -> tuple[list[float], list[float], np.ndarray]:

@@ -16,6 +16,7 @@ The test split is never read: every family is scored on its train and validation
     python -m guard.train --transfer --out-of-fold oof.npz   # folds, then the model with their operating point
     python -m guard.training.transfer oof.npz --max-fpr 0.10  # the point chosen again from the saved logits
     python -m guard.training.transfer oof.npz --point-per-context  # a prompt after turns with its own point
+    python -m guard.training.transfer oof.npz --point 1.15,1.04,1.37,1.45,2.09,3.18  # at another model's point
     python -m guard.training.transfer oof.npz --compare guard/data/offline_model.safetensors
         # another model on the same held-out rows of families it never trained on
     python -m guard.training.transfer oof.npz --rank   # rank figures per family (one-fold runs)
@@ -40,7 +41,8 @@ from guard.offline_model import CALIBRATIONS, CLASSES, Network
 from guard.training.dataset import Item
 from guard.training.families import family
 from guard.training.metrics import average_precision, ece, inputs_of, row, threshold_at_fpr
-from guard.training.points import MAX_FPR, calibration_of, choose_points, unsafe_scores
+from guard.training.options import operating_point_arg
+from guard.training.points import MAX_FPR, calibration_of, choose_points, scores_at, unsafe_scores
 from guard.training.ranks import figures_line, header, rank_lines, rank_table
 
 SAME_FPR = "held, its FPR"  # compare: the held-out models at the other model's FPR on the family
@@ -245,16 +247,22 @@ def run_folds(
 
 def choose(oof: OutOfFold, max_fpr: float = MAX_FPR, per_context: bool = False) -> dict:
     """Each reading's temperature and offset (guard.training.points.choose_points; a prompt
-    after earlier turns apart with `per_context`), with the family table and summary at
-    that point, and the same per language (each row still scored by the model trained
-    without its family)."""
-    labels = oof.labels()
+    after earlier turns apart with `per_context`), with the figures at that point (at_point)."""
     fams = np.array([family(r["source"]) for r in oof.rows])
-    temperatures, offsets, s = choose_points(oof.logits, oof.rows, labels, fams, max_fpr, per_context)
+    temperatures, offsets, _ = choose_points(oof.logits, oof.rows, oof.labels(), fams, max_fpr, per_context)
+    return at_point(oof, temperatures, offsets)
+
+
+def at_point(oof: OutOfFold, temperatures: list[float], offsets: list[float]) -> dict:
+    """The family table and summary at a point (a temperature and offset per reading), and
+    the same per language (each row still scored by the model trained without its family).
+    Given another model's point (`--point`), it reads a run of a few folds, whose own point
+    would be chosen on those families alone."""
+    labels, s = oof.labels(), scores_at(oof.logits, oof.rows, temperatures, offsets)
     table, by_language = side_tables(s, labels != 0, oof.rows), side_tables(s, labels != 0, oof.rows, language_of)
     return {
-        "temperatures": temperatures,
-        "offsets": offsets,
+        "temperatures": list(temperatures),
+        "offsets": list(offsets),
         "families": table,
         "summary": summary(table),
         "languages": by_language,
@@ -341,6 +349,13 @@ def main(argv=None) -> int:
         action="store_true",
         help="a prompt after earlier turns gets its own temperature and operating point (guard.training.points)",
     )
+    p.add_argument(
+        "--point",
+        type=operating_point_arg,
+        metavar="T_PROMPT,T_REPLY,OFFSET_PROMPT,OFFSET_REPLY",
+        help="read the folds at this point (four numbers, or six with a prompt after turns third in each half, "
+        "as guard.train --operating-point) instead of choosing one on them",
+    )
     p.add_argument("--compare", type=Path, metavar="WEIGHTS", help="another model's weights (.safetensors)")
     p.add_argument(
         "--families",
@@ -384,6 +399,10 @@ def main(argv=None) -> int:
         except (OSError, ValueError) as exc:
             p.error(str(exc))
         print("\n".join(compare_lines(compare(oof, net, families, a.max_fpr, a.point_per_context))))
+        return 0
+    if a.point:
+        half = len(a.point) // 2
+        print("\n".join(transfer_lines(at_point(oof, a.point[:half], a.point[half:]))))
         return 0
     print("\n".join(transfer_lines(choose(oof, a.max_fpr, a.point_per_context))))
     return 0
