@@ -111,7 +111,8 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also write about half of the English requests that open with a known lead ('How do I ...', "
         "'Write a tutorial on how to ...') once more in another shape, benign and unsafe alike, so the score "
-        "follows what is asked, not how (guard.training.shapes; off by default)",
+        "follows what is asked, not how (guard.training.shapes; off by default; on one fold, 2026-12-07, "
+        "public harmful held out scored no higher: docs/offline-classifier.md)",
     )
 
 

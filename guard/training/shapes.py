@@ -13,7 +13,9 @@ known lead followed by what they ask to do ("How do I <x>?", "Can you help me <x
 more in another shape (SHAPES), benign and unsafe alike, so a shape is no sign either
 way. Each copy keeps its prompt's label, group and split (source suffix SHAPE), so it
 never crosses a split or a held-out family. It draws from its own random stream: the
-other derived rows stay as they were.
+other derived rows stay as they were. Measured on the fold without public harmful
+(2026-12-07, the eighteenth run's gate): no gain, 0.529 at the committed model's point
+against 0.564 without it; so the shape is not what holds those scores down.
 
 >>> ask("How do I get rid of a wasp nest?")
 'get rid of a wasp nest'
