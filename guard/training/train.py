@@ -31,8 +31,8 @@ source family and scores that family (guard.training.transfer); each head's temp
 and operating point are then chosen on those held-out scores, every epoch is trained and
 the last kept. --operating-point re-makes such a model without its folds: it takes the
 temperatures and offsets an earlier --transfer run with the same settings printed, and
-likewise keeps the last epoch (with the same seed; that the weights come out bit for bit
-the same has not been checked). Without either, the epoch with the best validation AUPRC
+likewise keeps the last epoch (with the same seed the manifest is the same byte for byte
+and the weights the same to fp16 rounding, not bit for bit: docs/offline-classifier.md). Without either, the epoch with the best validation AUPRC
 is kept and the temperature and operating point are fitted on validation (same sources
 as training).
 With --transfer --out-of-fold FILE, the held-out logits are written to FILE after every
