@@ -32,9 +32,9 @@ and operating point are then chosen on those held-out scores, every epoch is tra
 the last kept. --operating-point re-makes such a model without its folds: it takes the
 temperatures and offsets an earlier --transfer run with the same settings printed, and
 likewise keeps the last epoch (with the same seed the manifest is the same byte for byte
-and the weights the same to fp16 rounding, not bit for bit: docs/offline-classifier.md). Without either, the epoch with the best validation AUPRC
-is kept and the temperature and operating point are fitted on validation (same sources
-as training).
+and the weights the same to fp16 rounding, not bit for bit: docs/offline-classifier.md).
+Without either, the epoch with the best validation AUPRC is kept and the temperature and
+operating point are fitted on validation (same sources as training).
 With --transfer --out-of-fold FILE, the held-out logits are written to FILE after every
 fold, and a run given a FILE that holds some folds (same settings and rows, checked)
 trains only the missing ones: a run of hours can stop and go on in another session.
