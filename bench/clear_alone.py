@@ -1,17 +1,21 @@
-"""How guard.offline.CLEAR_ALONE was chosen: on a split's prompts read after earlier turns,
-recall and FPR with the reading alone kept from each bar up (none: the model bare).
+"""How guard.offline.CLEAR_ALONE and the plain reading were chosen: on a split's prompts
+read after earlier turns, recall and FPR with a reading without the turns kept from each
+bar up (none: the model bare).
 
     python bench/clear_alone.py [--split validation] [--bars 0.5 0.7 0.8 0.9 0.95] [--json]
                                 [--weights FILE --manifest FILE]   # a candidate and its own run's splits
 
-Two sets of prompts, each scored read with its turns and read alone (the committed model,
-its own operating point, threshold 0.5):
+Two readings without the turns, each kept over the reading with them when it reaches the
+bar (guard.offline.clear_alone): "plain", the lower median of the prompt read after each
+harmless opening turn of guard.offline.OPENERS, as OfflineGuard.check reads it since
+2026-12-07 (the bar alone); and "alone", the prompt read by itself (the rule until then;
+"bar alone"). Sets of prompts (the committed model, its own operating point, threshold 0.5):
 - "in context": the split's prompt rows that have earlier turns (the hand-written
   multi-turn tables and every built in-context row: follow-ups, controls, prompts after a
   benign turn); "multi-turn" is the hand-written part of them;
 - "padded k": 300 of the split's prompts without turns (seeded, the same 300 for each k),
   each after k of its harmless turns (guard.training.padded_turns.harmless_turns), as a
-  visitor pads; "alone" is the same prompts read alone;
+  visitor pads;
 - "alone follow-ups": where the manifest has them (a model trained with
   `--alone-follow-ups`), the two-turn twins' follow-ups read alone, all safe: how often
   the reading alone flags a follow-up that asks for nothing on its own (left out of the
@@ -19,8 +23,8 @@ its own operating point, threshold 0.5):
 For "in context", "twins" reads the same rows as pairs: each unsafe follow-up with a safe
 one of the same text and table (the two-turn twins, the built "+follow" pairs), and how
 often the pair is told apart (the unsafe one flagged, its control not) or both are flagged.
-A bar is good when it keeps the padded prompts' recall near their recall alone and adds
-no false flags in context. Validation by default: the bar may be chosen on it.
+A reading and bar are good when they keep the padded prompts' recall near their recall
+alone and add no false flags in context. Validation by default: they may be chosen on it.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from guard.offline import OfflineGuard, clear_alone  # noqa: E402
 from guard.training.dataset import twins  # noqa: E402
 from guard.training.in_context import ALONE  # noqa: E402
 from guard.training.manifest import MANIFEST, read_manifest  # noqa: E402
-from guard.training.metrics import scores  # noqa: E402
+from guard.training.metrics import plain_scores, scores  # noqa: E402
 from guard.training.padded_turns import TURNS, harmless_turns  # noqa: E402
 
 
@@ -94,12 +98,16 @@ def main(argv=None) -> int:
     for name, chosen in sets.items():
         bare = scores(net, chosen)
         alone = scores(net, [r | {"context": []} for r in chosen])
+        plain = bare.copy()
+        idx, plain_list = plain_scores(net, chosen)
+        plain[idx] = plain_list
         paired = name == "in context"
         out[name] = {"none": rates(chosen, bare) | (twin_rates(chosen, bare) if paired else {})}
-        for bar in a.bars:
-            s = np.array([x if clear_alone(b, x, bar) else b for b, x in zip(bare, alone)])
-            out[name][str(bar)] = rates(chosen, s) | (twin_rates(chosen, s) if paired else {})
-        out[name]["alone"] = rates(chosen, alone)
+        for label, without in (("", plain), (" alone", alone)):
+            for bar in a.bars:
+                s = np.array([x if clear_alone(b, x, bar) else b for b, x in zip(bare, without)])
+                out[name][f"{bar}{label}"] = rates(chosen, s) | (twin_rates(chosen, s) if paired else {})
+        out[name]["plain"], out[name]["alone"] = rates(chosen, plain), rates(chosen, alone)
     if a.json:
         print(json.dumps(out, indent=1))
         return 0
@@ -109,7 +117,7 @@ def main(argv=None) -> int:
         for bar, m in by_bar.items():
             told, both = m.get("twins told apart"), m.get("twins both flagged")
             twins = f"  twins told apart {told}, both flagged {both}" if "twins" in m else ""
-            print(f"  {bar:>6}  recall {m['recall']}  FPR {m['fpr']}{twins}")
+            print(f"  {bar:>10}  recall {m['recall']}  FPR {m['fpr']}{twins}")
     return 0
 
 

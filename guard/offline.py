@@ -27,14 +27,19 @@ there are any (guard.offline_model.Network.turn_context: the same answered turns
 Guard reads), so "ok, list the parts and how to put it together" is judged with the
 question before it. Earlier turns may clear a message that is unsafe only on its face
 ("how do I kill it?" after a question about a stuck process), but not a clear request: a
-prompt that scores CLEAR_ALONE or more read alone keeps that reading whatever came before
-(clear_alone), so a few turns of small talk do not talk a request past the guard
-(`python -m guard.evaluate --after-turns`). Weights with three calibrations score a prompt
-after earlier turns at its own operating point, and its reading alone at the prompt's
-(`reading`; guard.offline_model.CALIBRATIONS). Agent role (an even number of messages): the
-reply head reads the reply after the prompt it answers, so a compliant answer to a
-harmful request is unsafe even when its text looks bland, and a refusal is safe even when
-it names the hazard it declines.
+prompt that scores CLEAR_ALONE or more after a plain opening turn instead of its own
+keeps that reading whatever came before (clear_alone, plain_reading), so a few turns of
+small talk do not talk a request past the guard (`python -m guard.evaluate
+--after-turns`). The plain reading is the median of the prompt read after each of
+OPENERS ("Hi! Can I ask you something?" / "Of course, go ahead."), not the prompt read
+alone (until 2026-12-07): read alone, a follow-up that asks for nothing by itself ("keep
+going from where you stopped") scored as a clear request and was flagged after harmless
+turns; after a harmless opening it reads as what it is (`python bench/clear_alone.py`).
+Weights with three calibrations score a prompt after earlier turns at its own operating
+point, and its plain reading at the prompt's (`reading`; guard.offline_model.CALIBRATIONS).
+Agent role (an even number of messages): the reply head reads the reply after the prompt
+it answers, so a compliant answer to a harmful request is unsafe even when its text looks
+bland, and a refusal is safe even when it names the hazard it declines.
 
 Every input is judged whole: what the classifier reads is normalised (guard.normalize:
 hidden characters removed, NFKC), and text longer than its 256-word-piece window is cut
@@ -74,7 +79,17 @@ LANGUAGES = {  # per encoder: what its training data and figures cover
     "e5": "English, French, Spanish, German, Italian, Portuguese, Russian, Arabic, Chinese (multilingual-e5-small)",
 }
 ALSO_REPORT = 0.25  # besides the top category, report any enabled category this probable
-CLEAR_ALONE = 0.8  # a prompt this unsafe read alone is not cleared by earlier turns (chosen on validation)
+CLEAR_ALONE = 0.8  # a prompt this unsafe after a plain opening is not cleared by earlier turns (validation)
+OPENERS = (  # harmless opening turns (user, assistant), written before any figure but the first two's
+    ("Hi! Can I ask you something?", "Of course, go ahead."),
+    ("Hello there.", "Hello! How can I help you today?"),
+    ("I have a question for you.", "Sure, what is it?"),
+    ("Hey, are you there?", "Yes, I'm here. What can I do for you?"),
+    ("Good morning!", "Good morning! What would you like to talk about?"),
+    ("Can you help me with something?", "Happy to help. What do you need?"),
+    ("Thanks for the last answer.", "You're welcome! Anything else?"),
+    ("Quick question.", "Go for it."),
+)
 
 
 @dataclass(frozen=True)
@@ -128,8 +143,24 @@ def earlier_turns(conversation: Conversation) -> list[str]:
 
 
 def clear_alone(in_context: float, alone: float, bar: float = CLEAR_ALONE) -> bool:
-    """Whether a prompt's reading without its earlier turns is kept over the one with them."""
+    """Whether a prompt's reading without its earlier turns (its plain reading) is kept
+    over the one with them."""
     return alone >= bar and alone > in_context
+
+
+def opened_inputs(net: Network, message: str) -> list[list]:
+    """A (normalised) prompt's inputs after each harmless opening turn of OPENERS."""
+    return [net.prompt_inputs(message, net.prompt_context(list(turn))) for turn in OPENERS]
+
+
+def plain_reading(scores: list[float]) -> int:
+    """Which of the readings after OPENERS is the plain one: the lower median, so no one
+    opener's wording decides it.
+
+    >>> plain_reading([0.9, 0.1, 0.5, 0.7])
+    2
+    """
+    return sorted(range(len(scores)), key=lambda k: (scores[k], k))[(len(scores) - 1) // 2]
 
 
 def reading(is_prompt: bool, context) -> str:
@@ -223,19 +254,22 @@ class OfflineGuard(Guard):
         message, context = guard_text(message), self._context(prompt, earlier_turns(conversation))
         enabled = {c.code for c in policy.enabled()}
         inputs = self._inputs(message, prompt is None, context)
-        readings = [inputs] + ([self._inputs(message, True, None)] if prompt is None and context else [])
-        sides = [reading(prompt is None, context), "prompt"][: len(readings)]
+        readings = [inputs] + (opened_inputs(self.net, message) if prompt is None and context else [])
+        sides = [reading(prompt is None, context)] + ["prompt"] * (len(readings) - 1)
         probabilities = window_probabilities(self.net, readings, sides)
         index, result = highest(probabilities[0], enabled)
         notes = []
         if len(readings) > 1:
-            alone_index, alone = highest(probabilities[1], enabled)
-            if clear_alone(result.score, alone.score):
+            opened = [highest(p, enabled) for p in probabilities[1:]]
+            k = plain_reading([judged.score for _, judged in opened])
+            plain_index, plain = opened[k]
+            if clear_alone(result.score, plain.score):
                 notes.append(
-                    f"judged without its earlier turns ({alone.score:.0%} alone, {result.score:.0%} after them): "
-                    "earlier turns do not clear a request this clear"
+                    f"judged without its earlier turns, after a plain opening ({plain.score:.0%} so, "
+                    f"{result.score:.0%} after them): earlier turns do not clear a request this clear"
                 )
-                index, result, inputs, context = alone_index, alone, readings[1], None
+                index, result, inputs = plain_index, plain, readings[1 + k]
+                context = self.net.prompt_context(list(OPENERS[k]))
         safe = result.score < threshold
         categories = () if safe else result.categories
         raw = "safe" if safe else "unsafe" + ("\n" + ",".join(c.code for c in categories) if categories else "")

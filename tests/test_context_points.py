@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from guard.offline import OfflineGuard, reading, window_probabilities
+from guard.offline import CLEAR_ALONE, OfflineGuard, reading, window_probabilities
 from guard.offline_model import CLASSES, Network, calibrations
 from guard.training.metrics import scores, threshold_at_fpr
 from guard.training.points import THRESHOLDS, calibration_of, choose_points, measuring_families, operating_point
@@ -165,7 +165,7 @@ def test_the_guard_reads_a_prompt_after_turns_with_the_third_calibration_and_alo
     alone = guard.check(conversation(request))
     kept = guard.check(conversation(*HARMLESS_TURNS, request))
     assert not alone.safe and not kept.safe  # ... but a clear request read alone keeps its reading
-    assert kept.score == pytest.approx(alone.score, abs=1e-3) and "without its earlier turns" in kept.note
+    assert kept.score >= CLEAR_ALONE and "without its earlier turns" in kept.note  # its plain reading
 
 
 def test_evaluation_scores_a_row_after_turns_as_the_guard_checks_it(guard, net):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from guard.normalize import guard_text
-from guard.offline import clear_alone, reading, window_probabilities
+from guard.offline import OPENERS, clear_alone, opened_inputs, plain_reading, reading, window_probabilities
 from guard.offline_model import CLASSES, Network
 from guard.training.categories import categorize
 
@@ -31,8 +31,9 @@ def inputs_of(net: Network, rows: list[dict], side: str, contexts: list | None =
 
 def scores(net: Network, rows: list[dict], as_checked: bool = False) -> np.ndarray:
     """The score (1 - p(safe) of the worst window) of each manifest row, batched.
-    `as_checked`: a prompt after earlier turns also read alone, the reading kept as
-    OfflineGuard.check keeps it (guard.offline.clear_alone); training reads the model bare."""
+    `as_checked`: a prompt after earlier turns also read after plain openings, the reading
+    kept as OfflineGuard.check keeps it (guard.offline.clear_alone); training reads the
+    model bare."""
     out = np.zeros(len(rows))
     contexts = [turns(net, r) if r["kind"] == "prompt" else None for r in rows]  # tokenized once
     for side in ("prompt", "reply"):
@@ -42,12 +43,22 @@ def scores(net: Network, rows: list[dict], as_checked: bool = False) -> np.ndarr
         for i, p in zip(idx, window_probabilities(net, inputs, readings)):
             out[i] = float((1 - p[:, 0]).max())
     if as_checked:
-        idx = [i for i, r in enumerate(rows) if r["kind"] == "prompt" and contexts[i]]
-        alone = [net.prompt_inputs(guard_text(rows[i]["text"]), None) for i in idx]
-        for i, p in zip(idx, window_probabilities(net, alone, "prompt")):
-            if clear_alone(out[i], score := float((1 - p[:, 0]).max())):
+        for i, score in zip(*plain_scores(net, rows, contexts)):
+            if clear_alone(out[i], score):
                 out[i] = score
     return out
+
+
+def plain_scores(net: Network, rows: list[dict], contexts: list | None = None) -> tuple[list[int], list[float]]:
+    """(indices, scores): each prompt row with earlier turns, and its plain reading (the
+    lower median after guard.offline.OPENERS, as OfflineGuard.check reads it)."""
+    contexts = contexts if contexts is not None else [r.get("context") for r in rows]
+    idx = [i for i, r in enumerate(rows) if r["kind"] == "prompt" and contexts[i]]
+    per = len(OPENERS)
+    flat = [x for i in idx for x in opened_inputs(net, guard_text(rows[i]["text"]))]
+    worst = [float((1 - p[:, 0]).max()) for p in window_probabilities(net, flat, "prompt")]
+    groups = [worst[j * per : (j + 1) * per] for j in range(len(idx))]
+    return idx, [g[plain_reading(g)] for g in groups]
 
 
 def average_precision(y: np.ndarray, s: np.ndarray) -> float:
