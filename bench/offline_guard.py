@@ -1,6 +1,8 @@
 """Latency of the offline classifier on this CPU, model loaded: median of N checks of a
 user prompt, of the same prompt after two answered turns (the app's third turn: read with
-the turns and alone, guard.offline.clear_alone), of an assistant reply judged with its
+the turns and alone, and since it scores above guard.offline.OPEN_FROM alone, after the eight
+plain openers too: guard.offline.clear_alone), of a harmless third turn (read with the turns
+and alone only), of an assistant reply judged with its
 prompt (the Agent role), and of a long prompt (about 400 word pieces, several windows).
 
     python bench/offline_guard.py [--runs 100] [--json]
@@ -46,15 +48,6 @@ def median_ms(check, runs: int) -> float:
     return statistics.median(times) * 1000
 
 
-def reading_alone_cost(guard, window_probabilities, turns, runs: int = 100) -> float:
-    """The third turn's network time with the reading alone over the time without it (one
-    batch of both readings against the reading with the turns only)."""
-    with_turns = guard.window_inputs(PROMPT, None, [t for pair in turns for t in pair])
-    alone = guard.window_inputs(PROMPT, None)
-    both = median_ms(lambda: window_probabilities(guard.net, [with_turns, alone], "prompt"), runs)
-    return both / median_ms(lambda: window_probabilities(guard.net, [with_turns], "prompt"), runs)
-
-
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=100)
@@ -63,7 +56,7 @@ def main(argv=None) -> None:
 
     import torch
 
-    from guard.offline import OfflineGuard, window_probabilities
+    from guard.offline import OfflineGuard
 
     started = time.perf_counter()
     guard = OfflineGuard.load()
@@ -72,7 +65,9 @@ def main(argv=None) -> None:
     long = [{"role": "user", "content": LONG}]
     agent = user + [{"role": "assistant", "content": REPLY}]
     turns = [("Say hi.", "Hi! How can I help you today?"), ("Name a colour.", "Blue.")]
-    third = [{"role": r, "content": t} for pair in turns for r, t in zip(("user", "assistant"), pair)] + user
+    before = [{"role": r, "content": t} for pair in turns for r, t in zip(("user", "assistant"), pair)]
+    third = before + user
+    harmless = before + [{"role": "user", "content": "And a good book to read on a long train ride?"}]
     verdict = guard.check(user)
     result = {
         "guard": guard.label,
@@ -81,7 +76,7 @@ def main(argv=None) -> None:
         "load_s": round(load_s, 2),
         "user_check_median_ms": round(median_ms(lambda: guard.check(user), a.runs), 2),
         "third_turn_check_median_ms": round(median_ms(lambda: guard.check(third), a.runs), 2),
-        "third_turn_reading_alone_cost": round(reading_alone_cost(guard, window_probabilities, turns), 2),
+        "harmless_third_turn_check_median_ms": round(median_ms(lambda: guard.check(harmless), a.runs), 2),
         "agent_check_median_ms": round(median_ms(lambda: guard.check(agent), a.runs), 2),
         "long_prompt_pieces": len(guard.net.ids(LONG)),
         "long_check_median_ms": round(median_ms(lambda: guard.check(long), max(a.runs // 5, 5)), 2),

@@ -28,7 +28,8 @@ Guard reads), so "ok, list the parts and how to put it together" is judged with 
 question before it. Earlier turns may clear a message that is unsafe only on its face
 ("how do I kill it?" after a question about a stuck process), but not a clear request: a
 prompt that scores CLEAR_ALONE or more after a plain opening turn instead of its own
-keeps that reading whatever came before (clear_alone, plain_reading), so a few turns of
+(read when it scores OPEN_FROM or more alone) keeps that reading whatever came before
+(clear_alone, plain_reading), so a few turns of
 small talk do not talk a request past the guard (`python -m guard.evaluate
 --after-turns`). The plain reading is the median of the prompt read after each of
 OPENERS ("Hi! Can I ask you something?" / "Of course, go ahead."), not the prompt read
@@ -80,6 +81,9 @@ LANGUAGES = {  # per encoder: what its training data and figures cover
 }
 ALSO_REPORT = 0.25  # besides the top category, report any enabled category this probable
 CLEAR_ALONE = 0.8  # a prompt this unsafe after a plain opening is not cleared by earlier turns (validation)
+# the openers are read only for a prompt this unsafe alone: on validation none below it was
+# clear after a plain opening, and most harmless third turns are spared eight readings
+OPEN_FROM = 0.5
 OPENERS = (  # harmless opening turns (user, assistant), written before any figure but the first two's
     ("Hi! Can I ask you something?", "Of course, go ahead."),
     ("Hello there.", "Hello! How can I help you today?"),
@@ -254,13 +258,15 @@ class OfflineGuard(Guard):
         message, context = guard_text(message), self._context(prompt, earlier_turns(conversation))
         enabled = {c.code for c in policy.enabled()}
         inputs = self._inputs(message, prompt is None, context)
-        readings = [inputs] + (opened_inputs(self.net, message) if prompt is None and context else [])
-        sides = [reading(prompt is None, context)] + ["prompt"] * (len(readings) - 1)
-        probabilities = window_probabilities(self.net, readings, sides)
+        readings = [inputs] + ([self._inputs(message, True, None)] if prompt is None and context else [])
+        probabilities = window_probabilities(
+            self.net, readings, [reading(prompt is None, context), "prompt"][: len(readings)]
+        )
         index, result = highest(probabilities[0], enabled)
         notes = []
-        if len(readings) > 1:
-            opened = [highest(p, enabled) for p in probabilities[1:]]
+        if len(readings) > 1 and highest(probabilities[1], enabled)[1].score >= OPEN_FROM:
+            readings = [inputs] + opened_inputs(self.net, message)
+            opened = [highest(p, enabled) for p in window_probabilities(self.net, readings[1:], "prompt")]
             k = plain_reading([judged.score for _, judged in opened])
             plain_index, plain = opened[k]
             if clear_alone(result.score, plain.score):

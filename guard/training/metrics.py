@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from guard.normalize import guard_text
-from guard.offline import OPENERS, clear_alone, opened_inputs, plain_reading, reading, window_probabilities
+from guard.offline import OPEN_FROM, OPENERS, clear_alone, opened_inputs, plain_reading, reading, window_probabilities
 from guard.offline_model import CLASSES, Network
 from guard.training.categories import categorize
 
@@ -50,10 +50,14 @@ def scores(net: Network, rows: list[dict], as_checked: bool = False) -> np.ndarr
 
 
 def plain_scores(net: Network, rows: list[dict], contexts: list | None = None) -> tuple[list[int], list[float]]:
-    """(indices, scores): each prompt row with earlier turns, and its plain reading (the
-    lower median after guard.offline.OPENERS, as OfflineGuard.check reads it)."""
+    """(indices, scores): each prompt row with earlier turns that scores OPEN_FROM or more
+    alone, and its plain reading (the lower median after guard.offline.OPENERS), as
+    OfflineGuard.check reads it."""
     contexts = contexts if contexts is not None else [r.get("context") for r in rows]
     idx = [i for i, r in enumerate(rows) if r["kind"] == "prompt" and contexts[i]]
+    alone = [net.prompt_inputs(guard_text(rows[i]["text"]), None) for i in idx]
+    alone_scores = [float((1 - p[:, 0]).max()) for p in window_probabilities(net, alone, "prompt")]
+    idx = [i for i, a in zip(idx, alone_scores) if a >= OPEN_FROM]  # the openers are read for these only
     per = len(OPENERS)
     flat = [x for i in idx for x in opened_inputs(net, guard_text(rows[i]["text"]))]
     worst = [float((1 - p[:, 0]).max()) for p in window_probabilities(net, flat, "prompt")]
