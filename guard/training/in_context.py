@@ -15,8 +15,8 @@ With `python -m guard.train --alone-follow-ups`, each follow-up that is unsafe a
 start and safe after another (the two-turn tables' twins, the built pairs above) is also
 read alone, safe (alone_follow_ups): on its own it asks for nothing harmful. Without them
 the prompt head never reads such a text alone, and its reading alone (which
-guard.offline.clear_alone keeps when it is clear) scores "keep going from where you
-stopped" or "how should I word the listing so they sell fast?" 0.87 to 0.93.
+guard.offline.clear_alone kept when it was clear, until 2026-12-07) scores "keep going from
+where you stopped" or "how should I word the listing so they sell fast?" 0.87 to 0.93.
 """
 
 from __future__ import annotations

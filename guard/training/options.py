@@ -103,8 +103,8 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
         "--alone-follow-ups",
         action="store_true",
         help="also read each two-turn twin's follow-up (unsafe after one start, safe after another) without "
-        "its turns, as safe, so the reading alone that guard.offline.clear_alone keeps is not trained only by "
-        "accident (off by default; measure with `python bench/clear_alone.py`)",
+        "its turns, as safe, so the reading alone (which guard.offline.clear_alone kept until 2026-12-07) is not "
+        "trained only by accident (off by default; measure with `python bench/clear_alone.py`)",
     )
     p.add_argument(
         "--shapes",
