@@ -265,8 +265,8 @@ class OfflineGuard(Guard):
         index, result = highest(probabilities[0], enabled)
         notes = []
         if len(readings) > 1 and highest(probabilities[1], enabled)[1].score >= OPEN_FROM:
-            readings = [inputs] + opened_inputs(self.net, message)
-            opened = [highest(p, enabled) for p in window_probabilities(self.net, readings[1:], "prompt")]
+            opening = opened_inputs(self.net, message)
+            opened = [highest(p, enabled) for p in window_probabilities(self.net, opening, "prompt")]
             k = plain_reading([judged.score for _, judged in opened])
             plain_index, plain = opened[k]
             if clear_alone(result.score, plain.score):
@@ -274,7 +274,7 @@ class OfflineGuard(Guard):
                     f"judged without its earlier turns, after a plain opening ({plain.score:.0%} so, "
                     f"{result.score:.0%} after them): earlier turns do not clear a request this clear"
                 )
-                index, result, inputs = plain_index, plain, readings[1 + k]
+                index, result, inputs = plain_index, plain, opening[k]
                 context = self.net.prompt_context(list(OPENERS[k]))
         safe = result.score < threshold
         categories = () if safe else result.categories

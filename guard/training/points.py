@@ -83,14 +83,11 @@ def choose_points(
     per reading, in CALIBRATIONS order (two, or three with `per_context`)."""
     readings = np.array([calibration_of(r, per_context) for r in rows])
     y = labels != 0
-    scores = np.zeros(len(rows))
     temperatures, offsets = [], []
     for name in CALIBRATIONS[: 3 if per_context else 2]:
         k = readings == name
         t = fit_temperature(logits[k], labels[k]) if k.any() else 1.0
         threshold = operating_point(unsafe_scores(logits[k], t, 0.0), y[k], fams[k], max_fpr)
-        offset = float(np.log(threshold / (1 - threshold)))
-        scores[k] = unsafe_scores(logits[k], t, offset)
         temperatures.append(t)
-        offsets.append(offset)
-    return temperatures, offsets, scores
+        offsets.append(float(np.log(threshold / (1 - threshold))))
+    return temperatures, offsets, scores_at(logits, rows, temperatures, offsets)
