@@ -184,6 +184,7 @@ class Network:
         self.window = WINDOW  # word pieces per judged window, context included (saved as "judge_window")
         self.tuned = TUNED  # top encoder layers training changes (saved as "tuned_layers")
         self.pool_text = False  # a prompt after earlier turns: pool its own pieces only (saved as "pool_text")
+        self.stacks = []  # several runs in one guard (guard.offline_stacks; saved as "members"): none for one run
         self._lock = threading.Lock()
 
     @classmethod
@@ -229,6 +230,10 @@ class Network:
         net.window = judge_window(net.metadata.get("judge_window", WINDOW))
         net.tuned = tuned_layers(net.metadata.get("tuned_layers", TUNED), net.model.config.num_hidden_layers)
         net.pool_text = bool(net.metadata.get("pool_text", False))
+        if net.metadata.get("members", 1) > 1:
+            from guard.offline_stacks import load_stacks
+
+            load_stacks(net, state, net.metadata["members"])
         return net
 
     def tuned_state(self) -> dict:
@@ -256,7 +261,12 @@ class Network:
         """fp16 safetensors of tuned_state(); the classes, temperatures, offsets and encoder name as metadata."""
         from safetensors.torch import save_file  # heavy: loaded with a model, not with the package
 
-        state = {k: v.detach().to("cpu").half().contiguous() for k, v in self.tuned_state().items()}
+        state = self.tuned_state()
+        if self.stacks:
+            from guard.offline_stacks import stacks_state
+
+            state.update(stacks_state(self))
+        state = {k: v.detach().to("cpu").half().contiguous() for k, v in state.items()}
         meta = {
             "classes": json.dumps(CLASSES),
             "temperatures": json.dumps(list(self.temperatures)),
@@ -266,6 +276,7 @@ class Network:
             "judge_window": json.dumps(self.window),
             "tuned_layers": json.dumps(self.tuned),
             "pool_text": json.dumps(self.pool_text),
+            **({"members": json.dumps(len(self.stacks))} if self.stacks else {}),
             **{k: json.dumps(v) for k, v in (extra or {}).items()},
         }
         save_file(state, str(path), metadata=meta)
@@ -362,6 +373,10 @@ class Network:
 
         head = self.reply_head if side == "reply" else self.prompt_head
         with self._lock, torch.inference_mode():
+            if self.stacks:
+                from guard.offline_stacks import stacked_logits
+
+                return stacked_logits(self, inputs, side)
             return head(self.pooled(inputs, text_only=self.pool_text and side != "reply")).numpy()
 
     def calibration(self, side: str) -> tuple[float, float]:

@@ -12,9 +12,11 @@ a run moves some rows to other splits. A row only some files hold is left out, a
 row held out by different folds in different files (it would not be held out by one
 guard). For a text judged in several windows, each file holds its model's worst window.
 
-    python -m guard.training.ensemble A.npz B.npz --out AB.npz
+    python -m guard.training.ensemble A.npz B.npz --out AB.npz --figures AB.json
     python -m guard.training.transfer AB.npz --point-per-context   # its held-out table
     python -m guard.training.transfer AB.npz --rank
+    python -m guard.training.ensemble A.safetensors B.safetensors --figures AB.json \\
+        --out AB.safetensors --manifests A.tsv B.tsv --manifest-out AB.tsv   # the guard itself
 """
 
 from __future__ import annotations
@@ -81,18 +83,62 @@ def join(files: list[OutOfFold]) -> Joined:
     return Joined(OutOfFold(rows, logits.reshape(len(kept), first.logits.shape[1]), settings, folds), some, other)
 
 
+def joined_manifest(manifests: list[list[dict]]) -> list[dict]:
+    """One manifest for a guard of several runs: every row of each, once, in the split that
+    keeps the test split unseen by all of them: "train" if any run trained on it, else
+    "validation" if any validated on it, else "test"."""
+    rank = {"train": 0, "validation": 1, "test": 2}
+    out: dict[str, dict] = {}
+    for manifest in manifests:
+        for r in manifest:
+            k = row_key(r)
+            if k not in out or rank[r["split"]] < rank[out[k]["split"]]:
+                out[k] = dict(out.get(k, r), split=r["split"])
+    return list(out.values())
+
+
+def join_weights(weights: list[Path], figures: Path, out: Path) -> None:
+    """The runs' weights in one file (guard.offline_stacks), calibrated at the point its
+    joined held-out figures chose (`figures`, written by the .npz mode)."""
+    from guard.offline_model import Network, calibrations
+    from guard.offline_stacks import joined
+
+    point = json.loads(figures.read_text())
+    net = joined([Network.load(w) for w in weights])
+    net.temperatures, net.offsets = calibrations(point["temperatures"], point["offsets"])
+    net.save(out, {"runs": [str(w) for w in weights]})
+
+
 def main(argv=None) -> int:
-    """`python -m guard.training.ensemble A.npz B.npz --out AB.npz`: the held-out logits of
-    a guard that averages the runs' models, as one out-of-fold file."""
+    """`python -m guard.training.ensemble A.npz B.npz --out AB.npz --figures AB.json`: the
+    held-out logits of a guard that averages the runs' models, as one out-of-fold file, and
+    its held-out figures at the point chosen on them (--point-per-context). `python -m
+    guard.training.ensemble A.safetensors B.safetensors --figures AB.json --out
+    AB.safetensors --manifests A.tsv B.tsv --manifest-out AB.tsv`: the runs' weights as that
+    guard, at that point, and one manifest of their splits."""
     p = argparse.ArgumentParser(prog="python -m guard.training.ensemble", description=main.__doc__)
-    p.add_argument("files", type=Path, nargs="+", metavar="FILE.npz", help="two out-of-fold files or more")
-    p.add_argument("--out", type=Path, required=True, metavar="FILE.npz", help="where the joined file goes")
+    p.add_argument(
+        "files", type=Path, nargs="+", metavar="FILE", help="two out-of-fold files (.npz) or weights or more"
+    )
+    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="where the joined file goes")
+    p.add_argument("--figures", type=Path, metavar="FILE.json", help="the joined held-out figures (written, or read)")
+    p.add_argument("--manifests", type=Path, nargs="+", metavar="FILE.tsv", help="with weights: each run's manifest")
+    p.add_argument("--manifest-out", type=Path, metavar="FILE.tsv", help="with weights: where the joined manifest goes")
     a = p.parse_args(argv)
     if len(a.files) < 2:
-        p.error("give two out-of-fold files or more")
+        p.error("give two out-of-fold files or more, or two weights files or more")
+    weights = {f.suffix for f in a.files} == {".safetensors"}
+    if weights and not (a.figures and a.manifests and a.manifest_out and len(a.manifests) == len(a.files)):
+        p.error("weights need --figures (the joined held-out figures) and a manifest each, --manifests, --manifest-out")
     try:
-        files = [OutOfFold.load(f) for f in a.files]
-        joined = join(files)
+        if weights:
+            from guard.training.manifest import read_manifest, write_rows
+
+            join_weights(a.files, a.figures, a.out)
+            write_rows(joined_manifest([read_manifest(m) for m in a.manifests]), a.manifest_out)
+            print(f"{a.out}: {len(a.files)} runs in one guard; {a.manifest_out}: their splits")
+            return 0
+        joined = join([OutOfFold.load(f) for f in a.files])
     except (OSError, ValueError, KeyError) as exc:
         p.error(f"{type(exc).__name__}: {exc}")
     joined.oof.save(a.out)
@@ -100,6 +146,11 @@ def main(argv=None) -> int:
         f"{len(joined.oof.rows)} rows held out by every file, logits averaged; left out: "
         f"{joined.held_by_some} held out by only some, {joined.other_folds} held out in different folds"
     )
+    if a.figures:
+        from guard.training.transfer import choose
+
+        a.figures.write_text(json.dumps(choose(joined.oof, per_context=True), indent=1) + "\n")
+        print(f"{a.figures}: its held-out figures, a prompt after earlier turns with its own point")
     return 0
 
 

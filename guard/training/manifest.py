@@ -25,6 +25,16 @@ def write_manifest(items: list[Item], path: Path = MANIFEST) -> None:
             w.writerow([i.split, i.group, e.label, e.kind, e.source, e.license, e.lang, context, e.prompt, e.text])
 
 
+def write_rows(rows: list[dict], path: Path) -> None:
+    """Manifest rows (as read_manifest gives them) written back."""
+    with path.open("w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f, delimiter="\t", lineterminator="\n")
+        w.writerow(FIELDS)
+        for r in rows:
+            context = json.dumps(list(r["context"]), ensure_ascii=False) if r["context"] else ""
+            w.writerow([context if k == "context" else r[k] for k in FIELDS])
+
+
 def read_manifest(path: Path = MANIFEST) -> list[dict]:
     """The rows, each `context` a list of the earlier turns' texts ([] for none)."""
     with path.open(encoding="utf-8") as f:
