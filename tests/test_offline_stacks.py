@@ -98,7 +98,7 @@ def test_the_joined_test_split_is_what_no_run_trained_or_validated_on(manifests)
     ]
     out = joined_manifest(full)
     for r in out:
-        seen = [x["split"] for m in full for x in m if (x["text"], x["label"]) == (r["text"], r["label"])]
+        seen = [x["split"] for m in full for x in m if x["text"] == r["text"]]  # any label, any turns
         assert r["split"] == min(seen, key=["train", "validation", "test"].index)
     assert len(out) == len({(r["text"], r["label"]) for m in full for r in m})
 

@@ -85,15 +85,19 @@ def join(files: list[OutOfFold]) -> Joined:
 
 def joined_manifest(manifests: list[list[dict]]) -> list[dict]:
     """One manifest for a guard of several runs: every row of each, once, in the split that
-    keeps the test split unseen by all of them: "train" if any run trained on it, else
-    "validation" if any validated on it, else "test"."""
-    rank = {"train": 0, "validation": 1, "test": 2}
+    keeps its test split unseen by all of them. A row's split is the most trained-on split
+    that any run gave any row with its text ("train", then "validation", then "test"), so a
+    text one run trained on is never tested, whatever its turns or label there."""
+    order = ("train", "validation", "test")
+    text = {}  # (kind, text, prompt): the most trained-on split any run gave it
+    for manifest in manifests:
+        for r in manifest:
+            k = (r["kind"], r["text"], r["prompt"])
+            text[k] = min(text.get(k, "test"), r["split"], key=order.index)
     out: dict[str, dict] = {}
     for manifest in manifests:
         for r in manifest:
-            k = row_key(r)
-            if k not in out or rank[r["split"]] < rank[out[k]["split"]]:
-                out[k] = dict(out.get(k, r), split=r["split"])
+            out.setdefault(row_key(r), dict(r, split=text[(r["kind"], r["text"], r["prompt"])]))
     return list(out.values())
 
 
