@@ -80,27 +80,49 @@ def test_runs_that_read_otherwise_cannot_share_a_guard():
         joined([a, b])
 
 
-row = st.fixed_dictionaries(
-    {
-        "split": st.sampled_from(["train", "validation", "test"]),
-        "text": st.sampled_from(["a", "b", "c", "d"]),
-        "label": st.sampled_from(["safe", "S2"]),
-    }
+# a run's manifest: each text in one split and group (a group in one split), one or two labels
+manifest = st.dictionaries(
+    st.sampled_from(["a", "b", "c", "d"]),
+    st.tuples(st.sampled_from(["train", "validation", "test"]), st.sampled_from(["1", "2"]), st.booleans()),
+    max_size=4,
 )
+ORDER = ["train", "validation", "test"]
+
+
+def manifest_row(**fields) -> dict:
+    return dict(dict(group="1", kind="prompt", source="s", license="MIT", lang="en", context=[], prompt=""), **fields)
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.lists(st.lists(row, max_size=6), min_size=2, max_size=3))
+@given(st.lists(manifest, min_size=2, max_size=3))
 def test_the_joined_test_split_is_what_no_run_trained_or_validated_on(manifests):
     full = [
-        [dict(r, group="1", kind="prompt", source="s", license="MIT", lang="en", context=[], prompt="") for r in m]
+        [
+            manifest_row(text=text, split=split, group=f"{split}-{group}", label=label)
+            for text, (split, group, both) in m.items()
+            for label in (["safe", "S2"] if both else ["safe"])
+        ]
         for m in manifests
     ]
     out = joined_manifest(full)
-    for r in out:
-        seen = [x["split"] for m in full for x in m if x["text"] == r["text"]]  # any label, any turns
-        assert r["split"] == min(seen, key=["train", "validation", "test"].index)
-    assert len(out) == len({(r["text"], r["label"]) for m in full for r in m})
+    for r in out:  # no run trained on a text the joined split tests, nor on anything grouped with it
+        seen = [x["split"] for m in full for x in m if x["text"] == r["text"]]
+        assert ORDER.index(r["split"]) <= min(ORDER.index(x) for x in seen)
+    for g in {r["group"] for r in out}:  # a joined group is in one split
+        assert len({r["split"] for r in out if r["group"] == g}) == 1
+    for g in {x["group"] for x in full[0]}:  # the first run's groups stay whole
+        assert len({r["split"] for r in out if r["group"] == g}) <= 1
+    first = {(r["text"], r["label"]) for r in full[0]}
+    assert all((r["text"], r["label"]) in first for r in out if r["split"] == "test")  # only the first run's are tested
+    assert {(r["text"], r["label"]) for r in out if ":" not in r["group"]} == first  # every row of the first run
+
+
+def test_a_long_prompt_goes_where_its_texts_go():
+    text = "a harmless sentence about gardening that is long enough to count as a source text"
+    first = [manifest_row(split="test", text=text, group="1")]
+    first.append(manifest_row(split="test", text="intro " + text, group="2", source="s+long"))
+    second = [manifest_row(split="train", text=text, group="9")]
+    assert {r["split"] for r in joined_manifest([first, second])} == {"train"}
 
 
 def test_the_command_joins_weights_at_the_held_out_point(tmp_path, two):

@@ -83,21 +83,49 @@ def join(files: list[OutOfFold]) -> Joined:
     return Joined(OutOfFold(rows, logits.reshape(len(kept), first.logits.shape[1]), settings, folds), some, other)
 
 
+ORDER = ("train", "validation", "test")
+
+
+def most_trained(*splits: str) -> str:
+    """The split that was trained on most: "train", then "validation", then "test"."""
+    return min(splits, key=ORDER.index)
+
+
+def texts_of(r: dict) -> list[str]:
+    return [r["text"]] + ([r["prompt"]] if r["prompt"] else [])
+
+
 def joined_manifest(manifests: list[list[dict]]) -> list[dict]:
-    """One manifest for a guard of several runs: every row of each, once, in the split that
-    keeps its test split unseen by all of them. A row's split is the most trained-on split
-    that any run gave any row with its text ("train", then "validation", then "test"), so a
-    text one run trained on is never tested, whatever its turns or label there."""
-    order = ("train", "validation", "test")
-    text = {}  # (kind, text, prompt): the most trained-on split any run gave it
-    for manifest in manifests:
+    """One manifest for a guard of several runs, whose test split none of them trained or
+    validated on: the first run's rows, each of its groups moved to the most trained-on
+    split that any run gave any of the group's texts (and a long prompt to where its texts
+    went, guard.training.dataset.long_prompts); then the further runs' rows that the first
+    lacks and that they trained or validated on, each group in the most trained-on split of
+    its own and of the first run's rows it holds (group names "k:group")."""
+    base, others = manifests[0], manifests[1:]
+    seen: dict[str, str] = {}  # a text: the most trained-on split the further runs gave it
+    for manifest in others:
         for r in manifest:
-            k = (r["kind"], r["text"], r["prompt"])
-            text[k] = min(text.get(k, "test"), r["split"], key=order.index)
-    out: dict[str, dict] = {}
-    for manifest in manifests:
+            for t in texts_of(r):
+                seen[t] = most_trained(seen.get(t, "test"), r["split"])
+    group: dict[str, str] = {}
+    for r in base:
+        split = most_trained(r["split"], *(seen.get(t, "test") for t in texts_of(r)))
+        group[r["group"]] = most_trained(group.get(r["group"], "test"), split)
+    sources = {r["text"]: group[r["group"]] for r in base if "+" not in r["source"] and len(r["text"]) > 60}
+    for r in base:
+        if r["source"].endswith("+long"):
+            group[r["group"]] = most_trained(group[r["group"]], *(s for t, s in sources.items() if t in r["text"]))
+    out = {row_key(r): dict(r, split=group[r["group"]]) for r in base}
+    placed = {t: row["split"] for row in out.values() for t in texts_of(row)}
+    for k, manifest in enumerate(others, 1):
+        theirs: dict[str, str] = {}
         for r in manifest:
-            out.setdefault(row_key(r), dict(r, split=text[(r["kind"], r["text"], r["prompt"])]))
+            split = most_trained(r["split"], *(placed.get(t, seen[t]) for t in texts_of(r)))
+            theirs[r["group"]] = most_trained(theirs.get(r["group"], "test"), split)
+        for r in manifest:
+            if row_key(r) not in out and theirs[r["group"]] != "test":
+                out[row_key(r)] = dict(r, split=theirs[r["group"]], group=f"{k}:{r['group']}")
     return list(out.values())
 
 
