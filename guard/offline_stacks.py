@@ -36,12 +36,16 @@ def first_tuned(net: Network) -> int:
     return net.model.config.num_hidden_layers - net.tuned
 
 
-def stack_of(net: Network) -> Stack:
-    """A copy of a network's tuned layers and heads."""
+def own_stack(net: Network) -> Stack:
+    """A network's own tuned layers and heads, as a Stack (the modules themselves, not copies)."""
     import torch  # heavy: loaded with a model, not with the package
 
-    layers = torch.nn.ModuleList(copy.deepcopy(net.model.encoder.layer[first_tuned(net) :])).eval()
-    return Stack(layers, copy.deepcopy(net.prompt_head), copy.deepcopy(net.reply_head))
+    return Stack(torch.nn.ModuleList(net.model.encoder.layer[first_tuned(net) :]), net.prompt_head, net.reply_head)
+
+
+def stack_of(net: Network) -> Stack:
+    """A copy of a network's tuned layers and heads (a further run's place to load into)."""
+    return copy.deepcopy(own_stack(net))
 
 
 def joined(nets: list[Network]) -> Network:
@@ -56,7 +60,7 @@ def joined(nets: list[Network]) -> Network:
             raise ValueError(f"runs that read otherwise cannot share a guard: {mine} != {theirs}")
     if first.pool_text:
         raise ValueError("a guard of several runs pools the whole input: not for --pool-text weights")
-    first.stacks = [stack_of(net) for net in nets]
+    first.stacks = [own_stack(first)] + [stack_of(net) for net in nets[1:]]
     return first
 
 
@@ -76,7 +80,7 @@ def stacks_state(net: Network) -> dict:
 def load_stacks(net: Network, state: dict, members: int) -> None:
     """Give a loaded network (its own run in place) the further runs saved in `state`."""
     first = first_tuned(net)
-    net.stacks = [stack_of(net)]
+    net.stacks = [own_stack(net)]
     for k in range(1, members):
         prefix = PREFIX.format(k)
         mine = {n[len(prefix) :]: v for n, v in state.items() if n.startswith(prefix)}

@@ -8,29 +8,18 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_transfer_point import generated as point_logits
 
 from guard.offline_model import CLASSES
 from guard.training.ensemble import AmbiguousRows, join, main
 from guard.training.transfer import OutOfFold, choose
 
-SOURCES = ("handwritten (handwritten)", "advbench (pyrit 1.1.0)", "freshqa (inspect-evals 0.28.0)")
-
 
 def generated(seed: int, n: int = 60, split: str = "train") -> OutOfFold:
-    rng = np.random.default_rng(seed)
-    rows = [
-        {
-            "split": split,
-            "group": f"{split}-{k}",
-            "source": SOURCES[k % 3],
-            "label": "safe" if k % 2 else "S2",
-            "text": f"text {k}",
-            "kind": "reply" if k % 5 == 0 else "prompt",
-            "context": ["q", "a"] if k % 7 == 0 else [],
-        }
-        for k in range(n)
-    ]
-    return OutOfFold(rows, rng.normal(0, 2, (n, len(CLASSES))))
+    """test_transfer_point's generated held-out logits, each row in `split` with a group of its own."""
+    oof = point_logits(seed, n)
+    oof.rows = [dict(r, split=split, group=f"{split}-{k}") for k, r in enumerate(oof.rows)]
+    return oof
 
 
 def test_rows_are_matched_by_what_they_say_and_their_logits_averaged():
