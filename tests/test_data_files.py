@@ -4,7 +4,8 @@ guard/data/multilingual.tsv, guard/data/multiturn.tsv, guard/data/multiturn_v2.t
 guard/data/handwritten_v3.tsv and guard/data/handwritten_v4.tsv, and the tables read when named
 (guard/data/handwritten_words.tsv, guard/data/multilingual_v2.tsv, guard/data/multiturn_scenes.tsv,
 guard/data/multiturn_objects.tsv, guard/data/handwritten_replies.tsv and
-guard/data/multilingual_replies.tsv, `--with-tables`) are read as guard.training
+guard/data/multilingual_replies.tsv, `--with-tables`), and the English check table that no
+training reads (guard/data/handwritten_check.tsv, `python -m guard.evaluate --table`) are read as guard.training
 reads its TSV files (csv.DictReader, tab-delimited); these tests check their columns,
 labels, languages, pairing, minimum counts and that no text repeats one of another file in
 guard/data.
@@ -33,8 +34,9 @@ SCENES = DATA / "multiturn_scenes.tsv"
 OBJECTS = DATA / "multiturn_objects.tsv"
 REPLIES = DATA / "handwritten_replies.tsv"
 ML_REPLIES = DATA / "multilingual_replies.tsv"
+CHECK = DATA / "handwritten_check.tsv"
 NEW_FILES = (MULTILINGUAL, MULTITURN, MULTITURN_V2, HANDWRITTEN_V3, HANDWRITTEN_V4, WORDS, MULTILINGUAL_V2)
-NEW_FILES += (SCENES, OBJECTS, REPLIES, ML_REPLIES)
+NEW_FILES += (SCENES, OBJECTS, REPLIES, ML_REPLIES, CHECK)
 SIDES = [(side, n) for side in ("harmful", "benign") for n in (1, 2, 3)]
 PAIRED = {MULTITURN: 120, MULTITURN_V2: 80}  # two-turn tables and their least number of pairs
 
@@ -51,6 +53,7 @@ COLUMNS = {
     REPLIES: ["label", "kind", "lang", "prompt", "text"],
     MULTILINGUAL_V2: ["label", "kind", "lang", "item", "prompt", "text"],
     ML_REPLIES: ["label", "kind", "lang", "item", "prompt", "text"],
+    CHECK: ["label", "kind", "lang", "prompt", "text"],
     SCENES: ["scene", "lang", "label", "question", "answer", "follow_up_1", "follow_up_2"]
     + [f"{side}_{n}" for side, n in SIDES],
     OBJECTS: ["scene", "lang", "label", "follow_up_1", "follow_up_2"]
@@ -175,6 +178,25 @@ def test_replies_table_pairs_refusals_with_compliance():
     assert len(refused) >= 250 and len(benign) >= 150 and len(harmful) >= 100
     assert sum(_key(r["prompt"]) in refused for r in harmful) >= 0.95 * len(harmful)
     assert {r["label"] for r in harmful} == set(CODES) - {"S4"}
+
+
+def test_the_check_table_is_english_covers_every_category_and_no_training_reads_it():
+    """A table for reading models on, never for training them: no table list of
+    guard.training.sources names it, and no manifest text is one of its texts."""
+    from guard.training import sources
+
+    rows = _read(CHECK)
+    harmful, benign = _harmful_and_safe_prompts(rows)
+    assert {r["lang"] for r in rows} == {"en"}
+    assert len(harmful) >= 100 and len(benign) >= 130
+    assert {r["label"] for r in harmful} == set(CODES)
+    replies = [r for r in rows if r["kind"] != "prompt"]
+    assert sum(r["label"] != "safe" for r in replies) >= 30 and sum(r["label"] == "safe" for r in replies) >= 30
+    read = {*sources.OPTIONAL_TABLES.values(), *sources.SCENE_TABLES, *sources.PAIRED}
+    read |= {v for k, v in vars(sources).items() if k.startswith("HANDWRITTEN") or k == "MULTILINGUAL"}
+    assert CHECK not in read
+    manifest = {_key(r["text"]) for r in _read(DATA / "examples.tsv")}
+    assert not manifest & {_key(r["text"]) for r in rows}
 
 
 def test_handwritten_v3_counts():
