@@ -297,6 +297,27 @@ def long_prompts(
     return out
 
 
+def long_cuts(items: list[Item], seed: int, words_range=(40, 110), every: int = 80) -> list[Item]:
+    """Pieces of the harmless long prompts (long_prompts' safe ones of over words_range[1]
+    words), cut at any word as a judging window cuts them: about one per `every` words of
+    each, `words_range` words long, safe, in the long prompt's group and split. Training
+    reads the first training window of a long prompt; a check reads every judging window of
+    it, most of them starting and ending mid-sentence, so without these a harmless pasted
+    text is judged in pieces of a kind training never showed (`python -m guard.train
+    --long-cuts`)."""
+    rng, out = random.Random(seed), []
+    for item in items:
+        e = item.example
+        text = e.text.split()
+        if e.source.endswith(" +long") and not e.unsafe and len(text) > words_range[1]:
+            for _ in range(len(text) // every):
+                size = rng.randint(*words_range)
+                start = rng.randint(1, len(text) - size)
+                cut = " ".join(text[start : start + size])
+                out.append(Item(replace(e, text=cut, source=e.source + " +cut", full=""), item.group, item.split))
+    return out
+
+
 def drifting_replies(
     items: list[Item], seed: int, copies: int = 2, pad_words: tuple[int, int] = (15, 90), most_words: int = 130
 ) -> list[Item]:

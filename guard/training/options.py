@@ -115,11 +115,20 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
         "public harmful held out scored no higher: docs/offline-classifier.md)",
     )
 
+    p.add_argument(
+        "--long-cuts",
+        action="store_true",
+        help="also train on pieces of the harmless long prompts cut at any word, as the judging windows "
+        "cut a pasted text, so a harmless long text is not judged in pieces of a kind training never showed "
+        "(guard.training.dataset.long_cuts; off by default; measure with `python -m guard.evaluate --long` "
+        "and the check table's long texts)",
+    )
+
 
 def derive(items: list, a) -> list:
     """The split items with everything built from them (guard.training.trainer.derived), as
     the options in `a` ask."""
-    return derived(items, a.seed, a.padded_turns or 1, a.alone_follow_ups, a.shapes)
+    return derived(items, a.seed, a.padded_turns or 1, a.alone_follow_ups, a.shapes, a.long_cuts)
 
 
 FOLD_SETTINGS = (
@@ -141,6 +150,7 @@ LATER_SETTINGS = (
     "train_seed",
     "alone_follow_ups",
     "shapes",
+    "long_cuts",
 )  # in a file's settings only when on (files from before it are off)
 
 

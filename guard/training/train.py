@@ -15,6 +15,7 @@
     python -m guard.train --with-tables words   # also a table written after the committed model
     python -m guard.train --alone-follow-ups   # also each two-turn twin's follow-up read alone, as safe
     python -m guard.train --shapes   # also requests written once more in another shape (a question, a task...)
+    python -m guard.train --long-cuts   # also pieces of harmless long prompts, cut at any word as windows cut them
 
 Steps, all with a fixed seed (guard.training.dataset says how the data is split):
 read the examples, group near-duplicates and give each group one split (train /
@@ -23,7 +24,7 @@ split, then fine-tune the top layers of the encoder (--tuned-layers, 2 by defaul
 --encoder, all-MiniLM-L6-v2 by default) with the prompt and reply heads on train (the
 lower layers are frozen, so their outputs are computed once). The options that change what
 is learned (--pair-weight, --context-weight, --pool-text, --padded-turns,
---alone-follow-ups, --shapes; all off by default) each say how in --help, and
+--alone-follow-ups, --shapes, --long-cuts; all off by default) each say how in --help, and
 docs/offline-classifier.md what each did when measured.
 
 With --transfer (the recipe of the next model), a model is first trained without each

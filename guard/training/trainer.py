@@ -17,6 +17,7 @@ from guard.training.dataset import (
     benign_edgy,
     drifting_replies,
     framed,
+    long_cuts,
     long_prompts,
     pairs,
     twins,
@@ -76,19 +77,24 @@ def pair_loss(unsafe: torch.Tensor, safe: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.softplus(unsafe_log_odds(safe) - unsafe_log_odds(unsafe)).mean()
 
 
-def derived(items: list[Item], seed: int, most_turns: int = 1, alone: bool = False, shapes: bool = False) -> list[Item]:
+def derived(
+    items: list[Item], seed: int, most_turns: int = 1, alone: bool = False, shapes: bool = False, cuts: bool = False
+) -> list[Item]:
     """The prompts of split items with everything built from them inside each split:
     framed, long and in-context prompts (after up to `most_turns` benign turns), with
     `alone` the two-turn twins' follow-ups read alone (safe), with `shapes` requests written
-    once more in another shape (guard.training.shapes), and the reply side's pairs and
-    drifting replies."""
+    once more in another shape (guard.training.shapes), with `cuts` pieces of the harmless
+    long prompts cut at any word (guard.training.dataset.long_cuts), and the reply side's
+    pairs and drifting replies."""
     prompts = [i for i in items if i.example.kind == "prompt"]
     frames = framed(prompts, seed)
     turns = in_context(items, seed, most_turns=most_turns)
+    longs = long_prompts(items, seed)
     return (
         prompts
         + frames
-        + long_prompts(items, seed)
+        + longs
+        + (long_cuts(longs, seed) if cuts else [])
         + turns
         + (alone_follow_ups(prompts + turns) if alone else [])
         + (reshaped(prompts, seed) if shapes else [])
