@@ -94,7 +94,7 @@ def derived(
         prompts
         + frames
         + longs
-        + (long_cuts(longs, seed) if cuts else [])
+        + (long_cuts(longs, seed, prompts) if cuts else [])
         + turns
         + (alone_follow_ups(prompts + turns) if alone else [])
         + (reshaped(prompts, seed) if shapes else [])
