@@ -1,5 +1,5 @@
 """Pieces of long prompts cut at any word (guard.train --long-cuts,
-guard.training.dataset.long_cuts): which long prompts give pieces, what a piece is and
+guard.training.cuts.long_cuts): which long prompts give pieces, what a piece is and
 holds, where it goes, that nothing else built changes, and that the option reaches the data
 and the settings an out-of-fold file records. On the real hand-written table; no training."""
 
@@ -8,7 +8,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from guard.training.dataset import Item, long_cuts, long_prompts
+from guard.training.cuts import long_cuts
+from guard.training.dataset import Item, long_prompts
 from guard.training.options import fold_settings
 from guard.training.sources import HANDWRITTEN, Example, handwritten
 from guard.training.train import parser

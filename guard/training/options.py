@@ -120,7 +120,7 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also train on pieces of the harmless long prompts cut at any word, as the judging windows "
         "cut a pasted text, so a harmless long text is not judged in pieces of a kind training never showed "
-        "(guard.training.dataset.long_cuts; off by default; measure with `python -m guard.evaluate --long` "
+        "(guard.training.cuts.long_cuts; off by default; measure with `python -m guard.evaluate --long` "
         "and the check table's long texts)",
     )
 

@@ -12,12 +12,12 @@ import numpy as np
 import torch  # training computes with it throughout
 
 from guard.offline_model import CLASSES, CONTEXT, WINDOW, Network, pad, softmax
+from guard.training.cuts import long_cuts
 from guard.training.dataset import (
     Item,
     benign_edgy,
     drifting_replies,
     framed,
-    long_cuts,
     long_prompts,
     pairs,
     twins,
@@ -84,7 +84,7 @@ def derived(
     framed, long and in-context prompts (after up to `most_turns` benign turns), with
     `alone` the two-turn twins' follow-ups read alone (safe), with `shapes` requests written
     once more in another shape (guard.training.shapes), with `cuts` pieces of the harmless
-    long prompts cut at any word (guard.training.dataset.long_cuts), and the reply side's
+    long prompts cut at any word (guard.training.cuts.long_cuts), and the reply side's
     pairs and drifting replies."""
     prompts = [i for i in items if i.example.kind == "prompt"]
     frames = framed(prompts, seed)
