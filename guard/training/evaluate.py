@@ -20,6 +20,7 @@ of benign examples through), expected calibration error (ece), over-refusal on b
 prompts (benign prompts with words of harm, see guard.training.dataset.benign_edgy),
 per-category recall with n, the hand-written multi-turn pairs (follow-ups flagged after
 the turn that makes them harmful, and after the harmless one), recall and FPR per language,
+the prompts of over 150 words (pasted text: harmful and harmless ones flagged),
 and the median latency of OfflineGuard.check on 50 of the split's prompts. How the model
 does on sources it never saw is printed after them: the leave-one-source-out table of the
 run that made the model (guard/data/transfer_figures.json, written by `python -m guard.train
@@ -54,7 +55,7 @@ from guard.training.dilution import benign_texts, dilution_figures
 from guard.training.dilution import table as dilution_table
 from guard.training.in_context import ALONE
 from guard.training.manifest import MANIFEST, read_manifest
-from guard.training.metrics import evaluate_rows
+from guard.training.metrics import LONG_WORDS, evaluate_rows
 from guard.training.obfuscation import obfuscation_figures, unsafe_prompts
 from guard.training.obfuscation import table as obfuscation_table
 from guard.training.padded_turns import harmless_turns, padded_turn_figures
@@ -116,6 +117,12 @@ def table(result: dict) -> list[str]:
                 lines.append(
                     f"  multi-turn pairs (n {m['n_pairs']}): in context flagged {m['in_context_flagged']}, "
                     f"harmless controls flagged {m['controls_flagged']}"
+                )
+            if part.get("long"):
+                m = part["long"]
+                lines.append(
+                    f"  prompts of over {LONG_WORDS} words: harmful flagged {m['unsafe_flagged']} of {m['n_unsafe']}, "
+                    f"harmless flagged {m['benign_flagged']} of {m['n_benign']}"
                 )
             lines.append(
                 "  per language (recall / FPR): "

@@ -13,6 +13,8 @@ from guard.offline import OPEN_FROM, OPENERS, clear_alone, opened_inputs, plain_
 from guard.offline_model import CLASSES, Network
 from guard.training.categories import categorize
 
+LONG_WORDS = 150  # a prompt of more words is counted apart as a long (pasted) text
+
 
 def turns(net: Network, row: dict) -> list[int] | None:
     """A prompt row's turn context, as OfflineGuard reads it (None for weights that read
@@ -148,6 +150,21 @@ def per_language(rows: list[dict], y: np.ndarray, s: np.ndarray, idx, threshold:
     return out
 
 
+def long_prompts(rows: list[dict], y: np.ndarray, s: np.ndarray, idx, threshold: float) -> dict | None:
+    """How the prompts of over LONG_WORDS words fare (a pasted text with its request):
+    harmful ones flagged, harmless ones flagged; None when there are none."""
+    ix = np.array([i for i in idx if len(rows[i]["text"].split()) > LONG_WORDS], dtype=int)
+    if not len(ix):
+        return None
+    yy, flagged = y[ix], s[ix] >= threshold
+    return {
+        "n_unsafe": int(yy.sum()),
+        "n_benign": int((~yy).sum()),
+        "unsafe_flagged": int(flagged[yy].sum()),
+        "benign_flagged": int(flagged[~yy].sum()),
+    }
+
+
 def evaluate_rows(net: Network, rows: list[dict], threshold: float = 0.5) -> dict:
     """Every figure the module docstring lists, for one set of manifest rows."""
     s = scores(net, rows, as_checked=True)
@@ -164,6 +181,7 @@ def evaluate_rows(net: Network, rows: list[dict], threshold: float = 0.5) -> dic
             part["over_refusal_benign_edgy"] = round(float((s[edgy] >= threshold).mean()), 3) if edgy else None
             part["multi_turn"] = in_context(rows, s, idx, threshold)
             part["per_language"] = per_language(rows, y, s, idx, threshold)
+            part["long"] = long_prompts(rows, y, s, idx, threshold)
         part["per_category_recall"] = {
             c: {
                 "n": int(sum(rows[i]["label"] == c for i in idx)),

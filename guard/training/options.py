@@ -118,10 +118,11 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--long-cuts",
         action="store_true",
-        help="also train on pieces of the harmless long prompts cut at any word, as the judging windows "
-        "cut a pasted text, so a harmless long text is not judged in pieces of a kind training never showed "
-        "(guard.training.cuts.long_cuts; off by default; measure with `python -m guard.evaluate --long` "
-        "and the check table's long texts)",
+        help="also train on pieces of the long prompts cut at any word, as the judging windows cut a "
+        "pasted text (of a harmless one, safe; of one with a request inside, the piece that holds it, with its "
+        "label), so a long text is not judged in pieces of a kind training never showed "
+        "(guard.training.cuts.long_cuts; off by default; two pilots each failed their rule; measure with "
+        "`python -m guard.evaluate --long` and `--table guard/data/handwritten_check.tsv`)",
     )
 
 

@@ -15,7 +15,7 @@
     python -m guard.train --with-tables words   # also a table written after the committed model
     python -m guard.train --alone-follow-ups   # also each two-turn twin's follow-up read alone, as safe
     python -m guard.train --shapes   # also requests written once more in another shape (a question, a task...)
-    python -m guard.train --long-cuts   # also pieces of harmless long prompts, cut at any word as windows cut them
+    python -m guard.train --long-cuts   # also pieces of long prompts, cut at any word as windows cut them
 
 Steps, all with a fixed seed (guard.training.dataset says how the data is split):
 read the examples, group near-duplicates and give each group one split (train /

@@ -83,8 +83,8 @@ def derived(
     """The prompts of split items with everything built from them inside each split:
     framed, long and in-context prompts (after up to `most_turns` benign turns), with
     `alone` the two-turn twins' follow-ups read alone (safe), with `shapes` requests written
-    once more in another shape (guard.training.shapes), with `cuts` pieces of the harmless
-    long prompts cut at any word (guard.training.cuts.long_cuts), and the reply side's
+    once more in another shape (guard.training.shapes), with `cuts` pieces of the long
+    prompts cut at any word (guard.training.cuts.long_cuts), and the reply side's
     pairs and drifting replies."""
     prompts = [i for i in items if i.example.kind == "prompt"]
     frames = framed(prompts, seed)
